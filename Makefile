@@ -1,0 +1,45 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+# Both create (or reuse) the virtual environment in .venv and install what it needs.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-postgres lint format benchmark clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## The main job end to end on the embedded DuckDB default.
+demo: install
+	$(BIN)/flowhouse demo
+
+## Unit, model and end-to-end tests on DuckDB (PostgreSQL tests run with make test-postgres).
+test: install
+	$(BIN)/pytest -q
+
+## The PostgreSQL suite: starts (or uses) a local server; FLOWHOUSE_TEST_POSTGRES_URL names another one.
+test-postgres: install
+	FLOWHOUSE_TEST_POSTGRES_URL="$$(bash tests/support/postgres.sh)" $(BIN)/pytest -q -m postgres
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Generate and build a 1M-customer store; prints wall time and peak memory (see BENCHMARKS.md).
+benchmark: install
+	$(BIN)/python benchmarks/generate.py
+
+clean:
+	rm -rf demo dbt_project/target-* dbt_project/logs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""Delivery: destinations (one module per provider), rendering, send-time checks, batching, retries
+and the
+send log."""

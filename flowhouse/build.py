@@ -1,0 +1,45 @@
+"""Build the dbt project: staging, customer attributes, derived events, segments and lists."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from flowhouse.dbt import NodeResult, run_dbt
+from flowhouse.warehouse import Location, Warehouse
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    results: list[NodeResult]
+
+    def describe(self) -> str:
+        kinds = Counter(r.name.split(".")[0] for r in self.results)
+        statuses = Counter(r.status for r in self.results)
+        seconds = sum(r.seconds for r in self.results)
+        what = ", ".join(f"{n} {k}s" for k, n in sorted(kinds.items()))
+        how = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
+        return f"dbt: {what or 'nothing selected'} ({how}) in {seconds:.1f} s of node time"
+
+
+def build_models(
+    location: Location,
+    select: Sequence[str] = (),
+    full_refresh: bool = False,
+    tests: bool = True,
+    now: datetime | None = None,
+) -> BuildSummary:
+    """``dbt build`` (or ``dbt run`` without tests) over the warehouse; raises DbtError on
+    failure."""
+    with Warehouse.open(location) as wh:  # the sources must exist before dbt reads them
+        wh.ensure_raw_tables()
+    extra: list[str] = []
+    for s in select:
+        extra += ["--select", s]
+    if full_refresh:
+        extra.append("--full-refresh")
+    dbt_vars = {"now": now.isoformat(sep=" ")} if now else None
+    results = run_dbt("build" if tests else "run", location, extra, dbt_vars)
+    return BuildSummary(results)

@@ -1,0 +1,261 @@
+"""The ``flowhouse`` command line."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from flowhouse import __version__
+from flowhouse.errors import FlowhouseError
+from flowhouse.warehouse import Location
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+warehouse_option = click.option(
+    "--warehouse",
+    "warehouse",
+    envvar="FLOWHOUSE_WAREHOUSE",
+    default="flowhouse.duckdb",
+    show_default=True,
+    metavar="PATH|URL",
+    help="A DuckDB file, or a postgresql://user:pass@host:port/db URL (env FLOWHOUSE_WAREHOUSE).",
+)
+
+
+def _timestamp(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a timestamp; expected ISO 8601 such as 2026-09-01T12:00:00",
+            param_hint=option,
+        ) from None
+
+
+def handles_errors(fn: F) -> F:
+    """Print ``Error: ...`` and exit 1 for flowhouse's own errors; tracebacks only with --debug."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FlowhouseError as err:
+            if click.get_current_context().find_root().params.get("debug"):
+                raise
+            click.echo(f"Error: {err}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="flowhouse")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """flowhouse: warehouse-native marketing flows for e-commerce.
+
+    Events, customers and products live in the warehouse; dbt turns them into attributes, segments
+    and
+    derived events; flows (YAML in flows/) turn those into messages; every decision is written back.
+
+    """
+
+
+@cli.command()
+@warehouse_option
+@click.option("--customers", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--start",
+    default="2026-09-01T00:00:00",
+    show_default=True,
+    help="First instant of the generated history (UTC).",
+)
+@click.option(
+    "--continue-until",
+    "continue_until",
+    default=None,
+    metavar="TS",
+    help="Append the next window of events, up to TS, to a store generated before.",
+)
+@handles_errors
+def generate(
+    warehouse: str,
+    customers: int,
+    days: int,
+    seed: int,
+    start: str,
+    continue_until: str | None,
+) -> None:
+    """Generate a realistic synthetic store into raw.events, raw.customers and raw.products.
+
+    Same seed, same data. With --continue-until, append the window after the last one generated
+    (new customers, sessions, orders, late-arriving events) so incremental runs can be exercised.
+    """
+    until = _timestamp(continue_until, "--continue-until")
+    begin = _timestamp(start, "--start")
+    from flowhouse.generate import continue_store, generate_store
+
+    location = Location.parse(warehouse)
+    started = time.perf_counter()
+    if until is not None:
+        stats = continue_store(location, until)
+    else:
+        assert begin is not None
+        stats = generate_store(location, customers=customers, days=days, seed=seed, start=begin)
+    click.echo(stats.describe())
+    click.echo(f"in {time.perf_counter() - started:.1f} s -> {location}")
+
+
+@cli.command()
+@warehouse_option
+@click.argument(
+    "input_name",
+    metavar="events|customers|products",
+    type=click.Choice(["events", "customers", "products"]),
+)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "csv", "parquet", "jsonl"]),
+    default="auto",
+    show_default=True,
+    help="Input format; auto reads it from the file's extension.",
+)
+@handles_errors
+def load(warehouse: str, input_name: str, file: Path, fmt: str) -> None:
+    """Load a CSV, Parquet or JSON Lines FILE into raw.events, raw.customers or raw.products.
+
+    Rows that break the contract go to raw.rejects with their row number and reason; good rows are
+    always loaded. Loading the same events twice is a no-op (event ids are unique); customers and
+    products are upserted by key.
+    """
+    from flowhouse.load import load_file
+
+    report = load_file(Location.parse(warehouse), input_name, file, fmt)
+    click.echo(report.describe())
+    if report.rows_rejected:
+        sys.exit(2)
+
+
+@cli.command()
+@warehouse_option
+@click.option("--select", "-s", "select", multiple=True, help="dbt selection (repeatable).")
+@click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
+@click.option("--skip-tests", is_flag=True, help="dbt run instead of dbt build.")
+@click.option("--now", "now", default=None, metavar="TS", help="The build's 'now' (dbt var).")
+@handles_errors
+def build(
+    warehouse: str, select: tuple[str, ...], full_refresh: bool, skip_tests: bool, now: str | None
+) -> None:
+    """Build the dbt models (staging, attributes, derived events, segments) and run their tests."""
+    from flowhouse.build import build_models
+
+    location = Location.parse(warehouse)
+    summary = build_models(
+        location,
+        select=select,
+        full_refresh=full_refresh,
+        tests=not skip_tests,
+        now=_timestamp(now, "--now"),
+    )
+    click.echo(summary.describe())
+
+
+@cli.command()
+@warehouse_option
+@handles_errors
+def summary(warehouse: str) -> None:
+    """Print what the warehouse holds: inputs, derived events, attributes, segments."""
+    from flowhouse.summary import render_summary
+
+    click.echo(render_summary(Location.parse(warehouse)))
+
+
+@cli.command()
+@click.option(
+    "--warehouse",
+    "warehouse",
+    envvar="FLOWHOUSE_WAREHOUSE",
+    default="demo/flowhouse.duckdb",
+    show_default=True,
+    metavar="PATH|URL",
+    help="Where the demo store is built (replaced if it exists).",
+)
+@click.option("--customers", type=click.IntRange(min=100), default=20_000, show_default=True)
+@click.option("--days", type=click.IntRange(min=7), default=30, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@handles_errors
+def demo(warehouse: str, customers: int, days: int, seed: int) -> None:
+    """Run the main job end to end on a fresh synthetic store and print a summary."""
+    from flowhouse.demo import run_demo
+
+    run_demo(Location.parse(warehouse), customers=customers, days=days, seed=seed, echo=click.echo)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--flows",
+    "flows_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of flow files (default: flows/ of this project).",
+)
+@handles_errors
+def validate(paths: tuple[Path, ...], flows_dir: Path | None) -> None:
+    """Check flow files (default: every file in --flows) and report every problem at once.
+
+    Exits 0 when all are valid, 1 otherwise. Each problem names file:line, the field, the value
+    received and what was expected.
+    """
+    from flows.validate import validate_paths
+
+    problems, checked = validate_paths(list(paths) or [flows_dir or default_flows_dir()])
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    files = {p.file for p in problems}
+    click.echo(
+        f"{checked} flow file(s) checked, {len(files)} with problems, {len(problems)} problem(s)"
+    )
+    if problems:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def schema(out: Path | None) -> None:
+    """Print (or write to --out) the JSON Schema of flow files, for editor completion and checks."""
+    from flows.validate import json_schema
+
+    text = json_schema()
+    if out is None:
+        click.echo(text)
+    else:
+        out.write_text(text + "\n")
+        click.echo(f"wrote {out}")
+
+
+def default_flows_dir() -> Path:
+    from flowhouse.paths import FLOWS
+
+    return FLOWS / "library"
+
+
+def main() -> None:
+    cli(prog_name="flowhouse")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,2 @@
+-- Fold the write-ahead log into the database file after a run.
+checkpoint

@@ -1,0 +1,132 @@
+"""Read flow files: YAML to :class:`~flows.spec.Flow`, with every error located at ``file:line``.
+
+All problems in a file are reported at once, each with the dotted field path, the value received and
+what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from flows.checks import check_flow
+from flows.spec import _KINDS, Flow
+
+FLOW_SUFFIXES = (".yml", ".yaml")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a flow file."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+    value: Any = None
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        got = "" if self.value is None else f" (got {self.value!r})"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}{got}"
+
+
+Lines = dict[tuple[str | int, ...], int]
+
+
+def _compose(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> Any:
+    """Build plain Python data from a YAML node, recording each value's 1-based line."""
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out: dict[str, Any] = {}
+        for key, value in node.value:
+            name = str(yaml.safe_load(yaml.serialize(key)))
+            lines[(*path, name)] = key.start_mark.line + 1
+            out[name] = _compose(value, (*path, name), lines)
+            lines[(*path, name)] = key.start_mark.line + 1
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_compose(item, (*path, i), lines) for i, item in enumerate(node.value)]
+    return yaml.safe_load(yaml.serialize(node))
+
+
+def read_yaml(path: Path) -> tuple[Any, Lines]:
+    text = path.read_text(encoding="utf-8")
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines: Lines = {}
+    data = _compose(node, (), lines) if node is not None else None
+    return data, lines
+
+
+def _clean_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop the union tags pydantic adds (``steps.1.wait.wait`` -> ``steps.1.wait``)."""
+    out: list[str | int] = []
+    for i, part in enumerate(loc):
+        if part in _KINDS and i > 0 and isinstance(loc[i - 1], int):
+            continue
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _line(lines: Lines, loc: tuple[str | int, ...]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def _problems_from(err: ValidationError, file: str, lines: Lines) -> Iterator[Problem]:
+    for e in err.errors(include_url=False):
+        loc = _clean_loc(tuple(e["loc"]))
+        message = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            message = "unknown field; check the spelling (docs/flows.md lists every field)"
+        value = e.get("input") if e["type"] != "missing" else None
+        if isinstance(value, (dict, list)):
+            value = None
+        yield Problem(file, _line(lines, loc), ".".join(map(str, loc)), message, value)
+
+
+def parse_flow(path: Path) -> tuple[Flow | None, list[Problem]]:
+    """Parse one file; returns the flow (or None) and every problem found."""
+    file = str(path)
+    try:
+        data, lines = read_yaml(path)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = mark.line + 1 if mark else None
+        return None, [Problem(file, line, "", f"not valid YAML: {getattr(err, 'problem', err)}")]
+    if not isinstance(data, dict):
+        return None, [Problem(file, 1, "", "a flow file is a YAML mapping (flow:, name:, ...)")]
+    try:
+        flow = Flow.model_validate(data)
+    except ValidationError as err:
+        return None, list(_problems_from(err, file, lines))
+    problems = [
+        Problem(file, _line(lines, loc), ".".join(map(str, loc)), message, value)
+        for loc, message, value in check_flow(flow)
+    ]
+    return (None if problems else flow), problems
+
+
+def flow_files(paths: Iterable[Path]) -> list[Path]:
+    """The flow files named, or found in the folders named (sorted; skips hidden and `_` files)."""
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            found += [
+                f
+                for f in sorted(p.rglob("*"))
+                if f.suffix in FLOW_SUFFIXES and not f.name.startswith(("_", "."))
+            ]
+        else:
+            found.append(p)
+    return found

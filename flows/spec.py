@@ -1,0 +1,305 @@
+"""The flow file format: pydantic models of one flow, with a discriminated union of step kinds.
+
+A flow file is YAML; `flows/library/*.yml` are examples; `docs/flows.md` documents every field.
+Models forbid unknown fields so a typo is an error, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+_DURATION = re.compile(
+    r"^\s*(?:(\d+)w)?\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$"
+)
+_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
+STEP_ID = r"^[a-z][a-z0-9_]*$"
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`"1h"`, `"2d"`, `"1w"`, `"1d12h"`, `"90m"` -> timedelta (elapsed: 1d = 24 h)."""
+    if isinstance(value, timedelta):
+        return value
+    match = _DURATION.match(str(value)) if isinstance(value, str) else None
+    if not match or not any(match.groups()):
+        raise ValueError(f"{value!r} is not a duration; expected e.g. 30m, 1h, 2d, 1w or 1d12h")
+    return timedelta(**{u: int(v) for u, v in zip(_UNITS, match.groups(), strict=True) if v})
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return "".join(parts) or "0s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    Field(json_schema_extra={"type": "string", "pattern": _DURATION.pattern}),
+]
+
+
+def _share(value: Any) -> float:
+    """``10%`` or ``0.1`` -> 0.1."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        return float(value.strip()[:-1]) / 100
+    return float(value)
+
+
+Share = Annotated[float, BeforeValidator(_share), Field(ge=0, le=1)]
+Sql = Annotated[
+    str, Field(min_length=1, description="A SQL boolean expression (see docs/flows.md)")
+]
+LocalTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, 24 h")]
+Channel = Literal["email", "sms", "push", "webhook"]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- flow-level settings -----------------------------------------------------------------------
+
+
+class Trigger(Model):
+    """What starts the flow: events of one type, optionally filtered."""
+
+    event: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    where: Sql | None = None
+
+
+class Audience(Model):
+    """Who may enter, judged once at entry: a SQL predicate over customer attributes, a segment, a
+    list, or several (all must hold)."""
+
+    where: Sql | None = None
+    segment: str | None = None
+    list: str | None = None
+
+
+ReentryPolicy = Annotated[str, Field(pattern=r"^(once|always|after \S+)$")]
+
+
+class Entry(Model):
+    """Re-entry and concurrency."""
+
+    reentry: ReentryPolicy = "once"
+    concurrent: bool = False
+    past_triggers: bool = False
+    key: str | None = Field(default=None, description="A trigger property: one enrollment per key")
+
+    @field_validator("reentry")
+    @classmethod
+    def _check_after(cls, value: str) -> str:
+        if value.startswith("after "):
+            parse_duration(value.removeprefix("after "))
+        return value
+
+    @property
+    def reentry_after(self) -> timedelta | None:
+        if self.reentry.startswith("after "):
+            return parse_duration(self.reentry.removeprefix("after "))
+        return None
+
+
+class Exit(Model):
+    """Checked before every step; a met exit ends the enrollment with its reason."""
+
+    events: list[str] = Field(default_factory=list)
+    where: Sql | None = None
+
+
+class Goal(Model):
+    event: str = "order_placed"
+    within: Duration = timedelta(days=5)
+
+
+class Sender(Model):
+    name: str
+    email: str | None = None
+    reply_to: str | None = None
+    postal_address: str | None = None
+    sms_from: str | None = None
+
+
+# -- steps -----------------------------------------------------------------------------------------
+
+
+class StepBase(Model):
+    id: Annotated[str, Field(pattern=STEP_ID, description="Stable id; keep it when editing a flow")]
+    note: str | None = None
+
+
+class Wait(StepBase):
+    """Wait a duration from the previous step's effective time."""
+
+    wait: Duration
+
+
+class UntilTime(Model):
+    time: LocalTime | None = None
+    weekdays: list[Weekday] | None = None
+    date: str | None = Field(default=None, description="A date attribute, e.g. customer.birthday")
+    offset: Duration | None = None
+    before: bool = Field(False, description="Offset counts back from the date (birthday - 3d)")
+
+    @model_validator(mode="after")
+    def _something(self) -> UntilTime:
+        if not (self.time or self.weekdays or self.date):
+            raise ValueError("wait_until needs time, weekdays or date")
+        return self
+
+
+class WaitUntil(StepBase):
+    """Wait until a local time of day, a weekday, or a date attribute with an offset."""
+
+    wait_until: UntilTime
+
+
+class ForEvent(Model):
+    event: str
+    timeout: Duration
+    where: Sql | None = None
+    same_key: bool = False
+
+
+class WaitFor(StepBase):
+    """Wait until an event happens or a time-out passes, then continue on the matching path."""
+
+    wait_for: ForEvent
+    on_event: list[Step] = Field(default_factory=list)
+    on_timeout: list[Step] = Field(default_factory=list)
+
+
+class Path(Model):
+    when: Sql | None = None
+    otherwise: bool = Field(False, alias="else")
+    steps: list[Step] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Branch(StepBase):
+    """SQL predicates, first match wins; an ``else`` path takes the rest."""
+
+    branch: list[Path]
+
+
+class Arm(Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]
+    weight: Annotated[float, Field(gt=0)]
+    steps: list[Step] = Field(default_factory=list)
+
+
+class Split(StepBase):
+    """A random split (A/B/n) by deterministic hash; weights are relative."""
+
+    split: list[Arm]
+
+
+class Message(Model):
+    channel: Channel
+    template: str
+    subject: str | None = None
+    preheader: str | None = None
+    destination: str | None = Field(
+        None, description="Provider: sendgrid, twilio, klaviyo, webhook"
+    )
+    coupon_pool: str | None = None
+
+
+class Send(StepBase):
+    send: Message
+
+
+ActionType = Literal[
+    "add_tag", "remove_tag", "add_to_list", "remove_from_list", "set_property", "coupon",
+    "loyalty_points", "change_tier", "admin_task", "webhook", "audience_sync",
+]  # fmt: skip
+
+
+class ActionSpec(Model):
+    type: ActionType
+    tag: str | None = None
+    list: str | None = None
+    property: str | None = None
+    value: str | int | float | bool | None = None
+    pool: str | None = None
+    points: int | None = None
+    tier: str | None = None
+    task: str | None = None
+    url: str | None = None
+    audience: str | None = None
+
+
+class Action(StepBase):
+    action: ActionSpec
+
+
+_KINDS = ("wait", "wait_until", "wait_for", "branch", "split", "send", "action")
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        found = [k for k in _KINDS if k in value]
+        return found[0] if len(found) == 1 else None
+    return next((k for k in _KINDS if hasattr(value, k)), None)
+
+
+Step = Annotated[
+    Annotated[Wait, Tag("wait")]
+    | Annotated[WaitUntil, Tag("wait_until")]
+    | Annotated[WaitFor, Tag("wait_for")]
+    | Annotated[Branch, Tag("branch")]
+    | Annotated[Split, Tag("split")]
+    | Annotated[Send, Tag("send")]
+    | Annotated[Action, Tag("action")],
+    Discriminator(
+        _kind,
+        custom_error_type="step_kind",
+        custom_error_message="a step needs exactly one of: " + ", ".join(_KINDS),
+    ),
+]
+
+
+class Flow(Model):
+    """One flow file."""
+
+    flow: Annotated[str, Field(pattern=STEP_ID, description="The flow's id")]
+    name: str
+    description: str | None = None
+    trigger: Trigger
+    audience: Audience = Audience()
+    entry: Entry = Entry()
+    exit: Exit = Exit()
+    filter: Sql | None = Field(default=None, description="Re-checked before every send")
+    goal: Goal = Goal()
+    holdout: Share = 0.1
+    max_lateness: Duration = timedelta(hours=24)
+    transactional: bool = False
+    priority: int = 0
+    sender: Sender | None = None
+    steps: Annotated[list[Step], Field(min_length=1)]
+
+
+for _model in (WaitFor, Path, Branch, Arm, Split, Flow):
+    _model.model_rebuild()

@@ -1,0 +1,209 @@
+{{ config(materialized='table') }}
+
+with
+
+customers as (
+
+    select * from {{ ref('stg_customers') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('int_customer_orders') }}
+
+),
+
+activity as (
+
+    select * from {{ ref('int_customer_activity') }}
+
+),
+
+consent as (
+
+    select * from {{ ref('int_customer_consent') }}
+
+),
+
+affinity as (
+
+    select * from {{ ref('int_customer_category_affinity') }}
+
+),
+
+as_of as (
+
+    select {{ flowhouse.flowhouse_now() }} as now_at
+
+),
+
+joined as (
+
+    select
+        customers.customer_id,
+        customers.email,
+        customers.phone,
+        customers.first_name,
+        customers.effective_timezone,
+        customers.has_valid_timezone,
+        customers.country,
+        customers.birthday,
+        customers.created_at,
+        customers.is_wholesale,
+        customers.email_opt_in,
+        customers.sms_opt_in,
+        coalesce(orders.order_count, 0) as order_count,
+        coalesce(orders.order_count, 0) > 0 as has_ordered,
+        orders.first_order_at,
+        orders.first_order_value,
+        orders.last_order_at,
+        orders.last_order_value,
+        {{ flowhouse.money('coalesce(orders.gross_revenue, 0)') }} as gross_revenue,
+        {{ flowhouse.money('coalesce(orders.refunded_amount, 0)') }} as refunded_amount,
+        {{ flowhouse.money('coalesce(orders.net_revenue, 0)') }} as lifetime_revenue,
+        coalesce(orders.discounted_order_count, 0) as discounted_order_count,
+        {{ dbt.datediff('orders.last_order_at', 'as_of.now_at', 'day') }} as recency_days,
+        {{ dbt.datediff('orders.first_order_at', 'as_of.now_at', 'day') }} as days_since_first_order,
+        affinity.top_category,
+        affinity.top_category_source,
+        affinity.top_category_share,
+        coalesce(activity.promo_pressure_14d, 0) as promo_pressure_14d,
+        coalesce(activity.promo_pressure_30d, 0) as promo_pressure_30d,
+        activity.last_activity_at,
+        {{ dbt.datediff('activity.last_activity_at', 'as_of.now_at', 'day') }}
+            as days_since_last_activity,
+        consent.last_email_opted_in_at,
+        consent.last_email_unsubscribed_at,
+        consent.last_sms_opted_in_at,
+        consent.last_sms_unsubscribed_at,
+        as_of.now_at as computed_at
+    from customers
+    cross join as_of
+    left join orders on customers.customer_id = orders.customer_id
+    left join activity on customers.customer_id = activity.customer_id
+    left join consent on customers.customer_id = consent.customer_id
+    left join affinity on customers.customer_id = affinity.customer_id
+
+),
+
+scored as (
+
+    select
+        *,
+        case
+            when has_ordered then {{ flowhouse.quintile_score('recency_days desc', 'has_ordered') }}
+        end as rfm_recency_score,
+        case
+            when has_ordered then {{ flowhouse.quintile_score('order_count', 'has_ordered') }}
+        end as rfm_frequency_score,
+        case
+            when has_ordered then {{ flowhouse.quintile_score('lifetime_revenue', 'has_ordered') }}
+        end as rfm_monetary_score,
+        -- predicted LTV: purchase rate over the observed span (at least ltv_min_span_days)
+        greatest(days_since_first_order, {{ var('ltv_min_span_days') }}) as ltv_span_days
+    from joined
+
+),
+
+ltv as (
+
+    select
+        *,
+        order_count * 365.0 / ltv_span_days as orders_per_year,
+        ltv_span_days * 1.0 / nullif(order_count, 0) as expected_gap_days
+    from scored
+
+),
+
+final as (
+
+    select
+        customer_id,
+        email,
+        phone,
+        first_name,
+        effective_timezone,
+        has_valid_timezone,
+        country,
+        birthday,
+        created_at,
+        is_wholesale,
+        has_ordered,
+        order_count,
+        first_order_at,
+        first_order_value,
+        last_order_at,
+        last_order_value,
+        gross_revenue,
+        refunded_amount,
+        lifetime_revenue,
+        {{ flowhouse.money('gross_revenue * 1.0 / nullif(order_count, 0)') }}
+            as average_order_value,
+        recency_days,
+        days_since_first_order,
+        rfm_recency_score,
+        rfm_frequency_score,
+        rfm_monetary_score,
+        cast(rfm_recency_score as {{ dbt.type_string() }})
+            || cast(rfm_frequency_score as {{ dbt.type_string() }})
+            || cast(rfm_monetary_score as {{ dbt.type_string() }}) as rfm_score,
+        case
+            when not has_ordered then null
+            when rfm_recency_score >= 4 and rfm_frequency_score >= 4 then 'champions'
+            when rfm_recency_score <= 2 and rfm_frequency_score >= 3 then 'at_risk'
+            when rfm_frequency_score >= 3 then 'loyal'
+            when rfm_recency_score >= 4 then 'recent'
+            when rfm_recency_score <= 2 then 'hibernating'
+            else 'needs_attention'
+        end as rfm_segment,
+        cast(
+            coalesce(
+                cast(gross_revenue as double precision) / nullif(order_count, 0)
+                * orders_per_year
+                * {{ var('ltv_horizon_years') }}
+                * expected_gap_days
+                / (expected_gap_days + greatest(recency_days - expected_gap_days, 0)),
+                0
+            ) as decimal(18, 2)
+        ) as predicted_ltv,
+        {{ flowhouse.tier_name('lifetime_revenue') }} as tier,
+        {{ flowhouse.next_tier_name('lifetime_revenue') }} as next_tier,
+        {{ flowhouse.money(flowhouse.revenue_to_next_tier('lifetime_revenue')) }}
+            as revenue_to_next_tier,
+        discounted_order_count,
+        cast(discounted_order_count * 1.0 / nullif(order_count, 0) as decimal(5, 4))
+            as discount_sensitivity,
+        top_category,
+        top_category_source,
+        top_category_share,
+        promo_pressure_14d,
+        promo_pressure_30d,
+        last_activity_at,
+        days_since_last_activity,
+        case
+            when last_email_unsubscribed_at is not null
+                and (
+                    last_email_opted_in_at is null
+                    or last_email_unsubscribed_at >= last_email_opted_in_at
+                ) then false
+            when last_email_opted_in_at is not null then true
+            else email_opt_in
+        end as has_email_consent,
+        case
+            when last_sms_unsubscribed_at is not null
+                and (
+                    last_sms_opted_in_at is null
+                    or last_sms_unsubscribed_at >= last_sms_opted_in_at
+                ) then false
+            when last_sms_opted_in_at is not null then true
+            else sms_opt_in
+        end as has_sms_consent,
+        last_email_unsubscribed_at as email_unsubscribed_at,
+        last_sms_unsubscribed_at as sms_unsubscribed_at,
+        computed_at
+    from ltv
+
+)
+
+select * from final

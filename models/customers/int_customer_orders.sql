@@ -1,0 +1,71 @@
+{{ config(materialized='table') }}
+
+with
+
+orders as (
+
+    select * from {{ ref('stg_orders') }}
+
+),
+
+as_of as (
+
+    select {{ flowhouse.flowhouse_now() }} as now_at
+
+),
+
+known_orders as (
+
+    -- orders known at the build's now; a refund counts once its latest part happened by then
+    select
+        orders.order_id,
+        orders.customer_id,
+        orders.ordered_at,
+        orders.order_value,
+        orders.is_discounted,
+        case
+            when orders.refunded_at <= as_of.now_at then orders.refunded_amount else 0
+        end as refunded_amount
+    from orders
+    cross join as_of
+    where orders.customer_id is not null
+        and orders.ordered_at <= as_of.now_at
+        and orders.loaded_at <= as_of.now_at
+
+),
+
+numbered as (
+
+    select
+        *,
+        row_number() over (
+            partition by customer_id order by ordered_at, order_id
+        ) as order_number,
+        row_number() over (
+            partition by customer_id order by ordered_at desc, order_id desc
+        ) as reverse_order_number
+    from known_orders
+
+),
+
+final as (
+
+    select
+        customer_id,
+        cast(count(*) as integer) as order_count,
+        min(ordered_at) as first_order_at,
+        {{ flowhouse.money('max(case when order_number = 1 then order_value end)') }}
+            as first_order_value,
+        max(ordered_at) as last_order_at,
+        {{ flowhouse.money('max(case when reverse_order_number = 1 then order_value end)') }}
+            as last_order_value,
+        {{ flowhouse.money('sum(order_value)') }} as gross_revenue,
+        {{ flowhouse.money('sum(refunded_amount)') }} as refunded_amount,
+        {{ flowhouse.money('sum(order_value) - sum(refunded_amount)') }} as net_revenue,
+        cast(sum(case when is_discounted then 1 else 0 end) as integer) as discounted_order_count
+    from numbered
+    group by customer_id
+
+)
+
+select * from final

@@ -1,0 +1,255 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        enabled=flowhouse.derived_is_enabled('cart_abandoned'),
+    )
+}}
+
+{#- A cart is abandoned cart_abandon_after_minutes after an activity (added_to_cart, checkout_started)
+    when, among the rows loaded by the decision moment D = greatest(activity + window, activity loaded_at),
+    the cart had no later activity and the customer placed no order within [activity, activity + window].
+    One event per cart: the candidate decided first. Re-read bound: derived_since(window). -#}
+{%- set window_minutes = var('cart_abandon_after_minutes') %}
+{#- the contents come from the latest checkout unless items were added after it -#}
+{%- set checkout_wins = 'latest_checkout.checkout_started_at >= coalesce(added_lines.last_added_at,'
+    ~ ' latest_checkout.checkout_started_at)' %}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_events') }}
+
+),
+
+as_of as (
+
+    select {{ flowhouse.flowhouse_now() }} as now_at
+
+),
+
+known_events as (
+
+    select events.*
+    from events
+    cross join as_of
+    where events.loaded_at <= as_of.now_at
+
+),
+
+cart_events as (
+
+    select
+        event_id,
+        customer_id,
+        event_type,
+        occurred_at,
+        loaded_at,
+        properties,
+        {{ flowhouse.json_text('properties', 'cart_id') }} as cart_id
+    from known_events
+    where event_type in ('added_to_cart', 'checkout_started')
+        and customer_id is not null
+        and {{ flowhouse.json_text('properties', 'cart_id') }} is not null
+
+),
+
+new_activity as (
+
+    select * from cart_events
+    where loaded_at > {{ flowhouse.derived_since(window_minutes) }}
+
+),
+
+affected_cart_events as (
+
+    select * from cart_events
+    where cart_id in (select cart_id from new_activity)
+
+),
+
+affected_orders as (
+
+    select customer_id, occurred_at, loaded_at
+    from known_events
+    where event_type = 'order_placed'
+        and customer_id in (select customer_id from new_activity)
+
+),
+
+candidates as (
+
+    select
+        event_id,
+        customer_id,
+        cart_id,
+        occurred_at as last_activity_at,
+        occurred_at + {{ window_minutes }} * interval '1 minute' as abandoned_at,
+        greatest(occurred_at + {{ window_minutes }} * interval '1 minute', loaded_at) as decided_at
+    from new_activity
+
+),
+
+abandoned as (
+
+    select candidates.*
+    from candidates
+    cross join as_of
+    where candidates.decided_at <= as_of.now_at
+        and not exists (
+            select 1
+            from affected_cart_events as later
+            where later.cart_id = candidates.cart_id
+                and later.loaded_at <= candidates.decided_at
+                and later.occurred_at <= candidates.abandoned_at
+                and (
+                    later.occurred_at > candidates.last_activity_at
+                    or (
+                        later.occurred_at = candidates.last_activity_at
+                        and later.event_id > candidates.event_id
+                    )
+                )
+        )
+        and not exists (
+            select 1
+            from affected_orders as orders
+            where orders.customer_id = candidates.customer_id
+                and orders.loaded_at <= candidates.decided_at
+                and orders.occurred_at >= candidates.last_activity_at
+                and orders.occurred_at <= candidates.abandoned_at
+        )
+
+),
+
+first_abandonment as (
+
+    select * from (
+        select
+            abandoned.*,
+            row_number() over (
+                partition by cart_id order by decided_at, abandoned_at, event_id
+            ) as abandonment_number
+        from abandoned
+    ) as ranked
+    where abandonment_number = 1
+
+),
+
+cart_contents as (
+
+    -- the cart's events known at the decision, up to and including its last activity
+    select
+        first_abandonment.cart_id,
+        cart.event_id,
+        cart.event_type,
+        cart.occurred_at,
+        cart.properties
+    from first_abandonment
+    inner join affected_cart_events as cart
+        on cart.cart_id = first_abandonment.cart_id
+        and cart.loaded_at <= first_abandonment.decided_at
+        and (
+            cart.occurred_at < first_abandonment.last_activity_at
+            or (
+                cart.occurred_at = first_abandonment.last_activity_at
+                and cart.event_id <= first_abandonment.event_id
+            )
+        )
+
+),
+
+additions as (
+
+    select
+        cart_id,
+        occurred_at,
+        {{ flowhouse.json_text('properties', 'sku') }} as sku,
+        coalesce({{ flowhouse.json_number('properties', 'quantity') }}, 1) as quantity,
+        first_value({{ flowhouse.json_number('properties', 'price') }}) over (
+            partition by cart_id, {{ flowhouse.json_text('properties', 'sku') }}
+            order by occurred_at desc, event_id desc
+        ) as price
+    from cart_contents
+    where event_type = 'added_to_cart'
+
+),
+
+added_skus as (
+
+    select
+        cart_id,
+        sku,
+        cast(sum(quantity) as integer) as quantity,
+        max(price) as price,
+        max(occurred_at) as last_added_at
+    from additions
+    group by cart_id, sku
+
+),
+
+added_lines as (
+
+    select
+        cart_id,
+        {{ flowhouse.derived_json_array_agg(
+            flowhouse.json_object_of({'sku': 'sku', 'quantity': 'quantity', 'price': 'price'}),
+            'sku'
+        ) }} as lines,
+        sum(quantity * price) as value,
+        max(last_added_at) as last_added_at
+    from added_skus
+    group by cart_id
+
+),
+
+latest_checkout as (
+
+    select * from (
+        select
+            cart_id,
+            occurred_at as checkout_started_at,
+            {{ flowhouse.json_number('properties', 'value') }} as value,
+            {{ flowhouse.json_get('properties', 'lines') }} as lines,
+            row_number() over (
+                partition by cart_id order by occurred_at desc, event_id desc
+            ) as checkout_number
+        from cart_contents
+        where event_type = 'checkout_started'
+    ) as ranked
+    where checkout_number = 1
+
+),
+
+derived as (
+
+    select
+        {{ flowhouse.derived_event_id('cart_abandoned', ['first_abandonment.cart_id']) }}
+            as event_id,
+        first_abandonment.customer_id,
+        cast('cart_abandoned' as {{ dbt.type_string() }}) as event_type,
+        first_abandonment.abandoned_at as occurred_at,
+        first_abandonment.decided_at as loaded_at,
+        {{ flowhouse.json_object_of({
+            'cart_id': 'first_abandonment.cart_id',
+            'value': 'cast(case when ' ~ checkout_wins ~ ' then latest_checkout.value'
+                ~ ' else added_lines.value end as decimal(14, 2))',
+            'lines': 'case when ' ~ checkout_wins ~ ' then latest_checkout.lines'
+                ~ ' else added_lines.lines end',
+            'last_activity_at': flowhouse.derived_iso_timestamp('first_abandonment.last_activity_at'),
+        }) }} as properties
+    from first_abandonment
+    left join added_lines
+        on first_abandonment.cart_id = added_lines.cart_id
+    left join latest_checkout
+        on first_abandonment.cart_id = latest_checkout.cart_id
+
+),
+
+final as (
+
+    {{ flowhouse.derived_new_events('derived') }}
+
+)
+
+select * from final

@@ -1,0 +1,172 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        enabled=flowhouse.derived_is_enabled('replenishment_due'),
+    )
+}}
+
+{#- An ordered product of a consumable category (var replenishment_days: category -> days) is due for
+    replenishment `days` after the order when, among the rows loaded by the decision moment
+    D = greatest(order + days, order loaded_at), the customer placed no later order with that sku within
+    (order, order + days]. One event per order and sku. Re-read bound: derived_since(the longest days);
+    only lines decided after the previous builds are judged, against the affected customers' orders. -#}
+{%- set days_by_category = flowhouse.derived_replenishment_days() %}
+{%- set longest_days = (days_by_category.values() | list + [0]) | max %}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_events') }}
+
+),
+
+as_of as (
+
+    select {{ flowhouse.flowhouse_now() }} as now_at
+
+),
+
+known_events as (
+
+    select events.*
+    from events
+    cross join as_of
+    where events.loaded_at <= as_of.now_at
+
+),
+
+orders as (
+
+    select
+        event_id,
+        customer_id,
+        occurred_at,
+        loaded_at,
+        properties,
+        coalesce({{ flowhouse.json_text('properties', 'order_id') }}, event_id) as order_id
+    from known_events
+    where event_type = 'order_placed'
+        and customer_id is not null
+
+),
+
+recent_orders as (
+
+    select * from orders
+    where loaded_at > {{ flowhouse.derived_since(longest_days * 1440) }}
+
+),
+
+recent_lines as (
+
+    select
+        lines.order_id,
+        lines.customer_id,
+        lines.occurred_at,
+        lines.loaded_at,
+        {{ flowhouse.json_text('lines.value', 'sku') }} as sku,
+        {%- if days_by_category %}
+        case {{ flowhouse.json_text('lines.value', 'category') }}
+            {%- for category, days in days_by_category.items() %}
+            when '{{ category }}' then {{ days }}
+            {%- endfor %}
+        end as days
+        {%- else %}
+        cast(null as integer) as days
+        {%- endif %}
+    from {{ flowhouse.json_array_elements(
+        'recent_orders', 'properties', 'lines', ['order_id', 'customer_id', 'occurred_at', 'loaded_at']
+    ) }} as lines
+
+),
+
+candidates as (
+
+    select
+        order_id,
+        customer_id,
+        sku,
+        min(days) as days,
+        min(occurred_at) as ordered_at,
+        min(occurred_at + days * interval '1 day') as due_at,
+        min(greatest(occurred_at + days * interval '1 day', loaded_at)) as decided_at
+    from recent_lines
+    where days is not null
+        and sku is not null
+    group by order_id, customer_id, sku
+
+),
+
+undecided as (
+
+    -- lines decided at or before the previous builds were emitted by them (or were reordered in time)
+    select candidates.*
+    from candidates
+    cross join as_of
+    where candidates.decided_at <= as_of.now_at
+        and candidates.decided_at > {{ flowhouse.derived_since(0) }}
+
+),
+
+affected_orders as (
+
+    select * from orders
+    where customer_id in (select customer_id from undecided)
+
+),
+
+affected_lines as (
+
+    select
+        lines.customer_id,
+        lines.occurred_at,
+        lines.loaded_at,
+        {{ flowhouse.json_text('lines.value', 'sku') }} as sku
+    from {{ flowhouse.json_array_elements(
+        'affected_orders', 'properties', 'lines', ['customer_id', 'occurred_at', 'loaded_at']
+    ) }} as lines
+
+),
+
+due as (
+
+    select undecided.*
+    from undecided
+    where not exists (
+        select 1
+        from affected_lines as later
+        where later.customer_id = undecided.customer_id
+            and later.sku = undecided.sku
+            and later.loaded_at <= undecided.decided_at
+            and later.occurred_at > undecided.ordered_at
+            and later.occurred_at <= undecided.due_at
+    )
+
+),
+
+derived as (
+
+    select
+        {{ flowhouse.derived_event_id('replenishment_due', ['order_id', 'sku']) }} as event_id,
+        customer_id,
+        cast('replenishment_due' as {{ dbt.type_string() }}) as event_type,
+        due_at as occurred_at,
+        decided_at as loaded_at,
+        {{ flowhouse.json_object_of({
+            'sku': 'sku',
+            'order_id': 'order_id',
+            'days': 'cast(days as integer)',
+        }) }} as properties
+    from due
+
+),
+
+final as (
+
+    {{ flowhouse.derived_new_events('derived') }}
+
+)
+
+select * from final

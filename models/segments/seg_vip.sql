@@ -1,0 +1,3 @@
+select customer_id
+from {{ ref('customer_attributes') }}
+where tier = 'vip'
