@@ -151,3 +151,11 @@ def test_hostile_predicates_are_refused(sql: str) -> None:
 )
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
+
+
+def test_the_published_schema_is_current() -> None:
+    from flowhouse.paths import ROOT
+    from flows.validate import json_schema
+
+    published = (ROOT / "docs" / "flow.schema.json").read_text()
+    assert published == json_schema() + "\n", "run: flowhouse schema --out docs/flow.schema.json"
