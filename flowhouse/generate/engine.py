@@ -62,7 +62,7 @@ def configure(con: Any, temp_directory: Path) -> None:
 
 
 def build(con: Any, run: Run, history: list[Run]) -> list[EventCount]:
-    """Generate ``run`` (``history`` holds the runs before it) into temp tables; count its events."""
+    """Generate ``run`` (after the runs in ``history``) into temp tables; count its events."""
     _execute(con, "params.sql", parameters(run))
     _execute(con, "variables.sql")
     for past in [*history, run]:

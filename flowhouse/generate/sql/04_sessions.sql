@@ -2,8 +2,8 @@
 -- hour drawn from a diurnal curve in the customer's own time zone (converted to UTC with the zone's
 -- real rules, DST included). A session is category views, maybe a search, then product views; some
 -- sessions add items to a cart, fewer start a checkout, fewer still place the order.
--- A session's steps are a function of the session key, so cart items are re-derived for the few
--- sessions with a cart instead of materialising every step.
+-- Every step is a function of the session key and its position, so the steps are stored compactly
+-- (their JSON is built as they are written) and the carts re-derive the views they were added from.
 
 set variable week_lo = (getvariable('src_from_us') - getvariable('origin_us')) // days_us(7) - 1;
 
@@ -200,7 +200,8 @@ select
         when kind = 2 then viewed_sku_num(session_key, step, favourite_sku_num, category_idx)
     end::integer as sku_num
 from loaded
-where loaded_us >= getvariable('load_from_us') and loaded_us < getvariable('win_end_us');
+where loaded_us >= getvariable('load_from_us') and loaded_us < getvariable('win_end_us')
+order by loaded_us;
 
 create or replace temp view gen_step_events_json as
 with

@@ -369,7 +369,8 @@ loaded as (
 
 select *
 from loaded
-where loaded_us >= getvariable('load_from_us') and loaded_us < getvariable('win_end_us');
+where loaded_us >= getvariable('load_from_us') and loaded_us < getvariable('win_end_us')
+order by loaded_us;
 
 -- What the events' properties need of each order.
 create or replace temp table gen_order_flow as
