@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from sqlglot import exp
 
@@ -56,9 +57,10 @@ def _sections(wh: Warehouse) -> Iterable[str]:
             exp.func("max", exp.column("loaded_at")),
         ).from_("raw.events")
     )[0]  # fmt: skip
+    first, last, loaded = (_minute(t) for t in span)
     yield (
         f"  raw: {wh.count('raw.customers'):,} customers, {wh.count('raw.products'):,} products, "
-        f"{wh.count('raw.events'):,} events from {span[0]} to {span[1]} (loaded up to {span[2]})"
+        f"{wh.count('raw.events'):,} events from {first} to {last} (loaded up to {loaded}, UTC)"
     )
     rejected = wh.count("raw.rejects")
     if rejected:
@@ -79,3 +81,7 @@ def _sections(wh: Warehouse) -> Iterable[str]:
         yield ""
         yield "Segments (core.segment_members)"
         yield from _table(_counts_by(wh, "core.segment_members", "segment"), ("segment", "members"))
+
+
+def _minute(value: object) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else str(value)
