@@ -196,3 +196,37 @@
     {%- endif -%}
     {{ return(relations) }}
 {%- endmacro %}
+
+
+{#- Catalog events (inventory_changed, price_changed) loaded since the re-read bound and decided by now:
+    event_id, occurred_at, decided_at (= greatest(occurred_at, loaded_at)), sku, plus `fields`
+    (an ordered mapping of column name -> SQL expression over `events.properties`). -#}
+{% macro derived_catalog_changes(event_type, fields) -%}
+    select
+        events.event_id,
+        events.occurred_at,
+        greatest(events.occurred_at, events.loaded_at) as decided_at,
+        {{ flowhouse.json_text('events.properties', 'sku') }} as sku
+        {%- for name, expression in fields.items() %},
+        {{ expression }} as {{ name }}
+        {%- endfor %}
+    from {{ ref('stg_events') }} as events
+    cross join (select {{ flowhouse.flowhouse_now() }} as now_at) as as_of
+    where events.event_type = '{{ event_type }}'
+        and events.loaded_at > {{ flowhouse.derived_since(0) }}
+        and greatest(events.occurred_at, events.loaded_at) <= as_of.now_at
+{%- endmacro %}
+
+
+{#- A catalog-derived event (no customer) for each row of `relation`, with `properties` an ordered
+    mapping of key -> SQL expression. -#}
+{% macro derived_catalog_events(event_type, relation, properties) -%}
+    select
+        {{ flowhouse.derived_event_id(event_type, ['event_id']) }} as event_id,
+        cast(null as {{ dbt.type_string() }}) as customer_id,
+        cast('{{ event_type }}' as {{ dbt.type_string() }}) as event_type,
+        occurred_at,
+        decided_at as loaded_at,
+        {{ flowhouse.json_object_of(properties) }} as properties
+    from {{ relation }}
+{%- endmacro %}

@@ -12,32 +12,12 @@
 
 with
 
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
-
-as_of as (
-
-    select {{ flowhouse.flowhouse_now() }} as now_at
-
-),
-
 inventory_changes as (
 
-    select
-        events.event_id,
-        events.occurred_at,
-        greatest(events.occurred_at, events.loaded_at) as decided_at,
-        {{ flowhouse.json_text('events.properties', 'sku') }} as sku,
-        {{ flowhouse.json_number('events.properties', 'inventory_qty') }} as inventory_qty,
-        {{ flowhouse.json_number('events.properties', 'previous_qty') }} as previous_qty
-    from events
-    cross join as_of
-    where events.event_type = 'inventory_changed'
-        and events.loaded_at > {{ flowhouse.derived_since(0) }}
-        and greatest(events.occurred_at, events.loaded_at) <= as_of.now_at
+    {{ flowhouse.derived_catalog_changes('inventory_changed', {
+        'inventory_qty': flowhouse.json_number('events.properties', 'inventory_qty'),
+        'previous_qty': flowhouse.json_number('events.properties', 'previous_qty'),
+    }) }}
 
 ),
 
@@ -52,17 +32,7 @@ restocks as (
 
 derived as (
 
-    select
-        {{ flowhouse.derived_event_id('back_in_stock', ['event_id']) }} as event_id,
-        cast(null as {{ dbt.type_string() }}) as customer_id,
-        cast('back_in_stock' as {{ dbt.type_string() }}) as event_type,
-        occurred_at,
-        decided_at as loaded_at,
-        {{ flowhouse.json_object_of({
-            'sku': 'sku',
-            'inventory_qty': 'cast(inventory_qty as integer)',
-        }) }} as properties
-    from restocks
+    {{ flowhouse.derived_catalog_events('back_in_stock', 'restocks', {'sku': 'sku', 'inventory_qty': 'cast(inventory_qty as integer)'}) }}
 
 ),
 

@@ -12,32 +12,12 @@
 
 with
 
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
-
-as_of as (
-
-    select {{ flowhouse.flowhouse_now() }} as now_at
-
-),
-
 price_changes as (
 
-    select
-        events.event_id,
-        events.occurred_at,
-        greatest(events.occurred_at, events.loaded_at) as decided_at,
-        {{ flowhouse.json_text('events.properties', 'sku') }} as sku,
-        {{ flowhouse.json_money('events.properties', 'price') }} as price,
-        {{ flowhouse.json_money('events.properties', 'previous_price') }} as previous_price
-    from events
-    cross join as_of
-    where events.event_type = 'price_changed'
-        and events.loaded_at > {{ flowhouse.derived_since(0) }}
-        and greatest(events.occurred_at, events.loaded_at) <= as_of.now_at
+    {{ flowhouse.derived_catalog_changes('price_changed', {
+        'price': flowhouse.json_money('events.properties', 'price'),
+        'previous_price': flowhouse.json_money('events.properties', 'previous_price'),
+    }) }}
 
 ),
 
@@ -53,19 +33,12 @@ drops as (
 
 derived as (
 
-    select
-        {{ flowhouse.derived_event_id('price_dropped', ['event_id']) }} as event_id,
-        cast(null as {{ dbt.type_string() }}) as customer_id,
-        cast('price_dropped' as {{ dbt.type_string() }}) as event_type,
-        occurred_at,
-        decided_at as loaded_at,
-        {{ flowhouse.json_object_of({
-            'sku': 'sku',
-            'price': 'price',
-            'previous_price': 'previous_price',
-            'drop_pct': 'cast(round((previous_price - price) * 100 / previous_price, 2) as decimal(6, 2))',
-        }) }} as properties
-    from drops
+    {{ flowhouse.derived_catalog_events('price_dropped', 'drops', {
+        'sku': 'sku',
+        'price': 'price',
+        'previous_price': 'previous_price',
+        'drop_pct': 'cast(round((previous_price - price) * 100 / previous_price, 2) as decimal(6, 2))',
+    }) }}
 
 ),
 
