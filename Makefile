@@ -39,7 +39,7 @@ format: install
 
 ## Generate and build a 1M-customer store; prints wall time and peak memory (see BENCHMARKS.md).
 benchmark: install
-	$(BIN)/python benchmarks/build.py
+	$(BIN)/python benchmarks/generate.py --build
 
 clean:
 	rm -rf demo dbt_project/target-* dbt_project/logs .pytest_cache .mypy_cache .ruff_cache

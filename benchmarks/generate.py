@@ -1,7 +1,11 @@
-"""Benchmark `flowhouse generate`: wall time, peak memory and throughput of one generated store.
+"""Benchmark `flowhouse generate` (and, with --build, `flowhouse build`): wall time and peak memory.
 
     python benchmarks/generate.py                       # 1,000,000 customers, 60 days, seed 7
     python benchmarks/generate.py --customers 10000000  # the 10M store
+    python benchmarks/generate.py --build               # then build every model twice
+
+With --build, a first `flowhouse build` (every model and test) and a second, incremental
+`flowhouse build --skip-tests` on the same data (nothing new landed) follow, each its own process.
 
 The command runs in a subprocess (so its peak RSS is measured alone) into a fresh DuckDB file in a
 temporary directory, removed afterwards unless --keep is given.
@@ -12,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shlex
 import shutil
 import subprocess
@@ -34,14 +37,35 @@ def main() -> None:
         "--customers", str(args.customers), "--days", str(args.days), "--seed", str(args.seed),
     ]  # fmt: skip
     try:
-        started = time.perf_counter()
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - started
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        wall, peak_mb = measure(command)
         report(args, command, warehouse, wall, peak_mb)
+        if args.build:
+            build(warehouse)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(command: list[str]) -> tuple[float, float]:
+    """Run one command; return (wall seconds, peak RSS in MB) as os.wait4 reports for it alone."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"failed: {shlex.join(command)}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def build(warehouse: Path) -> None:
+    flowhouse = str(Path(sys.executable).with_name("flowhouse"))
+    for name, extra in (
+        ("build (all models, tests)", []),
+        ("rebuild, nothing new", ["--skip-tests"]),
+    ):
+        wall, peak = measure([flowhouse, "build", *extra, "--warehouse", str(warehouse)])
+        shown = shlex.join(["flowhouse", "build", *extra, "--warehouse", "bench.duckdb"])
+        print(f"{name + ':':26s} {wall:.1f} s, peak RSS {peak:,.0f} MB   ({shown})")
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,6 +75,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--dir", default=None, help="where the temporary warehouse goes")
     parser.add_argument("--keep", action="store_true", help="keep the generated warehouse")
+    parser.add_argument("--build", action="store_true", help="also time flowhouse build, twice")
     return parser.parse_args()
 
 
