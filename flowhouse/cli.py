@@ -211,7 +211,7 @@ def demo(warehouse: str, customers: int, days: int, seed: int) -> None:
     "flows_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder of flow files (default: flows/ of this project).",
+    help="Folder of flow files, used when no PATHS are given (default: flows/).",
 )
 @handles_errors
 def validate(paths: tuple[Path, ...], flows_dir: Path | None) -> None:
@@ -222,10 +222,14 @@ def validate(paths: tuple[Path, ...], flows_dir: Path | None) -> None:
     """
     from flows.validate import validate_paths
 
-    problems, checked = validate_paths(list(paths) or [flows_dir or default_flows_dir()])
+    targets = list(paths) or [flows_dir or default_flows_dir()]
+    problems, checked = validate_paths(targets)
     for problem in problems:
         click.echo(str(problem), err=True)
     files = {p.file for p in problems}
+    if not checked and not problems:
+        click.echo(f"no flow files (*.yml, *.yaml) in {', '.join(map(str, targets))}")
+        return
     click.echo(
         f"{checked} flow file(s) checked, {len(files)} with problems, {len(problems)} problem(s)"
     )
@@ -250,7 +254,7 @@ def schema(out: Path | None) -> None:
 def default_flows_dir() -> Path:
     from flowhouse.paths import FLOWS
 
-    return FLOWS / "library"
+    return FLOWS
 
 
 def main() -> None:

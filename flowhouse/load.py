@@ -114,13 +114,7 @@ def _csv_header(con: Any, path: Path) -> list[str]:
 
 
 def _csv_source(path: Path, header: list[str]) -> exp.Select:
-    names = header + [f"_extra_{i}" for i in range(EXTRA_SLOTS)]
-    columns = exp.Struct(
-        expressions=[
-            exp.PropertyEQ(this=exp.to_identifier(n), expression=exp.Literal.string("VARCHAR"))
-            for n in names
-        ]
-    )
+    columns = _varchar_columns(header + [f"_extra_{i}" for i in range(EXTRA_SLOTS)])
     read = exp.ReadCSV(
         this=exp.Literal.string(str(path)),
         expressions=[
@@ -152,21 +146,23 @@ def _row_number() -> exp.Expr:
     return exp.alias_(exp.Window(this=exp.RowNumber()), "row_number")
 
 
-def _jsonl_source(path: Path, header: list[str]) -> exp.Select:
+def _varchar_columns(names: list[str]) -> exp.Struct:
+    """DuckDB's ``columns={'a': 'VARCHAR', ...}`` option value."""
+    return exp.Struct(
+        expressions=[
+            exp.PropertyEQ(this=exp.to_identifier(n), expression=exp.Literal.string("VARCHAR"))
+            for n in names
+        ]
+    )
+
+
+def _lines(path: Path) -> exp.Subquery:
+    """The file's lines, in order, as ``(row_number, line)``."""
     read = exp.ReadCSV(
         this=exp.Literal.string(str(path)),
         expressions=[
             _opt("header", exp.false()),
-            _opt(
-                "columns",
-                exp.Struct(
-                    expressions=[
-                        exp.PropertyEQ(
-                            this=exp.to_identifier("line"), expression=exp.Literal.string("VARCHAR")
-                        )
-                    ]
-                ),
-            ),
+            _opt("columns", _varchar_columns(["line"])),
             _opt("delim", exp.Literal.string("\x1f")),
             _opt("quote", exp.Literal.string("")),
             _opt("escape", exp.Literal.string("")),
@@ -174,7 +170,10 @@ def _jsonl_source(path: Path, header: list[str]) -> exp.Select:
             _opt("auto_detect", exp.false()),
         ],
     )
-    lines = exp.select(_row_number(), exp.column("line")).from_(read).subquery("lines")
+    return exp.select(_row_number(), exp.column("line")).from_(read).subquery("lines")
+
+
+def _jsonl_source(path: Path, header: list[str]) -> exp.Select:
     line = exp.column("line")
     valid = exp.func("json_valid", line)
 
@@ -196,45 +195,30 @@ def _jsonl_source(path: Path, header: list[str]) -> exp.Select:
             exp.null().as_("_extra"),
             line.as_("_record"),
         )
-        .from_(lines)
+        .from_(_lines(path))
         .where(exp.func("length", exp.func("trim", line)).neq(0))
     )
 
 
 def _jsonl_header(con: Any, path: Path) -> list[str]:
-    keys = con.execute(
-        exp.select(exp.func("json_keys", exp.column("line")).as_("k"))
-        .from_(
-            exp.ReadCSV(
-                this=exp.Literal.string(str(path)),
-                expressions=[
-                    _opt("header", exp.false()),
-                    _opt(
-                        "columns",
-                        exp.Struct(
-                            expressions=[
-                                exp.PropertyEQ(
-                                    this=exp.to_identifier("line"),
-                                    expression=exp.Literal.string("VARCHAR"),
-                                )
-                            ]
-                        ),
-                    ),
-                    _opt("delim", exp.Literal.string("\x1f")),
-                    _opt("quote", exp.Literal.string("")),
-                    _opt("escape", exp.Literal.string("")),
-                    _opt("auto_detect", exp.false()),
-                ],
-            )
+    """Every key the file's JSON objects use, in the order they first appear. Keys keep their case:
+    JSON keys are case-sensitive, so a mis-cased key is reported as ignored, never half-read."""
+    keys = (
+        exp.select(
+            exp.column("row_number"),
+            exp.Unnest(expressions=[exp.func("json_keys", exp.column("line"))]).as_("key"),
         )
+        .from_(_lines(path))
         .where(exp.func("json_valid", exp.column("line")))
-        .sql("duckdb")
-    ).fetchall()
-    seen: dict[str, None] = {}
-    for (row,) in keys:
-        for key in row or []:
-            seen.setdefault(key.lower(), None)
-    return list(seen)
+        .subquery("k")
+    )
+    first_seen = (
+        exp.select(exp.column("key"))
+        .from_(keys)
+        .group_by(exp.column("key"))
+        .order_by(exp.func("min", exp.column("row_number")), exp.column("key"))
+    )
+    return [row[0] for row in con.execute(first_seen.sql("duckdb")).fetchall()]
 
 
 def _parquet_header(con: Any, path: Path) -> list[str]:

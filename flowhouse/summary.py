@@ -51,16 +51,16 @@ def _sections(wh: Warehouse) -> Iterable[str]:
     if not wh.table_exists("raw", "events"):
         yield "  empty: run `flowhouse generate` or `flowhouse load` first"
         return
-    span = wh.query(
+    events, first, last, loaded = wh.query(
         exp.select(
-            exp.func("min", exp.column("occurred_at")), exp.func("max", exp.column("occurred_at")),
-            exp.func("max", exp.column("loaded_at")),
+            exp.func("count", exp.Star()), exp.func("min", exp.column("occurred_at")),
+            exp.func("max", exp.column("occurred_at")), exp.func("max", exp.column("loaded_at")),
         ).from_("raw.events")
     )[0]  # fmt: skip
-    first, last, loaded = (_minute(t) for t in span)
     yield (
         f"  raw: {wh.count('raw.customers'):,} customers, {wh.count('raw.products'):,} products, "
-        f"{wh.count('raw.events'):,} events from {first} to {last} (loaded up to {loaded}, UTC)"
+        f"{events:,} events from {_minute(first)} to {_minute(last)} "
+        f"(loaded up to {_minute(loaded)}, UTC)"
     )
     rejected = wh.count("raw.rejects")
     if rejected:

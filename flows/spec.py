@@ -1,6 +1,6 @@
 """The flow file format: pydantic models of one flow, with a discriminated union of step kinds.
 
-A flow file is YAML; `flows/library/*.yml` are examples; `docs/flows.md` documents every field.
+A flow file is YAML; `docs/flows.md` documents every field.
 Models forbid unknown fields so a typo is an error, never a silently ignored setting.
 """
 

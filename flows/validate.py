@@ -12,8 +12,10 @@ from flows.spec import Flow
 
 def validate_paths(paths: Sequence[Path]) -> tuple[list[Problem], int]:
     """Every problem in every flow file under ``paths``, and how many files were checked."""
-    files = flow_files(paths)
-    problems: list[Problem] = []
+    problems = [
+        Problem(str(p), None, "", "no such file or folder") for p in paths if not p.exists()
+    ]
+    files = flow_files([p for p in paths if p.exists()])
     seen: dict[str, str] = {}
     for path in files:
         flow, found = parse_flow(path)

@@ -159,3 +159,15 @@ def test_the_published_schema_is_current() -> None:
 
     published = (ROOT / "docs" / "flow.schema.json").read_text()
     assert published == json_schema() + "\n", "run: flowhouse schema --out docs/flow.schema.json"
+
+
+def test_validate_names_a_missing_folder_and_an_empty_one(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    result = CliRunner().invoke(cli, ["validate", "--flows", str(missing)])
+    assert result.exit_code == 1
+    assert f"{missing}: no such file or folder" in result.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(cli, ["validate", "--flows", str(empty)])
+    assert result.exit_code == 0
+    assert f"no flow files (*.yml, *.yaml) in {empty}" in result.output

@@ -270,3 +270,18 @@ def test_malformed_csv_record_is_rejected_and_later_rows_keep_their_numbers(
     found = rejects(tmp_warehouse)
     assert found[0][0] == 2 and found[0][2].startswith("malformed CSV record")
     assert found[1] == (4, "customer_id", "unknown customer; load customers first")
+
+
+def test_jsonl_columns_come_from_every_line(tmp_path: Path, tmp_warehouse: Location) -> None:
+    seed_customers(tmp_warehouse, tmp_path)
+    first = {
+        "event_id": "e1",
+        "customer_id": "c1",
+        "event_type": "searched",
+        "occurred_at": "2026-09-01",
+    }
+    later = {**first, "event_id": "e2", "Properties": {"query": "boots"}, "extra_key": 1}
+    path = write(tmp_path, "e.jsonl", json.dumps(first), json.dumps(later))
+    report = load_file(tmp_warehouse, "events", path)
+    assert (report.rows_loaded, report.ignored_columns) == (2, ["Properties", "extra_key"])
+    assert "ignored columns (not in the contract): Properties, extra_key" in report.describe()
