@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import click
 
 from flowhouse import __version__
-from flowhouse.errors import FlowhouseError
-from flowhouse.warehouse import Location
+from flowhouse.errors import ConfigError, FlowhouseError
+from flowhouse.warehouse import Location, Warehouse
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -235,6 +235,128 @@ def validate(paths: tuple[Path, ...], flows_dir: Path | None) -> None:
     )
     if problems:
         sys.exit(1)
+
+
+def flows_option(fn: F) -> F:
+    return click.option(
+        "--flows",
+        "flows_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Folder of flow files (default: flows/).",
+    )(fn)
+
+
+@cli.command()
+@warehouse_option
+@flows_option
+@click.option("--now", "now", default=None, metavar="TS", help="The tick's time (default: now).")
+@click.option(
+    "--no-build", is_flag=True, help="Skip the dbt refresh; use the models as last built."
+)
+@handles_errors
+def tick(warehouse: str, flows_dir: Path | None, now: str | None, no_build: bool) -> None:
+    """Run one engine cycle at --now: refresh models, enroll new triggers, advance every due
+    enrollment, journal each decision and queue messages. Rerunning at the same time changes
+    nothing."""
+    from orchestration.engine.tick import tick as run
+
+    result = run(
+        Location.parse(warehouse),
+        flows_dir or default_flows_dir(),
+        now=_timestamp(now, "--now"),
+        build=not no_build,
+    )
+    click.echo(result.describe())
+
+
+@cli.command()
+@warehouse_option
+@flows_option
+@handles_errors
+def plan(warehouse: str, flows_dir: Path | None) -> None:
+    """Show what the flow files change against what is deployed: new, changed and removed flows
+    and steps, and what the next tick does with the enrollments in flight."""
+    from orchestration.engine.plan import plan as make_plan
+    from orchestration.engine.tick import load_flows
+
+    flows, _ = load_flows(flows_dir or default_flows_dir())
+    location = Location.parse(warehouse)
+    with Warehouse.open(location, read_only=location.dialect == "duckdb") as wh:
+        plans = make_plan(wh, flows)
+    for p in plans:
+        for line in p.lines():
+            click.echo(line)
+    changed = sum(p.status != "unchanged" for p in plans)
+    click.echo(f"{len(plans)} flow(s), {changed} to change at the next tick")
+
+
+@cli.command()
+@warehouse_option
+@flows_option
+@click.argument("flow_id")
+@click.option("--from", "start", required=True, metavar="TS", help="When the flow goes live.")
+@click.option("--to", "end", required=True, metavar="TS", help="The last tick.")
+@click.option("--every", default="1h", show_default=True, help="Tick cadence (a duration).")
+@handles_errors
+def backtest(
+    warehouse: str, flows_dir: Path | None, flow_id: str, start: str, end: str, every: str
+) -> None:
+    """Run FLOW_ID over past events, sending nothing, and report enrollments, messages per step,
+    skips by reason and goal conversions (in the scratch schema flowhouse_backtest)."""
+    from flows.spec import parse_duration
+    from orchestration.engine.backtest import backtest as run
+    from orchestration.engine.tick import load_flows
+
+    flows, settings = load_flows(flows_dir or default_flows_dir())
+    flow = next((f for f in flows if f.id == flow_id), None)
+    if flow is None:
+        raise ConfigError(
+            "unknown flow", value=flow_id, expected=", ".join(sorted(f.id for f in flows))
+        )
+    try:
+        cadence = parse_duration(every)
+    except ValueError as err:
+        raise ConfigError(str(err), value=every) from err
+    begin, finish = _timestamp(start, "--from"), _timestamp(end, "--to")
+    assert begin is not None
+    assert finish is not None
+    with Warehouse.open(Location.parse(warehouse)) as wh:
+        report = run(wh, flow, settings, begin, finish, cadence, echo=click.echo)
+    for line in report.lines():
+        click.echo(line)
+
+
+@cli.group()
+def coupons() -> None:
+    """Coupon pools: the codes coupon actions and coupon sends hand out."""
+
+
+@coupons.command("add")
+@warehouse_option
+@click.argument("pool")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--generate", "count", type=click.IntRange(min=1), default=None)
+@click.option("--prefix", default="", help="Prefix of generated codes.")
+@handles_errors
+def coupons_add(
+    warehouse: str, pool: str, file: Path | None, count: int | None, prefix: str
+) -> None:
+    """Add codes to POOL: one per line from --file, or --generate N codes."""
+    from datetime import UTC, datetime
+
+    from orchestration.engine.coupons import add_codes, generate_codes
+
+    if (file is None) == (count is None):
+        raise ConfigError("give either --file or --generate")
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with Warehouse.open(Location.parse(warehouse)) as wh:
+        if file is not None:
+            n = add_codes(wh, pool, file, now)
+        else:
+            assert count is not None
+            n = generate_codes(wh, pool, count, now, prefix)
+    click.echo(f"added {n} code(s) to pool {pool}")
 
 
 @cli.command()

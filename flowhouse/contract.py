@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ColumnType = Literal["text", "timestamp", "date", "boolean", "json", "decimal", "integer", "bigint"]
+ColumnType = Literal[
+    "text", "timestamp", "date", "boolean", "json", "decimal", "integer", "bigint", "double"
+]
 
 RAW_SCHEMA = "raw"
 

@@ -42,6 +42,7 @@ _TYPES: dict[ColumnType, str] = {
     "decimal": "decimal(12, 2)",
     "integer": "integer",
     "bigint": "bigint",
+    "double": "double",
 }
 
 

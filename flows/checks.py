@@ -38,6 +38,8 @@ def _predicates(flow: Flow) -> Iterator[tuple[Loc, str, dict[str, frozenset[str]
         yield ("exit", "where"), flow.exit.where, both
     if flow.filter:
         yield ("filter",), flow.filter, customer
+    if flow.suppress:
+        yield ("suppress",), flow.suppress, both
     for step, loc in _steps(flow.steps, ("steps",)):
         if isinstance(step, Branch):
             for j, path in enumerate(step.branch):

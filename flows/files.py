@@ -95,26 +95,47 @@ def _problems_from(err: ValidationError, file: str, lines: Lines) -> Iterator[Pr
         yield Problem(file, _line(lines, loc), ".".join(map(str, loc)), message, value)
 
 
+@dataclass(frozen=True)
+class ParsedFlow:
+    """A flow file read: the flow (None when it has problems), the problems, and the line of
+    every field (so later checks can point at ``file:line`` too)."""
+
+    flow: Flow | None
+    problems: list[Problem]
+    lines: Lines
+
+    def line(self, loc: tuple[str | int, ...]) -> int | None:
+        return _line(self.lines, loc)
+
+
 def parse_flow(path: Path) -> tuple[Flow | None, list[Problem]]:
     """Parse one file; returns the flow (or None) and every problem found."""
+    parsed = read_flow(path)
+    return parsed.flow, parsed.problems
+
+
+def read_flow(path: Path) -> ParsedFlow:
+    """Parse one file, keeping the line of every field."""
     file = str(path)
     try:
         data, lines = read_yaml(path)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        return None, [Problem(file, line, "", f"not valid YAML: {getattr(err, 'problem', err)}")]
+        problem = Problem(file, line, "", f"not valid YAML: {getattr(err, 'problem', err)}")
+        return ParsedFlow(None, [problem], {})
     if not isinstance(data, dict):
-        return None, [Problem(file, 1, "", "a flow file is a YAML mapping (flow:, name:, ...)")]
+        problem = Problem(file, 1, "", "a flow file is a YAML mapping (flow:, name:, ...)")
+        return ParsedFlow(None, [problem], lines)
     try:
         flow = Flow.model_validate(data)
     except ValidationError as err:
-        return None, list(_problems_from(err, file, lines))
+        return ParsedFlow(None, list(_problems_from(err, file, lines)), lines)
     problems = [
         Problem(file, _line(lines, loc), ".".join(map(str, loc)), message, value)
         for loc, message, value in check_flow(flow)
     ]
-    return (None if problems else flow), problems
+    return ParsedFlow(None if problems else flow, problems, lines)
 
 
 def flow_files(paths: Iterable[Path]) -> list[Path]:

@@ -85,6 +85,13 @@ class Trigger(Model):
 
     event: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     where: Sql | None = None
+    fan_out_within: Duration = Field(
+        timedelta(days=30),
+        description=(
+            "Catalog events (back_in_stock, price_dropped, low_stock) have no customer: they "
+            "enroll each customer who viewed or carted the sku within this long before the event"
+        ),
+    )
 
 
 class Audience(Model):
@@ -128,6 +135,14 @@ class Exit(Model):
     where: Sql | None = None
 
 
+class Cap(Model):
+    """At most `limit` marketing messages on `channel` (or `any` channel) per rolling `period`."""
+
+    channel: Literal["email", "sms", "push", "any"]
+    limit: Annotated[int, Field(ge=0)]
+    period: Duration
+
+
 class Goal(Model):
     event: str = "order_placed"
     within: Duration = timedelta(days=5)
@@ -161,11 +176,22 @@ class UntilTime(Model):
     date: str | None = Field(default=None, description="A date attribute, e.g. customer.birthday")
     offset: Duration | None = None
     before: bool = Field(False, description="Offset counts back from the date (birthday - 3d)")
+    yearly: bool = Field(
+        True, description="The date recurs every year (birthdays, anniversaries): the next one"
+    )
 
     @model_validator(mode="after")
     def _something(self) -> UntilTime:
         if not (self.time or self.weekdays or self.date):
             raise ValueError("wait_until needs time, weekdays or date")
+        if self.date and self.weekdays:
+            raise ValueError(
+                "wait_until takes a date (with an optional time) or weekdays, not both"
+            )
+        if self.date and not self.date.startswith("customer."):
+            raise ValueError("wait_until.date names a customer date attribute: customer.<column>")
+        if self.offset and self.offset.total_seconds() % 86400:
+            raise ValueError("a date offset counts whole days (3d), not hours")
         return self
 
 
@@ -296,6 +322,19 @@ class Flow(Model):
     holdout: Share = 0.1
     max_lateness: Duration = timedelta(hours=24)
     transactional: bool = False
+    suppress: Sql | None = Field(
+        default=None,
+        description="Checked when a message is queued: when true, it is skipped as `suppressed`",
+    )
+    smart_sending: Duration | Literal[False] | None = Field(
+        default=None,
+        description="Skip when a marketing message went out on the channel this recently; "
+        "false: off; unset: the store setting",
+    )
+    caps: list[Cap] | None = Field(
+        default=None, description="Frequency caps for this flow; unset: the store setting"
+    )
+    quiet_hours: bool = Field(True, description="Move sends out of the store's quiet hours")
     priority: int = 0
     sender: Sender | None = None
     steps: Annotated[list[Step], Field(min_length=1)]

@@ -26,6 +26,12 @@ consent as (
 
 ),
 
+suppression as (
+
+    select * from {{ ref('int_customer_suppression') }}
+
+),
+
 affinity as (
 
     select * from {{ ref('int_customer_category_affinity') }}
@@ -77,12 +83,15 @@ joined as (
         consent.last_email_unsubscribed_at,
         consent.last_sms_opted_in_at,
         consent.last_sms_unsubscribed_at,
+        suppression.email_suppressed_at,
+        suppression.sms_suppressed_at,
         as_of.now_at as computed_at
     from customers
     cross join as_of
     left join orders on customers.customer_id = orders.customer_id
     left join activity on customers.customer_id = activity.customer_id
     left join consent on customers.customer_id = consent.customer_id
+    left join suppression on customers.customer_id = suppression.customer_id
     left join affinity on customers.customer_id = affinity.customer_id
 
 ),
@@ -201,6 +210,8 @@ final as (
         end as has_sms_consent,
         last_email_unsubscribed_at as email_unsubscribed_at,
         last_sms_unsubscribed_at as sms_unsubscribed_at,
+        email_suppressed_at,
+        sms_suppressed_at,
         computed_at
     from ltv
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -105,10 +106,23 @@ def test_yaml_syntax_error_is_located(tmp_path: Path) -> None:
     assert problems and problems[0].line is not None and "not valid YAML" in problems[0].message
 
 
+def write_templates(flows_dir: Path) -> None:
+    """What GOOD names beside it: its templates (on the shipped layout) and a postal address."""
+    from flowhouse.paths import FLOWS
+
+    (flows_dir / "templates" / "cart").mkdir(parents=True)
+    shutil.copy(FLOWS / "templates" / "_layout.html.j2", flows_dir / "templates")
+    for name in ("reminder", "offer"):
+        body = '{% extends "_layout.html.j2" %}{% block body %}Hi{% endblock %}'
+        (flows_dir / "templates" / "cart" / f"{name}.html.j2").write_text(body)
+    (flows_dir / "_settings.yml").write_text("store: {postal_address: 1 Main St}\n")
+
+
 def test_validate_command_exit_codes(tmp_path: Path) -> None:
     good = tmp_path / "good" / "flow.yml"
     good.parent.mkdir()
     good.write_text(GOOD)
+    write_templates(good.parent)
     result = CliRunner().invoke(cli, ["validate", str(good.parent)])
     assert result.exit_code == 0, result.output
     bad = write(tmp_path, GOOD.replace("wait: 1h", "wait: soon"))
@@ -171,3 +185,25 @@ def test_validate_names_a_missing_folder_and_an_empty_one(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["validate", "--flows", str(empty)])
     assert result.exit_code == 0
     assert f"no flow files (*.yml, *.yaml) in {empty}" in result.output
+
+
+@pytest.mark.parametrize(
+    ("action", "field", "message"),
+    [
+        ("{type: add_tag}", "steps.1.action", "type add_tag needs tag:"),
+        ("{type: webhook, url: 'https://x.example', tag: vip}", "steps.1.action.tag",
+         "tag: does not apply to webhook (it takes url)"),
+        ("{type: set_property, property: x}", "steps.1.action", "type set_property needs value:"),
+        ("{type: coupon, pool: nope}", "steps.1.action.pool", "no such coupon pool"),
+    ],
+)  # fmt: skip
+def test_actions_need_their_own_fields(
+    tmp_path: Path, action: str, field: str, message: str
+) -> None:
+    from flows.validate import validate_paths
+
+    text = "flow: f\nname: F\ntrigger: {event: x}\nsteps:\n  - {id: a, wait: 1h}\n"
+    (tmp_path / "f.yml").write_text(text + f"  - id: b\n    action: {action}\n")
+    problems, _ = validate_paths([tmp_path])
+    assert [(p.line, p.field) for p in problems] == [(7, field)], problems
+    assert problems[0].message.startswith(message)

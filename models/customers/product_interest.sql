@@ -1,0 +1,104 @@
+{{ config(materialized='table') }}
+
+{#- Who is interested in which sku, as of the build's now: the table catalog events (back_in_stock,
+    price_dropped, low_stock: no customer, properties.sku) are joined against to fan them out. One pass
+    over the views and cart additions, grouped by customer and sku; orders only add last_ordered_at to
+    those pairs (a purchase alone is not interest: docs/events.md fans out to who viewed or carted). -#}
+
+with
+
+events as (
+
+    select * from {{ ref('stg_events') }}
+
+),
+
+orders as (
+
+    select * from {{ ref('stg_orders') }}
+
+),
+
+order_lines as (
+
+    select * from {{ ref('stg_order_lines') }}
+
+),
+
+as_of as (
+
+    select {{ flowhouse.flowhouse_now() }} as now_at
+
+),
+
+known_interest_events as (
+
+    select
+        events.customer_id,
+        events.event_type,
+        {{ flowhouse.json_text('events.properties', 'sku') }} as sku,
+        events.occurred_at
+    from events
+    cross join as_of
+    where events.event_type in ('product_viewed', 'added_to_cart')
+        and events.customer_id is not null
+        and events.occurred_at <= as_of.now_at
+        and events.loaded_at <= as_of.now_at
+
+),
+
+interest as (
+
+    select
+        customer_id,
+        sku,
+        max(case when event_type = 'product_viewed' then occurred_at end) as last_viewed_at,
+        max(case when event_type = 'added_to_cart' then occurred_at end) as last_carted_at
+    from known_interest_events
+    group by customer_id, sku
+    -- drops the events without a sku after grouping: a `sku is not null` before it would be pushed into
+    -- the scan, where DuckDB evaluates the JSON ahead of event_type, over the whole stream
+    having count(sku) > 0
+
+),
+
+ordered as (
+
+    -- orders placed and loaded by now (order lines carry no loaded_at: the order has it)
+    select
+        order_lines.customer_id,
+        order_lines.sku,
+        max(orders.ordered_at) as last_ordered_at
+    from order_lines
+    inner join orders
+        on order_lines.order_id = orders.order_id
+    cross join as_of
+    where order_lines.customer_id is not null
+        and order_lines.sku is not null
+        and orders.ordered_at <= as_of.now_at
+        and orders.loaded_at <= as_of.now_at
+    group by order_lines.customer_id, order_lines.sku
+
+),
+
+final as (
+
+    select
+        interest.customer_id,
+        interest.sku,
+        interest.last_viewed_at,
+        interest.last_carted_at,
+        ordered.last_ordered_at,
+        -- greatest() of a null is null on some warehouses (Snowflake): coalesce each side first
+        greatest(
+            coalesce(interest.last_viewed_at, interest.last_carted_at),
+            coalesce(interest.last_carted_at, interest.last_viewed_at)
+        ) as last_interest_at
+    from interest
+    left join ordered
+        on interest.customer_id = ordered.customer_id
+        and interest.sku = ordered.sku
+
+)
+
+select * from final

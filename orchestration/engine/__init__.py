@@ -1,0 +1,1 @@
+"""The flow engine: one tick's set-based state transitions."""

@@ -1,0 +1,276 @@
+"""Advance every enrollment whose step is due, in rounds, until nothing more is due at ``now``.
+
+A round takes the due enrollments, ends those whose exit is met (checked before every step), then
+executes waits, ``wait_for``, branches and splits, which move each enrollment one step on. Sends
+and actions wait until no other step is due, so that messages competing for a cap are decided
+together, earliest due first (:mod:`orchestration.engine.send`). Instant steps chain within the
+tick: the loop ends when a round finds nothing due.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from flows.compile import CompiledFlow, StepRow, predicate
+from orchestration.engine.context import Context, per_flow, per_step
+from orchestration.engine.moves import arrive, journal
+from orchestration.engine.send import send_batch
+from orchestration.engine.sql import literal, statement, unit_hash
+
+MAX_ROUNDS = 1000
+
+_NEW_EVENTS = """
+select distinct customer_id from core.events
+where loaded_at <= :now and (:since is null or loaded_at > :since) and customer_id is not null
+"""
+
+_DUE = """
+select e.enrollment_id, e.flow_id, e.customer_id, e.step_id, e.due_at, e.step_started_at,
+    e.entered_at, e.trigger_event_id as event_id, e.trigger_type as event_type,
+    e.entered_at as occurred_at, e.trigger_properties as properties, e.entry_key, e.is_holdout,
+    e.variant, s.kind, s.next_step, fl.removed_at
+from flowhouse.enrollments as e
+join flowhouse.flows as fl on fl.flow_id = e.flow_id
+left join flowhouse.steps as s on s.flow_id = e.flow_id and s.step_id = e.step_id
+where e.status = 'active'
+    and (
+        e.due_at <= :now
+        or fl.removed_at is not null
+        or (
+            s.kind = 'wait_for'
+            and (e.checked_at_tick is null or e.checked_at_tick <> :now)
+            and (e.arrived_at_tick = :now
+                 or e.customer_id in (select customer_id from _fh_new_events))
+        )
+    )
+"""
+
+_EXIT_HITS = """
+select event.enrollment_id, min(x.event_type) as event_type
+from _fh_due as event
+join core.events as x
+    on x.customer_id = event.customer_id
+    and x.occurred_at > event.entered_at
+    and x.loaded_at <= :now
+    and x.loaded_at > :floor
+where :is_exit_event
+group by event.enrollment_id
+"""
+
+_EXITS = """
+select event.enrollment_id, event.step_id, coalesce(event.kind, 'removed') as step_kind,
+    case when event.due_at <= :now then event.due_at else :now end as effective_at,
+    case
+        when event.removed_at is not null then 'flow_removed'
+        when event.kind is null then 'step_removed'
+        when hit.event_type is not null then hit.event_type
+        when coalesce(:exit_where, false) then 'exit_condition'
+        when event.kind = 'send' and not coalesce(:filter, false) then 'filter'
+        when event.kind = 'wait_until' and :no_date then 'no_date'
+    end as reason
+from _fh_due as event
+left join core.customer_attributes as customer on customer.customer_id = event.customer_id
+left join _fh_exit_hits as hit on hit.enrollment_id = event.enrollment_id
+"""
+
+_END = """
+update flowhouse.enrollments as e
+set status = 'exited', ended_at = x.effective_at, end_reason = x.reason, updated_at_tick = :now
+from _fh_exits as x
+where e.enrollment_id = x.enrollment_id and x.reason is not null
+"""
+
+_HITS = """
+select w.enrollment_id, min(event.occurred_at) as at
+from _fh_due as w
+join core.events as event
+    on event.customer_id = w.customer_id
+    and event.occurred_at > w.step_started_at
+    and event.occurred_at <= w.due_at
+    and event.loaded_at <= :now
+    and event.loaded_at > :floor
+left join core.customer_attributes as customer on customer.customer_id = w.customer_id
+where w.kind = 'wait_for' and coalesce(:awaited, false)
+group by w.enrollment_id
+"""
+
+_ROUTES = """
+select event.enrollment_id, event.flow_id, event.step_id, event.kind,
+    case
+        when event.kind in ('wait', 'wait_until') then 'waited'
+        when event.kind = 'wait_for' and hit.at is not null then 'event'
+        when event.kind = 'wait_for' and event.due_at <= :now then 'timeout'
+        when event.kind in ('branch', 'split') then :choice
+    end as label,
+    case when event.kind = 'wait_for' and hit.at is not null then hit.at else event.due_at end
+        as at
+from _fh_due as event
+left join core.customer_attributes as customer on customer.customer_id = event.customer_id
+left join _fh_hits as hit on hit.enrollment_id = event.enrollment_id
+where event.kind in ('wait', 'wait_until', 'wait_for', 'branch', 'split')
+"""
+
+_OUTCOME = """
+select enrollment_id, step_id, kind as step_kind, at as effective_at,
+    case kind
+        when 'wait_for' then case label when 'event' then 'event_received' else 'timed_out' end
+        when 'branch' then 'branched'
+        when 'split' then 'split'
+        else 'waited'
+    end as outcome,
+    case when kind in ('branch', 'split') then label end as reason,
+    null as detail
+from _fh_routes
+where label is not null
+"""
+
+
+def advance(ctx: Context) -> None:
+    ctx.temp("_fh_new_events", _NEW_EVENTS, now=ctx.now, since=ctx.previous)
+    for _ in range(MAX_ROUNDS):
+        if not _load_due(ctx):
+            return
+        _exit(ctx)
+        if _route(ctx):
+            continue
+        if not send_batch(ctx):
+            return
+
+
+def _load_due(ctx: Context) -> int:
+    return ctx.temp("_fh_due", _DUE, now=ctx.now)
+
+
+def _floor(ctx: Context, column: str, where: str = "true") -> object:
+    return ctx.value(f"select min({column}) from _fh_due where {where}")
+
+
+def _exit(ctx: Context) -> None:
+    ctx.temp(
+        "_fh_exit_hits",
+        _EXIT_HITS,
+        now=ctx.now,
+        floor=_floor(ctx, "entered_at"),
+        is_exit_event=per_flow(ctx.flows, _exit_types, exp.false()),
+    )
+    ctx.temp(
+        "_fh_exits",
+        _EXITS,
+        now=ctx.now,
+        exit_where=per_flow(
+            ctx.flows, lambda f: predicate(f.flow.exit.where) if f.flow.exit.where else None
+        ),
+        # A filter must hold: one that is unknown (null) fails, as it does in Klaviyo.
+        filter=per_flow(
+            ctx.flows,
+            lambda f: predicate(f.flow.filter) if f.flow.filter else None,
+            exp.true(),
+        ),
+        no_date=per_step(ctx.flows, _no_date, ("wait_until",), exp.false()),
+    )
+    n = journal(
+        ctx,
+        "select enrollment_id, step_id, step_kind, effective_at, 'exited' as outcome, reason, "
+        "null as detail from _fh_exits where reason is not null",
+    )
+    if n:
+        ctx.run(_END, now=ctx.now)
+        ctx.add("exited", n)
+        ctx.run(
+            "delete from _fh_due where enrollment_id in "
+            "(select enrollment_id from _fh_exits where reason is not null)"
+        )
+
+
+def _exit_types(f: CompiledFlow) -> exp.Expr | None:
+    events = f.flow.exit.events
+    if not events:
+        return None
+    return exp.column("event_type", "x").isin(*[literal(e) for e in events])
+
+
+def _no_date(f: CompiledFlow, s: StepRow) -> exp.Expr | None:
+    if not s.params["date"]:
+        return None
+    return exp.column(s.params["date"], "customer").is_(exp.null())
+
+
+def _route(ctx: Context) -> int:
+    ctx.temp(
+        "_fh_hits",
+        _HITS,
+        now=ctx.now,
+        floor=_floor(ctx, "step_started_at", "kind = 'wait_for'"),
+        awaited=per_step(ctx.flows, _awaited, ("wait_for",), exp.false(), on="w"),
+    )
+    n = ctx.temp(
+        "_fh_routes",
+        _ROUTES,
+        now=ctx.now,
+        choice=per_step(ctx.flows, _choice, ("branch", "split")),
+    )
+    if not n:
+        return 0
+    journal(ctx, _OUTCOME)
+    ctx.run(
+        "update flowhouse.enrollments as e set variant = r.label, updated_at_tick = :now "
+        "from _fh_routes as r where e.enrollment_id = r.enrollment_id and r.kind = 'split'",
+        now=ctx.now,
+    )
+    ctx.run(
+        "update flowhouse.enrollments as e set checked_at_tick = :now, updated_at_tick = :now "
+        "from _fh_routes as r where e.enrollment_id = r.enrollment_id and r.label is null",
+        now=ctx.now,
+    )
+    _arrive_routes(ctx)
+    return n
+
+
+def _arrive_routes(ctx: Context) -> None:
+    arrive(
+        ctx,
+        "select event.enrollment_id, :next as next_step, event.at from _fh_routes as event "
+        "join flowhouse.steps as s on s.flow_id = event.flow_id and s.step_id = event.step_id "
+        "where event.label is not null",
+        next=per_step(
+            ctx.flows, _next, ("wait_for", "branch", "split"), exp.column("next_step", "s")
+        ),
+    )
+
+
+def _awaited(f: CompiledFlow, s: StepRow) -> exp.Expr:
+    """The awaited event of a ``wait_for`` step: its type, its predicate, the same entry key."""
+    p = s.params
+    parts: list[exp.Expr] = [exp.column("event_type", "event").eq(literal(p["event"]))]
+    if p["where"]:
+        parts.append(predicate(p["where"]))
+    if p["same_key"] and f.flow.entry.key:
+        key = exp.Anonymous(
+            this="json_text",
+            expressions=[exp.column("properties", "event"), literal(f.flow.entry.key)],
+        )
+        parts.append(key.eq(exp.column("entry_key", "w")))
+    return exp.and_(*parts)
+
+
+def _choice(f: CompiledFlow, s: StepRow) -> exp.Expr:
+    """The branch path (first matching predicate) or split arm (by hash) an enrollment takes."""
+    paths = f.paths.get(s.step_id, [])
+    case = exp.Case()
+    if s.kind == "branch":
+        for p in paths:
+            case = case.when(p.when if p.when is not None else exp.true(), literal(p.label))
+        return case.else_(literal("none"))
+    bucket = unit_hash(statement("event.enrollment_id || ':' || event.step_id"))
+    upper = 0.0
+    for p in paths[:-1]:
+        upper += p.weight
+        case = case.when(exp.LT(this=bucket.copy(), expression=literal(upper)), literal(p.label))
+    return case.else_(literal(paths[-1].label))
+
+
+def _next(f: CompiledFlow, s: StepRow) -> exp.Expr:
+    case = exp.Case()
+    for p in f.paths.get(s.step_id, []):
+        case = case.when(exp.column("label", "event").eq(literal(p.label)), literal(p.first_step))
+    return case.else_(exp.column("next_step", "s"))

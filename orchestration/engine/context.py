@@ -1,0 +1,100 @@
+"""What one tick works with: the warehouse, the state schema, the time, the compiled flows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlglot import exp
+
+from flowhouse.warehouse import Warehouse
+from flows.compile import CompiledFlow
+from flows.settings import Settings
+from orchestration.engine.sql import render, statement
+
+
+@dataclass
+class Context:
+    wh: Warehouse
+    schema: str
+    now: datetime
+    previous: datetime | None
+    flows: list[CompiledFlow]
+    settings: Settings
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def sql(self, text: str, **values: Any) -> str:
+        return render(statement(text, self.schema, **values), self.wh.dialect)
+
+    def run(self, text: str, **values: Any) -> None:
+        self.wh.execute(self.sql(text, **values))
+
+    def rows(self, text: str, **values: Any) -> list[tuple[Any, ...]]:
+        return self.wh.query(self.sql(text, **values))
+
+    def value(self, text: str, **values: Any) -> Any:
+        rows = self.rows(text, **values)
+        return rows[0][0] if rows else None
+
+    def temp(self, name: str, text: str, **values: Any) -> int:
+        """(Re)create temp table `name` as the query `text`; returns its row count."""
+        self.wh.execute(f"drop table if exists {name}")
+        self.run(f"create temp table {name} as {text}", **values)
+        return int(self.value(f"select count(*) from {name}"))
+
+    def flow(self, flow_id: str) -> CompiledFlow:
+        return next(f for f in self.flows if f.id == flow_id)
+
+    def add(self, key: str, n: int) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+
+def per_step(
+    flows: Iterable[CompiledFlow],
+    build: Any,
+    kinds: Iterable[str],
+    default: exp.Expr | None = None,
+    on: str = "event",
+) -> exp.Expr:
+    """``case`` over (flow_id, step_id) of the due row: ``build(flow, step)`` for each step of
+    `kinds` (skipped where it returns None)."""
+    wanted = set(kinds)
+    case = exp.Case()
+    found = False
+    for f in flows:
+        for s in f.steps:
+            if s.kind not in wanted:
+                continue
+            then = build(f, s)
+            if then is None:
+                continue
+            found = True
+            case = case.when(
+                exp.and_(
+                    exp.column("flow_id", on).eq(exp.Literal.string(f.id)),
+                    exp.column("step_id", on).eq(exp.Literal.string(s.step_id)),
+                ),
+                then,
+            )
+    if not found:
+        return default if default is not None else exp.null()
+    return case.else_(default) if default is not None else case
+
+
+def per_flow(
+    flows: Iterable[CompiledFlow], build: Any, default: exp.Expr | None = None, on: str = "event"
+) -> exp.Expr:
+    """``case`` over the row's flow_id: ``build(flow)`` for each flow (skipped where None)."""
+    case = exp.Case()
+    found = False
+    for f in flows:
+        then = build(f)
+        if then is None:
+            continue
+        found = True
+        case = case.when(exp.column("flow_id", on).eq(exp.Literal.string(f.id)), then)
+    if not found:
+        return default if default is not None else exp.null()
+    return case.else_(default) if default is not None else case

@@ -1,0 +1,155 @@
+"""The engine's tables, in the state schema (``flowhouse`` unless a backtest uses its own).
+
+| table | one row per |
+|---|---|
+| ``flows`` | flow: its current version, when it went live, when it was removed |
+| ``flow_versions`` | version of a flow ever deployed, with its canonical spec |
+| ``steps`` | step of a deployed flow version (the flattened graph) |
+| ``enrollments`` | customer walking a flow: where they are, when that step is due, how it ended |
+| ``decisions`` | decision, journaled once: enrolled, refused, step executed, branch taken, exited |
+| ``messages`` | message or external action in the outbox: queued, held out or skipped and why |
+| ``coupon_codes`` | code in a coupon pool: to whom it was issued, until when, whether redeemed |
+| ``profile_updates`` | warehouse action applied to a customer: tag, list, property, points, tier |
+| ``ticks`` | tick: its time, how long it took, what it did |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from flowhouse.contract import ColumnType
+from flowhouse.warehouse import Warehouse, create_table
+
+Columns = Sequence[tuple[str, ColumnType, bool]]
+
+TABLES: dict[str, Columns] = {
+    "flows": (
+        ("flow_id", "text", True),
+        ("version", "text", True),
+        ("name", "text", True),
+        ("transactional", "boolean", True),
+        ("holdout", "double", True),
+        ("priority", "integer", True),
+        ("goal_event", "text", True),
+        ("goal_within_seconds", "bigint", True),
+        ("went_live_at", "timestamp", True),
+        ("considered_until", "timestamp", False),
+        ("updated_at", "timestamp", True),
+        ("removed_at", "timestamp", False),
+    ),
+    "flow_versions": (
+        ("flow_id", "text", True),
+        ("version", "text", True),
+        ("deployed_at", "timestamp", True),
+        ("spec", "text", True),
+    ),
+    "steps": (
+        ("flow_id", "text", True),
+        ("step_id", "text", True),
+        ("kind", "text", True),
+        ("position", "integer", True),
+        ("next_step", "text", False),
+        ("params", "text", True),
+    ),
+    "enrollments": (
+        ("enrollment_id", "text", True),
+        ("flow_id", "text", True),
+        ("flow_version", "text", True),
+        ("customer_id", "text", True),
+        ("trigger_event_id", "text", True),
+        ("trigger_type", "text", True),
+        ("trigger_properties", "json", False),
+        ("entry_key", "text", False),
+        ("entered_at", "timestamp", True),
+        ("enrolled_at_tick", "timestamp", True),
+        ("is_holdout", "boolean", True),
+        ("variant", "text", False),
+        ("status", "text", True),
+        ("step_id", "text", False),
+        ("step_started_at", "timestamp", False),
+        ("due_at", "timestamp", False),
+        ("arrived_at_tick", "timestamp", False),
+        ("checked_at_tick", "timestamp", False),
+        ("ended_at", "timestamp", False),
+        ("end_reason", "text", False),
+        ("updated_at_tick", "timestamp", True),
+    ),
+    "decisions": (
+        ("decision_id", "text", True),
+        ("enrollment_id", "text", True),
+        ("flow_id", "text", True),
+        ("flow_version", "text", True),
+        ("customer_id", "text", False),
+        ("step_id", "text", True),
+        ("step_kind", "text", True),
+        ("effective_at", "timestamp", True),
+        ("decided_at", "timestamp", True),
+        ("outcome", "text", True),
+        ("reason", "text", False),
+        ("detail", "text", False),
+    ),
+    "messages": (
+        ("message_id", "text", True),
+        ("enrollment_id", "text", True),
+        ("flow_id", "text", True),
+        ("flow_version", "text", True),
+        ("step_id", "text", True),
+        ("customer_id", "text", True),
+        ("channel", "text", True),
+        ("kind", "text", True),
+        ("is_marketing", "boolean", True),
+        ("variant", "text", False),
+        ("address", "text", False),
+        ("template", "text", False),
+        ("subject", "text", False),
+        ("preheader", "text", False),
+        ("destination", "text", False),
+        ("coupon_code", "text", False),
+        ("payload", "text", False),
+        ("due_at", "timestamp", True),
+        ("queued_at", "timestamp", True),
+        ("status", "text", True),
+        ("skip_reason", "text", False),
+        ("updated_at", "timestamp", True),
+    ),
+    "coupon_codes": (
+        ("pool", "text", True),
+        ("code", "text", True),
+        ("added_at", "timestamp", True),
+        ("customer_id", "text", False),
+        ("message_id", "text", False),
+        ("issued_at", "timestamp", False),
+        ("expires_at", "timestamp", False),
+        ("redeemed_at", "timestamp", False),
+    ),
+    "profile_updates": (
+        ("update_id", "text", True),
+        ("enrollment_id", "text", True),
+        ("flow_id", "text", True),
+        ("step_id", "text", True),
+        ("customer_id", "text", True),
+        ("action", "text", True),
+        ("name", "text", False),
+        ("value", "text", False),
+        ("updated_at", "timestamp", True),
+    ),
+    "ticks": (
+        ("tick_at", "timestamp", True),
+        ("started_at", "timestamp", True),
+        ("finished_at", "timestamp", True),
+        ("seconds", "double", True),
+        ("triggers", "bigint", True),
+        ("enrolled", "bigint", True),
+        ("refused", "bigint", True),
+        ("decisions", "bigint", True),
+        ("messages", "bigint", True),
+    ),
+}
+
+
+def ensure_state(wh: Warehouse, schema: str) -> None:
+    """Create the state schema and its tables when missing (idempotent)."""
+    wh.ensure_schema(schema)
+    for name, columns in TABLES.items():
+        wh.execute(create_table(f"{schema}.{name}", columns, wh.dialect))
+    wh.commit()
