@@ -194,14 +194,31 @@ def summary(warehouse: str) -> None:
     help="Where the demo store is built (replaced if it exists).",
 )
 @click.option("--customers", type=click.IntRange(min=100), default=20_000, show_default=True)
-@click.option("--days", type=click.IntRange(min=7), default=30, show_default=True)
+@click.option(
+    "--days", type=click.IntRange(min=7), default=23, show_default=True, help="Days of history."
+)
+@click.option(
+    "--simulate-days",
+    type=click.IntRange(min=0),
+    default=7,
+    show_default=True,
+    help="Days lived after the flow library goes live (new events, ticks every 4 h).",
+)
 @click.option("--seed", type=int, default=7, show_default=True)
 @handles_errors
-def demo(warehouse: str, customers: int, days: int, seed: int) -> None:
-    """Run the main job end to end on a fresh synthetic store and print a summary."""
+def demo(warehouse: str, customers: int, days: int, simulate_days: int, seed: int) -> None:
+    """Run the main job end to end on a fresh synthetic store: generate, build, then run the flow
+    library through simulated days of ticks and print per-flow counts."""
     from flowhouse.demo import run_demo
 
-    run_demo(Location.parse(warehouse), customers=customers, days=days, seed=seed, echo=click.echo)
+    run_demo(
+        Location.parse(warehouse),
+        customers=customers,
+        days=days,
+        seed=seed,
+        echo=click.echo,
+        simulate_days=simulate_days,
+    )
 
 
 @cli.command()

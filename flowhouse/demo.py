@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from flowhouse.build import build_models
+from flowhouse.paths import FLOWS
 from flowhouse.summary import render_summary
 from flowhouse.warehouse import Location
 
@@ -15,8 +18,17 @@ DEMO_START = datetime(2026, 9, 1)
 
 
 def run_demo(
-    location: Location, customers: int, days: int, seed: int, echo: Callable[[str], None]
+    location: Location,
+    customers: int,
+    days: int,
+    seed: int,
+    echo: Callable[[str], None],
+    simulate_days: int = 7,
+    flows_dir: Path | None = None,
 ) -> None:
+    """Generate `days` of history, build, launch the flow library, then live `simulate_days`
+    more days: new events arrive (``--continue-until``), models refresh every 12 hours and the
+    engine ticks every 4 hours."""
     from flowhouse.generate import generate_store
 
     if location.path is not None:
@@ -24,12 +36,58 @@ def run_demo(
             stale.unlink(missing_ok=True)
         shutil.rmtree(location.path.parent / "tmp", ignore_errors=True)
     started = time.perf_counter()
-    echo(f"1/3 generating a store of {customers:,} customers over {days} days (seed {seed}) ...")
+    echo(f"1/4 generating a store of {customers:,} customers over {days} days (seed {seed}) ...")
     stats = generate_store(location, customers=customers, days=days, seed=seed, start=DEMO_START)
     echo("    " + stats.describe().replace("\n", "\n    "))
-    echo("2/3 building the dbt models and running their tests ...")
-    echo("    " + build_models(location).describe())
-    echo("3/3 summary")
+    launch = DEMO_START + timedelta(days=days)
+    echo("2/4 building the dbt models and running their tests ...")
+    echo("    " + build_models(location, now=launch).describe())
+    echo("3/4 summary")
     echo(render_summary(location))
+    echo(
+        f"4/4 launching the flow library at {launch:%Y-%m-%d} and living {simulate_days} more days"
+    )
+    simulate(location, flows_dir or FLOWS, launch, simulate_days, echo)
     echo(f"\nDone in {time.perf_counter() - started:.0f} s. Warehouse: {location}")
     echo("Explore it: flowhouse summary --warehouse " + str(location))
+    echo("  the journal: flowhouse.decisions, the outbox: flowhouse.messages")
+
+
+def simulate(
+    location: Location,
+    flows_dir: Path,
+    launch: datetime,
+    days: int,
+    echo: Callable[[str], None],
+    tick_every: timedelta = timedelta(hours=4),
+    build_every: timedelta = timedelta(hours=12),
+) -> None:
+    """Tick the flows in `flows_dir` from `launch` through `days` days of new events."""
+    from flowhouse.generate import continue_store
+    from flowhouse.warehouse import Warehouse
+    from flows.settings import load_settings
+    from orchestration.engine.coupons import generate_codes
+    from orchestration.engine.report import render_flow_counts
+    from orchestration.engine.tick import tick
+
+    with Warehouse.open(location) as wh:
+        for pool in load_settings(flows_dir).coupon_pools:
+            generate_codes(wh, pool, 5_000, launch, pool.upper() + "-")
+    tick(location, flows_dir, now=launch, build=False)
+    at = launch
+    for day in range(days):
+        continue_store(location, until=launch + timedelta(days=day + 1))
+        counts: Counter[str] = Counter()
+        ticks = 0
+        while at < launch + timedelta(days=day + 1):
+            at += tick_every
+            due_build = (at - launch) % build_every == timedelta(0)
+            counts.update(tick(location, flows_dir, now=at, build=due_build).counts)
+            ticks += 1
+        echo(
+            f"    {at:%Y-%m-%d}: {ticks} ticks, {counts['triggers']:,} triggers, "
+            f"{counts['enrolled']:,} enrolled, {counts['refused']:,} refused, "
+            f"{counts['messages']:,} messages and actions, {counts['exited']:,} exits"
+        )
+    with Warehouse.open(location) as wh:
+        echo(render_flow_counts(wh))

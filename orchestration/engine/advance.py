@@ -20,8 +20,7 @@ from orchestration.engine.sql import literal, statement, unit_hash
 MAX_ROUNDS = 1000
 
 _NEW_EVENTS = """
-select distinct customer_id from core.events
-where loaded_at <= :now and (:since is null or loaded_at > :since) and customer_id is not null
+select distinct customer_id from _fh_window where customer_id is not null
 """
 
 _DUE = """
@@ -36,6 +35,8 @@ where e.status = 'active'
     and (
         e.due_at <= :now
         or fl.removed_at is not null
+        -- a step removed by a new version: its enrollments exit now, not when it was due
+        or s.kind is null
         or (
             s.kind = 'wait_for'
             and (e.checked_at_tick is null or e.checked_at_tick <> :now)
@@ -59,10 +60,13 @@ group by event.enrollment_id
 
 _EXITS = """
 select event.enrollment_id, event.step_id, coalesce(event.kind, 'removed') as step_kind,
-    case when event.due_at <= :now then event.due_at else :now end as effective_at,
+    case when event.due_at <= :now then event.due_at when w.at is not null then w.at else :now end
+        as effective_at,
     case
         when event.removed_at is not null then 'flow_removed'
         when event.kind is null then 'step_removed'
+        -- a wait for an event is decided at the event or the deadline; so are its exits
+        when event.due_at > :now and w.at is null then null
         when hit.event_type is not null then hit.event_type
         when coalesce(:exit_where, false) then 'exit_condition'
         when event.kind = 'send' and not coalesce(:filter, false) then 'filter'
@@ -71,6 +75,7 @@ select event.enrollment_id, event.step_id, coalesce(event.kind, 'removed') as st
 from _fh_due as event
 left join core.customer_attributes as customer on customer.customer_id = event.customer_id
 left join _fh_exit_hits as hit on hit.enrollment_id = event.enrollment_id
+left join _fh_hits as w on w.enrollment_id = event.enrollment_id
 """
 
 _END = """
@@ -130,6 +135,7 @@ def advance(ctx: Context) -> None:
     for _ in range(MAX_ROUNDS):
         if not _load_due(ctx):
             return
+        _hits(ctx)
         _exit(ctx)
         if _route(ctx):
             continue
@@ -195,7 +201,8 @@ def _no_date(f: CompiledFlow, s: StepRow) -> exp.Expr | None:
     return exp.column(s.params["date"], "customer").is_(exp.null())
 
 
-def _route(ctx: Context) -> int:
+def _hits(ctx: Context) -> None:
+    """``_fh_hits``: the first awaited event of each due ``wait_for``, if one came."""
     ctx.temp(
         "_fh_hits",
         _HITS,
@@ -203,6 +210,9 @@ def _route(ctx: Context) -> int:
         floor=_floor(ctx, "step_started_at", "kind = 'wait_for'"),
         awaited=per_step(ctx.flows, _awaited, ("wait_for",), exp.false(), on="w"),
     )
+
+
+def _route(ctx: Context) -> int:
     n = ctx.temp(
         "_fh_routes",
         _ROUTES,

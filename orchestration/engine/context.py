@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,9 +25,30 @@ class Context:
     flows: list[CompiledFlow]
     settings: Settings
     counts: dict[str, int] = field(default_factory=dict)
+    #: When set, statements read this table instead of ``core.events`` (see :meth:`reading`).
+    events_source: str | None = None
+    #: Statements rendered once per tick (they depend on the flows, not on the data).
+    rendered: dict[str, str] = field(default_factory=dict)
 
     def sql(self, text: str, **values: Any) -> str:
-        return render(statement(text, self.schema, **values), self.wh.dialect)
+        tree = statement(text, self.schema, **values)
+        if self.events_source:
+            source = exp.to_table(self.events_source)
+            for table in tree.find_all(exp.Table):
+                if table.db == "core" and table.name == "events":
+                    table.set("this", source.this.copy())
+                    table.set("db", None)
+        return render(tree, self.wh.dialect)
+
+    @contextmanager
+    def reading(self, events: str | None) -> Iterator[None]:
+        """Statements inside read `events` (e.g. the tick's window of new events) for
+        ``core.events``: the same rows they would select there, from a much smaller table."""
+        before, self.events_source = self.events_source, events
+        try:
+            yield
+        finally:
+            self.events_source = before
 
     def run(self, text: str, **values: Any) -> None:
         self.wh.execute(self.sql(text, **values))

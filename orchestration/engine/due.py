@@ -11,6 +11,7 @@ the first at or after the arrival.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlglot import exp
@@ -109,43 +110,54 @@ from _fh_arr_d as d
 
 
 def compute_arrivals(ctx: Context) -> None:
-    """``_fh_arrivals`` (enrollment_id, next_step, at, due_at) from ``_fh_moves``."""
-    _timing_table(ctx)
-    tz = exp.func(
-        "coalesce",
-        exp.column("effective_timezone", "customer"),
-        literal(ctx.settings.store.timezone),
-    )
-    ctx.temp(
-        "_fh_arr_a",
-        _STAGE_A,
-        tz=tz,
-        local_at=timing.to_local(exp.column("at", "mv"), tz.copy()),
-        date_value=per_step(ctx.flows, _date_column, ("wait_until",), on="mv"),
-    )
-    ctx.temp("_fh_arr_b", _STAGE_B)
-    ctx.temp(
-        "_fh_arr_c",
-        _STAGE_C,
-        days_to_next=_days_to_next(),
-        **{f"occurrence_{k}": _occurrence(n) for k, n in (("prev", -1), ("this", 0), ("next", 1))},
-    )
-    tzc = exp.column("tz", "c")
+    """``_fh_arrivals`` (enrollment_id, next_step, at, due_at) from ``_fh_moves``.
 
-    def utc(column: str) -> exp.Expr:
-        return timing.from_local(exp.column(column, "c"), tzc)
+    The statements depend only on the flows, so each is rendered once per tick."""
+    if "_fh_step_timing" not in ctx.rendered:
+        _timing_table(ctx)
+        ctx.rendered["_fh_step_timing"] = ""
+    for name, text, values in _stages(ctx):
+        ctx.wh.execute(f"drop table if exists {name}")
+        if name not in ctx.rendered:
+            ctx.rendered[name] = ctx.sql(f"create temp table {name} as {text}", **values())
+        ctx.wh.execute(ctx.rendered[name])
 
-    ctx.temp(
-        "_fh_arr_d",
-        _STAGE_D,
-        quiet_utc=utc("quiet_target"),
-        today_utc=utc("today_target"),
-        next_day_utc=utc("next_day_target"),
-        prev_utc=utc("date_prev"),
-        this_utc=utc("date_this"),
-        next_utc=utc("date_next"),
-    )
-    ctx.temp("_fh_arrivals", _ARRIVALS)
+
+def _stages(ctx: Context) -> list[tuple[str, str, Callable[[], dict[str, Any]]]]:
+    def stage_a() -> dict[str, Any]:
+        tz = exp.func(
+            "coalesce",
+            exp.column("effective_timezone", "customer"),
+            literal(ctx.settings.store.timezone),
+        )
+        return {
+            "tz": tz,
+            "local_at": timing.to_local(exp.column("at", "mv"), tz.copy()),
+            "date_value": per_step(ctx.flows, _date_column, ("wait_until",), on="mv"),
+        }
+
+    def stage_c() -> dict[str, Any]:
+        years = (("prev", -1), ("this", 0), ("next", 1))
+        return {"days_to_next": _days_to_next()} | {
+            f"occurrence_{k}": _occurrence(n) for k, n in years
+        }
+
+    def stage_d() -> dict[str, Any]:
+        tzc = exp.column("tz", "c")
+        columns = {
+            "quiet_utc": "quiet_target", "today_utc": "today_target",
+            "next_day_utc": "next_day_target", "prev_utc": "date_prev",
+            "this_utc": "date_this", "next_utc": "date_next",
+        }  # fmt: skip
+        return {k: timing.from_local(exp.column(c, "c"), tzc) for k, c in columns.items()}
+
+    return [
+        ("_fh_arr_a", _STAGE_A, stage_a),
+        ("_fh_arr_b", _STAGE_B, dict),
+        ("_fh_arr_c", _STAGE_C, stage_c),
+        ("_fh_arr_d", _STAGE_D, stage_d),
+        ("_fh_arrivals", _ARRIVALS, dict),
+    ]
 
 
 def _date_column(flow: CompiledFlow, step: StepRow) -> exp.Expr | None:

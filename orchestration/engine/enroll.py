@@ -15,6 +15,8 @@ trigger. A customer with n triggers in one window takes at most n rounds; most t
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlglot import exp
 
 from flowhouse.contract import CATALOG_EVENT_TYPES, DERIVED_EVENT_TYPES
@@ -111,24 +113,36 @@ from _fh_first
 def enroll(ctx: Context) -> None:
     windows = dict(ctx.rows("select flow_id, considered_until from flowhouse.flows"))
     went_live = dict(ctx.rows("select flow_id, went_live_at from flowhouse.flows"))
+    # New enrollments of every flow step onto their first step together, at the end.
+    ctx.temp(
+        "_fh_entering",
+        "select cast(null as text) as enrollment_id, cast(null as text) as next_step, "
+        "cast(null as timestamp) as at where false",
+    )
     for f in ctx.flows:
         since = windows.get(f.id)
         if since is not None and since >= ctx.now:
             continue
         _enroll_flow(ctx, f, since, went_live[f.id])
-        ctx.run(
-            "update flowhouse.flows set considered_until = :now where flow_id = :flow_id",
-            now=ctx.now,
-            flow_id=f.id,
-        )
+    ctx.run(
+        "update flowhouse.flows set considered_until = :now where removed_at is null", now=ctx.now
+    )
+    arrive(ctx, "select enrollment_id, next_step, at from _fh_entering")
 
 
-def _triggers(ctx: Context, f: CompiledFlow, since: object) -> None:
+def _triggers(ctx: Context, f: CompiledFlow, since: object) -> int:
     """``_fh_triggers``: the flow's trigger events loaded in its window (fanned out for catalog
     events)."""
     trigger = f.flow.trigger
     text = _FANNED_OUT if trigger.event in FAN_OUT_TYPES else _TRIGGERS
-    ctx.temp(
+    in_window = isinstance(since, datetime) and ctx.previous is not None and since >= ctx.previous
+    with ctx.reading("_fh_window" if in_window else None):
+        return _trigger_table(ctx, f, text, since)
+
+
+def _trigger_table(ctx: Context, f: CompiledFlow, text: str, since: object) -> int:
+    trigger = f.flow.trigger
+    return ctx.temp(
         "_fh_triggers",
         text,
         flow_id=f.id,
@@ -162,7 +176,8 @@ def _member(table: str, column: str, name: str) -> exp.Expr:
 
 def _enroll_flow(ctx: Context, f: CompiledFlow, since: object, went_live: object) -> None:
     spec = f.flow
-    _triggers(ctx, f, since)
+    if not _triggers(ctx, f, since):
+        return
     n = ctx.temp(
         "_fh_candidates",
         _CANDIDATES,
@@ -230,9 +245,8 @@ def _enroll_first(ctx: Context, f: CompiledFlow) -> None:
         "e.trigger_event_id as detail "
         "from flowhouse.enrollments as e join _fh_first as f on f.enrollment_id = e.enrollment_id",
     )
-    arrive(
-        ctx,
-        "select enrollment_id, :first as next_step, occurred_at as at from _fh_first",
+    ctx.run(
+        "insert into _fh_entering select enrollment_id, :first, occurred_at from _fh_first",
         first=f.first_step,
     )
 

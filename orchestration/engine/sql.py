@@ -45,8 +45,8 @@ def literal(value: Any) -> exp.Expr:
 
 def statement(text: str, schema: str = STATE_SCHEMA, **values: Any) -> exp.Expr:
     """The statement `text` with its placeholders bound and its state tables in `schema`."""
-    tree = _parsed(text).copy()
-    tree = exp.replace_placeholders(tree, **{k: literal(v) for k, v in values.items()})
+    # replace_placeholders transforms a copy: the cached parse stays untouched.
+    tree = exp.replace_placeholders(_parsed(text), **{k: literal(v) for k, v in values.items()})
     missing = [p.name for p in tree.find_all(exp.Placeholder)]
     if missing:
         raise KeyError(f"unbound placeholders {missing} in: {text[:80]}")
@@ -58,8 +58,9 @@ def statement(text: str, schema: str = STATE_SCHEMA, **values: Any) -> exp.Expr:
 
 
 def render(tree: exp.Expr, dialect: str) -> str:
-    """`tree` in the warehouse's dialect, with the engine's portable functions expanded."""
-    tree = tree.transform(lambda node: _expand(node, dialect), copy=True)
+    """`tree` in the warehouse's dialect, with the engine's portable functions expanded (in
+    place: pass a tree of your own, such as :func:`statement` returns)."""
+    tree = tree.transform(lambda node: _expand(node, dialect), copy=False)
     return tree.sql(dialect=dialect)
 
 

@@ -120,6 +120,7 @@ def run_tick(
             )
         ctx.previous = last
         deploy(ctx)
+        ctx.temp("_fh_window", _WINDOW, now=now, since=last)
         _redeem(ctx)
         enroll(ctx)
         advance(ctx)
@@ -142,6 +143,12 @@ def run_tick(
     return ctx.counts
 
 
+#: The events this tick sees for the first time: most statements need only these.
+_WINDOW = """
+select * from core.events where loaded_at <= :now and (:since is null or loaded_at > :since)
+"""
+
+
 def _redeem(ctx: Context) -> None:
     """A coupon stops being active when an order redeems it (``order_placed.coupon_code``)."""
     ctx.run(
@@ -150,9 +157,8 @@ def _redeem(ctx: Context) -> None:
         set redeemed_at = r.redeemed_at
         from (
             select json_text(properties, 'coupon_code') as code, min(occurred_at) as redeemed_at
-            from core.events
-            where event_type = 'order_placed' and loaded_at <= :now
-                and (:since is null or loaded_at > :since)
+            from _fh_window
+            where event_type = 'order_placed'
                 and json_text(properties, 'coupon_code') is not null
             group by json_text(properties, 'coupon_code')
         ) as r
