@@ -143,9 +143,11 @@ def run_tick(
     return ctx.counts
 
 
-#: The events this tick sees for the first time: most statements need only these.
+#: The events this tick sees for the first time: most statements need only these. The very
+#: first tick starts with none (no enrollment or coupon can have been waiting for them).
 _WINDOW = """
-select * from core.events where loaded_at <= :now and (:since is null or loaded_at > :since)
+select * from core.events
+where loaded_at <= :now and :since is not null and loaded_at > :since
 """
 
 
