@@ -195,6 +195,19 @@ class Warehouse:
         except Exception as err:  # the driver's own error types differ per warehouse
             raise WarehouseError(f"{type(err).__name__}: {err}\n  in: {_excerpt(sql)}") from err
 
+    def execute_count(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> int:
+        """Run one statement that writes rows (insert, create table as) and return how many."""
+        sql = statement if isinstance(statement, str) else self.render(statement)
+        try:
+            if self.dialect == "duckdb":
+                rows = self._con.execute(sql, list(params)).fetchall()
+                return int(rows[0][0]) if rows else 0
+            with self._con.cursor() as cur:
+                cur.execute(sql, tuple(params) or None)
+                return max(int(cur.rowcount), 0)
+        except Exception as err:
+            raise WarehouseError(f"{type(err).__name__}: {err}\n  in: {_excerpt(sql)}") from err
+
     def query(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         sql = statement if isinstance(statement, str) else self.render(statement)
         try:

@@ -9,7 +9,9 @@
 {#- A cart is abandoned cart_abandon_after_minutes after an activity (added_to_cart, checkout_started)
     when, among the rows loaded by the decision moment D = greatest(activity + window, activity loaded_at),
     the cart had no later activity and the customer placed no order within [activity, activity + window].
-    One event per cart: the candidate decided first. Re-read bound: derived_since(window). -#}
+    One event per cart: the candidate decided first. Re-read bound: derived_since(window).
+    margin_pct is the added lines' gross margin share at the catalog's current cost (the catalog keeps no
+    history); unknown (null) when a line's cost or price is, or the lines are worth nothing. -#}
 {%- set window_minutes = var('cart_abandon_after_minutes') %}
 {#- the contents come from the latest checkout unless items were added after it -#}
 {%- set checkout_wins = 'latest_checkout.checkout_started_at >= coalesce(added_lines.last_added_at,'
@@ -20,6 +22,12 @@ with
 events as (
 
     select * from {{ ref('stg_events') }}
+
+),
+
+products as (
+
+    select * from {{ ref('stg_products') }}
 
 ),
 
@@ -188,6 +196,20 @@ added_skus as (
 
 ),
 
+costed_skus as (
+
+    -- each added sku's value and gross margin in exact money, at the catalog's current unit cost
+    select
+        added_skus.*,
+        added_skus.quantity * {{ flowhouse.money('added_skus.price') }} as line_value,
+        added_skus.quantity * ({{ flowhouse.money('added_skus.price') }} - products.cost)
+            as line_margin
+    from added_skus
+    left join products
+        on added_skus.sku = products.sku
+
+),
+
 added_lines as (
 
     select
@@ -197,8 +219,13 @@ added_lines as (
             'sku'
         ) }} as lines,
         sum(quantity * price) as value,
+        -- unknown when any line's cost (or price) is, or when the lines are worth nothing
+        case
+            when count(*) = count(line_margin)
+                then sum(line_margin) / nullif(sum(line_value), 0)
+        end as margin_share,
         max(last_added_at) as last_added_at
-    from added_skus
+    from costed_skus
     group by cart_id
 
 ),
@@ -234,6 +261,7 @@ derived as (
             'cart_id': 'first_abandonment.cart_id',
             'value': 'cast(case when ' ~ checkout_wins ~ ' then latest_checkout.value'
                 ~ ' else added_lines.value end as decimal(14, 2))',
+            'margin_pct': 'cast(round(added_lines.margin_share, 4) as decimal(18, 4))',
             'lines': 'case when ' ~ checkout_wins ~ ' then latest_checkout.lines'
                 ~ ' else added_lines.lines end',
             'last_activity_at': flowhouse.derived_iso_timestamp('first_abandonment.last_activity_at'),

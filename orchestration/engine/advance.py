@@ -1,10 +1,12 @@
 """Advance every enrollment whose step is due, in rounds, until nothing more is due at ``now``.
 
-A round takes the due enrollments, ends those whose exit is met (checked before every step), then
-executes waits, ``wait_for``, branches and splits, which move each enrollment one step on. Sends
-and actions wait until no other step is due, so that messages competing for a cap are decided
-together, earliest due first (:mod:`orchestration.engine.send`). Instant steps chain within the
-tick: the loop ends when a round finds nothing due.
+A round takes the due enrollments, ends those whose exit is met (checked before every step; a
+``wait_for`` is decided at its event or deadline, and so are its exits), then executes waits,
+``wait_for``, branches and splits, which move each enrollment one step on. Sends and actions wait
+until no other step is due; then each customer's earliest is decided, and the next round goes on,
+so that messages competing for a cap are decided in the order of their due times
+(:mod:`orchestration.engine.send`). Instant steps chain within the tick: the loop ends when a round
+finds nothing due.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ from orchestration.engine.context import Context, per_flow, per_step
 from orchestration.engine.moves import arrive, journal
 from orchestration.engine.send import send_batch
 from orchestration.engine.sql import literal, statement, unit_hash
-
-MAX_ROUNDS = 1000
 
 _NEW_EVENTS = """
 select distinct customer_id from _fh_window where customer_id is not null
@@ -132,7 +132,10 @@ where label is not null
 
 def advance(ctx: Context) -> None:
     ctx.temp("_fh_new_events", _NEW_EVENTS, now=ctx.now, since=ctx.previous)
-    for _ in range(MAX_ROUNDS):
+    # Every round moves at least one enrollment one step on along an acyclic graph (or marks an
+    # undecided wait_for as checked for this tick), so the loop ends; no cap, which would leave
+    # due work behind and make a second tick at the same time change things.
+    while True:
         if not _load_due(ctx):
             return
         _hits(ctx)
@@ -157,22 +160,30 @@ def _exit(ctx: Context) -> None:
         _EXIT_HITS,
         now=ctx.now,
         floor=_floor(ctx, "entered_at"),
-        is_exit_event=per_flow(ctx.flows, _exit_types, exp.false()),
+        is_exit_event=ctx.memo("exit_types", lambda: per_flow(ctx.flows, _exit_types, exp.false())),
     )
     ctx.temp(
         "_fh_exits",
         _EXITS,
         now=ctx.now,
-        exit_where=per_flow(
-            ctx.flows, lambda f: predicate(f.flow.exit.where) if f.flow.exit.where else None
+        exit_where=ctx.memo(
+            "exit_where",
+            lambda: per_flow(
+                ctx.flows, lambda f: predicate(f.flow.exit.where) if f.flow.exit.where else None
+            ),
         ),
         # A filter must hold: one that is unknown (null) fails, as it does in Klaviyo.
-        filter=per_flow(
-            ctx.flows,
-            lambda f: predicate(f.flow.filter) if f.flow.filter else None,
-            exp.true(),
+        filter=ctx.memo(
+            "filter",
+            lambda: per_flow(
+                ctx.flows,
+                lambda f: predicate(f.flow.filter) if f.flow.filter else None,
+                exp.true(),
+            ),
         ),
-        no_date=per_step(ctx.flows, _no_date, ("wait_until",), exp.false()),
+        no_date=ctx.memo(
+            "no_date", lambda: per_step(ctx.flows, _no_date, ("wait_until",), exp.false())
+        ),
     )
     n = journal(
         ctx,
@@ -208,7 +219,9 @@ def _hits(ctx: Context) -> None:
         _HITS,
         now=ctx.now,
         floor=_floor(ctx, "step_started_at", "kind = 'wait_for'"),
-        awaited=per_step(ctx.flows, _awaited, ("wait_for",), exp.false(), on="w"),
+        awaited=ctx.memo(
+            "awaited", lambda: per_step(ctx.flows, _awaited, ("wait_for",), exp.false(), on="w")
+        ),
     )
 
 
@@ -217,7 +230,7 @@ def _route(ctx: Context) -> int:
         "_fh_routes",
         _ROUTES,
         now=ctx.now,
-        choice=per_step(ctx.flows, _choice, ("branch", "split")),
+        choice=ctx.memo("choice", lambda: per_step(ctx.flows, _choice, ("branch", "split"))),
     )
     if not n:
         return 0
@@ -242,8 +255,11 @@ def _arrive_routes(ctx: Context) -> None:
         "select event.enrollment_id, :next as next_step, event.at from _fh_routes as event "
         "join flowhouse.steps as s on s.flow_id = event.flow_id and s.step_id = event.step_id "
         "where event.label is not null",
-        next=per_step(
-            ctx.flows, _next, ("wait_for", "branch", "split"), exp.column("next_step", "s")
+        next=ctx.memo(
+            "next",
+            lambda: per_step(
+                ctx.flows, _next, ("wait_for", "branch", "split"), exp.column("next_step", "s")
+            ),
         ),
     )
 

@@ -29,8 +29,25 @@ class Context:
     events_source: str | None = None
     #: Statements rendered once per tick (they depend on the flows, not on the data).
     rendered: dict[str, str] = field(default_factory=dict)
+    _rendered_sql: dict[Any, tuple[str, list[Any]]] = field(default_factory=dict, repr=False)
+    _memo: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def sql(self, text: str, **values: Any) -> str:
+        """`text` rendered for the warehouse. Within a tick the same statement with the same
+        values (expressions: the same objects, see :meth:`memo`) is rendered once."""
+        key = (text, self.events_source, tuple(sorted(_keyed(values).items())))
+        if key not in self._rendered_sql:
+            # the values stay referenced so that an expression's id cannot be reused
+            self._rendered_sql[key] = (self._render(text, values), list(values.values()))
+        return self._rendered_sql[key][0]
+
+    def memo(self, key: str, build: Any) -> Any:
+        """`build()`, computed once per tick (flow-derived expressions do not change within it)."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+    def _render(self, text: str, values: dict[str, Any]) -> str:
         tree = statement(text, self.schema, **values)
         if self.events_source:
             source = exp.to_table(self.events_source)
@@ -62,15 +79,23 @@ class Context:
 
     def temp(self, name: str, text: str, **values: Any) -> int:
         """(Re)create temp table `name` as the query `text`; returns its row count."""
-        self.wh.execute(f"drop table if exists {name}")
-        self.run(f"create temp table {name} as {text}", **values)
-        return int(self.value(f"select count(*) from {name}"))
+        if self.wh.dialect == "duckdb":
+            create = f"create or replace temp table {name} as {text}"
+        else:
+            self.wh.execute(f"drop table if exists {name}")
+            create = f"create temp table {name} as {text}"
+        return self.wh.execute_count(self.sql(create, **values))
 
     def flow(self, flow_id: str) -> CompiledFlow:
         return next(f for f in self.flows if f.id == flow_id)
 
     def add(self, key: str, n: int) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
+
+
+def _keyed(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("expr", id(v)) if isinstance(v, exp.Expr) else (type(v).__name__, v)
+            for k, v in values.items()}  # fmt: skip
 
 
 def per_step(

@@ -48,6 +48,8 @@ def deploy(ctx: Context) -> None:
             _insert(ctx, f)
         elif deployed[f.id] != (f.version, None):
             ctx.run(_UPDATE, **_values(ctx, f))
+            if deployed[f.id][1] is not None:
+                _relaunch(ctx, f)
         else:
             continue
         ctx.run(_VERSION, **_values(ctx, f))
@@ -78,6 +80,18 @@ def _insert(ctx: Context, f: CompiledFlow) -> None:
     previous tick on (older ones were never its business); with it, every trigger ever loaded."""
     considered = None if f.flow.entry.past_triggers else (ctx.previous or ctx.now)
     ctx.run(_FLOW, considered_until=considered, **_values(ctx, f))
+
+
+def _relaunch(ctx: Context, f: CompiledFlow) -> None:
+    """A removed flow that comes back goes live again, as a new one would: the triggers of while
+    it was gone are not a backlog to enroll."""
+    ctx.run(
+        "update flowhouse.flows set went_live_at = :now, considered_until = :considered "
+        "where flow_id = :flow_id",
+        now=ctx.now,
+        considered=None if f.flow.entry.past_triggers else (ctx.previous or ctx.now),
+        flow_id=f.id,
+    )
 
 
 def _values(ctx: Context, f: CompiledFlow) -> dict[str, object]:

@@ -109,6 +109,26 @@ from _fh_arr_d as d
 """
 
 
+_MOVES_WITH_STEPS = """
+from _fh_moves as m
+join flowhouse.enrollments as e on e.enrollment_id = m.enrollment_id
+left join _fh_step_timing as p on p.flow_id = e.flow_id and p.step_id = m.next_step
+"""
+
+#: Whether any arrival needs the customer's zone (quiet hours, a local time, a date).
+_NEEDS_ZONES = (
+    "select count(*) "
+    + _MOVES_WITH_STEPS
+    + "where p.kind = 'wait_until' or (p.kind = 'send' and p.quiet_start is not null)"
+)
+
+#: Arrivals that need no zone: waits add their length, everything else is due at once.
+_PLAIN = (
+    "select m.enrollment_id, m.next_step, m.at, case when p.kind in ('wait', 'wait_for') "
+    "then m.at + p.wait_seconds * interval 1 second else m.at end as due_at " + _MOVES_WITH_STEPS
+)
+
+
 def compute_arrivals(ctx: Context) -> None:
     """``_fh_arrivals`` (enrollment_id, next_step, at, due_at) from ``_fh_moves``.
 
@@ -116,6 +136,9 @@ def compute_arrivals(ctx: Context) -> None:
     if "_fh_step_timing" not in ctx.rendered:
         _timing_table(ctx)
         ctx.rendered["_fh_step_timing"] = ""
+    if not ctx.value(_NEEDS_ZONES):
+        ctx.temp("_fh_arrivals", _PLAIN)
+        return
     for name, text, values in _stages(ctx):
         ctx.wh.execute(f"drop table if exists {name}")
         if name not in ctx.rendered:

@@ -177,19 +177,28 @@ def send_batch(ctx: Context) -> int:
     Later waves wait for the next round: the steps after a decided send may make another message
     due before the customer's next wave (send, wait 15m, send), and the earlier due must win.
     """
-    _step_table(ctx)
+    if "_fh_send_steps" not in ctx.rendered:
+        _step_table(ctx)
+        ctx.rendered["_fh_send_steps"] = ""
     n = ctx.temp(
         "_fh_out",
         _OUT,
         now=ctx.now,
-        suppress=per_flow(
-            ctx.flows, lambda f: predicate(f.flow.suppress) if f.flow.suppress else None
+        suppress=ctx.memo(
+            "suppress",
+            lambda: per_flow(
+                ctx.flows, lambda f: predicate(f.flow.suppress) if f.flow.suppress else None
+            ),
         ),
     )
     if not n:
         return 0
-    capped = per_flow(ctx.flows, lambda f: _caps(ctx.settings, f), on="o")
-    smart = per_flow(ctx.flows, lambda f: _smart(ctx.settings, f), on="o")
+    capped = ctx.memo(
+        "capped", lambda: per_flow(ctx.flows, lambda f: _caps(ctx.settings, f), on="o")
+    )
+    smart = ctx.memo(
+        "smart", lambda: per_flow(ctx.flows, lambda f: _smart(ctx.settings, f), on="o")
+    )
     _recent(ctx, wave=1)
     decided = ctx.temp("_fh_wave", _WAVE, wave=1, capped=capped, smart=smart)
     _coupons(ctx)

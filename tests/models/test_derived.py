@@ -37,6 +37,7 @@ CADENCE = (datetime(2026, 9, 1, 11, 5), datetime(2026, 9, 1, 12, 45), datetime(2
 
 EVENT_COLUMNS = ["event_id", "customer_id", "event_type", "occurred_at", "loaded_at", "properties"]
 CUSTOMER_COLUMNS = ["customer_id", "email", "created_at", "birthday", "properties", "updated_at"]
+PRODUCT_COLUMNS = ["sku", "price", "cost", "updated_at"]
 D, A = "2026-09-01 ", "2026-08-"
 
 
@@ -95,6 +96,8 @@ CUSTOMERS = [  # (customer_id, created_at, birthday)
     ("c2", "2026-01-01", "1985-09-04"),
     ("c3", "2026-01-01", None),
 ]
+# the catalog knows s2's cost (k8's margin), not s1's (k2's margin is unknown)
+PRODUCTS = [("s2", 7.5, 4.5, "2026-08-01 00:00:00")]
 
 # (event_type, customer_id, occurred_at, loaded_at) of every derived event the store makes by FINAL_NOW
 EXPECTED = {
@@ -155,6 +158,7 @@ def load_store(location: Location, extra_events: Sequence[tuple[Any, ...]] = ())
         wh.execute(exp.insert(exp.values(events + list(extra_events)), "raw.events",
                               columns=EVENT_COLUMNS))  # fmt: skip
         wh.execute(exp.insert(exp.values(customers), "raw.customers", columns=CUSTOMER_COLUMNS))
+        wh.execute(exp.insert(exp.values(PRODUCTS), "raw.products", columns=PRODUCT_COLUMNS))
 
 
 def derived_rows(location: Location) -> set[Row]:
@@ -213,12 +217,12 @@ def test_every_derivation_fires_as_constructed(one_build: set[Row]) -> None:
 
 def test_properties(one_build: set[Row]) -> None:
     assert properties(one_build, "cart_abandoned", "c2") == [
-        {"cart_id": "k2", "value": 20.0, "lines": [line("s1", 20.0)],
+        {"cart_id": "k2", "value": 20.0, "margin_pct": None, "lines": [line("s1", 20.0)],
          "last_activity_at": "2026-09-01T10:10:00Z"}
     ]  # fmt: skip
-    assert properties(one_build, "cart_abandoned", "c8")[0]["lines"] == [
-        {"sku": "s2", "quantity": 2, "price": 7.5}
-    ]
+    k8 = properties(one_build, "cart_abandoned", "c8")[0]
+    assert k8["lines"] == [{"sku": "s2", "quantity": 2, "price": 7.5}]
+    assert k8["margin_pct"] == 0.4  # 2 × (7.5 - 4.5) / 15
     assert properties(one_build, "browse_abandoned", "c9") == [
         {"sku": "s3", "category": "shoes", "views": 3}  # the late view was not known yet
     ]
