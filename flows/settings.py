@@ -1,7 +1,9 @@
 """Store-wide settings: ``flows/_settings.yml`` beside the flow files.
 
-Quiet hours, smart sending and frequency caps apply to every marketing message of every flow (a flow
-may override them); coupon pools are the codes ``coupon`` actions and sends hand out.
+Smart sending and frequency caps apply to every marketing message of every flow (a flow may override
+them; transactional flows are exempt); quiet hours move every send, transactional ones included,
+unless the flow sets ``quiet_hours: false``. Coupon pools are the codes ``coupon`` actions and sends
+hand out.
 """
 
 from __future__ import annotations
