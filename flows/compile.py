@@ -26,7 +26,6 @@ WAREHOUSE_ACTIONS = frozenset(
     {"add_tag", "remove_tag", "add_to_list", "remove_from_list", "set_property", "coupon",
      "loyalty_points", "change_tier"}
 )  # fmt: skip
-KINDS = ("wait", "wait_until", "wait_for", "branch", "split", "send", "action")
 
 
 @dataclass(frozen=True)
@@ -159,11 +158,11 @@ def predicate(sql: str) -> exp.Expr:
     tree = sqlglot.parse_one(sql, read="duckdb")
     for column in list(tree.find_all(exp.Column)):
         if column.table == "event" and column.name not in EVENT_COLUMNS:
-            column.replace(_typed(_property(column.name), column))
+            column.replace(_typed(event_property(column.name), column))
     return exp.paren(tree, copy=False)
 
 
-def _property(name: str) -> exp.Expr:
+def event_property(name: str) -> exp.Expr:
     """``json_text(event.properties, 'name')``: rendered per warehouse by the engine."""
     return exp.Anonymous(
         this="json_text",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from flows.compile import CompiledFlow, StepRow, predicate
+from flows.compile import CompiledFlow, StepRow, event_property, predicate
 from orchestration.engine.context import Context, per_flow, per_step
 from orchestration.engine.moves import arrive, journal
 from orchestration.engine.send import send_batch
@@ -271,11 +271,7 @@ def _awaited(f: CompiledFlow, s: StepRow) -> exp.Expr:
     if p["where"]:
         parts.append(predicate(p["where"]))
     if p["same_key"] and f.flow.entry.key:
-        key = exp.Anonymous(
-            this="json_text",
-            expressions=[exp.column("properties", "event"), literal(f.flow.entry.key)],
-        )
-        parts.append(key.eq(exp.column("entry_key", "w")))
+        parts.append(event_property(f.flow.entry.key).eq(exp.column("entry_key", "w")))
     return exp.and_(*parts)
 
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlglot import exp
 
 from flowhouse.contract import CATALOG_EVENT_TYPES, DERIVED_EVENT_TYPES
-from flows.compile import CompiledFlow, predicate
+from flows.compile import CompiledFlow, event_property, predicate
 from orchestration.engine.context import Context
 from orchestration.engine.moves import arrive, journal
 
@@ -182,12 +182,7 @@ def _enroll_flow(ctx: Context, f: CompiledFlow, since: object, went_live: object
         "_fh_candidates",
         _CANDIDATES,
         entry_key=(
-            exp.Anonymous(
-                this="json_text",
-                expressions=[exp.column("properties", "event"), exp.Literal.string(spec.entry.key)],
-            )
-            if spec.entry.key
-            else exp.cast(exp.null(), "text")
+            event_property(spec.entry.key) if spec.entry.key else exp.cast(exp.null(), "text")
         ),
         past_triggers=spec.entry.past_triggers,
         went_live=went_live,

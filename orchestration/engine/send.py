@@ -27,9 +27,6 @@ from orchestration.engine.context import Context, per_flow
 from orchestration.engine.moves import arrive, journal
 from orchestration.engine.sql import literal, render, statement
 
-#: Message statuses that count toward caps and smart sending.
-COUNTING = ("queued", "claimed", "sending", "sent", "delivered")
-
 _STEP_COLUMNS = (
     "flow_id", "step_id", "channel", "out_kind", "is_marketing", "priority", "coupon_pool",
     "expires_seconds", "template", "subject", "preheader", "destination", "payload",
