@@ -111,8 +111,12 @@ from _fh_first
 
 
 def enroll(ctx: Context) -> None:
-    windows = dict(ctx.rows("select flow_id, considered_until from flowhouse.flows"))
-    went_live = dict(ctx.rows("select flow_id, went_live_at from flowhouse.flows"))
+    deployed = {
+        flow_id: (since, live)
+        for flow_id, since, live in ctx.rows(
+            "select flow_id, considered_until, went_live_at from flowhouse.flows"
+        )
+    }
     # New enrollments of every flow step onto their first step together, at the end.
     ctx.temp(
         "_fh_entering",
@@ -120,10 +124,10 @@ def enroll(ctx: Context) -> None:
         "cast(null as timestamp) as at where false",
     )
     for f in ctx.flows:
-        since = windows.get(f.id)
+        since, live = deployed[f.id]
         if since is not None and since >= ctx.now:
             continue
-        _enroll_flow(ctx, f, since, went_live[f.id])
+        _enroll_flow(ctx, f, since, live)
     ctx.run(
         "update flowhouse.flows set considered_until = :now where removed_at is null", now=ctx.now
     )

@@ -56,9 +56,14 @@ _SIGN = {"new": "+", "changed": "~", "removed": "-", "unchanged": "="}
 
 
 def plan(wh: Warehouse, flows: list[CompiledFlow], schema: str = STATE_SCHEMA) -> list[FlowPlan]:
-    deployed = _deployed(wh, schema)
-    steps = _deployed_steps(wh, schema)
-    active = _active(wh, schema)
+    if wh.table_exists(schema, "flows"):
+        deployed, steps, active = (
+            _deployed(wh, schema),
+            _deployed_steps(wh, schema),
+            _active(wh, schema),
+        )
+    else:  # nothing deployed yet: every flow is new
+        deployed, steps, active = {}, {}, {}
     plans = [_plan_flow(f, deployed, steps, active) for f in flows]
     names = {f.id for f in flows}
     for flow_id, (version, removed_at) in sorted(deployed.items()):
@@ -101,8 +106,6 @@ def _plan_flow(
 
 
 def _query(wh: Warehouse, schema: str, text: str) -> list[tuple[Any, ...]]:
-    if not wh.table_exists(schema, "flows"):
-        return []
     return wh.query(render(statement(text, schema), wh.dialect))
 
 

@@ -9,22 +9,28 @@ from orchestration.engine.sql import STATE_SCHEMA, render, statement
 
 _COUNTS = """
 select f.flow_id,
-    (select count(*) from flowhouse.enrollments as e where e.flow_id = f.flow_id) as enrolled,
-    (select count(*) from flowhouse.enrollments as e
-        where e.flow_id = f.flow_id and e.status = 'active') as active,
-    (select count(*) from flowhouse.decisions as d
-        where d.flow_id = f.flow_id and d.outcome = 'refused') as refused,
-    (select count(*) from flowhouse.messages as m
-        where m.flow_id = f.flow_id and m.status = 'queued') as queued,
-    (select count(*) from flowhouse.messages as m
-        where m.flow_id = f.flow_id and m.status = 'held_out') as held_out,
-    (select count(*) from flowhouse.messages as m
-        where m.flow_id = f.flow_id and m.status = 'skipped') as skipped,
-    (select count(*) from flowhouse.enrollments as e
-        where e.flow_id = f.flow_id and e.status = 'exited') as exited,
-    (select count(*) from flowhouse.enrollments as e
-        where e.flow_id = f.flow_id and e.status = 'completed') as completed
+    coalesce(e.enrolled, 0), coalesce(e.active, 0), coalesce(d.refused, 0),
+    coalesce(m.queued, 0), coalesce(m.held_out, 0), coalesce(m.skipped, 0),
+    coalesce(e.exited, 0), coalesce(e.completed, 0)
 from flowhouse.flows as f
+left join (
+    select flow_id, count(*) as enrolled,
+        count(case when status = 'active' then 1 end) as active,
+        count(case when status = 'exited' then 1 end) as exited,
+        count(case when status = 'completed' then 1 end) as completed
+    from flowhouse.enrollments group by flow_id
+) as e on e.flow_id = f.flow_id
+left join (
+    select flow_id, count(*) as refused from flowhouse.decisions
+    where outcome = 'refused' group by flow_id
+) as d on d.flow_id = f.flow_id
+left join (
+    select flow_id,
+        count(case when status = 'queued' then 1 end) as queued,
+        count(case when status = 'held_out' then 1 end) as held_out,
+        count(case when status = 'skipped' then 1 end) as skipped
+    from flowhouse.messages group by flow_id
+) as m on m.flow_id = f.flow_id
 order by f.flow_id
 """
 
