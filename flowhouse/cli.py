@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ warehouse_option = click.option(
     "--warehouse",
     "warehouse",
     envvar="FLOWHOUSE_WAREHOUSE",
-    default="flowhouse.duckdb",
+    default="warehouse.duckdb",
     show_default=True,
     metavar="PATH|URL",
     help="A DuckDB file, or a postgresql://user:pass@host:port/db URL (env FLOWHOUSE_WAREHOUSE).",
@@ -188,7 +189,7 @@ def summary(warehouse: str) -> None:
     "--warehouse",
     "warehouse",
     envvar="FLOWHOUSE_WAREHOUSE",
-    default="demo/flowhouse.duckdb",
+    default="demo/warehouse.duckdb",
     show_default=True,
     metavar="PATH|URL",
     help="Where the demo store is built (replaced if it exists).",
@@ -264,6 +265,50 @@ def flows_option(fn: F) -> F:
     )(fn)
 
 
+def delivery_options(fn: F) -> F:
+    """Where and how messages are sent (``send`` and ``tick`` take the same)."""
+    options = [
+        click.option(
+            "--provider-url",
+            envvar="FLOWHOUSE_PROVIDER_URL",
+            default=None,
+            metavar="URL",
+            help="Send every destination to this server, the fake provider "
+            "(env FLOWHOUSE_PROVIDER_URL); default: each provider's configured API.",
+        ),
+        click.option(
+            "--inbox",
+            envvar="FLOWHOUSE_INBOX",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help="Folder where provider webhooks land; ingested first (env FLOWHOUSE_INBOX).",
+        ),
+        click.option(
+            "--bucket",
+            default=None,
+            metavar="I/N",
+            help="Send only the share I of N of the outbox (parallel senders).",
+        ),
+        click.option("--limit", type=click.IntRange(min=1), default=None, help="Send at most N."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _delivery(
+    provider_url: str | None, inbox: Path | None, bucket: str | None, limit: int | None
+) -> Any:
+    from activation.deliver import Options
+    from activation.outbox import Bucket
+
+    try:
+        parsed = Bucket.parse(bucket)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--bucket") from None
+    return Options(provider_url=provider_url, bucket=parsed, limit=limit, inbox=inbox)
+
+
 @cli.command()
 @warehouse_option
 @flows_option
@@ -271,11 +316,23 @@ def flows_option(fn: F) -> F:
 @click.option(
     "--no-build", is_flag=True, help="Skip the dbt refresh; use the models as last built."
 )
+@click.option("--no-send", is_flag=True, help="Queue messages but do not send them.")
+@delivery_options
 @handles_errors
-def tick(warehouse: str, flows_dir: Path | None, now: str | None, no_build: bool) -> None:
-    """Run one engine cycle at --now: refresh models, enroll new triggers, advance every due
-    enrollment, journal each decision and queue messages. Rerunning at the same time changes
-    nothing."""
+def tick(
+    warehouse: str,
+    flows_dir: Path | None,
+    now: str | None,
+    no_build: bool,
+    no_send: bool,
+    provider_url: str | None,
+    inbox: Path | None,
+    bucket: str | None,
+    limit: int | None,
+) -> None:
+    """Run one engine cycle at --now: ingest provider webhooks, refresh models, enroll new
+    triggers, advance every due enrollment, journal each decision, queue messages and send the
+    due ones. Rerunning at the same time changes nothing."""
     from orchestration.engine.tick import tick as run
 
     result = run(
@@ -283,8 +340,129 @@ def tick(warehouse: str, flows_dir: Path | None, now: str | None, no_build: bool
         flows_dir or default_flows_dir(),
         now=_timestamp(now, "--now"),
         build=not no_build,
+        delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit),
     )
     click.echo(result.describe())
+
+
+@cli.command()
+@warehouse_option
+@flows_option
+@click.option("--now", "now", default=None, metavar="TS", help="The send's time (default: now).")
+@delivery_options
+@handles_errors
+def send(
+    warehouse: str,
+    flows_dir: Path | None,
+    now: str | None,
+    provider_url: str | None,
+    inbox: Path | None,
+    bucket: str | None,
+    limit: int | None,
+) -> None:
+    """Send the due messages: reconcile what a dead run left in flight, claim due rows, check the
+    send-time rules again, render, and deliver through each provider with retries; every result
+    is written back to flowhouse.messages and flowhouse.send_attempts."""
+    from activation.deliver import send as run
+
+    report = run(
+        Location.parse(warehouse),
+        flows_dir or default_flows_dir(),
+        now=_timestamp(now, "--now"),
+        options=_delivery(provider_url, inbox, bucket, limit),
+    )
+    click.echo(report.describe())
+
+
+@cli.command("fake-provider")
+@click.option("--port", type=click.IntRange(min=1, max=65535), default=8025, show_default=True)
+@click.option(
+    "--inbox",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the engagement webhooks the providers would send (delivered, opened, ...) here.",
+)
+@click.option(
+    "--record",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Append every accepted message to received.jsonl here.",
+)
+@click.option("--rate-limited", type=click.FloatRange(0, 1), default=0.0, help="Share of 429s.")
+@click.option("--retry-after", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option("--server-errors", type=click.FloatRange(0, 1), default=0.0, help="Share of 500s.")
+@click.option("--timeouts", type=click.FloatRange(0, 1), default=0.0, help="Share held too long.")
+@click.option("--latency-ms", type=click.IntRange(min=0), default=0, help="Added to every answer.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@handles_errors
+def fake_provider(
+    port: int,
+    inbox: Path | None,
+    record: Path | None,
+    rate_limited: float,
+    retry_after: int,
+    server_errors: float,
+    timeouts: float,
+    latency_ms: int,
+    seed: int,
+) -> None:
+    """Serve SendGrid, Twilio, Klaviyo, webhook and audience endpoints on 127.0.0.1, validating
+    every request against the providers' OpenAPI documents and rejecting invalid ones as the real
+    APIs would. Send to it with --provider-url http://127.0.0.1:PORT. Inspect what it received at
+    /_fake/messages and /_fake/stats."""
+    from activation.fake.failures import Failures
+    from activation.fake.server import SECRET_ENV, WEBHOOK_SECRET, FakeSettings, serve
+
+    failures = Failures(
+        rate_limited=rate_limited,
+        retry_after=retry_after,
+        server_error=server_errors,
+        timeout=timeouts,
+        slow=1.0 if latency_ms else 0.0,
+        latency_ms=latency_ms,
+        seed=seed,
+    )
+    secret = os.environ.get(SECRET_ENV) or WEBHOOK_SECRET
+    settings = FakeSettings(
+        failures=failures, inbox=inbox, record_dir=record, webhook_secret=secret
+    )
+    click.echo(f"fake provider on http://127.0.0.1:{port} (Ctrl-C stops it)")
+    serve("127.0.0.1", port, settings)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(min=1, max=65535), default=8026, show_default=True)
+@click.option(
+    "--inbox",
+    envvar="FLOWHOUSE_INBOX",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Where received webhooks are stored for the next send or tick (env FLOWHOUSE_INBOX).",
+)
+@click.option(
+    "--public-url",
+    default=None,
+    help="This receiver's public URL, as Twilio signs it (needed to verify Twilio callbacks).",
+)
+@flows_option
+@handles_errors
+def receive(
+    host: str, port: int, inbox: Path, public_url: str | None, flows_dir: Path | None
+) -> None:
+    """Receive provider webhooks (SendGrid events at /webhooks/sendgrid, Twilio status callbacks
+    at /webhooks/twilio, checked with TWILIO_AUTH_TOKEN) and one-click unsubscribes from signed
+    links (/unsubscribe), storing each in the inbox; `flowhouse send` and `tick` ingest it."""
+    from activation.destinations.base import Secrets
+    from activation.receiver import serve
+    from flows.settings import load_settings
+
+    delivery = load_settings(flows_dir or default_flows_dir()).delivery
+    secrets = Secrets()
+    key = secrets.get(delivery.signing_key_env, "the key that signs unsubscribe links")
+    token = os.environ.get(delivery.twilio.auth_token_env)
+    click.echo(f"receiving webhooks on http://{host}:{port}, storing them in {inbox}")
+    serve(host, port, inbox, key, token, public_url)
 
 
 @cli.command()

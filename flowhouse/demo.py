@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from flowhouse.build import build_models
 from flowhouse.paths import FLOWS
@@ -34,7 +35,8 @@ def run_demo(
     if location.path is not None:
         for stale in (location.path, location.path.with_suffix(location.path.suffix + ".wal")):
             stale.unlink(missing_ok=True)
-        shutil.rmtree(location.path.parent / "tmp", ignore_errors=True)
+        for folder in ("tmp", "inbox", "fake_provider"):
+            shutil.rmtree(location.path.parent / folder, ignore_errors=True)
     started = time.perf_counter()
     echo(f"1/4 generating a store of {customers:,} customers over {days} days (seed {seed}) ...")
     stats = generate_store(location, customers=customers, days=days, seed=seed, start=DEMO_START)
@@ -50,7 +52,8 @@ def run_demo(
     simulate(location, flows_dir or FLOWS, launch, simulate_days, echo)
     echo(f"\nDone in {time.perf_counter() - started:.0f} s. Warehouse: {location}")
     echo("Explore it: flowhouse summary --warehouse " + str(location))
-    echo("  the journal: flowhouse.decisions, the outbox: flowhouse.messages")
+    echo("  the journal: flowhouse.decisions, the outbox: flowhouse.messages,")
+    echo("  every request: flowhouse.send_attempts, engagement: raw.events (message_*)")
 
 
 def simulate(
@@ -62,7 +65,11 @@ def simulate(
     tick_every: timedelta = timedelta(hours=4),
     build_every: timedelta = timedelta(hours=12),
 ) -> None:
-    """Tick the flows in `flows_dir` from `launch` through `days` days of new events."""
+    """Tick the flows in `flows_dir` from `launch` through `days` days of new events, sending
+    every due message to the local fake provider, whose engagement webhooks (delivered, opened,
+    clicked, bounced, unsubscribed) land in an inbox the next tick ingests."""
+    from activation.deliver import Options
+    from activation.fake.server import FakeSettings, running
     from flowhouse.generate import continue_store
     from flowhouse.warehouse import Warehouse
     from flows.settings import load_settings
@@ -73,21 +80,71 @@ def simulate(
     with Warehouse.open(location) as wh:
         for pool in load_settings(flows_dir).coupon_pools:
             generate_codes(wh, pool, 5_000, launch, pool.upper() + "-")
-    tick(location, flows_dir, now=launch, build=False)
-    at = launch
-    for day in range(days):
-        continue_store(location, until=launch + timedelta(days=day + 1))
-        counts: Counter[str] = Counter()
-        ticks = 0
-        while at < launch + timedelta(days=day + 1):
-            at += tick_every
-            due_build = (at - launch) % build_every == timedelta(0)
-            counts.update(tick(location, flows_dir, now=at, build=due_build).counts)
-            ticks += 1
-        echo(
-            f"    {at:%Y-%m-%d}: {ticks} ticks, {counts['triggers']:,} triggers, "
-            f"{counts['enrolled']:,} enrolled, {counts['refused']:,} refused, "
-            f"{counts['messages']:,} messages and actions, {counts['exited']:,} exits"
-        )
+    folder = location.path.parent if location.path is not None else Path("demo")
+    settings = FakeSettings(inbox=folder / "inbox", record_dir=folder / "fake_provider")
+    with running(settings) as fake:
+        delivery = Options(provider_url=fake.url, inbox=settings.inbox)
+        echo(f"    sending to the fake provider at {fake.url}")
+        fake.set_now(launch)
+        tick(location, flows_dir, now=launch, build=False, delivery=delivery)
+        at = launch
+        for day in range(days):
+            continue_store(location, until=launch + timedelta(days=day + 1))
+            counts: Counter[str] = Counter()
+            sent: Counter[str] = Counter()
+            ticks = 0
+            while at < launch + timedelta(days=day + 1):
+                at += tick_every
+                fake.set_now(at)
+                due_build = (at - launch) % build_every == timedelta(0)
+                result = tick(location, flows_dir, now=at, build=due_build, delivery=delivery)
+                counts.update(result.counts)
+                if result.sent is not None:
+                    sent.update(result.sent.outcomes)
+                    sent.update({f"in {k}": v for k, v in result.sent.ingested.items()})
+                ticks += 1
+            echo(
+                f"    {at:%Y-%m-%d}: {ticks} ticks, {counts['triggers']:,} triggers, "
+                f"{counts['enrolled']:,} enrolled, {counts['refused']:,} refused, "
+                f"{counts['messages']:,} messages and actions, {counts['exited']:,} exits; "
+                f"{sent['sent']:,} sent, {sent['in message_delivered']:,} delivered, "
+                f"{sent['in message_opened']:,} opened, {sent['in message_clicked']:,} clicked"
+            )
+        stats = fake.state.stats()
     with Warehouse.open(location) as wh:
         echo(render_flow_counts(wh))
+        echo(render_delivery(wh, stats))
+
+
+_DELIVERY = """
+select coalesce(provider, '-') as provider, status, count(*) as n from flowhouse.messages
+where status not in ('skipped', 'held_out')
+group by 1, 2
+order by 1, 2
+"""
+
+_ENGAGEMENT = """
+select event_type, count(*) as n from raw.events
+where json_text(properties, 'provider') is not null
+    and event_type in ('message_delivered', 'message_opened', 'message_clicked',
+        'message_bounced', 'message_complained', 'unsubscribed')
+group by 1
+order by 1
+"""
+
+
+def render_delivery(wh: Any, stats: dict[str, Any]) -> str:
+    """What reached the fake provider, and what came back, from the warehouse's side."""
+    from orchestration.engine.sql import render, statement
+
+    rows = wh.query(render(statement(_DELIVERY), wh.dialect))
+    engagement = wh.query(render(statement(_ENGAGEMENT), wh.dialect))
+    lines = ["\nDelivery (flowhouse.messages by provider and status)"]
+    lines += [f"  {p:<10} {s:<12} {n:>8,}" for p, s, n in rows]
+    accepted = ", ".join(f"{k} {v:,}" for k, v in sorted(stats["accepted"].items()))
+    rejected = sum(stats["rejected"].values())
+    lines.append(f"  accepted by the fake provider: {accepted or 'nothing'}")
+    lines.append(f"  rejected by it: {rejected}; delivered twice: {stats['duplicates']}")
+    lines.append("Engagement written back (raw.events)")
+    lines += [f"  {t:<22} {n:>8,}" for t, n in engagement]
+    return "\n".join(lines)

@@ -3,7 +3,7 @@
 Statements Python emits are sqlglot expressions, rendered for the connection's dialect at the last
 moment::
 
-with Warehouse.open("flowhouse.duckdb") as wh:
+with Warehouse.open("warehouse.duckdb") as wh:
 wh.ensure_raw_tables()
 rows = wh.query(exp.select("count(*)").from_("raw.events"))
 
@@ -30,7 +30,9 @@ from flowhouse.contract import INPUTS, RAW_SCHEMA, ColumnType, Input
 from flowhouse.errors import ConfigError, WarehouseError
 
 Dialect = Literal["duckdb", "postgres"]
-DEFAULT_LOCATION = "flowhouse.duckdb"
+DEFAULT_LOCATION = "warehouse.duckdb"
+#: Schemas flowhouse writes: a DuckDB file named after one makes every name in it ambiguous.
+RESERVED_NAMES = frozenset({"flowhouse", "flowhouse_backtest", "raw", "core", "staging"})
 ENV_VAR = "FLOWHOUSE_WAREHOUSE"
 
 _TYPES: dict[ColumnType, str] = {
@@ -65,7 +67,17 @@ class Location:
                 value=raw,
                 expected="a DuckDB file path or a postgresql:// URL",
             )
-        return cls("duckdb", path=Path(raw).expanduser().resolve())
+        path = Path(raw).expanduser().resolve()
+        stem = path.name.split(".")[0].lower()
+        if stem in RESERVED_NAMES:
+            raise ConfigError(
+                "DuckDB names a database after its file, and a database called "
+                f"{stem!r} clashes with flowhouse's schema of that name",
+                value=raw,
+                expected=f"a file name other than {', '.join(sorted(RESERVED_NAMES))} "
+                "(such as warehouse.duckdb)",
+            )
+        return cls("duckdb", path=path)
 
     def __str__(self) -> str:
         if self.path is not None:

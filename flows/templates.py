@@ -37,6 +37,8 @@ from flows.spec import Flow, Message
 TEMPLATES_DIR = "templates"
 LAYOUT = "_layout.html.j2"
 PRODUCT_KEYS = frozenset({"sku", "name", "url", "image_url", "price"})
+#: The lists of ``recommendations``, each of products (see activation/recommend.py).
+RECOMMENDATION_LISTS = ("recently_viewed", "popular", "complementary")
 #: File endings per channel: what the template renders into.
 ENDINGS: dict[str, tuple[str, ...]] = {
     "email": (".html.j2",),
@@ -85,6 +87,11 @@ def context_variables() -> dict[str, Variable]:
         Variable("links", _keys("unsubscribe", "preferences", "view_in_browser"), "per message"),
         Variable("utm", None, "the UTM query string naming the flow and step"),
         Variable("products", None, f"recommended products, a list of {_PRODUCT}"),
+        Variable(
+            "recommendations",
+            _keys(*RECOMMENDATION_LISTS),
+            f"lists of {_PRODUCT}: recently_viewed, popular, complementary",
+        ),
         Variable("product", None, f"product(sku): that product's {_PRODUCT}, or none"),
     )
     return {v.name: v for v in found}
@@ -164,11 +171,13 @@ def render_context(
     products: Sequence[Mapping[str, Any]] = (),
     catalog: Mapping[str, Mapping[str, Any]] | None = None,
     coupon: Mapping[str, Any] | None = None,
+    recommendations: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything a template sees (the names of :func:`context_variables`), for one message.
 
     ``catalog`` maps sku -> product for ``product(sku)``; ``coupon`` is given exactly when the step
-    names a coupon pool.
+    names a coupon pool; ``recommendations`` maps each of :data:`RECOMMENDATION_LISTS` to its
+    products (a missing list is empty).
     """
     store = settings.store
     sender = flow.sender
@@ -189,10 +198,15 @@ def render_context(
         "utm": utm_query(flow.flow, step_id, message.channel),
         "products": [dict(p) for p in products],
         "product": _product_lookup(lookup),
+        "recommendations": _recommendation_lists(recommendations or {}),
     }
     if coupon is not None:
         context["coupon"] = dict(coupon)
     return context
+
+
+def _recommendation_lists(found: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return {key: [dict(p) for p in found.get(key) or ()] for key in RECOMMENDATION_LISTS}
 
 
 def _product_lookup(
@@ -302,12 +316,20 @@ def _attribute(node: nodes.Node) -> tuple[str, str] | None:
     return None
 
 
+def _is_product_list(value: nodes.Node) -> bool:
+    """Whether ``value`` is a list of products: ``products`` or ``recommendations.<list>``."""
+    if isinstance(value, nodes.Name):
+        return value.name == "products"
+    found = _attribute(value)
+    return found is not None and found[0] == "recommendations" and found[1] in RECOMMENDATION_LISTS
+
+
 def _bound_shape(value: nodes.Node) -> frozenset[str] | None:
     """The attributes of what a loop or ``set`` binds, when known (products, product(sku))."""
-    if isinstance(value, nodes.Name) and value.name == "products":
+    if _is_product_list(value):
         return PRODUCT_KEYS
-    if isinstance(value, nodes.Getitem) and isinstance(value.node, nodes.Name):
-        return PRODUCT_KEYS if value.node.name == "products" else None  # products[0], products[:3]
+    if isinstance(value, nodes.Getitem):  # products[0], recommendations.popular[:3]
+        return PRODUCT_KEYS if _is_product_list(value.node) else None
     if isinstance(value, nodes.Call) and isinstance(value.node, nodes.Name):
         return PRODUCT_KEYS if value.node.name == "product" else None
     return None

@@ -29,8 +29,23 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         enrolled = wh.count("flowhouse.enrollments")
         unexplained = wh.scalar(
             "select count(*) from flowhouse.messages "
-            "where status not in ('queued', 'held_out', 'skipped') "
-            "or (status = 'skipped') <> (skip_reason is not null)"
+            "where (status = 'skipped') <> (skip_reason is not null) "
+            "or (status = 'failed' and failure_reason is null)"
+        )
+        render_failures = wh.scalar(
+            "select count(*) from flowhouse.messages where failure_reason like 'render:%'"
+        )
+        sent = wh.scalar(
+            "select count(*) from flowhouse.messages where status in ('sent', 'delivered', "
+            "'bounced') and provider_message_id is not null"
+        )
+        delivered = wh.scalar(
+            "select count(*) from flowhouse.messages as m where m.status = 'delivered' and "
+            "exists (select 1 from raw.events as e where e.event_type = 'message_delivered' "
+            "and json_extract_string(e.properties, '$.message_id') = m.message_id)"
+        )
+        stuck = wh.scalar(
+            "select count(*) from flowhouse.messages where status in ('claimed', 'sending')"
         )
         journaled = wh.scalar(
             "select count(*) from flowhouse.enrollments as e where not exists "
@@ -41,5 +56,9 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert flows == len(list(FLOWS.glob("[!_]*.yml")))
     assert enrolled > 0
     assert unexplained == 0
+    assert render_failures == 0
+    assert sent > 0 and delivered > 0, "messages reached the fake provider and came back"
+    assert stuck == 0
+    assert "delivered twice: 0" in result.output and "rejected by it: 0" in result.output
     assert journaled == 0
     assert "enrolled" in result.output and "skips by reason" in result.output

@@ -191,10 +191,10 @@ def send_batch(ctx: Context) -> int:
     if not n:
         return 0
     capped = ctx.memo(
-        "capped", lambda: per_flow(ctx.flows, lambda f: _caps(ctx.settings, f), on="o")
+        "capped", lambda: per_flow(ctx.flows, lambda f: caps_rule(ctx.settings, f), on="o")
     )
     smart = ctx.memo(
-        "smart", lambda: per_flow(ctx.flows, lambda f: _smart(ctx.settings, f), on="o")
+        "smart", lambda: per_flow(ctx.flows, lambda f: smart_rule(ctx.settings, f), on="o")
     )
     _recent(ctx, wave=1)
     decided = ctx.temp("_fh_wave", _WAVE, wave=1, capped=capped, smart=smart)
@@ -230,7 +230,7 @@ def _coupons(ctx: Context) -> None:
     )
 
 
-def _windows(ctx: Context) -> list[tuple[str, int]]:
+def cap_windows(ctx: Context) -> list[tuple[str, int]]:
     """Every (channel or ``any``, seconds) window a cap or smart sending looks back over."""
     found: set[tuple[str, int]] = set()
     for f in ctx.flows:
@@ -246,23 +246,37 @@ def _recent_column(channel: str, seconds: int) -> str:
 def _recent(ctx: Context, wave: int) -> None:
     """``_fh_recent``: per message of the wave, how many marketing messages the customer got in
     each window before its due time — one join for every cap and smart-sending rule."""
-    windows = _windows(ctx)
+    windows = cap_windows(ctx)
     tree = statement(
         _RECENT, ctx.schema, wave=wave, longest=max((s for _, s in windows), default=0)
     )
     assert isinstance(tree, exp.Select)
-    due = exp.column("due_at", "o")
+    went = exp.column("due_at", "m")
+    tree = window_counts(tree, windows, went, exp.column("due_at", "o"))
+    create_temp(ctx, "_fh_recent", tree)
+
+
+def window_counts(
+    tree: exp.Select, windows: list[tuple[str, int]], went: exp.Expr, until: exp.Expr
+) -> exp.Select:
+    """``tree`` (grouped by the message deciding) with one count per (channel, seconds) window:
+    the joined messages ``m`` that went out (``went``) within that long before ``until``."""
     for channel, seconds in windows:
         recent: exp.Expr = exp.GT(
-            this=exp.column("due_at", "m"),
-            expression=statement(":due - :n * interval 1 second", due=due, n=seconds),
+            this=went.copy(),
+            expression=statement(":due - :n * interval 1 second", due=until.copy(), n=seconds),
         )
         if channel != "any":
             recent = exp.and_(recent, exp.column("channel", "m").eq(literal(channel)))
         counted = exp.Count(this=exp.Case().when(recent, literal(1)))
         tree = tree.select(exp.alias_(counted, _recent_column(channel, seconds)))
-    ctx.wh.execute("drop table if exists _fh_recent")
-    create = exp.Create(this=exp.to_table("_fh_recent"), kind="TABLE", expression=tree)
+    return tree
+
+
+def create_temp(ctx: Context, name: str, tree: exp.Expr) -> None:
+    """(Re)create temp table ``name`` as the query ``tree``."""
+    ctx.wh.execute(f"drop table if exists {name}")
+    create = exp.Create(this=exp.to_table(name), kind="TABLE", expression=tree)
     create.set("properties", exp.Properties(expressions=[exp.TemporaryProperty()]))
     ctx.wh.execute(render(create, ctx.wh.dialect))
 
@@ -288,7 +302,7 @@ def _count(channel: str, seconds: int) -> exp.Expr:
     return exp.func("coalesce", exp.column(_recent_column(channel, seconds), "r"), literal(0))
 
 
-def _caps(settings: Settings, f: CompiledFlow) -> exp.Expr | None:
+def caps_rule(settings: Settings, f: CompiledFlow) -> exp.Expr | None:
     checks = []
     for cap in _flow_caps(settings, f):
         seconds = int(cap.period.total_seconds())
@@ -299,7 +313,7 @@ def _caps(settings: Settings, f: CompiledFlow) -> exp.Expr | None:
     return exp.or_(*checks) if checks else None
 
 
-def _smart(settings: Settings, f: CompiledFlow) -> exp.Expr | None:
+def smart_rule(settings: Settings, f: CompiledFlow) -> exp.Expr | None:
     checks = [
         exp.and_(
             exp.column("channel", "o").eq(literal(channel)),

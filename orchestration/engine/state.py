@@ -7,7 +7,9 @@
 | ``steps`` | step of a deployed flow version (the flattened graph) |
 | ``enrollments`` | customer walking a flow: where they are, when that step is due, how it ended |
 | ``decisions`` | decision, journaled once: enrolled, refused, step executed, branch taken, exited |
-| ``messages`` | message or external action in the outbox: queued, held out or skipped and why |
+| ``messages`` | message or external action in the outbox: queued, held out or skipped and why,
+  then how it was delivered (claimed, in flight, sent, delivered, bounced, failed) |
+| ``send_attempts`` | request attempt: destination, timing, HTTP status, outcome, reason |
 | ``coupon_codes`` | code in a coupon pool: to whom it was issued, until when, whether redeemed |
 | ``profile_updates`` | warehouse action applied to a customer: tag, list, property, points, tier |
 | ``ticks`` | tick: its time, how long it took, what it did |
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from sqlglot import exp
+
 from flowhouse.contract import ColumnType
-from flowhouse.warehouse import Warehouse, create_table
+from flowhouse.warehouse import Warehouse, column_type, create_table
 
 Columns = Sequence[tuple[str, ColumnType, bool]]
 
@@ -111,6 +115,30 @@ TABLES: dict[str, Columns] = {
         ("status", "text", True),
         ("skip_reason", "text", False),
         ("updated_at", "timestamp", True),
+        # delivery (activation/): who claimed it, when it went out, what the provider said
+        ("claim_id", "text", False),
+        ("claimed_at", "timestamp", False),
+        ("attempts", "integer", False),
+        ("in_flight_at", "timestamp", False),
+        ("next_attempt_at", "timestamp", False),
+        ("send_at", "timestamp", False),
+        ("provider", "text", False),
+        ("provider_message_id", "text", False),
+        ("sent_at", "timestamp", False),
+        ("delivered_at", "timestamp", False),
+        ("failure_reason", "text", False),
+    ),
+    "send_attempts": (
+        ("message_id", "text", True),
+        ("attempt", "integer", True),
+        ("claim_id", "text", True),
+        ("provider", "text", True),
+        ("started_at", "timestamp", True),
+        ("milliseconds", "double", True),
+        ("status_code", "integer", False),
+        ("outcome", "text", True),
+        ("reason", "text", False),
+        ("provider_message_id", "text", False),
     ),
     "coupon_codes": (
         ("pool", "text", True),
@@ -152,4 +180,23 @@ def ensure_state(wh: Warehouse, schema: str) -> None:
     wh.ensure_schema(schema)
     for name, columns in TABLES.items():
         wh.execute(create_table(f"{schema}.{name}", columns, wh.dialect))
+        _add_missing_columns(wh, schema, name, columns)
     wh.commit()
+
+
+def _add_missing_columns(wh: Warehouse, schema: str, name: str, columns: Columns) -> None:
+    """Columns added in a later release, added to a state schema created before it (nullable:
+    rows written before have no value for them)."""
+    present = set(wh.columns(schema, name))
+    for column, kind, _ in columns:
+        if column not in present:
+            add = exp.Alter(
+                this=exp.to_table(f"{schema}.{name}"),
+                kind="TABLE",
+                actions=[
+                    exp.ColumnDef(
+                        this=exp.to_identifier(column), kind=column_type(kind, wh.dialect)
+                    )
+                ],
+            )
+            wh.execute(add)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import fcntl
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlglot import exp
 
+from activation.deliver import Options, SendReport
 from flowhouse.build import build_models
 from flowhouse.errors import ConfigError, FlowhouseError
 from flowhouse.warehouse import Location, Warehouse
@@ -47,15 +48,17 @@ class TickResult:
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)
     skipped_build: bool = False
+    sent: SendReport | None = None
 
     def describe(self) -> str:
         c = self.counts
-        return (
+        engine = (
             f"tick at {self.now:%Y-%m-%d %H:%M:%S}: {c.get('triggers', 0)} triggers, "
             f"{c.get('enrolled', 0)} enrolled, {c.get('refused', 0)} refused, "
             f"{c.get('decisions', 0)} decisions, {c.get('messages', 0)} messages and actions, "
             f"{c.get('exited', 0)} exits in {self.seconds:.2f} s"
         )
+        return engine if self.sent is None else f"{engine}\n{self.sent.describe()}"
 
 
 def load_flows(flows_dir: Path) -> tuple[list[CompiledFlow], Settings]:
@@ -85,17 +88,30 @@ def tick(
     now: datetime | None = None,
     build: bool = True,
     schema: str = STATE_SCHEMA,
+    delivery: Options | None = None,
 ) -> TickResult:
+    """One tick; with ``delivery``, the provider webhooks in its inbox are ingested first (so the
+    refresh sees them) and the due messages are sent at the end (``flowhouse send``)."""
+    from activation.deliver import ingest_inbox, lock_name, send_open
+
     now = (now or datetime.now(UTC)).replace(tzinfo=None)
     flows, settings = load_flows(flows_dir)
     started = time.perf_counter()
-    with tick_lock(location, schema):
+    sent = None
+    with tick_lock(location, schema), ExitStack() as stack:
+        ingested = None
+        if delivery is not None:
+            stack.enter_context(tick_lock(location, lock_name(schema, delivery.bucket)))
+            ingested = ingest_inbox(location, delivery, now)
         if build:
             build_models(location, tests=False, now=now)
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
             counts = run_tick(wh, schema, now, flows, settings, started)
-    return TickResult(now, time.perf_counter() - started, counts, not build)
+            if delivery is not None:
+                sent = send_open(wh, schema, now, flows, settings, flows_dir, delivery)
+                sent.ingested = ingested or sent.ingested
+    return TickResult(now, time.perf_counter() - started, counts, not build, sent)
 
 
 def run_tick(

@@ -82,12 +82,28 @@ def test_tick_goes_live_then_plan_shows_a_removed_step_and_the_tick_exits_it(
     flows = tmp_path / "flows"
     shutil.copytree(FLOWS, flows, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     first = run(
-        "tick", "--warehouse", warehouse, "--flows", str(flows), "--now", ts(LAUNCH), "--no-build"
+        "tick",
+        "--warehouse",
+        warehouse,
+        "--flows",
+        str(flows),
+        "--now",
+        ts(LAUNCH),
+        "--no-build",
+        "--no-send",
     )
     assert first.exit_code == 0, first.output
     later = LAUNCH + timedelta(hours=30)
     tick = run(
-        "tick", "--warehouse", warehouse, "--flows", str(flows), "--now", ts(later), "--no-build"
+        "tick",
+        "--warehouse",
+        warehouse,
+        "--flows",
+        str(flows),
+        "--now",
+        ts(later),
+        "--no-build",
+        "--no-send",
     )
     assert tick.exit_code == 0, tick.output
     unchanged = run("plan", "--warehouse", warehouse, "--flows", str(flows))
@@ -111,7 +127,15 @@ def test_tick_goes_live_then_plan_shows_a_removed_step_and_the_tick_exits_it(
         in planned.output
     )
     after = run(
-        "tick", "--warehouse", warehouse, "--flows", str(flows), "--now", ts(later), "--no-build"
+        "tick",
+        "--warehouse",
+        warehouse,
+        "--flows",
+        str(flows),
+        "--now",
+        ts(later),
+        "--no-build",
+        "--no-send",
     )
     assert after.exit_code == 0, after.output
     with Warehouse.open(warehouse) as wh:
@@ -143,9 +167,20 @@ def _without(steps: list[dict[str, object]], step_id: str) -> list[dict[str, obj
 
 
 def test_a_tick_back_in_time_is_refused(warehouse: str) -> None:
-    assert run("tick", "--warehouse", warehouse, "--now", ts(LAUNCH), "--no-build").exit_code == 0
+    assert (
+        run(
+            "tick", "--warehouse", warehouse, "--now", ts(LAUNCH), "--no-build", "--no-send"
+        ).exit_code
+        == 0
+    )
     back = run(
-        "tick", "--warehouse", warehouse, "--now", ts(LAUNCH - timedelta(hours=1)), "--no-build"
+        "tick",
+        "--warehouse",
+        warehouse,
+        "--now",
+        ts(LAUNCH - timedelta(hours=1)),
+        "--no-build",
+        "--no-send",
     )
     assert back.exit_code != 0
     assert "cannot go back in time" in back.output

@@ -1,0 +1,393 @@
+"""``flowhouse send``: deliver the due outbox rows through their destinations.
+
+One run:
+
+1. rows a dead run claimed but never put in flight go back to the queue;
+2. rows a dead run left in flight are reconciled, per destination (see
+   :mod:`activation.destinations.base`): looked up in the provider's records, resent with the
+   same idempotency key, or marked ``unconfirmed``;
+3. then, claim after claim (earliest due first): the send-time rules are checked again, the rows
+   are rendered, and each destination's messages are sent in waves, each wave recorded in flight
+   before it goes out and its results recorded when it is settled
+   (:mod:`activation.sender`).
+
+``bucket`` splits the outbox between parallel senders (``I/N``: messages whose id hashes to I);
+each run holds a lock for its bucket, so two senders never share a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from activation.destinations import DESTINATIONS
+from activation.destinations.base import Destination, Secrets
+from activation.message import Outgoing
+from activation.outbox import (
+    Bucket,
+    Final,
+    claim,
+    mark_in_flight,
+    recheck,
+    record,
+    unclaim,
+)
+from activation.render import Renderer, by_route, render_claim
+from activation.sender import LOOKUP_MARGIN, Policy, Run, deliver
+from flowhouse.errors import ConfigError
+from flowhouse.warehouse import Location, Warehouse
+from flows.compile import CompiledFlow
+from flows.settings import Delivery, Settings
+from orchestration.engine.context import Context
+from orchestration.engine.sql import STATE_SCHEMA
+from orchestration.engine.state import ensure_state
+
+#: Rows claimed at once; each claim is checked, rendered and sent before the next.
+CLAIM_SIZE = 5000
+
+
+@dataclass
+class SendReport:
+    """What one run did, per outcome and per destination."""
+
+    now: datetime
+    claimed: int = 0
+    unclaimed: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    requeued_quiet_hours: int = 0
+    scheduled: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    by_destination: dict[str, Counter[str]] = field(default_factory=dict)
+    reconciled: Counter[str] = field(default_factory=Counter)
+    ingested: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+    def add(self, destination: str, finals: Sequence[Final]) -> None:
+        counts = self.by_destination.setdefault(destination, Counter())
+        for f in finals:
+            self.outcomes[f.status] += 1
+            counts[f.status] += 1
+
+    def describe(self) -> str:
+        lines = [
+            f"send at {self.now:%Y-%m-%d %H:%M:%S}: {self.claimed} claimed, "
+            f"{sum(self.skipped.values())} skipped at send time, "
+            f"{self.outcomes['sent']} sent, {self.outcomes['failed']} failed, "
+            f"{self.outcomes['queued']} to retry, {self.outcomes['unconfirmed']} unconfirmed "
+            f"in {self.seconds:.2f} s"
+        ]
+        for name, counts in sorted(self.by_destination.items()):
+            lines.append(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        if self.skipped:
+            lines.append(
+                "  skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(self.skipped.items()))
+            )
+        if self.requeued_quiet_hours or self.scheduled:
+            lines.append(
+                f"  quiet hours: {self.requeued_quiet_hours} moved back to the queue, "
+                f"{self.scheduled} scheduled with the provider"
+            )
+        if self.ingested:
+            lines.append(
+                "  engagement ingested: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(self.ingested.items()))
+            )
+        if self.reconciled:
+            lines.append(
+                "  reconciled after a crash: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(self.reconciled.items()))
+            )
+        return "\n".join(lines)
+
+
+def provider_urls(url: str) -> dict[str, str]:
+    """Every destination pointed at one server (the fake provider serves them all)."""
+    root = url.rstrip("/")
+    return {
+        "sendgrid": root,
+        "twilio": root,
+        "klaviyo": root,
+        "webhook": f"{root}/hooks/flowhouse",
+        "audience": f"{root}/audiences",
+    }
+
+
+class Destinations:
+    """The destinations this run uses, built on first use (a destination never used needs no
+    credentials), each with its own HTTP client (time-out, connection pool)."""
+
+    def __init__(self, delivery: Delivery, secrets: Secrets, provider_url: str | None) -> None:
+        self.delivery = delivery
+        self.secrets = secrets
+        self.urls = provider_urls(provider_url) if provider_url else {}
+        self.built: dict[str, Destination] = {}
+        self.clients: dict[str, httpx.AsyncClient] = {}
+
+    def get(self, name: str) -> Destination:
+        if name not in self.built:
+            if name not in DESTINATIONS:
+                raise ConfigError(
+                    "unknown destination", value=name, expected=", ".join(sorted(DESTINATIONS))
+                )
+            config = getattr(self.delivery, name)
+            self.built[name] = DESTINATIONS[name](config, self.secrets, self.urls.get(name))
+        return self.built[name]
+
+    def client(self, name: str) -> httpx.AsyncClient:
+        if name not in self.clients:
+            config = self.get(name).config
+            seconds = config.timeout.total_seconds()
+            self.clients[name] = httpx.AsyncClient(
+                timeout=httpx.Timeout(seconds, connect=min(seconds, 5.0)),
+                limits=httpx.Limits(max_connections=config.concurrency),
+            )
+        return self.clients[name]
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+
+
+@dataclass(frozen=True)
+class Options:
+    """How a run sends (``flowhouse send`` and ``flowhouse tick`` take the same options).
+
+    ``provider_url`` points every destination at one server (the fake provider; credentials
+    missing from the environment are then placeholders). ``inbox`` is where provider webhooks
+    land (see :mod:`activation.receiver`); it is ingested before anything is sent.
+    """
+
+    provider_url: str | None = None
+    bucket: Bucket = field(default_factory=Bucket)
+    limit: int | None = None
+    inbox: Path | None = None
+    environ: Mapping[str, str] | None = None
+    policy: Policy | None = None
+
+
+def lock_name(schema: str, bucket: Bucket) -> str:
+    return f"{schema}.send.{bucket.index}.{bucket.count}"
+
+
+def send(
+    location: Location,
+    flows_dir: Path,
+    now: datetime | None = None,
+    options: Options = Options(),
+    schema: str = STATE_SCHEMA,
+) -> SendReport:
+    """One send run on the warehouse at ``location``: ingest the inbox, then send (holding the
+    lock of its bucket)."""
+    from orchestration.engine.tick import load_flows, tick_lock
+
+    now = (now or datetime.now(UTC)).replace(tzinfo=None)
+    flows, settings = load_flows(flows_dir)
+    with tick_lock(location, lock_name(schema, options.bucket)):
+        ingested = ingest_inbox(location, options, now)
+        with Warehouse.open(location) as wh:
+            ensure_state(wh, schema)
+            report = send_open(wh, schema, now, flows, settings, flows_dir, options)
+    report.ingested = ingested
+    return report
+
+
+def ingest_inbox(location: Location, options: Options, now: datetime) -> Counter[str]:
+    """Write the provider webhooks waiting in the inbox to the warehouse (if there is one)."""
+    if options.inbox is None:
+        return Counter()
+    from activation.engagement import ingest
+
+    found = ingest(location, options.inbox, now)
+    return Counter(found.events)
+
+
+def send_open(
+    wh: Warehouse,
+    schema: str,
+    now: datetime,
+    flows: list[CompiledFlow],
+    settings: Settings,
+    flows_dir: Path,
+    options: Options = Options(),
+) -> SendReport:
+    """One send run on an open warehouse (the caller holds the lock)."""
+    started = time.perf_counter()
+    secrets = Secrets(options.environ, fake=options.provider_url is not None)
+    key = secrets.get(settings.delivery.signing_key_env, "the key that signs unsubscribe links")
+    ctx = Context(wh, schema, now, None, flows, settings)
+    renderer = Renderer({f.id: f for f in flows}, settings, flows_dir, key)
+    destinations = Destinations(settings.delivery, secrets, options.provider_url)
+    report = SendReport(now)
+    policy = options.policy or Policy()
+    asyncio.run(_run(ctx, renderer, destinations, options.bucket, options.limit, report, policy))
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _run(
+    ctx: Context,
+    renderer: Renderer,
+    destinations: Destinations,
+    bucket: Bucket,
+    limit: int | None,
+    report: SendReport,
+    policy: Policy,
+) -> None:
+    try:
+        report.unclaimed = unclaim(ctx, bucket)
+        ctx.wh.commit()
+        await _reconcile(ctx, renderer, destinations, bucket, report, policy)
+        while limit is None or report.claimed < limit:
+            size = CLAIM_SIZE if limit is None else min(CLAIM_SIZE, limit - report.claimed)
+            claim_id = uuid.uuid4().hex
+            n = claim(ctx, claim_id, bucket, size)
+            ctx.wh.commit()
+            if not n:
+                break
+            report.claimed += n
+            await _send_claim(ctx, renderer, destinations, claim_id, report, policy)
+    finally:
+        await destinations.close()
+
+
+def _scheduled_channels(settings: Settings) -> list[str]:
+    """Channels whose provider can hold a message until a given time (SendGrid's send_at)."""
+    return [c for c, route in settings.delivery.routes.items() if route == "sendgrid"]
+
+
+async def _send_claim(
+    ctx: Context,
+    renderer: Renderer,
+    destinations: Destinations,
+    claim_id: str,
+    report: SendReport,
+    policy: Policy,
+) -> None:
+    checked = recheck(ctx, claim_id, _scheduled_channels(ctx.settings))
+    ctx.wh.commit()
+    report.skipped.update(checked.skipped)
+    report.requeued_quiet_hours += checked.requeued
+    report.scheduled += checked.scheduled
+    rendered = render_claim(ctx, renderer, claim_id)
+    _fail_unrendered(ctx, claim_id, rendered.failed, report)
+    groups = by_route(rendered.ready)
+    await asyncio.gather(
+        *(
+            _deliver(ctx, destinations, route, messages, claim_id, report, policy)
+            for route, messages in groups.items()
+        )
+    )
+
+
+def _fail_unrendered(
+    ctx: Context, claim_id: str, failed: Mapping[str, str], report: SendReport
+) -> None:
+    if failed:
+        finals = [Final(m, "failed", reason=reason) for m, reason in failed.items()]
+        record(ctx, claim_id, finals, [])
+        report.add("render", finals)
+
+
+async def _deliver(
+    ctx: Context,
+    destinations: Destinations,
+    route: str,
+    messages: Sequence[Outgoing],
+    claim_id: str,
+    report: SendReport,
+    policy: Policy,
+) -> None:
+    destination = destinations.get(route)
+    run = Run(destination, destinations.client(route), ctx.now, policy)
+
+    def on_flight(ids: Sequence[str]) -> None:
+        mark_in_flight(ctx, destination.name, ids)
+
+    def on_done(finals: Sequence[Final], attempts: Sequence[object]) -> None:
+        record(ctx, claim_id, finals, attempts)  # type: ignore[arg-type]
+        report.add(destination.name, finals)
+
+    await deliver(run, messages, on_flight, on_done)
+
+
+# -- after a crash ---------------------------------------------------------------------------------
+
+_RECONCILED = {"sent": "confirmed sent", "absent": "absent", "unknown": "still unknown"}
+
+_ADOPT = """
+update flowhouse.messages set claim_id = :claim
+where status = 'sending' and :bucket
+"""
+
+
+async def _reconcile(
+    ctx: Context,
+    renderer: Renderer,
+    destinations: Destinations,
+    bucket: Bucket,
+    report: SendReport,
+    policy: Policy,
+) -> None:
+    """Settle the rows a dead run left in flight, each as its destination allows."""
+    claim_id = "reconcile-" + uuid.uuid4().hex
+    adopted = ctx.wh.execute_count(ctx.sql(_ADOPT, claim=claim_id, bucket=bucket.condition()))
+    ctx.wh.commit()
+    if not adopted:
+        return
+    rendered = render_claim(ctx, renderer, claim_id, status="sending")
+    _fail_unrendered(ctx, claim_id, rendered.failed, report)
+    for route, messages in by_route(rendered.ready).items():
+        destination = destinations.get(route)
+        resend = await _settle_in_flight(
+            ctx, destination, destinations.client(route), messages, claim_id, report
+        )
+        if resend:
+            report.reconciled["resent"] += len(resend)
+            await _deliver(ctx, destinations, route, resend, claim_id, report, policy)
+
+
+async def _settle_in_flight(
+    ctx: Context,
+    destination: Destination,
+    client: httpx.AsyncClient,
+    messages: Sequence[Outgoing],
+    claim_id: str,
+    report: SendReport,
+) -> list[Outgoing]:
+    """Which in-flight messages may be sent again; the others are settled here."""
+    if destination.reconcile == "idempotent":
+        return list(messages)
+    if destination.reconcile == "none":
+        finals = [
+            Final(m.message_id, "unconfirmed", reason="in flight when a run died") for m in messages
+        ]
+        record(ctx, claim_id, finals, [])
+        report.reconciled["unconfirmed"] += len(finals)
+        return []
+    since = ctx.now - LOOKUP_MARGIN
+    semaphore = asyncio.Semaphore(destination.config.concurrency)
+
+    async def look(m: Outgoing) -> str:
+        async with semaphore:
+            return await destination.lookup(client, m, since)
+
+    found = await asyncio.gather(*(look(m) for m in messages))
+    finals = [
+        Final(m.message_id, "sent", reason="confirmed by lookup")
+        for m, f in zip(messages, found, strict=True)
+        if f == "sent"
+    ]
+    record(ctx, claim_id, finals, [])
+    for f in found:
+        report.reconciled[
+            {"sent": "confirmed sent", "absent": "absent", "unknown": "unknown"}[f]
+        ] += 1
+    return [m for m, f in zip(messages, found, strict=True) if f == "absent"]

@@ -1,0 +1,178 @@
+"""SMS through Twilio's Messages API (``POST /2010-04-01/Accounts/{AccountSid}/Messages.json``).
+
+One form-encoded request per message, with HTTP Basic authentication (account SID and auth token,
+read from the environment variables named in ``delivery.twilio``). The sender is the configured
+Messaging Service (``MessagingServiceSid``) or else the configured number (``From``); one of them
+is required. ``StatusCallback`` carries the message's ``message_id`` and ``customer_id`` in its
+query so that delivery reports name the message they are about. A message with ``send_at`` is
+scheduled by Twilio (``SendAt`` with ``ScheduleType=fixed``) when a Messaging Service is
+configured, as only Messaging Services can schedule; Twilio accepts schedules from 15 minutes to
+35 days ahead. The response (201) gives the message's ``sid``.
+
+Reconciliation (``reconcile = "lookup"``): Twilio's message list is read for the recipient
+(``To``, ``DateSent>``); a message to the same number with the same body, created on or after the
+attempt, means it was sent. A scheduled message has no ``date_sent`` until its time, so a
+message still scheduled in the future cannot be found and is reported ``unknown``.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import httpx
+
+from activation.destinations.base import Call, Destination, Reconcile, Secrets
+from activation.message import Found, Outcome, Outgoing
+from flowhouse.errors import ConfigError
+from flows.settings import Twilio
+
+#: Messages listed at most by one lookup (the document's maximum page size).
+PAGE_SIZE = 1000
+#: How much earlier than the attempt Twilio's clock may date a message and it still match.
+CLOCK_SLACK = timedelta(minutes=5)
+
+
+class TwilioDestination(Destination):
+    """SMS through Twilio (see the module docstring)."""
+
+    name: ClassVar[str] = "twilio"
+    default_base_url: ClassVar[str] = "https://api.twilio.com"
+    max_batch: ClassVar[int] = 1
+    reconcile: Reconcile = "lookup"
+    config: Twilio
+
+    def __init__(self, config: Twilio, secrets: Secrets, base_url: str | None = None) -> None:
+        if not config.messaging_service_sid and not config.from_number:
+            raise ConfigError(
+                "Twilio has no sender",
+                expected="delivery.twilio.messaging_service_sid or delivery.twilio.from_number",
+            )
+        super().__init__(config, secrets, base_url)
+        self._account = secrets.get(config.account_sid_env, "The Twilio account SID")
+        token = secrets.get(config.auth_token_env, "The Twilio auth token")
+        pair = base64.b64encode(f"{self._account}:{token}".encode()).decode()
+        self._auth = f"Basic {pair}"
+
+    @property
+    def messages_url(self) -> str:
+        return f"{self.base_url}/2010-04-01/Accounts/{self._account}/Messages.json"
+
+    def calls(self, batch: Sequence[Outgoing]) -> list[Call]:
+        return [Call(self._request(m), (m.message_id,)) for m in batch]
+
+    def _request(self, message: Outgoing) -> httpx.Request:
+        return httpx.Request(
+            "POST",
+            self.messages_url,
+            headers={"authorization": self._auth},
+            data=self.form(message),
+        )
+
+    def form(self, message: Outgoing) -> dict[str, str]:
+        """The form fields that send ``message``."""
+        fields = {"To": message.address or "", "Body": message.text or ""}
+        fields |= self._sender()
+        if self.config.status_callback:
+            fields["StatusCallback"] = self._callback(message)
+        when = self._schedule(message)
+        if when is not None:
+            fields |= {"SendAt": _iso(when), "ScheduleType": "fixed"}
+        return fields
+
+    def _sender(self) -> dict[str, str]:
+        if self.config.messaging_service_sid:
+            return {"MessagingServiceSid": self.config.messaging_service_sid}
+        return {"From": self.config.from_number or ""}
+
+    def _callback(self, message: Outgoing) -> str:
+        url = httpx.URL(self.config.status_callback or "")
+        ids = {"message_id": message.message_id, "customer_id": message.customer_id}
+        return str(url.copy_merge_params(ids))
+
+    def _schedule(self, message: Outgoing) -> datetime | None:
+        """When Twilio is asked to send ``message`` (only through a Messaging Service)."""
+        return message.send_at if self.config.messaging_service_sid else None
+
+    def accepted(self, call: Call, response: httpx.Response) -> list[Outcome]:
+        sid = _json(response).get("sid")
+        provider_id = sid if isinstance(sid, str) else None
+        code = response.status_code
+        return [Outcome(m, "sent", provider_id, status_code=code) for m in call.message_ids]
+
+    def reason(self, response: httpx.Response) -> str:
+        body = _json(response)
+        if body.get("code") is None and not body.get("message"):
+            return response.text[:500]
+        return f"{body.get('code')}: {body.get('message') or ''}".strip()[:500]
+
+    def lookup_request(self, message: Outgoing, since: datetime) -> httpx.Request:
+        """The list of messages to ``message``'s number sent on or after ``since``."""
+        params = {"To": message.address or "", "DateSent>": _iso(since), "PageSize": str(PAGE_SIZE)}
+        return httpx.Request(
+            "GET", self.messages_url, params=params, headers={"authorization": self._auth}
+        )
+
+    async def lookup(self, client: httpx.AsyncClient, message: Outgoing, since: datetime) -> Found:
+        when = self._schedule(message)
+        if when is not None and _naive_utc(when) > _utcnow():
+            return "unknown"  # still scheduled: not listed by DateSent until Twilio sends it
+        try:
+            response = await client.send(self.lookup_request(message, since))
+        except httpx.HTTPError:
+            return "unknown"
+        return _found(response, message, _naive_utc(since))
+
+
+def _found(response: httpx.Response, message: Outgoing, since: datetime) -> Found:
+    if response.status_code != 200:
+        return "unknown"
+    body = _json(response)
+    listed = body.get("messages")
+    if not isinstance(listed, list):
+        return "unknown"
+    if any(_matches(item, message, since) for item in listed if isinstance(item, dict)):
+        return "sent"
+    return "unknown" if body.get("next_page_uri") else "absent"
+
+
+def _matches(item: dict[str, Any], message: Outgoing, since: datetime) -> bool:
+    """The listed message went to the same number with the same body, not before the attempt."""
+    same = item.get("to") == message.address and item.get("body") == message.text
+    created = _parse_rfc2822(item.get("date_created"))
+    return same and (created is None or created >= since - CLOCK_SLACK)
+
+
+def _parse_rfc2822(value: object) -> datetime | None:
+    """Twilio's ``Thu, 24 Aug 2023 05:01:45 +0000`` as naive UTC, or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return _naive_utc(parsed)
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _iso(moment: datetime) -> str:
+    """UTC (naive, or aware of any zone) as ISO 8601 with a zone (``2026-05-01T10:00:00Z``)."""
+    return _naive_utc(moment).replace(microsecond=0).isoformat() + "Z"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

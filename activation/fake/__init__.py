@@ -1,0 +1,34 @@
+"""flowhouse's local fake provider: a real HTTP server standing in for SendGrid, Twilio, Klaviyo, a
+generic webhook receiver and a paid-audience API, so the demo and the tests need no account.
+
+What it serves (requests on a path a provider document in ``specs/`` covers are checked against
+it and refused as the real API would: 401 for a security failure, else 400 in the provider's own
+error shape; refused requests are not recorded):
+
+- SendGrid ``POST /v3/mail/send`` (202, ``X-Message-Id``) and the Email Activity lookup
+  ``GET /v3/messages?query=unique_args['message_id']="<id>"&limit=N``.
+- Twilio ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (201, the message resource)
+  and ``GET`` on the same path, filtered by ``To``, ``From`` and ``DateSent``, ``DateSent>``
+  (on or after) or ``DateSent<`` (on or before).
+- Klaviyo ``POST /api/events`` (202, deduplicated on ``unique_id``) and ``POST /api/profile-import``
+  (201 new, 200 updated); the ``revision`` header is required.
+- ``POST /hooks/{name}``: JSON signed with ``X-Flowhouse-Signature`` (``v1=`` + hex HMAC-SHA256 of
+  ``{X-Flowhouse-Timestamp}.{body}`` under the webhook secret), deduplicated on
+  ``Idempotency-Key``.
+- ``POST /audiences/{audience}/users`` (hashed members, a set per audience) and ``GET`` to list.
+
+How to run: ``python -m activation.fake.server --port 8025 [--inbox DIR] [--record DIR]``, or in
+tests ``with running(FakeSettings(...)) as fake:`` (:mod:`activation.fake.server`), which serves
+on a free port in a background thread and gives ``fake.url`` and the live ``fake.state``.
+
+Recording (:mod:`activation.fake.state`): every accepted message is kept in memory and, with a
+record directory, appended to ``<record_dir>/received.jsonl``; a message id accepted twice counts
+as a duplicate. Inspection: ``GET /_fake/messages``, ``GET /_fake/stats``, ``POST /_fake/failures``,
+``POST /_fake/clock`` (``{"now": iso or null}``), ``POST /_fake/reset``.
+
+Failure injection (:mod:`activation.fake.failures`): shares of provider requests answered 429 with
+``Retry-After``, 500, held past the client's time-out then 504, or slowed; seeded, and drawn before
+anything is recorded. Engagement (:mod:`activation.fake.engagement`): SendGrid events and Twilio
+status callbacks written into an inbox directory as the providers would post them, decided from
+a hash of the message id.
+"""

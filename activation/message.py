@@ -1,0 +1,65 @@
+"""What the sender hands a destination, and what a destination reports back.
+
+An :class:`Outgoing` is one outbox row, rendered: the message (or external action) exactly as it
+will be sent. A destination answers each one with an :class:`Outcome`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+#: ``sent``: the provider accepted it; ``failed``: it refused it for good (a permanent 4xx, with
+#: its reason); ``retry``: a transient failure (429, 5xx, time-out) worth another attempt.
+Status = Literal["sent", "failed", "retry"]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message or external action, ready to send.
+
+    ``channel`` is the outbox channel (``email``, ``sms``, ``push``, ``webhook``, ``admin_task``,
+    ``audience_sync``). ``address`` is the e-mail address or phone number for messages.
+    ``subject``/``html``/``text`` are the rendered content (``text`` is the SMS or push body, or
+    the plain-text part of an e-mail). ``data`` is the render context as JSON-ready values (for
+    dynamic templates and Klaviyo event properties); ``payload`` the action's own fields (a
+    webhook's ``url``, an ``audience``, an admin ``task``). ``customer`` holds the profile fields a
+    destination may need (email, phone, first_name, ...). ``send_at`` asks the provider to deliver
+    later (UTC, naive) where it can schedule. ``headers`` are extra e-mail headers
+    (``List-Unsubscribe``).
+    """
+
+    message_id: str
+    channel: str
+    customer_id: str
+    flow_id: str
+    step_id: str
+    address: str | None = None
+    subject: str | None = None
+    html: str | None = None
+    text: str | None = None
+    template: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)
+    customer: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    send_at: datetime | None = None
+    is_marketing: bool = True
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one message: ``provider_message_id`` when sent, ``reason`` (the provider's
+    own words) when it failed or will be retried, ``retry_after`` seconds when the provider said."""
+
+    message_id: str
+    status: Status
+    provider_message_id: str | None = None
+    reason: str | None = None
+    retry_after: float | None = None
+    status_code: int | None = None
+
+
+#: What a lookup of a message in the provider's own records found.
+Found = Literal["sent", "absent", "unknown"]

@@ -1,0 +1,396 @@
+"""The outbox side of sending: claims, the send-time re-check, in-flight marks and results.
+
+A message row moves ``queued`` → ``claimed`` → ``sending`` (in flight: committed before its
+request goes out) → ``sent`` or ``failed``; a transient failure puts it back to ``queued`` with a
+``next_attempt_at``. Every move is one set-based statement over the rows it concerns, committed
+before the step that depends on it, so a crash leaves each row in a state that says what to do:
+
+- ``claimed``: its request never went out; the next run sends it;
+- ``sending``: it may have reached the provider; the next run reconciles it
+  (:mod:`activation.deliver`).
+
+The re-check before sending repeats the rules that can change between queueing and sending:
+consent and unsubscribes (as last built, and any ``unsubscribed`` event loaded since the message
+was queued), suppression (likewise, hard bounces and complaints), staleness, frequency caps and
+smart sending over what was actually sent, and quiet hours at the moment of sending. A message it
+stops is ``skipped`` with the reason, journaled in ``decisions`` as a ``send_check``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlglot import exp
+
+from orchestration.engine.context import Context, per_flow
+from orchestration.engine.due import compute_arrivals
+from orchestration.engine.send import cap_windows, caps_rule, create_temp, smart_rule, window_counts
+from orchestration.engine.sql import literal, render, statement
+
+#: Statuses of rows a provider may hold (counted by caps and smart sending at send time).
+OUT_STATUSES = ("sending", "sent", "delivered")
+
+_CLAIM = """
+update flowhouse.messages
+set status = 'claimed', claim_id = :claim, claimed_at = :now, send_at = null, updated_at = :now
+where message_id in (
+    select message_id from flowhouse.messages
+    where status = 'queued' and kind in ('message', 'action') and due_at <= :now
+        and (next_attempt_at is null or next_attempt_at <= :now) and :bucket
+    order by due_at, message_id
+    limit :limit
+)
+"""
+
+_UNCLAIM = """
+update flowhouse.messages
+set status = 'queued', claim_id = null, claimed_at = null, updated_at = :now
+where status = 'claimed' and :bucket
+"""
+
+_CHECK = """
+select o.message_id, o.enrollment_id, o.flow_id, o.step_id, o.customer_id, o.channel, o.kind,
+    o.is_marketing, o.due_at,
+    case
+        when o.kind = 'message' and o.is_marketing and o.channel = 'email'
+            and not coalesce(customer.has_email_consent, false)
+            then case when customer.email_unsubscribed_at is null then 'consent'
+                else 'unsubscribed' end
+        when o.kind = 'message' and o.is_marketing and o.channel = 'sms'
+            and not coalesce(customer.has_sms_consent, false)
+            then case when customer.sms_unsubscribed_at is null then 'consent'
+                else 'unsubscribed' end
+        when o.kind = 'message' and o.is_marketing and :unsubscribed_since then 'unsubscribed'
+        when o.kind = 'message' and o.channel = 'email'
+            and customer.email_suppressed_at is not null then 'suppressed'
+        when o.kind = 'message' and o.channel = 'sms'
+            and customer.sms_suppressed_at is not null then 'suppressed'
+        when o.kind = 'message' and :suppressed_since then 'suppressed'
+        when o.due_at + :lateness * interval 1 second < :now then 'stale'
+        when o.is_marketing and coalesce(:capped, false) then 'frequency_cap'
+        when o.is_marketing and coalesce(:smart, false) then 'smart_sending'
+    end as reason
+from flowhouse.messages as o
+left join core.customer_attributes as customer on customer.customer_id = o.customer_id
+left join _fh_sent_recent as r on r.message_id = o.message_id
+where o.claim_id = :claim and o.status = 'claimed'
+"""
+
+#: Engagement loaded since the message was queued, straight from the raw events (the customer's
+#: attributes only see it at the next model refresh).
+_SINCE = """
+exists (
+    select 1 from raw.events as ev
+    where ev.customer_id = o.customer_id and ev.event_type in :types
+        and ev.loaded_at > o.queued_at and ev.loaded_at <= :now
+        and coalesce(json_text(ev.properties, 'channel'), o.channel) in (o.channel, 'all')
+        and :extra
+)
+"""
+
+_SENT_RECENT = """
+select o.message_id
+from flowhouse.messages as o
+join flowhouse.messages as m
+    on m.customer_id = o.customer_id
+    and m.is_marketing
+    and m.message_id <> o.message_id
+    and m.status in ('sending', 'sent', 'delivered')
+    and coalesce(m.sent_at, m.in_flight_at) > :now - :longest * interval 1 second
+where o.claim_id = :claim and o.status = 'claimed' and o.is_marketing
+group by o.message_id
+"""
+
+_SKIP = """
+update flowhouse.messages as m
+set status = 'skipped', skip_reason = c.reason, claim_id = null, updated_at = :now
+from _fh_checked as c
+where m.message_id = c.message_id and c.reason is not null
+"""
+
+_JOURNAL = """
+insert into flowhouse.decisions
+    (decision_id, enrollment_id, flow_id, flow_version, customer_id, step_id, step_kind,
+     effective_at, decided_at, outcome, reason, detail)
+select md5(c.enrollment_id || ':' || c.step_id || ':send_check'), c.enrollment_id, c.flow_id,
+    m.flow_version, c.customer_id, c.step_id, 'send_check', :now, :now, 'skipped', c.reason,
+    c.message_id
+from _fh_checked as c
+join flowhouse.messages as m on m.message_id = c.message_id
+where c.reason is not null and not exists (
+    select 1 from flowhouse.decisions as d
+    where d.decision_id = md5(c.enrollment_id || ':' || c.step_id || ':send_check')
+)
+"""
+
+_QUIET_MOVES = """
+select c.enrollment_id, c.step_id as next_step, cast(:now as timestamp) as at, c.message_id
+from _fh_checked as c
+join flowhouse.enrollments as e on e.enrollment_id = c.enrollment_id
+where c.reason is null and c.kind = 'message'
+"""
+
+_MOVED = """
+select c.message_id, c.channel, a.due_at
+from _fh_checked as c
+join _fh_arrivals as a on a.enrollment_id = c.enrollment_id and a.next_step = c.step_id
+where c.reason is null and c.kind = 'message' and a.due_at > :now
+"""
+
+_SCHEDULE = """
+update flowhouse.messages as m
+set send_at = q.due_at, updated_at = :now
+from _fh_moved as q
+where m.message_id = q.message_id and q.channel in :scheduled
+"""
+
+_REQUEUE = """
+update flowhouse.messages as m
+set status = 'queued', due_at = q.due_at, claim_id = null, claimed_at = null, updated_at = :now
+from _fh_moved as q
+where m.message_id = q.message_id and q.channel not in :scheduled
+"""
+
+
+@dataclass(frozen=True)
+class Bucket:
+    """Which share of the outbox a sender owns: messages whose id hashes to ``index`` of
+    ``count`` (parallel senders never overlap)."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> Bucket:
+        if not text:
+            return cls()
+        index, _, count = text.partition("/")
+        bucket = cls(int(index), int(count))
+        if not 0 <= bucket.index < bucket.count:
+            raise ValueError(f"bucket {text!r}: expected I/N with 0 <= I < N")
+        return bucket
+
+    def condition(self) -> exp.Expr:
+        if self.count == 1:
+            return exp.true()
+        share = statement("floor(unit_hash(message_id) * :n)", n=self.count)
+        return exp.EQ(this=share, expression=literal(self.index))
+
+
+def unclaim(ctx: Context, bucket: Bucket) -> int:
+    """Rows a dead run claimed but never put in flight go back to the queue."""
+    return ctx.wh.execute_count(ctx.sql(_UNCLAIM, now=ctx.now, bucket=bucket.condition()))
+
+
+def claim(ctx: Context, claim_id: str, bucket: Bucket, limit: int) -> int:
+    """Claim up to ``limit`` due rows (earliest first); returns how many."""
+    return ctx.wh.execute_count(
+        ctx.sql(_CLAIM, claim=claim_id, now=ctx.now, bucket=bucket.condition(), limit=limit)
+    )
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    skipped: dict[str, int]
+    requeued: int
+    scheduled: int
+
+
+def recheck(ctx: Context, claim_id: str, scheduled_channels: Sequence[str]) -> CheckResult:
+    """Skip claimed rows a send-time rule now stops; move those inside quiet hours (scheduled
+    with the provider where it can, back to the queue otherwise)."""
+    _sent_recent(ctx, claim_id)
+    ctx.temp("_fh_checked", _CHECK, **_check_values(ctx, claim_id))
+    skipped = dict(
+        ctx.rows("select reason, count(*) from _fh_checked where reason is not null group by 1")
+    )
+    if skipped:
+        ctx.run(_SKIP, now=ctx.now)
+        ctx.run(_JOURNAL, now=ctx.now)
+    requeued = scheduled = 0
+    if ctx.temp("_fh_moves", _QUIET_MOVES, now=ctx.now):
+        compute_arrivals(ctx)
+        if ctx.temp("_fh_moved", _MOVED, now=ctx.now):
+            channels = _in_list(scheduled_channels)
+            scheduled = ctx.wh.execute_count(ctx.sql(_SCHEDULE, now=ctx.now, scheduled=channels))
+            requeued = ctx.wh.execute_count(ctx.sql(_REQUEUE, now=ctx.now, scheduled=channels))
+    return CheckResult({str(k): int(v) for k, v in skipped.items()}, requeued, scheduled)
+
+
+def _in_list(values: Sequence[str]) -> exp.Expr:
+    return exp.Tuple(expressions=[literal(v) for v in values] or [literal("")])
+
+
+def _check_values(ctx: Context, claim_id: str) -> dict[str, Any]:
+    lateness = per_flow(
+        ctx.flows,
+        lambda f: literal(int(f.flow.max_lateness.total_seconds())),
+        default=literal(7 * 86400),
+        on="o",
+    )
+    values: dict[str, Any] = {
+        "claim": claim_id,
+        "now": ctx.now,
+        "lateness": lateness,
+        "capped": ctx.memo("send_capped", lambda: per_flow(ctx.flows, _cap_of(ctx), on="o")),
+        "smart": ctx.memo("send_smart", lambda: per_flow(ctx.flows, _smart_of(ctx), on="o")),
+        "unsubscribed_since": exp.false(),
+        "suppressed_since": exp.false(),
+    }
+    if ctx.wh.table_exists("raw", "events"):
+        values["unsubscribed_since"] = statement(
+            _SINCE, types=_in_list(["unsubscribed"]), now=ctx.now, extra=exp.true()
+        )
+        values["suppressed_since"] = statement(
+            _SINCE,
+            types=_in_list(["message_bounced", "message_complained"]),
+            now=ctx.now,
+            extra=statement(
+                "ev.event_type = 'message_complained' "
+                "or coalesce(json_text(ev.properties, 'bounce_type'), '') <> 'soft'"
+            ),
+        )
+    return values
+
+
+def _cap_of(ctx: Context) -> Any:
+    return lambda f: caps_rule(ctx.settings, f)
+
+
+def _smart_of(ctx: Context) -> Any:
+    return lambda f: smart_rule(ctx.settings, f)
+
+
+def _sent_recent(ctx: Context, claim_id: str) -> None:
+    """``_fh_sent_recent``: per claimed marketing message, how many marketing messages went out
+    to the customer within each cap and smart-sending window before now."""
+    windows = cap_windows(ctx)
+    longest = max((s for _, s in windows), default=0)
+    tree = statement(_SENT_RECENT, ctx.schema, claim=claim_id, now=ctx.now, longest=longest)
+    assert isinstance(tree, exp.Select)
+    went = exp.func("coalesce", exp.column("sent_at", "m"), exp.column("in_flight_at", "m"))
+    tree = window_counts(tree, windows, went, literal(ctx.now))
+    create_temp(ctx, "_fh_sent_recent", tree)
+
+
+# -- in flight and results -----------------------------------------------------------------------
+
+_IN_FLIGHT = """
+update flowhouse.messages
+set status = 'sending', in_flight_at = :now, attempts = coalesce(attempts, 0) + 1,
+    provider = :provider, updated_at = :now
+where message_id in :ids and status in ('claimed', 'sending')
+"""
+
+
+def mark_in_flight(ctx: Context, provider: str, message_ids: Sequence[str]) -> None:
+    """Record, durably, that these messages' requests are about to go out."""
+    if not message_ids:
+        return
+    ctx.wh.execute(
+        render(
+            statement(
+                _IN_FLIGHT, ctx.schema, now=ctx.now, provider=provider, ids=_in_list(message_ids)
+            ),
+            ctx.wh.dialect,
+        )
+    )
+    ctx.wh.commit()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One request attempt for one message, as the send log keeps it."""
+
+    message_id: str
+    attempt: int
+    provider: str
+    started_at: datetime
+    milliseconds: float
+    status_code: int | None
+    outcome: str
+    reason: str | None
+    provider_message_id: str | None
+
+
+@dataclass(frozen=True)
+class Final:
+    """Where a message ends up after this run: ``sent``, ``failed``, ``queued`` (retry later,
+    at ``next_attempt_at``), ``unconfirmed`` or ``sending`` (still unknown: reconcile later)."""
+
+    message_id: str
+    status: str
+    provider_message_id: str | None = None
+    reason: str | None = None
+    next_attempt_at: datetime | None = None
+    #: Attempts after the first within this run (the in-flight mark counted the first).
+    retries: int = 0
+
+
+_RESULT_COLUMNS = (
+    "message_id", "status", "provider_message_id", "reason", "next_attempt_at", "retries",
+)  # fmt: skip
+
+_RECORD = """
+update flowhouse.messages as m
+set status = r.status,
+    provider_message_id = coalesce(r.provider_message_id, m.provider_message_id),
+    sent_at = case when r.status = 'sent' then :now else m.sent_at end,
+    failure_reason = case when r.status = 'sent' then null else r.reason end,
+    next_attempt_at = r.next_attempt_at,
+    attempts = coalesce(m.attempts, 0) + r.retries,
+    claim_id = case when r.status = 'queued' then null else m.claim_id end,
+    updated_at = :now
+from :results
+where m.message_id = r.message_id and m.status in ('claimed', 'sending')
+"""
+
+_ATTEMPT_COLUMNS = (
+    "message_id", "attempt", "claim_id", "provider", "started_at", "milliseconds", "status_code",
+    "outcome", "reason", "provider_message_id",
+)  # fmt: skip
+
+_LOG = "insert into flowhouse.send_attempts select * from :attempts"
+
+
+def record(
+    ctx: Context, claim_id: str, finals: Sequence[Final], attempts: Sequence[Attempt]
+) -> None:
+    """Write where each message ended and every attempt it took, in one commit."""
+    if finals:
+        rows = [tuple(_typed(c, getattr(f, c)) for c in _RESULT_COLUMNS) for f in finals]
+        results = exp.values(rows, alias="r", columns=list(_RESULT_COLUMNS))
+        ctx.wh.execute(
+            render(statement(_RECORD, ctx.schema, now=ctx.now, results=results), ctx.wh.dialect)
+        )
+    if attempts:
+        rows = [
+            tuple(
+                _typed(c, claim_id if c == "claim_id" else getattr(a, c)) for c in _ATTEMPT_COLUMNS
+            )
+            for a in attempts
+        ]
+        values = exp.values(rows, alias="a", columns=list(_ATTEMPT_COLUMNS))
+        tree = statement(_LOG, ctx.schema, attempts=values)
+        ctx.wh.execute(render(tree, ctx.wh.dialect))
+    ctx.wh.commit()
+
+
+_TYPES = {
+    "attempt": "integer",
+    "retries": "integer",
+    "status_code": "integer",
+    "milliseconds": "double",
+    "started_at": "timestamp",
+    "next_attempt_at": "timestamp",
+}
+
+
+def _typed(column: str, value: Any) -> exp.Expr:
+    kind = _TYPES.get(column, "text")
+    if isinstance(value, datetime):
+        value = value.isoformat(sep=" ")
+    return exp.cast(literal(value), kind)

@@ -1,0 +1,252 @@
+"""Turning claimed outbox rows into :class:`~activation.message.Outgoing` messages.
+
+Everything a template sees is read in a few set-based queries for the whole claim — the rows with
+their trigger event and coupon, the customers' attributes, product recommendations
+(:mod:`activation.recommend`) and the catalog — and each message is then rendered in the sandbox
+of :mod:`flows.templates`: HTML auto-escaped, undefined names an error. A template that fails to
+render fails its message with the error as the reason; the rest of the claim goes on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from jinja2 import TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from activation import recommend
+from activation.links import Claims, message_links
+from flows.compile import CompiledFlow
+from flows.settings import Settings
+from flows.spec import Message
+from flows.templates import TEMPLATES_DIR, render_context, template_environment
+from orchestration.engine.context import Context
+
+_ROWS = """
+select m.message_id, m.enrollment_id, m.customer_id, m.flow_id, m.step_id, m.channel, m.kind,
+    m.is_marketing, m.address, m.template, m.subject, m.preheader, m.destination, m.coupon_code,
+    m.payload, m.send_at, m.due_at, e.trigger_properties, cc.pool as coupon_pool,
+    cc.expires_at as coupon_expires_at
+from flowhouse.messages as m
+left join flowhouse.enrollments as e on e.enrollment_id = m.enrollment_id
+left join flowhouse.coupon_codes as cc on cc.code = m.coupon_code and cc.message_id = m.message_id
+where m.claim_id = :claim and m.status = :status
+order by m.message_id
+"""
+
+_ROW_COLUMNS = (
+    "message_id", "enrollment_id", "customer_id", "flow_id", "step_id", "channel", "kind",
+    "is_marketing", "address", "template", "subject", "preheader", "destination", "coupon_code",
+    "payload", "send_at", "due_at", "trigger_properties", "coupon_pool", "coupon_expires_at",
+)  # fmt: skip
+
+_CLAIMED_TABLE = """
+select message_id, customer_id, enrollment_id from flowhouse.messages
+where claim_id = :claim and status = :status
+"""
+
+#: Customer fields a destination may need beyond the template (profiles, audiences).
+PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "country", "effective_timezone")
+
+
+@dataclass
+class Rendered:
+    """The claim, rendered: messages ready to send, and those that failed to render (reason)."""
+
+    ready: list[tuple[str, Any]] = field(default_factory=list)  # (destination route, Outgoing)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """What rendering needs besides the rows: flows, settings, templates, the link key."""
+
+    flows: Mapping[str, CompiledFlow]
+    settings: Settings
+    flows_dir: Path
+    signing_key: str
+
+    def environment(self) -> SandboxedEnvironment:
+        return template_environment(self.flows_dir / TEMPLATES_DIR)
+
+
+def load(ctx: Context, claim_id: str, status: str = "claimed") -> list[dict[str, Any]]:
+    """The claimed rows, each a dict with its trigger properties and coupon."""
+    rows = ctx.rows(_ROWS, claim=claim_id, status=status)
+    return [dict(zip(_ROW_COLUMNS, r, strict=True)) for r in rows]
+
+
+def customers(ctx: Context, claim_id: str, status: str) -> dict[str, dict[str, Any]]:
+    """The attributes of every customer in the claim, by id (one query)."""
+    names = ctx.wh.columns("core", "customer_attributes")
+    rows = ctx.rows(
+        "select customer.* from core.customer_attributes as customer where customer.customer_id "
+        "in (select customer_id from flowhouse.messages where claim_id = :claim "
+        "and status = :status)",
+        claim=claim_id,
+        status=status,
+    )
+    return {str(r[names.index("customer_id")]): dict(zip(names, r, strict=True)) for r in rows}
+
+
+def render_claim(
+    ctx: Context, renderer: Renderer, claim_id: str, status: str = "claimed"
+) -> Rendered:
+    """Every row of the claim rendered, with what it needs read in a few queries."""
+    rows = load(ctx, claim_id, status)
+    out = Rendered()
+    if not rows:
+        return out
+    people = customers(ctx, claim_id, status)
+    ctx.temp("_fh_claimed", _CLAIMED_TABLE, claim=claim_id, status=status)
+    recs = recommend.recommendations(ctx.wh, "_fh_claimed", ctx.now, schema=ctx.schema)
+    catalog = recommend.catalog(ctx.wh)
+    env = renderer.environment()
+    for row in rows:
+        route = _route(renderer.settings, row)
+        try:
+            outgoing = _outgoing(renderer, env, row, people, recs, catalog)
+        except (TemplateError, KeyError, ValueError, TypeError) as err:
+            out.failed[row["message_id"]] = f"render: {type(err).__name__}: {err}"[:500]
+            continue
+        out.ready.append((route, outgoing))
+    return out
+
+
+def _route(settings: Settings, row: Mapping[str, Any]) -> str:
+    return str(row["destination"] or settings.delivery.routes.get(row["channel"], "webhook"))
+
+
+def _outgoing(
+    renderer: Renderer,
+    env: SandboxedEnvironment,
+    row: dict[str, Any],
+    people: Mapping[str, Mapping[str, Any]],
+    recs: Mapping[str, recommend.Recommendations],
+    catalog: Mapping[str, Mapping[str, Any]],
+) -> Any:
+    from activation.message import Outgoing
+
+    customer = dict(people.get(row["customer_id"], {"customer_id": row["customer_id"]}))
+    profile = {k: customer.get(k) for k in PROFILE_FIELDS if customer.get(k) is not None}
+    base = {
+        "message_id": row["message_id"],
+        "channel": row["channel"],
+        "customer_id": row["customer_id"],
+        "flow_id": row["flow_id"],
+        "step_id": row["step_id"],
+        "address": row["address"],
+        "customer": jsonable(profile),
+        "send_at": row["send_at"],
+        "is_marketing": bool(row["is_marketing"]),
+    }
+    if row["kind"] != "message":
+        payload = json.loads(row["payload"]) if row["payload"] else {}
+        event = _properties(row["trigger_properties"])
+        return Outgoing(**base, payload=payload, data=jsonable({"event": event}))
+    context = _context(renderer, row, customer, recs, catalog)
+    body = env.get_template(row["template"]).render(context)
+    subject = _subject(env, row["subject"], context)
+    html, text = (body, None) if row["channel"] == "email" else (None, body.strip())
+    headers = (
+        _headers(context["links"]) if row["channel"] == "email" and row["is_marketing"] else {}
+    )
+    data = {k: context[k] for k in ("event", "links", "products", "recommendations", "utm")}
+    data |= {"customer": profile, "subject": subject, "preheader": row["preheader"]}
+    if "coupon" in context:
+        data["coupon"] = context["coupon"]
+    return Outgoing(
+        **base, subject=subject, html=html, text=text, template=row["template"],
+        data=jsonable(data), headers=headers,
+    )  # fmt: skip
+
+
+def _context(
+    renderer: Renderer,
+    row: Mapping[str, Any],
+    customer: Mapping[str, Any],
+    recs: Mapping[str, recommend.Recommendations],
+    catalog: Mapping[str, Mapping[str, Any]],
+) -> dict[str, Any]:
+    compiled = renderer.flows[row["flow_id"]]
+    step = next(s for s in compiled.steps if s.step_id == row["step_id"])
+    message = Message.model_validate(
+        {k: v for k, v in step.params.items() if k in Message.model_fields}
+    )
+    claims = Claims(row["message_id"], row["customer_id"], row["channel"])
+    base_url = renderer.settings.delivery.links_url or renderer.settings.store.url
+    found = recs.get(row["message_id"])
+    return render_context(
+        flow=compiled.flow,
+        step_id=row["step_id"],
+        message=message,
+        settings=renderer.settings,
+        customer=customer,
+        event=_properties(row["trigger_properties"]),
+        links=message_links(base_url, claims, renderer.signing_key),
+        products=recommend.blend(found) if found else [],
+        recommendations=found,
+        catalog=catalog,
+        coupon=_coupon(renderer.settings, row) if row["coupon_code"] else None,
+    )
+
+
+def _subject(env: SandboxedEnvironment, subject: str | None, context: Mapping[str, Any]) -> str:
+    if not subject:
+        return ""
+    if "{" not in subject:
+        return subject
+    return env.from_string(subject).render(context)
+
+
+def _headers(links: Mapping[str, str]) -> dict[str, str]:
+    """RFC 8058 one-click unsubscribe, as mailbox providers expect of bulk senders."""
+    return {
+        "List-Unsubscribe": f"<{links['unsubscribe']}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+    }
+
+
+def _coupon(settings: Settings, row: Mapping[str, Any]) -> dict[str, Any]:
+    pool = settings.coupon_pools.get(row["coupon_pool"] or "")
+    return {
+        "code": row["coupon_code"],
+        "discount": pool.discount if pool else None,
+        "free_shipping": bool(pool and pool.free_shipping),
+        "expires_at": row["coupon_expires_at"],
+    }
+
+
+def _properties(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        loaded = json.loads(value)
+        return loaded if isinstance(loaded, dict) else {}
+    return dict(value)
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with dates as ISO text and decimals as floats (what JSON APIs take)."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items() if not callable(v)}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def by_route(rendered: Sequence[tuple[str, Any]]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for route, outgoing in rendered:
+        out.setdefault(route, []).append(outgoing)
+    return out

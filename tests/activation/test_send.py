@@ -1,0 +1,227 @@
+"""Sending the outbox through the fake provider: claims, send-time re-checks, retries, results.
+
+Each scenario queues messages with the real engine (the harness store, on DuckDB and PostgreSQL),
+then sends them with :func:`activation.deliver.send_open` to the fake provider over real HTTP. The
+fake validates every request against the providers' documents, so a request that does not match
+them fails its message and the test.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import pytest
+from harness import EMAIL, SMS, Store, flow
+from sending import deploy
+
+from activation.deliver import Options, SendReport, send_open
+from activation.fake.server import FakeProvider
+from activation.outbox import Bucket
+from activation.sender import Policy
+
+FAST = Policy(base_backoff=0.01, max_wait=2.0, seed=1)
+
+
+def cart_flow(*sends: dict[str, Any], **fields: Any) -> str:
+    steps = [{"id": f"s{i}", "send": s} for i, s in enumerate(sends)]
+    return flow("cart", steps=steps, **fields)
+
+
+def queue(
+    store: Store, n: int, *sends: dict[str, Any], at: str = "2026-03-01 10:00", **kw: Any
+) -> None:
+    """`n` customers with an abandoned cart at `at`, and a tick that queues their messages."""
+    folder = deploy(store, cart_flow(*sends), **kw)
+    store.tick("2026-03-01 00:00")
+    for i in range(n):
+        store.customer(f"c{i}", first_name=f"Ann{i}", phone=f"+1555000{i:04d}", sms_consent=True)
+        store.event(f"c{i}", "cart_abandoned", at=at, cart_id=f"k{i}")
+    store.tick(at)
+    store.sent_folder = folder  # type: ignore[attr-defined]
+
+
+def send(store: Store, fake: FakeProvider, now: str, **options: Any) -> SendReport:
+    return send_open(
+        store.wh, store.schema, datetime.fromisoformat(now), store.compiled, store.settings,
+        store.sent_folder,  # type: ignore[attr-defined]
+        Options(provider_url=fake.url, policy=options.pop("policy", FAST), **options),
+    )  # fmt: skip
+
+
+def statuses(store: Store) -> Counter[tuple[str, str | None]]:
+    return Counter((m["status"], m["skip_reason"]) for m in store.rows("messages"))
+
+
+def test_sends_email_and_sms_and_records_results(store: Store, fake: FakeProvider) -> None:
+    queue(store, 3, EMAIL, SMS)
+    report = send(store, fake, "2026-03-01 10:01")
+    assert report.outcomes["sent"] == 6, report.describe()
+    rows = store.rows("messages")
+    assert {(m["status"], m["provider"]) for m in rows} == {
+        ("sent", "sendgrid"),
+        ("sent", "twilio"),
+    }
+    assert all(m["provider_message_id"] and m["attempts"] == 1 for m in rows)
+    assert all(m["sent_at"] == datetime(2026, 3, 1, 10, 1) for m in rows)
+    received = {r.message_id for r in fake.state.messages()}
+    assert received == {m["message_id"] for m in rows}
+    assert fake.state.stats()["rejected"] == {}
+    attempts = store.rows("send_attempts")
+    assert Counter(a["status_code"] for a in attempts) == {202: 3, 201: 3}
+    # the rendered content reached the provider: first names, signed unsubscribe links
+    email = next(r for r in fake.state.messages("sendgrid"))
+    assert "Ann" in (email.body or "")
+
+
+def test_a_second_run_sends_nothing_again(store: Store, fake: FakeProvider) -> None:
+    queue(store, 2, EMAIL)
+    send(store, fake, "2026-03-01 10:01")
+    again = send(store, fake, "2026-03-01 10:05")
+    assert again.claimed == 0
+    assert fake.state.duplicates() == {}
+
+
+def test_consent_withdrawn_after_queueing_skips_at_send_time(
+    store: Store, fake: FakeProvider
+) -> None:
+    queue(store, 3, EMAIL)
+    store.unsubscribe("c0", "email", at="2026-03-01 10:00:30")
+    # c1 unsubscribed through a link: only the raw event has it, the attributes not yet
+    store.wh.execute(
+        "insert into raw.events values ('u1', 'c1', 'unsubscribed', "
+        "timestamp '2026-03-01 10:00:40', timestamp '2026-03-01 10:00:41', '{\"channel\": \"email\"}')"
+    )
+    store.wh.commit()
+    report = send(store, fake, "2026-03-01 10:01")
+    assert report.skipped == {"unsubscribed": 2}
+    assert statuses(store) == {("skipped", "unsubscribed"): 2, ("sent", None): 1}
+    checks = [d for d in store.rows("decisions") if d["step_kind"] == "send_check"]
+    assert {(d["customer_id"], d["reason"]) for d in checks} == {
+        ("c0", "unsubscribed"),
+        ("c1", "unsubscribed"),
+    }
+    assert {r.address for r in fake.state.messages()} == {"c2@example.com"}
+
+
+def test_hard_bounce_after_queueing_suppresses(store: Store, fake: FakeProvider) -> None:
+    queue(store, 2, EMAIL)
+    store.wh.execute(
+        "insert into raw.events values ('b1', 'c0', 'message_bounced', "
+        "timestamp '2026-03-01 10:00:40', timestamp '2026-03-01 10:00:41', "
+        '\'{"channel": "email", "bounce_type": "hard"}\')'
+    )
+    store.wh.commit()
+    send(store, fake, "2026-03-01 10:01")
+    assert statuses(store) == {("skipped", "suppressed"): 1, ("sent", None): 1}
+
+
+def test_stale_messages_are_not_sent(store: Store, fake: FakeProvider) -> None:
+    queue(store, 1, EMAIL)
+    report = send(store, fake, "2026-03-09 10:00")
+    assert report.skipped == {"stale": 1}
+    assert fake.state.messages() == []
+
+
+QUIET = """
+store: {name: Test, url: https://shop.example, timezone: UTC, postal_address: 1 Main St}
+smart_sending: {}
+quiet_hours:
+  email: {start: "21:00", end: "08:00"}
+  sms: {start: "21:00", end: "08:00"}
+delivery:
+  twilio: {messaging_service_sid: MG00000000000000000000000000000000}
+"""
+
+
+def test_quiet_hours_at_send_time_schedule_email_and_requeue_sms(
+    store: Store, fake: FakeProvider
+) -> None:
+    queue(store, 1, EMAIL, SMS, at="2026-03-01 20:30", settings=QUIET)
+    report = send(store, fake, "2026-03-01 22:00")
+    assert (report.scheduled, report.requeued_quiet_hours) == (1, 1)
+    rows = {m["channel"]: m for m in store.rows("messages")}
+    assert rows["email"]["status"] == "sent"
+    assert rows["email"]["send_at"] == datetime(2026, 3, 2, 8, 0)
+    assert fake.state.messages("sendgrid")[0].send_at is not None
+    assert (rows["sms"]["status"], rows["sms"]["due_at"]) == ("queued", datetime(2026, 3, 2, 8, 0))
+    later = send(store, fake, "2026-03-02 08:00")
+    assert later.outcomes["sent"] == 1
+
+
+def test_transient_failures_retry_without_duplicates(store: Store, fake: FakeProvider) -> None:
+    fake.set_failures(rate_limited=0.3, retry_after=0, server_error=0.2, seed=3)
+    queue(store, 12, SMS)
+    report = send(store, fake, "2026-03-01 10:01", policy=Policy(base_backoff=0.01, seed=1))
+    assert report.outcomes["sent"] == 12, report.describe()
+    attempts = store.rows("send_attempts")
+    assert {a["status_code"] for a in attempts} >= {201, 429, 500}
+    assert all(m["attempts"] >= 1 for m in store.rows("messages"))
+    assert sum(m["attempts"] for m in store.rows("messages")) == len(attempts)
+    assert fake.state.duplicates() == {}
+
+
+SHORT_TIMEOUT = """
+store: {name: Test, url: https://shop.example, timezone: UTC, postal_address: 1 Main St}
+smart_sending: {}
+delivery:
+  twilio:
+    messaging_service_sid: MG00000000000000000000000000000000
+    status_callback: https://hooks.shop.example/webhooks/twilio
+    timeout: 1s
+"""
+
+
+def test_time_outs_are_looked_up_before_any_resend(store: Store, fake: FakeProvider) -> None:
+    fake.set_failures(timeout=0.4, timeout_seconds=3.0, seed=5)
+    queue(store, 8, SMS, settings=SHORT_TIMEOUT)
+    send(store, fake, "2026-03-01 10:01")
+    fake.set_failures()
+    send(store, fake, "2026-03-01 10:30")
+    final = statuses(store)
+    assert final == {("sent", None): 8}, final
+    assert fake.state.duplicates() == {}
+    assert len({r.message_id for r in fake.state.messages()}) == 8
+
+
+def test_permanent_failures_keep_the_providers_reason(store: Store, fake: FakeProvider) -> None:
+    queue(store, 2, EMAIL)
+    store.wh.execute(
+        "update flowhouse.messages set address = 'not-an-address' where customer_id = 'c0'"
+    )
+    store.wh.commit()
+    report = send(store, fake, "2026-03-01 10:01")
+    assert report.outcomes == {"sent": 1, "failed": 1}
+    failed = next(m for m in store.rows("messages") if m["status"] == "failed")
+    assert failed["failure_reason"].startswith("400")
+    assert "email" in failed["failure_reason"]
+
+
+def test_buckets_split_the_outbox_without_overlap(store: Store, fake: FakeProvider) -> None:
+    queue(store, 10, EMAIL)
+    first = send(store, fake, "2026-03-01 10:01", bucket=Bucket(0, 2))
+    second = send(store, fake, "2026-03-01 10:01", bucket=Bucket(1, 2))
+    assert first.claimed + second.claimed == 10
+    assert 0 < first.claimed < 10
+    assert fake.state.duplicates() == {}
+
+
+def test_api_keys_never_reach_the_tables(store: Store, fake: FakeProvider) -> None:
+    queue(store, 2, EMAIL, SMS)
+    keys = {"SENDGRID_API_KEY": "SG.secret-key-1", "TWILIO_AUTH_TOKEN": "tw-secret-2",
+            "TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "FLOWHOUSE_SIGNING_KEY": "sign-secret-3"}  # fmt: skip
+    fake.set_failures(server_error=1.0, seed=1)
+    send(store, fake, "2026-03-01 10:01", environ=keys, policy=Policy(base_backoff=0.0, seed=1))
+    dump = repr([store.rows(t) for t in ("messages", "send_attempts", "decisions")])
+    assert "500" in dump
+    for value in keys.values():
+        if value.startswith("AC"):
+            continue  # the account id is part of Twilio's URLs, not a secret
+        assert value not in dump
+
+
+@pytest.mark.parametrize("bad", ["1/1", "2/2", "x"])
+def test_bucket_parse_rejects_nonsense(bad: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011
+        Bucket.parse(bad)
