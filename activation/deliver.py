@@ -32,6 +32,7 @@ from activation.destinations import DESTINATIONS
 from activation.destinations.base import Destination, Secrets
 from activation.message import Outgoing
 from activation.outbox import (
+    Attempt,
     Bucket,
     Final,
     claim,
@@ -221,7 +222,13 @@ def send_open(
     """One send run on an open warehouse (the caller holds the lock)."""
     started = time.perf_counter()
     secrets = Secrets(options.environ, fake=options.provider_url is not None)
-    key = secrets.get(settings.delivery.signing_key_env, "the key that signs unsubscribe links")
+    try:
+        key = secrets.get(settings.delivery.signing_key_env, "the key that signs unsubscribe links")
+    except ConfigError as err:
+        raise ConfigError(
+            f"{err} (tick --no-send queues without sending; --provider-url sends to "
+            "flowhouse fake-provider)"
+        ) from err
     ctx = Context(wh, schema, now, None, flows, settings)
     renderer = Renderer({f.id: f for f in flows}, settings, flows_dir, key)
     destinations = Destinations(settings.delivery, secrets, options.provider_url)
@@ -311,8 +318,8 @@ async def _deliver(
     def on_flight(ids: Sequence[str]) -> None:
         mark_in_flight(ctx, destination.name, ids)
 
-    def on_done(finals: Sequence[Final], attempts: Sequence[object]) -> None:
-        record(ctx, claim_id, finals, attempts)  # type: ignore[arg-type]
+    def on_done(finals: Sequence[Final], attempts: Sequence[Attempt]) -> None:
+        record(ctx, claim_id, finals, attempts)
         report.add(destination.name, finals)
 
     await deliver(run, messages, on_flight, on_done)

@@ -290,15 +290,23 @@ def mark_in_flight(ctx: Context, provider: str, message_ids: Sequence[str]) -> N
     """Record, durably, that these messages' requests are about to go out."""
     if not message_ids:
         return
-    ctx.wh.execute(
-        render(
-            statement(
-                _IN_FLIGHT, ctx.schema, now=ctx.now, provider=provider, ids=_in_list(message_ids)
-            ),
-            ctx.wh.dialect,
-        )
-    )
+    ids = exp.select(_unnested("message_id", "text")).subquery()
+    tree = statement(_IN_FLIGHT, ctx.schema, now=ctx.now, provider=provider, ids=ids)
+    ctx.wh.execute(render(tree, ctx.wh.dialect), [list(message_ids)])
     ctx.wh.commit()
+
+
+def _unnested(column: str, kind: str) -> exp.Expr:
+    """``unnest(cast(? as kind[])) as column``: one column of rows bound as one array
+    parameter (thousands of rows in one statement, without writing their values into SQL)."""
+    array = exp.DataType.build(f"{kind}[]")
+    return exp.alias_(exp.func("unnest", exp.cast(exp.Placeholder(), array)), column)
+
+
+def _rows(columns: Sequence[str], alias: str) -> exp.Expr:
+    """A subquery of rows given as one array parameter per column (see :func:`_unnested`)."""
+    select = exp.select(*[_unnested(c, _TYPES.get(c, "text")) for c in columns])
+    return select.subquery(alias)
 
 
 @dataclass(frozen=True)
@@ -353,6 +361,7 @@ _ATTEMPT_COLUMNS = (
     "outcome", "reason", "provider_message_id",
 )  # fmt: skip
 
+#: The columns of ``send_attempts``, in its order.
 _LOG = "insert into flowhouse.send_attempts select * from :attempts"
 
 
@@ -361,22 +370,21 @@ def record(
 ) -> None:
     """Write where each message ended and every attempt it took, in one commit."""
     if finals:
-        rows = [tuple(_typed(c, getattr(f, c)) for c in _RESULT_COLUMNS) for f in finals]
-        results = exp.values(rows, alias="r", columns=list(_RESULT_COLUMNS))
-        ctx.wh.execute(
-            render(statement(_RECORD, ctx.schema, now=ctx.now, results=results), ctx.wh.dialect)
-        )
+        tree = statement(_RECORD, ctx.schema, now=ctx.now, results=_rows(_RESULT_COLUMNS, "r"))
+        params = [[_param(getattr(f, c)) for f in finals] for c in _RESULT_COLUMNS]
+        ctx.wh.execute(render(tree, ctx.wh.dialect), params)
     if attempts:
-        rows = [
-            tuple(
-                _typed(c, claim_id if c == "claim_id" else getattr(a, c)) for c in _ATTEMPT_COLUMNS
-            )
-            for a in attempts
+        tree = statement(_LOG, ctx.schema, attempts=_rows(_ATTEMPT_COLUMNS, "a"))
+        params = [
+            [_param(claim_id if c == "claim_id" else getattr(a, c)) for a in attempts]
+            for c in _ATTEMPT_COLUMNS
         ]
-        values = exp.values(rows, alias="a", columns=list(_ATTEMPT_COLUMNS))
-        tree = statement(_LOG, ctx.schema, attempts=values)
-        ctx.wh.execute(render(tree, ctx.wh.dialect))
+        ctx.wh.execute(render(tree, ctx.wh.dialect), params)
     ctx.wh.commit()
+
+
+def _param(value: Any) -> Any:
+    return value.isoformat(sep=" ") if isinstance(value, datetime) else value
 
 
 _TYPES = {
@@ -387,10 +395,3 @@ _TYPES = {
     "started_at": "timestamp",
     "next_attempt_at": "timestamp",
 }
-
-
-def _typed(column: str, value: Any) -> exp.Expr:
-    kind = _TYPES.get(column, "text")
-    if isinstance(value, datetime):
-        value = value.isoformat(sep=" ")
-    return exp.cast(literal(value), kind)

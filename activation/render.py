@@ -22,6 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from activation import recommend
 from activation.links import Claims, message_links
+from activation.message import Outgoing
 from flows.compile import CompiledFlow
 from flows.settings import Settings
 from flows.spec import Message
@@ -59,7 +60,7 @@ PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "country", "effec
 class Rendered:
     """The claim, rendered: messages ready to send, and those that failed to render (reason)."""
 
-    ready: list[tuple[str, Any]] = field(default_factory=list)  # (destination route, Outgoing)
+    ready: list[tuple[str, Outgoing]] = field(default_factory=list)  # (destination route, message)
     failed: dict[str, str] = field(default_factory=dict)
 
 
@@ -71,6 +72,7 @@ class Renderer:
     settings: Settings
     flows_dir: Path
     signing_key: str
+    messages: dict[tuple[str, str], Message] = field(default_factory=dict)
 
     def environment(self) -> SandboxedEnvironment:
         return template_environment(self.flows_dir / TEMPLATES_DIR)
@@ -111,12 +113,22 @@ def render_claim(
     for row in rows:
         route = _route(renderer.settings, row)
         try:
-            outgoing = _outgoing(renderer, env, row, people, recs, catalog)
+            outgoing = _outgoing(
+                renderer, env, row, people, recs, catalog, _wants_data(renderer, route, row)
+            )
         except (TemplateError, KeyError, ValueError, TypeError) as err:
             out.failed[row["message_id"]] = f"render: {type(err).__name__}: {err}"[:500]
             continue
         out.ready.append((route, outgoing))
     return out
+
+
+def _wants_data(renderer: Renderer, route: str, row: Mapping[str, Any]) -> bool:
+    """Whether the destination sends the render context itself (an event's properties, a
+    dynamic template's data, a webhook body), not only the rendered content."""
+    if route == "sendgrid":
+        return row["template"] in renderer.settings.delivery.sendgrid.templates
+    return route != "twilio"
 
 
 def _route(settings: Settings, row: Mapping[str, Any]) -> str:
@@ -130,9 +142,8 @@ def _outgoing(
     people: Mapping[str, Mapping[str, Any]],
     recs: Mapping[str, recommend.Recommendations],
     catalog: Mapping[str, Mapping[str, Any]],
-) -> Any:
-    from activation.message import Outgoing
-
+    with_data: bool = True,
+) -> Outgoing:
     customer = dict(people.get(row["customer_id"], {"customer_id": row["customer_id"]}))
     profile = {k: customer.get(k) for k in PROFILE_FIELDS if customer.get(k) is not None}
     base = {
@@ -157,10 +168,12 @@ def _outgoing(
     headers = (
         _headers(context["links"]) if row["channel"] == "email" and row["is_marketing"] else {}
     )
-    data = {k: context[k] for k in ("event", "links", "products", "recommendations", "utm")}
-    data |= {"customer": profile, "subject": subject, "preheader": row["preheader"]}
-    if "coupon" in context:
-        data["coupon"] = context["coupon"]
+    data: dict[str, Any] = {}
+    if with_data:
+        data = {k: context[k] for k in ("event", "links", "products", "recommendations", "utm")}
+        data |= {"customer": profile, "subject": subject, "preheader": row["preheader"]}
+        if "coupon" in context:
+            data["coupon"] = context["coupon"]
     return Outgoing(
         **base, subject=subject, html=html, text=text, template=row["template"],
         data=jsonable(data), headers=headers,
@@ -175,10 +188,7 @@ def _context(
     catalog: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
     compiled = renderer.flows[row["flow_id"]]
-    step = next(s for s in compiled.steps if s.step_id == row["step_id"])
-    message = Message.model_validate(
-        {k: v for k, v in step.params.items() if k in Message.model_fields}
-    )
+    message = _message(renderer, row["flow_id"], row["step_id"])
     claims = Claims(row["message_id"], row["customer_id"], row["channel"])
     base_url = renderer.settings.delivery.links_url or renderer.settings.store.url
     found = recs.get(row["message_id"])
@@ -195,6 +205,17 @@ def _context(
         catalog=catalog,
         coupon=_coupon(renderer.settings, row) if row["coupon_code"] else None,
     )
+
+
+def _message(renderer: Renderer, flow_id: str, step_id: str) -> Message:
+    """The send step's message spec (parsed once per step)."""
+    key = (flow_id, step_id)
+    if key not in renderer.messages:
+        step = next(s for s in renderer.flows[flow_id].steps if s.step_id == step_id)
+        renderer.messages[key] = Message.model_validate(
+            {k: v for k, v in step.params.items() if k in Message.model_fields}
+        )
+    return renderer.messages[key]
 
 
 def _subject(env: SandboxedEnvironment, subject: str | None, context: Mapping[str, Any]) -> str:
@@ -245,8 +266,8 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def by_route(rendered: Sequence[tuple[str, Any]]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
+def by_route(rendered: Sequence[tuple[str, Outgoing]]) -> dict[str, list[Outgoing]]:
+    out: dict[str, list[Outgoing]] = {}
     for route, outgoing in rendered:
         out.setdefault(route, []).append(outgoing)
     return out

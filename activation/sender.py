@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -151,7 +151,7 @@ def _calls(run: Run, pending: Sequence[Outgoing]) -> list[Call]:
 async def _call(run: Run, call: Call) -> _Try:
     async with run.semaphore:
         await run.limiter.acquire()
-        started = datetime.now()
+        started = datetime.now(UTC).replace(tzinfo=None)
         clock = time.perf_counter()
         uncertain = False
         try:

@@ -52,11 +52,11 @@ def run_all(args: argparse.Namespace, flowhouse: str, warehouse: str, launch: da
     print(f"generate: {wall:.1f} s, {peak:,.0f} MB")
     wall, peak = step("build", "--skip-tests", "--now", ts(launch))
     print(f"build as of {launch:%Y-%m-%d}: {wall:.1f} s, {peak:,.0f} MB")
-    wall, peak = step("tick", "--no-build", "--now", ts(launch))
+    wall, peak = step("tick", "--no-build", "--no-send", "--now", ts(launch))
     print(f"first tick (flows go live): {wall:.1f} s, {peak:,.0f} MB")
     walls, peaks = [], []
     for hour in range(1, args.hours + 1):
-        w, p = step("tick", "--no-build", "--now", ts(launch + timedelta(hours=hour)))
+        w, p = step("tick", "--no-build", "--no-send", "--now", ts(launch + timedelta(hours=hour)))
         walls.append(w)
         peaks.append(p)
     print(
@@ -64,7 +64,7 @@ def run_all(args: argparse.Namespace, flowhouse: str, warehouse: str, launch: da
         f"{statistics.median(walls):.2f} s, max {max(walls):.2f} s, peak {max(peaks):,.0f} MB"
     )
     end = launch + timedelta(hours=args.hours + 1)
-    wall, peak = step("tick", "--now", ts(end))
+    wall, peak = step("tick", "--no-send", "--now", ts(end))
     print(f"tick with model refresh (dbt run + engine): {wall:.1f} s, {peak:,.0f} MB")
     frm = end - timedelta(days=args.backtest_days)
     wall, peak = step(

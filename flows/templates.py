@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -100,6 +100,7 @@ def context_variables() -> dict[str, Variable]:
 # -- rendering -----------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
 def _with_utm_query(url: str, utm: str) -> str:
     """``url`` with the UTM parameters added (replacing any it already has), fragment kept."""
     parts = urlsplit(url)

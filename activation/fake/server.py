@@ -96,7 +96,14 @@ def serve(
     host: str = "127.0.0.1", port: int = DEFAULT_PORT, settings: FakeSettings | None = None
 ) -> None:
     """Serve until interrupted."""
-    uvicorn.run(create_app(settings or FakeSettings()), host=host, port=port, log_level="info")
+    # no access log: one line per request would cost more than answering it
+    uvicorn.run(
+        create_app(settings or FakeSettings()),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+    )
 
 
 @contextmanager

@@ -47,7 +47,8 @@ def statement(text: str, schema: str = STATE_SCHEMA, **values: Any) -> exp.Expr:
     """The statement `text` with its placeholders bound and its state tables in `schema`."""
     # replace_placeholders transforms a copy: the cached parse stays untouched.
     tree = exp.replace_placeholders(_parsed(text), **{k: literal(v) for k, v in values.items()})
-    missing = [p.name for p in tree.find_all(exp.Placeholder)]
+    # anonymous placeholders (``?``) are bound as parameters when the statement runs
+    missing = [p.name for p in tree.find_all(exp.Placeholder) if p.name not in ("", "?")]
     if missing:
         raise KeyError(f"unbound placeholders {missing} in: {text[:80]}")
     if schema != STATE_SCHEMA:

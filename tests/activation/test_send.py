@@ -225,3 +225,47 @@ def test_api_keys_never_reach_the_tables(store: Store, fake: FakeProvider) -> No
 def test_bucket_parse_rejects_nonsense(bad: str) -> None:
     with pytest.raises(ValueError):  # noqa: PT011
         Bucket.parse(bad)
+
+
+def test_klaviyo_webhooks_and_audiences_end_to_end(store: Store, fake: FakeProvider) -> None:
+    klaviyo = {**EMAIL, "destination": "klaviyo"}
+    actions = [
+        {"id": "hook", "action": {"type": "webhook", "url": "https://erp.shop.example/hook"}},
+        {"id": "task", "action": {"type": "admin_task", "task": "call this customer"}},
+        {"id": "ads", "action": {"type": "audience_sync", "audience": "cart_retargeting"}},
+    ]
+    folder = deploy(store, flow("cart", steps=[{"id": "k", "send": klaviyo}, *actions]))
+    store.tick("2026-03-01 00:00")
+    store.customer("c1", first_name="Ann", phone="+15550001111")
+    store.event("c1", "cart_abandoned", at="2026-03-01 10:00", cart_id="k1")
+    store.tick("2026-03-01 10:00")
+    store.sent_folder = folder  # type: ignore[attr-defined]
+    report = send(store, fake, "2026-03-01 10:01")
+    assert report.outcomes == {"sent": 4}, report.describe()
+    by_provider = Counter(r.provider for r in fake.state.messages())
+    assert by_provider == {"klaviyo": 1, "webhook": 2, "audience": 1}
+    members = fake.state.members("cart_retargeting")
+    assert len(members) == 1
+    assert {m["provider"] for m in store.rows("messages")} == {"klaviyo", "webhook", "audience"}
+
+
+def test_the_rate_limit_spaces_requests(store: Store, fake: FakeProvider) -> None:
+    limited = SEND_RATE_LIMITED
+    queue(store, 6, SMS, settings=limited)
+    started = datetime.now()
+    send(store, fake, "2026-03-01 10:01")
+    # 6 requests at 10 a second cannot take less than 0.5 s, however fast the machine
+    assert (datetime.now() - started).total_seconds() >= 0.5
+    times = sorted(a["started_at"] for a in store.rows("send_attempts"))
+    assert (times[-1] - times[0]).total_seconds() >= 0.45
+
+
+SEND_RATE_LIMITED = """
+store: {name: Test, url: https://shop.example, timezone: UTC, postal_address: 1 Main St}
+smart_sending: {}
+delivery:
+  twilio:
+    messaging_service_sid: MG00000000000000000000000000000000
+    status_callback: https://hooks.shop.example/webhooks/twilio
+    rate_per_second: 10
+"""
