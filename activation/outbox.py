@@ -28,7 +28,7 @@ from sqlglot import exp
 from orchestration.engine.context import Context, per_flow
 from orchestration.engine.due import compute_arrivals
 from orchestration.engine.send import cap_windows, caps_rule, create_temp, smart_rule, window_counts
-from orchestration.engine.sql import literal, render, statement
+from orchestration.engine.sql import array_column, array_rows, literal, render, statement
 
 #: Statuses of rows a provider may hold (counted by caps and smart sending at send time).
 OUT_STATUSES = ("sending", "sent", "delivered")
@@ -290,23 +290,14 @@ def mark_in_flight(ctx: Context, provider: str, message_ids: Sequence[str]) -> N
     """Record, durably, that these messages' requests are about to go out."""
     if not message_ids:
         return
-    ids = exp.select(_unnested("message_id", "text")).subquery()
+    ids = exp.select(array_column("message_id", "text")).subquery()
     tree = statement(_IN_FLIGHT, ctx.schema, now=ctx.now, provider=provider, ids=ids)
     ctx.wh.execute(render(tree, ctx.wh.dialect), [list(message_ids)])
     ctx.wh.commit()
 
 
-def _unnested(column: str, kind: str) -> exp.Expr:
-    """``unnest(cast(? as kind[])) as column``: one column of rows bound as one array
-    parameter (thousands of rows in one statement, without writing their values into SQL)."""
-    array = exp.DataType.build(f"{kind}[]")
-    return exp.alias_(exp.func("unnest", exp.cast(exp.Placeholder(), array)), column)
-
-
 def _rows(columns: Sequence[str], alias: str) -> exp.Expr:
-    """A subquery of rows given as one array parameter per column (see :func:`_unnested`)."""
-    select = exp.select(*[_unnested(c, _TYPES.get(c, "text")) for c in columns])
-    return select.subquery(alias)
+    return array_rows([(c, _TYPES.get(c, "text")) for c in columns], alias)
 
 
 @dataclass(frozen=True)

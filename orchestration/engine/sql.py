@@ -11,7 +11,7 @@ same on every warehouse).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -137,3 +137,15 @@ def case(
     if default is not None:
         expr = expr.else_(default)
     return expr
+
+
+def array_column(column: str, kind: str) -> exp.Expr:
+    """``unnest(cast(? as kind[])) as column``: one column of rows bound as one array parameter,
+    so thousands of rows go in one statement without their values written into the SQL."""
+    array = exp.DataType.build(f"{kind}[]")
+    return exp.alias_(exp.func("unnest", exp.cast(exp.Placeholder(), array)), column)
+
+
+def array_rows(columns: Sequence[tuple[str, str]], alias: str) -> exp.Expr:
+    """A subquery of rows given as one array parameter per (column, type), in that order."""
+    return exp.select(*[array_column(c, kind) for c, kind in columns]).subquery(alias)
