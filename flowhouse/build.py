@@ -33,8 +33,11 @@ def build_models(
 ) -> BuildSummary:
     """``dbt build`` (or ``dbt run`` without tests) over the warehouse; raises DbtError on
     failure."""
+    from orchestration.engine.state import ensure_state
+
     with Warehouse.open(location) as wh:  # the sources must exist before dbt reads them
         wh.ensure_raw_tables()
+        ensure_state(wh, "flowhouse")
     extra: list[str] = []
     for s in select:
         extra += ["--select", s]

@@ -249,7 +249,8 @@ def validate(paths: tuple[Path, ...], flows_dir: Path | None) -> None:
         click.echo(f"no flow files (*.yml, *.yaml) in {', '.join(map(str, targets))}")
         return
     click.echo(
-        f"{checked} flow file(s) checked, {len(files)} with problems, {len(problems)} problem(s)"
+        f"{checked} flow and sync file(s) checked, {len(files)} with problems, "
+        f"{len(problems)} problem(s)"
     )
     if problems:
         sys.exit(1)
@@ -372,6 +373,46 @@ def send(
         options=_delivery(provider_url, inbox, bucket, limit),
     )
     click.echo(report.describe())
+
+
+@cli.command()
+@warehouse_option
+@flows_option
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--dry-run", is_flag=True, help="Print what would change; send and write nothing.")
+@click.option("--now", "now", default=None, metavar="TS", help="The run's time (default: now).")
+@click.option(
+    "--provider-url",
+    envvar="FLOWHOUSE_PROVIDER_URL",
+    default=None,
+    metavar="URL",
+    help="Send every destination to this server, the fake provider (env FLOWHOUSE_PROVIDER_URL).",
+)
+@handles_errors
+def sync(
+    warehouse: str,
+    flows_dir: Path | None,
+    names: tuple[str, ...],
+    dry_run: bool,
+    now: str | None,
+    provider_url: str | None,
+) -> None:
+    """Run audience syncs (flows/syncs/*.yml; all enabled ones unless NAMEs are given): diff
+    each source against what its destination was last told, send only the difference, and log
+    every run and row in flowhouse.sync_runs and flowhouse.sync_rows."""
+    from activation.sync.run import SyncOptions, run_syncs
+
+    reports = run_syncs(
+        Location.parse(warehouse),
+        flows_dir or default_flows_dir(),
+        names,
+        now=_timestamp(now, "--now"),
+        options=SyncOptions(dry_run=dry_run, provider_url=provider_url),
+    )
+    for report in reports:
+        click.echo(report.describe())
+    if not reports:
+        click.echo("no syncs to run")
 
 
 @cli.command("fake-provider")

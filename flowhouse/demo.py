@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -70,6 +70,7 @@ def simulate(
     clicked, bounced, unsubscribed) land in an inbox the next tick ingests."""
     from activation.deliver import Options
     from activation.fake.server import FakeSettings, running
+    from activation.sync.run import SyncOptions, run_syncs
     from flowhouse.generate import continue_store
     from flowhouse.warehouse import Warehouse
     from flows.settings import load_settings
@@ -84,6 +85,8 @@ def simulate(
     settings = FakeSettings(inbox=folder / "inbox", record_dir=folder / "fake_provider")
     with running(settings) as fake:
         delivery = Options(provider_url=fake.url, inbox=settings.inbox)
+        syncing = SyncOptions(provider_url=fake.url)
+        synced: dict[str, Counter[str]] = defaultdict(Counter)
         echo(f"    sending to the fake provider at {fake.url}")
         fake.set_now(launch)
         tick(location, flows_dir, now=launch, build=False, delivery=delivery)
@@ -99,6 +102,11 @@ def simulate(
                 due_build = (at - launch) % build_every == timedelta(0)
                 result = tick(location, flows_dir, now=at, build=due_build, delivery=delivery)
                 counts.update(result.counts)
+                if due_build:  # the segments just refreshed: bring their destinations along
+                    for report in run_syncs(location, flows_dir, now=at, options=syncing):
+                        synced[report.sync_id].update(report.sent)
+                        synced[report.sync_id]["rejected"] += sum(report.rejected.values())
+                        synced[report.sync_id]["runs"] += 1
                 if result.sent is not None:
                     sent.update(result.sent.outcomes)
                     sent.update({f"in {k}": v for k, v in result.sent.ingested.items()})
@@ -111,9 +119,10 @@ def simulate(
                 f"{sent['in message_opened']:,} opened, {sent['in message_clicked']:,} clicked"
             )
         stats = fake.state.stats()
-    with Warehouse.open(location) as wh:
-        echo(render_flow_counts(wh))
-        echo(render_delivery(wh, stats))
+        with Warehouse.open(location) as wh:
+            echo(render_flow_counts(wh))
+            echo(render_delivery(wh, stats))
+            echo(render_syncs(wh, fake.state, flows_dir, synced))
 
 
 _DELIVERY = """
@@ -147,4 +156,23 @@ def render_delivery(wh: Any, stats: dict[str, Any]) -> str:
     lines.append(f"  rejected by it: {rejected}; delivered twice: {stats['duplicates']}")
     lines.append("Engagement written back (raw.events)")
     lines += [f"  {t:<22} {n:>8,}" for t, n in engagement]
+    return "\n".join(lines)
+
+
+def render_syncs(wh: Any, state: Any, flows_dir: Path, synced: dict[str, Counter[str]]) -> str:
+    """Each audience sync's runs, and whether its destination now matches its source."""
+    from activation.sync.compare import in_sync
+    from activation.sync.files import load_syncs
+
+    lines = ["Audience syncs (flowhouse.sync_runs, flowhouse.sync_rows)"]
+    for sync in load_syncs(flows_dir):
+        c = synced.get(sync.sync, Counter())
+        ok, source, held = in_sync(wh, state, sync)
+        relation = "equal to" if sync.mode == "mirror" else "containing"
+        verdict = f"{relation} the source" if ok else f"NOT {relation} the source"
+        lines.append(
+            f"  {sync.sync:<24} {sync.mode:<8} {c['runs']} runs: {c['add']:,} added, "
+            f"{c['change']:,} changed, {c['remove']:,} removed, {c['rejected']:,} rejected; "
+            f"destination {verdict} ({held:,} held, {source:,} in the source)"
+        )
     return "\n".join(lines)

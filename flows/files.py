@@ -138,16 +138,23 @@ def read_flow(path: Path) -> ParsedFlow:
     return ParsedFlow(None if problems else flow, problems, lines)
 
 
+#: The folder of sync files beside the flows (activation/sync/files.py reads them).
+SYNCS_FOLDER = "syncs"
+
+
 def flow_files(paths: Iterable[Path]) -> list[Path]:
-    """The flow files named, or found in the folders named (sorted; skips hidden and `_` files)."""
+    """The flow files named, or found in the folders named (sorted; skips hidden and `_` files
+    and the sync files in ``syncs/``)."""
     found: list[Path] = []
     for p in paths:
         if p.is_dir():
             found += [
                 f
                 for f in sorted(p.rglob("*"))
-                if f.suffix in FLOW_SUFFIXES and not f.name.startswith(("_", "."))
+                if f.suffix in FLOW_SUFFIXES
+                and not f.name.startswith(("_", "."))
+                and SYNCS_FOLDER not in f.relative_to(p).parts[:-1]
             ]
-        else:
+        elif p.parent.name != SYNCS_FOLDER:
             found.append(p)
     return found

@@ -20,7 +20,10 @@ from flows.templates import TEMPLATES_DIR, check_template
 
 
 def validate_paths(paths: Sequence[Path]) -> tuple[list[Problem], int]:
-    """Every problem in every flow file under ``paths``, and how many files were checked."""
+    """Every problem in every flow and sync file under ``paths``, and how many files were
+    checked."""
+    from activation.sync.files import validate_syncs
+
     problems = [
         Problem(str(p), None, "", "no such file or folder") for p in paths if not p.exists()
     ]
@@ -44,7 +47,8 @@ def validate_paths(paths: Sequence[Path]) -> tuple[list[Problem], int]:
             Problem(str(path), parsed.line(loc), ".".join(map(str, loc)), message, value)
             for loc, message, value in _references(flow, path.parent, settings[path.parent])
         ]
-    return problems, len(files)
+    sync_problems, syncs = validate_syncs([p for p in paths if p.exists()])
+    return problems + sync_problems, len(files) + syncs
 
 
 def _settings(flows_dir: Path) -> tuple[Settings | None, list[Problem]]:

@@ -44,6 +44,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
             "exists (select 1 from raw.events as e where e.event_type = 'message_delivered' "
             "and json_extract_string(e.properties, '$.message_id') = m.message_id)"
         )
+        sync_runs = wh.scalar("select count(*) from flowhouse.sync_runs")
+        healthy = wh.query("select sync_id, is_healthy, rows_in_destination from core.sync_health")
+        failed_syncs = wh.scalar(
+            "select count(*) from flowhouse.sync_runs where status not in ('succeeded', 'partial')"
+        )
         stuck = wh.scalar(
             "select count(*) from flowhouse.messages where status in ('claimed', 'sending')"
         )
@@ -60,5 +65,13 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert sent > 0 and delivered > 0, "messages reached the fake provider and came back"
     assert stuck == 0
     assert "delivered twice: 0" in result.output and "rejected by it: 0" in result.output
+    # every sync ran at each refresh, and its destination matches its source
+    assert "Audience syncs" in result.output
+    assert "NOT " not in result.output.split("Audience syncs")[1]
+    assert result.output.count("destination equal to the source") >= 2
+    assert sync_runs > 0 and failed_syncs == 0
+    # the dbt model summarising sync health saw the runs of the previous refreshes
+    assert len(healthy) == len(list((FLOWS / "syncs").glob("*.yml")))
+    assert all(is_healthy for _, is_healthy, _ in healthy)
     assert journaled == 0
     assert "enrolled" in result.output and "skips by reason" in result.output

@@ -11,11 +11,26 @@ error shape; refused requests are not recorded):
   and ``GET`` on the same path, filtered by ``To``, ``From`` and ``DateSent``, ``DateSent>``
   (on or after) or ``DateSent<`` (on or before).
 - Klaviyo ``POST /api/events`` (202, deduplicated on ``unique_id``) and ``POST /api/profile-import``
-  (201 new, 200 updated); the ``revision`` header is required.
+  (201 new, 200 updated: the profile of ``data.id``, else of its external id, e-mail — any case —
+  or phone; null clears a field, ``properties`` merge, ``meta.patch_properties.unset`` works; an
+  invalid e-mail or a phone not in E.164 is a 400); the ``revision`` header is required.
+- Klaviyo lists: ``POST``/``DELETE /api/lists/{id}/relationships/profiles`` (204; at most 1,000
+  ids; an id the fake never issued makes the whole request 400 and changes nothing; a list exists
+  once used), ``GET`` on the same path (profile ids in the order added) and
+  ``GET /api/profiles?filter=equals(email,"x")`` (also ``any(...)``; id, email, phone_number,
+  external_id), both paged with ``page[size]`` (default 20) and ``page[cursor]``.
+- SendGrid marketing: ``PUT /v3/marketing/contacts`` (202 ``{"job_id"}``; contacts upserted by
+  lower-cased e-mail, each with a stable UUID, added to ``list_ids``; applied at once although
+  SendGrid queues the job; one invalid contact refuses the request, each listed in ``errors``),
+  ``POST /v3/marketing/contacts/search/emails`` (200 with ``result`` per address, ``{"error":
+  "contact not found"}`` for the missing; 404 when none is found) and
+  ``DELETE /v3/marketing/lists/{id}/contacts?contact_ids=a,b`` (202; 404 for a list never used or
+  an unknown contact id).
 - ``POST /hooks/{name}``: JSON signed with ``X-Flowhouse-Signature`` (``v1=`` + hex HMAC-SHA256 of
   ``{X-Flowhouse-Timestamp}.{body}`` under the webhook secret), deduplicated on
   ``Idempotency-Key``.
-- ``POST /audiences/{audience}/users`` (hashed members, a set per audience) and ``GET`` to list.
+- ``POST /audiences/{audience}/users`` (hashed members, a set per audience), ``DELETE`` with the
+  same body (members matched exactly as added) and ``GET`` to list.
 
 How to run: ``python -m activation.fake.server --port 8025 [--inbox DIR] [--record DIR]``, or in
 tests ``with running(FakeSettings(...)) as fake:`` (:mod:`activation.fake.server`), which serves
@@ -24,7 +39,10 @@ on a free port in a background thread and gives ``fake.url`` and the live ``fake
 Recording (:mod:`activation.fake.state`): every accepted message is kept in memory and, with a
 record directory, appended to ``<record_dir>/received.jsonl``; a message id accepted twice counts
 as a duplicate. Inspection: ``GET /_fake/messages``, ``GET /_fake/stats``, ``POST /_fake/failures``,
-``POST /_fake/clock`` (``{"now": iso or null}``), ``POST /_fake/reset``.
+``POST /_fake/clock`` (``{"now": iso or null}``), ``POST /_fake/reset``. Audience syncs:
+``GET /_fake/lists`` (every Klaviyo list, SendGrid list and audience held), ``GET /_fake/sync``
+(the rows sync endpoints accepted, and those sent again unchanged); ``/_fake/stats`` counts
+``sync_requests`` and ``sync_items`` per endpoint and ``sync_repeats``.
 
 Failure injection (:mod:`activation.fake.failures`): shares of provider requests answered 429 with
 ``Retry-After``, 500, held past the client's time-out then 504, or slowed; seeded, and drawn before

@@ -38,7 +38,16 @@ from starlette.routing import Route
 
 from activation.fake.engagement import Engagement, Recipient, fate
 from activation.fake.failures import Failures, Fault, Injector
-from activation.fake.state import Activity, Clock, Received, Recording
+from activation.fake.state import (
+    SENDGRID_IDENTIFIERS,
+    Activity,
+    Clock,
+    Received,
+    Recording,
+    Stored,
+    SyncEntry,
+    member_key,
+)
 from activation.specs import check, document_for
 
 if TYPE_CHECKING:
@@ -86,6 +95,10 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 
 def _routes() -> list[Route]:
     twilio = f"/{TWILIO_API}/Accounts/{{account_sid}}/Messages.json"
+    members = "/api/lists/{list_id}/relationships/profiles"
+    search = "/v3/marketing/contacts/search/emails"
+    unlist = "/v3/marketing/lists/{list_id}/contacts"
+    users = "/audiences/{audience}/users"
     return [
         Route("/v3/mail/send", _provider("sendgrid", sendgrid_send), methods=["POST"]),
         Route("/v3/messages", _provider("sendgrid", sendgrid_activity), methods=["GET"]),
@@ -93,10 +106,20 @@ def _routes() -> list[Route]:
         Route(twilio, _provider("twilio", twilio_list), methods=["GET"]),
         Route("/api/events", _provider("klaviyo", klaviyo_event), methods=["POST"]),
         Route("/api/profile-import", _provider("klaviyo", klaviyo_profile), methods=["POST"]),
+        Route("/api/profiles", _provider("klaviyo", klaviyo_profiles), methods=["GET"]),
+        Route(members, _provider("klaviyo", _klaviyo_membership(add=True)), methods=["POST"]),
+        Route(members, _provider("klaviyo", _klaviyo_membership(add=False)), methods=["DELETE"]),
+        Route(members, _provider("klaviyo", klaviyo_list_profiles), methods=["GET"]),
+        Route("/v3/marketing/contacts", _provider("sendgrid", sendgrid_contacts), methods=["PUT"]),
+        Route(search, _provider("sendgrid", sendgrid_search_emails), methods=["POST"]),
+        Route(unlist, _provider("sendgrid", sendgrid_list_remove), methods=["DELETE"]),
         Route("/hooks/{name:path}", _provider("webhook", webhook), methods=["POST"]),
-        Route("/audiences/{audience}/users", _provider("audience", audience_add), methods=["POST"]),
-        Route("/audiences/{audience}/users", _inspect(audience_list), methods=["GET"]),
+        Route(users, _provider("audience", audience_add), methods=["POST"]),
+        Route(users, _provider("audience", audience_remove), methods=["DELETE"]),
+        Route(users, _inspect(audience_list), methods=["GET"]),
         Route("/_fake/messages", _inspect(fake_messages), methods=["GET"]),
+        Route("/_fake/lists", _inspect(fake_lists), methods=["GET"]),
+        Route("/_fake/sync", _inspect(fake_sync), methods=["GET"]),
         Route("/_fake/stats", _inspect(fake_stats), methods=["GET"]),
         Route("/_fake/failures", _inspect(fake_failures), methods=["POST"]),
         Route("/_fake/clock", _inspect(fake_clock), methods=["POST"]),
@@ -187,16 +210,25 @@ def _twilio_error(status: int, message: str, code: int | None) -> dict[str, Any]
 
 def _klaviyo_error(status: int, message: str, field: str | None) -> dict[str, Any]:
     code, title = _KLAVIYO.get(status, ("error", "A server error occurred."))
-    pointer = "/data/" + ("attributes/" + field.replace(".", "/") if field else "")
     item = {
         "id": str(uuid.uuid4()),
         "status": status,
         "code": code,
         "title": title,
         "detail": message,
-        "source": {"pointer": pointer},
+        "source": _klaviyo_source(field),
     }
     return {"errors": [item]}
+
+
+def _klaviyo_source(field: str | None) -> dict[str, str]:
+    """Where an error is: ``/...`` is a JSON pointer, ``?name`` a query parameter, else an
+    attribute of ``data``."""
+    if field and field.startswith("/"):
+        return {"pointer": field}
+    if field and field.startswith("?"):
+        return {"parameter": field[1:]}
+    return {"pointer": "/data/" + ("attributes/" + field.replace(".", "/") if field else "")}
 
 
 def _reject(
@@ -406,6 +438,132 @@ def _activity_json(fake: Fake, item: Activity) -> dict[str, Any]:
         "clicks_count": int(f.clicked),
         "last_event_time": last.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
+
+
+# -- SendGrid marketing contacts and lists -------------------------------------------------
+
+#: Addresses per ``search/emails`` request, as SendGrid documents.
+SENDGRID_MAX_SEARCH = 100
+
+
+def _sendgrid_errors(fake: Fake, status: int, errors: list[tuple[str, str]]) -> Response:
+    """Refuse with one SendGrid error per (field, message)."""
+    fake.state.reject("sendgrid", "invalid" if status == 400 else "not_found")
+    items = [{"field": f, "message": m, "help": None} for f, m in errors]
+    return JSONResponse({"errors": items}, status_code=status)
+
+
+def _contact_problems(contacts: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """What SendGrid refuses in upserted contacts: no identifier, an invalid e-mail."""
+    problems: list[tuple[str, str]] = []
+    for i, contact in enumerate(contacts):
+        if not any(contact.get(k) for k in SENDGRID_IDENTIFIERS):
+            message = "must include one of email, phone_number_id, external_id, anonymous_id"
+            problems.append((f"contacts[{i}]", message))
+        elif "email" in contact and not valid_email(contact["email"]):
+            problems.append((f"contacts[{i}].email", "must be a valid email address"))
+    return problems
+
+
+def _lowered(contact: dict[str, Any]) -> dict[str, Any]:
+    email = contact.get("email")
+    return {**contact, "email": email.lower()} if isinstance(email, str) else contact
+
+
+def _job() -> JSONResponse:
+    return JSONResponse({"job_id": str(uuid.uuid4())}, status_code=202)
+
+
+async def sendgrid_contacts(fake: Fake, request: Request) -> Response:
+    """``PUT /v3/marketing/contacts``: upsert contacts (by lower-cased e-mail) and add them to
+    ``list_ids``; 202 with a ``job_id``. Applied at once (SendGrid queues the job); one
+    invalid contact refuses the whole request, each listed in ``errors``."""
+    body = await request.body()
+    refused = _validate(fake, "sendgrid", request, body) or _bearer(fake, "sendgrid", request)
+    if refused:
+        return refused
+    payload = json.loads(body)
+    problems = _contact_problems(payload["contacts"])
+    if problems:
+        return _sendgrid_errors(fake, 400, problems)
+    contacts = [_lowered(c) for c in payload["contacts"]]
+    list_ids: list[str] = payload.get("list_ids") or []
+    now = fake.clock.now()
+    stored = fake.state.sendgrid_upsert(contacts, list_ids, now)
+    targets: list[str | None] = [*list_ids] or [None]
+    entries = [
+        SyncEntry("sendgrid", "upsert", target, _contact_key(s), sent, now)
+        for s, sent in zip(stored, contacts, strict=True)
+        for target in targets
+    ]
+    fake.state.log_sync("sendgrid.contacts_upsert", entries)
+    return _job()
+
+
+def _contact_key(contact: Stored) -> str:
+    """A contact's e-mail, else its other identifier, else its id."""
+    attributes = contact.attributes
+    found = (str(attributes[k]) for k in SENDGRID_IDENTIFIERS if attributes.get(k))
+    return next(found, contact.id)
+
+
+async def sendgrid_search_emails(fake: Fake, request: Request) -> Response:
+    """``POST /v3/marketing/contacts/search/emails``: 200 with ``result`` keyed by lower-cased
+    address (``{"contact": ...}`` or ``{"error": "contact not found"}``), 404 when none is
+    found, 400 for an invalid address or more than 100."""
+    body = await request.body()
+    refused = _validate(fake, "sendgrid", request, body) or _bearer(fake, "sendgrid", request)
+    if refused:
+        return refused
+    emails = [e.lower() for e in json.loads(body)["emails"] if e != ""]
+    if not emails or len(emails) > SENDGRID_MAX_SEARCH:
+        message = f"emails must hold 1 to {SENDGRID_MAX_SEARCH} addresses"
+        return _sendgrid_errors(fake, 400, [("emails", message)])
+    if not all(valid_email(e) for e in emails):
+        return _sendgrid_errors(fake, 400, [("emails", "one or more addresses are invalid")])
+    found = fake.state.sendgrid_find(emails)
+    if not found:
+        return _sendgrid_errors(fake, 404, [("emails", "no contacts found")])
+    missing: dict[str, Any] = {"error": "contact not found"}
+    result = {e: {"contact": _contact_json(*found[e])} if e in found else missing for e in emails}
+    return JSONResponse({"result": result})
+
+
+def _contact_json(contact: Stored, list_ids: list[str]) -> dict[str, Any]:
+    return {
+        **contact.attributes,
+        "id": contact.id,
+        "list_ids": list_ids,
+        "segment_ids": [],
+        "created_at": contact.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "updated_at": contact.updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+async def sendgrid_list_remove(fake: Fake, request: Request) -> Response:
+    """``DELETE /v3/marketing/lists/{id}/contacts?contact_ids=a,b``: 202 with a ``job_id``;
+    404 when the list was never used or a contact id is unknown (nothing changes). A contact
+    that is not on the list is left as it is."""
+    refused = _validate(fake, "sendgrid", request, b"") or _bearer(fake, "sendgrid", request)
+    if refused:
+        return refused
+    raw = request.query_params.get("contact_ids", "")
+    ids = list(dict.fromkeys(i.strip() for i in raw.split(",") if i.strip()))
+    if not ids:
+        return _sendgrid_errors(fake, 400, [("contact_ids", "contact_ids is required")])
+    list_id = request.path_params["list_id"]
+    missing, contacts = fake.state.sendgrid_unlist(list_id, ids)
+    if missing == "list":
+        return _sendgrid_errors(fake, 404, [("id", "list not found")])
+    if missing:
+        return _sendgrid_errors(fake, 404, [("contact_ids", "one or more contacts not found")])
+    now = fake.clock.now()
+    entries = [
+        SyncEntry("sendgrid", "remove", list_id, _contact_key(c), {"id": c.id}, now)
+        for c in contacts
+    ]
+    fake.state.log_sync("sendgrid.list_remove", entries)
+    return _job()
 
 
 # -- Twilio --------------------------------------------------------------------------------
@@ -624,30 +782,220 @@ async def klaviyo_event(fake: Fake, request: Request) -> Response:
     return Response(status_code=202)
 
 
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)*\.[^@\s.]{2,}$")
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+JSON_API = "application/vnd.api+json"
+#: Profiles per list-membership request, as Klaviyo documents.
+KLAVIYO_MAX_RELATIONSHIPS = 1000
+
+
+def valid_email(value: str) -> bool:
+    """An address with a local part, an ``@`` and a dotted domain whose last label has two
+    characters at least (no spaces, no empty label)."""
+    return bool(_EMAIL.match(value))
+
+
+def _klaviyo_identity(fake: Fake, data: dict[str, Any]) -> Response | None:
+    """Klaviyo's checks of a profile's identifiers: a valid e-mail, a phone in E.164, and one
+    identifier at least (or the id of a known profile)."""
+    attributes = data.get("attributes") or {}
+    email, phone = attributes.get("email"), attributes.get("phone_number")
+    if email is not None and not valid_email(email):
+        return _reject(fake, "klaviyo", 400, "invalid_email", "Invalid email address", "email")
+    if phone is not None and not _E164.match(phone):
+        message = "Invalid phone number format (Example of a valid format: +12345678901)"
+        return _reject(fake, "klaviyo", 400, "invalid_phone", message, "phone_number")
+    known = fake.state.klaviyo_profile(str(data.get("id"))) is not None
+    if known or any(attributes.get(k) for k in ("email", "phone_number", "external_id")):
+        return None
+    message = "A profile requires an email, phone_number or external_id (or a known id)."
+    return _reject(fake, "klaviyo", 400, "invalid", message)
+
+
+def _unset(data: dict[str, Any], attributes: dict[str, Any]) -> dict[str, Any]:
+    """``attributes`` with ``meta.patch_properties.unset`` applied as properties set to null."""
+    unset = _dig(data, "meta", "patch_properties", "unset")
+    names = [unset] if isinstance(unset, str) else list(unset or [])
+    if not names:
+        return attributes
+    properties = {**(attributes.get("properties") or {}), **dict.fromkeys(names)}
+    return {**attributes, "properties": properties}
+
+
 async def klaviyo_profile(fake: Fake, request: Request) -> Response:
-    """``POST /api/profile-import``: 201 for a new profile, 200 for an update."""
+    """``POST /api/profile-import``: create (201) or update (200) the profile of ``data.id``,
+    else of its external id, e-mail or phone; null clears a field, properties merge."""
     body = await request.body()
     refused = _validate(fake, "klaviyo", request, body) or _klaviyo_auth(fake, request)
+    data = {} if refused else json.loads(body)["data"]
+    refused = refused or _klaviyo_identity(fake, data)
     if refused:
         return refused
-    data = json.loads(body)["data"]
-    attributes = data.get("attributes") or {}
-    key = next(
-        (str(attributes[k]) for k in ("external_id", "email", "phone_number") if attributes.get(k)),
-        str(data.get("id") or uuid.uuid4()),
-    )
-    profile_id, created = fake.state.upsert_profile(key, _klaviyo_id(), attributes)
-    document = {
-        "data": {
-            "type": "profile",
-            "id": profile_id,
-            "attributes": attributes,
-            "links": {"self": f"{KLAVIYO_HOST}/api/profiles/{profile_id}/"},
-        }
-    }
+    attributes = _unset(data, data.get("attributes") or {})
+    now = fake.clock.now()
+    profile, created = fake.state.klaviyo_upsert(attributes, data.get("id"), _klaviyo_id(), now)
+    entry = SyncEntry("klaviyo", "upsert", None, profile.id, attributes, now)
+    fake.state.log_sync("klaviyo.profile_import", [entry])
     return JSONResponse(
-        document, status_code=201 if created else 200, media_type="application/vnd.api+json"
+        {"data": _profile_json(profile)},
+        status_code=201 if created else 200,
+        media_type=JSON_API,
     )
+
+
+def _profile_json(profile: Stored) -> dict[str, Any]:
+    stamps = {"created": _zulu(profile.created), "updated": _zulu(profile.updated)}
+    return {
+        "type": "profile",
+        "id": profile.id,
+        "attributes": {**profile.attributes, **stamps},
+        "links": {"self": f"{KLAVIYO_HOST}/api/profiles/{profile.id}/"},
+    }
+
+
+def _zulu(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _klaviyo_membership(add: bool) -> Handler:
+    """``POST`` (add) or ``DELETE`` (remove) ``/api/lists/{id}/relationships/profiles``: 204.
+    A profile id Klaviyo never issued makes the whole request 400 (nothing changes)."""
+
+    async def handler(fake: Fake, request: Request) -> Response:
+        body = await request.body()
+        refused = _validate(fake, "klaviyo", request, body) or _klaviyo_auth(fake, request)
+        if refused:
+            return refused
+        ids = [str(item["id"]) for item in json.loads(body)["data"]]
+        if len(ids) > KLAVIYO_MAX_RELATIONSHIPS:
+            message = f"At most {KLAVIYO_MAX_RELATIONSHIPS} profiles per request."
+            return _reject(fake, "klaviyo", 400, "invalid", message, field="/data")
+        list_id = request.path_params["list_id"]
+        unknown = fake.state.klaviyo_relate(list_id, ids, add)
+        if unknown:
+            message = f"{len(unknown)} profile id(s) do not exist."
+            field = f"/data/{unknown[0]}/id"
+            return _reject(fake, "klaviyo", 400, "unknown_profile", message, field=field)
+        operation, now = ("add" if add else "remove"), fake.clock.now()
+        entries = [SyncEntry("klaviyo", operation, list_id, p, {}, now) for p in ids]
+        fake.state.log_sync(f"klaviyo.list_{operation}", entries)
+        return Response(status_code=204)
+
+    return handler
+
+
+_FILTER = re.compile(r"^(equals|any)\((\w+),(.*)\)$", re.S)
+_QUOTED = re.compile(r"\"([^\"]*)\"|'([^']*)'")
+
+
+def parse_filter(text: str) -> tuple[str, list[str]] | None:
+    """``equals(field,"x")`` or ``any(field,["x","y"])`` (either quotes): the field and the
+    values, or None for anything else."""
+    found = _FILTER.match(text.strip())
+    if not found:
+        return None
+    operator, name, raw = found.group(1), found.group(2), found.group(3).strip()
+    if operator == "any":
+        if not (raw.startswith("[") and raw.endswith("]")):
+            return None
+        raw = raw[1:-1]
+    parts = [_QUOTED.fullmatch(p.strip()) for p in raw.split(",")]
+    if not all(parts) or (operator == "equals" and len(parts) != 1):
+        return None
+    return name, [p.group(1) if p.group(1) is not None else p.group(2) for p in parts if p]
+
+
+def _matches(profile: Stored, name: str, values: list[str]) -> bool:
+    if name == "id":
+        return profile.id in values
+    value = profile.attributes.get(name)
+    if name == "email" and isinstance(value, str):
+        return value.lower() in {v.lower() for v in values}
+    return value in values
+
+
+Keep = Callable[[Stored], bool]
+
+
+def _profile_filter(request: Request, fields: tuple[str, ...]) -> Keep | str:
+    """The profiles ``?filter=`` keeps (``fields``: the ones this endpoint filters on), or
+    what is wrong with it."""
+    text = request.query_params.get("filter")
+    if text is None:
+        return lambda _: True
+    parsed = parse_filter(text)
+    if parsed is None or parsed[0] not in fields:
+        return f'Unsupported filter: use equals(field,"value") or any(...) on {", ".join(fields)}.'
+    name, values = parsed
+    return lambda p: _matches(p, name, values)
+
+
+Links = dict[str, str | None]
+
+
+def _page(request: Request, items: list[Any]) -> tuple[list[Any], Links] | None:
+    """One page of ``items`` (``page[size]``, default 20; ``page[cursor]``: an offset) and the
+    JSON:API links, or None for a cursor this fake did not issue."""
+    size = int(request.query_params.get("page[size]", "20"))
+    cursor = request.query_params.get("page[cursor]", "0")
+    if not cursor.isdigit():
+        return None
+    start, url = int(cursor), request.url
+    links: Links = {"self": str(url), "next": None, "prev": None}
+    if start + size < len(items):
+        links["next"] = str(url.include_query_params(**{"page[cursor]": start + size}))
+    if start > 0:
+        links["prev"] = str(url.include_query_params(**{"page[cursor]": max(start - size, 0)}))
+    return items[start : start + size], links
+
+
+def _klaviyo_listing(
+    fake: Fake, request: Request, fields: tuple[str, ...], found: Callable[[Keep], list[Any]]
+) -> tuple[list[Any], Links] | Response:
+    """Check, filter and page a Klaviyo listing (``found``: the items a filter keeps)."""
+    refused = _validate(fake, "klaviyo", request, b"") or _klaviyo_auth(fake, request)
+    if refused:
+        return refused
+    keep = _profile_filter(request, fields)
+    if isinstance(keep, str):
+        return _reject(fake, "klaviyo", 400, "invalid", keep, field="?filter")
+    page = _page(request, found(keep))
+    if page is None:
+        return _reject(fake, "klaviyo", 400, "invalid", "Invalid page cursor.", "?page[cursor]")
+    return page
+
+
+_PROFILE_FIELDS = ("id", "email", "phone_number", "external_id")
+_MEMBER_FIELDS = ("email", "phone_number")
+
+
+async def klaviyo_profiles(fake: Fake, request: Request) -> Response:
+    """``GET /api/profiles[?filter=equals(email,"x")]``: matching profiles, paged."""
+
+    def found(keep: Keep) -> list[Stored]:
+        return [p for p in fake.state.klaviyo_profiles().values() if keep(p)]
+
+    page = _klaviyo_listing(fake, request, _PROFILE_FIELDS, found)
+    if isinstance(page, Response):
+        return page
+    body = {"data": [_profile_json(p) for p in page[0]], "links": page[1]}
+    return JSONResponse(body, media_type=JSON_API)
+
+
+async def klaviyo_list_profiles(fake: Fake, request: Request) -> Response:
+    """``GET /api/lists/{id}/relationships/profiles``: the list's profile ids in the order they
+    were added, paged (a list never used is empty)."""
+
+    def found(keep: Keep) -> list[str]:
+        profiles = fake.state.klaviyo_profiles()
+        members = fake.state.klaviyo_list(request.path_params["list_id"])
+        return [p for p in members if keep(profiles[p])]
+
+    page = _klaviyo_listing(fake, request, _MEMBER_FIELDS, found)
+    if isinstance(page, Response):
+        return page
+    body = {"data": [{"type": "profile", "id": p} for p in page[0]], "links": page[1]}
+    return JSONResponse(body, media_type=JSON_API)
 
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -685,21 +1033,26 @@ def _idempotent(fake: Fake, key: str) -> Response | None:
 
 
 async def webhook(fake: Fake, request: Request) -> Response:
-    """``POST /hooks/{name}``: signed JSON, deduplicated on ``Idempotency-Key``."""
+    """``POST /hooks/{name}``: signed JSON, deduplicated on ``Idempotency-Key``; the payload is
+    kept (:meth:`Recording.hook_payloads`) and its rows logged (:func:`_hook_rows`)."""
     body = await request.body()
     key = request.headers.get("idempotency-key", "").strip()
     refused = _signed(fake, request, body) or _idempotent(fake, key)
     payload, bad = (None, refused) if refused else _json(fake, "webhook", body)
     if bad:
         return bad
+    name = request.path_params["name"]
     if not fake.state.first_time("webhook", key):
+        fake.state.log_sync("webhook.post", [])
         return JSONResponse({"received": True, "duplicate": True}, status_code=200)
+    fake.state.add_hook(name, payload)
+    fake.state.log_sync("webhook.post", _hook_rows(name, key, payload, fake.clock.now()))
     kind = payload.get("event") or payload.get("type") if isinstance(payload, dict) else None
     record = Received(
         provider="webhook",
         message_id=key,
         provider_message_id=None,
-        address=request.path_params["name"],
+        address=name,
         subject=_str(kind),
         body=body.decode("utf-8", "replace")[:EXCERPT],
         send_at=None,
@@ -708,6 +1061,30 @@ async def webhook(fake: Fake, request: Request) -> Response:
     )
     fake.state.accept("webhook", [record])
     return JSONResponse({"received": True, "duplicate": False}, status_code=200)
+
+
+def _hook_rows(name: str, key: str, payload: Any, now: datetime) -> list[SyncEntry]:
+    """The sync rows of a webhook payload: each object of its ``rows`` list, else the payload
+    itself; a row's key is its ``key`` (else the ``Idempotency-Key``), its operation its own
+    ``operation`` or the payload's (else ``post``)."""
+    shared = payload.get("operation") if isinstance(payload, dict) else None
+    rows = payload.get("rows") if isinstance(payload, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        rows = [payload]
+    return [
+        SyncEntry("webhook", _row_operation(row, shared), name, _row_key(row, key), row, now)
+        for row in rows
+    ]
+
+
+def _row_operation(row: Any, shared: Any) -> str:
+    own = row.get("operation") if isinstance(row, dict) else None
+    return str(own or shared or "post")
+
+
+def _row_key(row: Any, key: str) -> str:
+    own = row.get("key") if isinstance(row, dict) else None
+    return key if own is None else str(own)
 
 
 # -- paid audience -------------------------------------------------------------------------
@@ -748,6 +1125,7 @@ async def audience_add(fake: Fake, request: Request) -> Response:
         return _reject(fake, "audience", 400, "invalid", problem)
     audience = request.path_params["audience"]
     added = fake.state.add_members(audience, found)
+    _log_members(fake, "add", audience, found)
     record = Received(
         provider="audience",
         message_id=request.headers.get("idempotency-key"),
@@ -762,6 +1140,33 @@ async def audience_add(fake: Fake, request: Request) -> Response:
     size = len(fake.state.members(audience))
     answer = {"audience": audience, "received": len(found), "added": added, "size": size}
     return JSONResponse(answer)
+
+
+async def audience_remove(fake: Fake, request: Request) -> Response:
+    """``DELETE /audiences/{audience}/users`` (the body of a POST): take members out, each
+    matched exactly as it was added (a member not there is no error)."""
+    refused = _bearer(fake, "audience", request)
+    body = await request.body()
+    payload, bad = (None, refused) if refused else _json(fake, "audience", body)
+    if bad:
+        return bad
+    found, problem = members(payload)
+    if problem:
+        return _reject(fake, "audience", 400, "invalid", problem)
+    audience = request.path_params["audience"]
+    removed = fake.state.remove_members(audience, found)
+    _log_members(fake, "remove", audience, found)
+    size = len(fake.state.members(audience))
+    answer = {"audience": audience, "received": len(found), "removed": removed, "size": size}
+    return JSONResponse(answer)
+
+
+def _log_members(fake: Fake, operation: str, audience: str, found: list[Member]) -> None:
+    now = fake.clock.now()
+    entries = [
+        SyncEntry("audience", operation, audience, member_key(m), dict(m), now) for m in found
+    ]
+    fake.state.log_sync(f"audience.{operation}", entries)
 
 
 async def audience_list(fake: Fake, request: Request) -> Response:
@@ -783,6 +1188,20 @@ async def fake_messages(fake: Fake, request: Request) -> Response:
     found = fake.state.messages(request.query_params.get("provider"))
     chosen = [r.to_json() for r in found if wanted is None or r.message_id == wanted]
     return JSONResponse({"messages": chosen})
+
+
+async def fake_lists(fake: Fake, request: Request) -> Response:
+    """``GET /_fake/lists``: every Klaviyo list, SendGrid list and audience the fake holds."""
+    return JSONResponse(fake.state.lists())
+
+
+async def fake_sync(fake: Fake, request: Request) -> Response:
+    """``GET /_fake/sync[?destination=...]``: the rows sync endpoints accepted, and those sent
+    again unchanged."""
+    wanted = request.query_params.get("destination")
+    entries = [e.to_json() for e in fake.state.sync_log(wanted)]
+    repeats = [e.to_json() for e in fake.state.sync_repeats(wanted)]
+    return JSONResponse({"entries": entries, "repeats": repeats})
 
 
 async def fake_stats(fake: Fake, request: Request) -> Response:
@@ -819,6 +1238,7 @@ async def fake_clock(fake: Fake, request: Request) -> Response:
 
 
 async def fake_reset(fake: Fake, request: Request) -> Response:
-    """``POST /_fake/reset``: forget every message and count (failures and clock stay)."""
+    """``POST /_fake/reset``: forget every message, count, list, profile, contact and audience
+    (failures and clock stay)."""
     fake.state.reset()
     return JSONResponse({"reset": True})

@@ -13,6 +13,9 @@
 | ``coupon_codes`` | code in a coupon pool: to whom it was issued, until when, whether redeemed |
 | ``profile_updates`` | warehouse action applied to a customer: tag, list, property, points, tier |
 | ``ticks`` | tick: its time, how long it took, what it did |
+| ``sync_state`` | row a sync's destination holds: key, hash and values of the fields it was told |
+| ``sync_runs`` | sync run: when, mode, how many rows added, changed, removed, rejected |
+| ``sync_rows`` | row a sync run sent: the operation, accepted or rejected, and why |
 """
 
 from __future__ import annotations
@@ -160,6 +163,40 @@ TABLES: dict[str, Columns] = {
         ("name", "text", False),
         ("value", "text", False),
         ("updated_at", "timestamp", True),
+    ),
+    "sync_state": (
+        ("sync_id", "text", True),
+        ("sync_key", "text", True),
+        ("row_hash", "text", True),
+        ("fields", "text", True),
+        ("destination_id", "text", False),
+        ("synced_at", "timestamp", True),
+    ),
+    "sync_runs": (
+        ("run_id", "text", True),
+        ("sync_id", "text", True),
+        ("destination", "text", True),
+        ("mode", "text", True),
+        ("started_at", "timestamp", True),
+        ("finished_at", "timestamp", False),
+        ("status", "text", True),
+        ("source_rows", "bigint", False),
+        ("added", "bigint", False),
+        ("changed", "bigint", False),
+        ("removed", "bigint", False),
+        ("rejected", "bigint", False),
+        ("retried", "bigint", False),
+        ("error", "text", False),
+    ),
+    "sync_rows": (
+        ("run_id", "text", True),
+        ("sync_id", "text", True),
+        ("sync_key", "text", True),
+        ("operation", "text", True),
+        ("status", "text", True),
+        ("reason", "text", False),
+        ("destination_id", "text", False),
+        ("logged_at", "timestamp", True),
     ),
     "ticks": (
         ("tick_at", "timestamp", True),
