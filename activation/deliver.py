@@ -42,7 +42,7 @@ from activation.outbox import (
     unclaim,
 )
 from activation.render import Renderer, by_route, render_claim
-from activation.sender import LOOKUP_MARGIN, Policy, Run, deliver
+from activation.sender import CLOCK_SLACK, Policy, Run, deliver
 from flowhouse.errors import ConfigError
 from flowhouse.warehouse import Location, Warehouse
 from flows.compile import CompiledFlow
@@ -201,12 +201,15 @@ def send(
 
 
 def ingest_inbox(location: Location, options: Options, now: datetime) -> Counter[str]:
-    """Write the provider webhooks waiting in the inbox to the warehouse (if there is one)."""
+    """Write the provider webhooks waiting in the inbox to the warehouse (if there is one);
+    one ingest at a time, whichever sender runs it."""
     if options.inbox is None:
         return Counter()
     from activation.engagement import ingest
+    from orchestration.engine.tick import tick_lock
 
-    found = ingest(location, options.inbox, now)
+    with tick_lock(location, f"{STATE_SCHEMA}.inbox"):
+        found = ingest(location, options.inbox, now)
     return Counter(found.events)
 
 
@@ -265,9 +268,9 @@ async def _run(
         await destinations.close()
 
 
-def _scheduled_channels(settings: Settings) -> list[str]:
-    """Channels whose provider can hold a message until a given time (SendGrid's send_at)."""
-    return [c for c, route in settings.delivery.routes.items() if route == "sendgrid"]
+#: Destinations the sender asks to hold a message until a given time (SendGrid's ``send_at``,
+#: up to 72 hours ahead: quiet hours never last longer).
+SCHEDULING = ("sendgrid",)
 
 
 async def _send_claim(
@@ -278,20 +281,43 @@ async def _send_claim(
     report: SendReport,
     policy: Policy,
 ) -> None:
-    checked = recheck(ctx, claim_id, _scheduled_channels(ctx.settings))
+    checked = recheck(ctx, claim_id, SCHEDULING)
     ctx.wh.commit()
     report.skipped.update(checked.skipped)
     report.requeued_quiet_hours += checked.requeued
     report.scheduled += checked.scheduled
     rendered = render_claim(ctx, renderer, claim_id)
     _fail_unrendered(ctx, claim_id, rendered.failed, report)
-    groups = by_route(rendered.ready)
+    groups = _reachable(ctx, destinations, by_route(rendered.ready), claim_id, report)
     await asyncio.gather(
         *(
             _deliver(ctx, destinations, route, messages, claim_id, report, policy)
             for route, messages in groups.items()
         )
     )
+
+
+def _reachable(
+    ctx: Context,
+    destinations: Destinations,
+    groups: dict[str, list[Outgoing]],
+    claim_id: str,
+    report: SendReport,
+) -> dict[str, list[Outgoing]]:
+    """The groups whose destination can be built (configured, with its credentials), before
+    anything is put in flight; the messages of the others fail with the reason, and the rest of
+    the claim goes on."""
+    ready = {}
+    for route, messages in groups.items():
+        try:
+            destinations.get(route)
+        except ConfigError as err:
+            finals = [Final(m.message_id, "failed", reason=f"{route}: {err}") for m in messages]
+            record(ctx, claim_id, finals, [])
+            report.add(route, finals)
+            continue
+        ready[route] = messages
+    return ready
 
 
 def _fail_unrendered(
@@ -346,12 +372,15 @@ async def _reconcile(
     """Settle the rows a dead run left in flight, each as its destination allows."""
     claim_id = "reconcile-" + uuid.uuid4().hex
     adopted = ctx.wh.execute_count(ctx.sql(_ADOPT, claim=claim_id, bucket=bucket.condition()))
+    if adopted:
+        report.reconciled["given up"] += _give_up(ctx, claim_id)
     ctx.wh.commit()
     if not adopted:
         return
     rendered = render_claim(ctx, renderer, claim_id, status="sending")
     _fail_unrendered(ctx, claim_id, rendered.failed, report)
-    for route, messages in by_route(rendered.ready).items():
+    groups = _reachable(ctx, destinations, by_route(rendered.ready), claim_id, report)
+    for route, messages in groups.items():
         destination = destinations.get(route)
         resend = await _settle_in_flight(
             ctx, destination, destinations.client(route), messages, claim_id, report
@@ -359,6 +388,30 @@ async def _reconcile(
         if resend:
             report.reconciled["resent"] += len(resend)
             await _deliver(ctx, destinations, route, resend, claim_id, report, policy)
+
+
+_GIVE_UP = """
+update flowhouse.messages as o
+set status = 'unconfirmed', updated_at = :now,
+    failure_reason = 'in flight longer than the flow allows (max_lateness); '
+        || 'the provider could not confirm it'
+where o.claim_id = :claim and o.status = 'sending'
+    and o.in_flight_at + :lateness * interval 1 second < :now
+"""
+
+
+def _give_up(ctx: Context, claim_id: str) -> int:
+    """Rows whose lookups never could tell, past the flow's lateness: ``unconfirmed``."""
+    from orchestration.engine.context import per_flow
+    from orchestration.engine.sql import literal
+
+    lateness = per_flow(
+        ctx.flows,
+        lambda f: literal(int(f.flow.max_lateness.total_seconds())),
+        default=literal(7 * 86400),
+        on="o",
+    )
+    return ctx.wh.execute_count(ctx.sql(_GIVE_UP, now=ctx.now, claim=claim_id, lateness=lateness))
 
 
 async def _settle_in_flight(
@@ -379,14 +432,19 @@ async def _settle_in_flight(
         record(ctx, claim_id, finals, [])
         report.reconciled["unconfirmed"] += len(finals)
         return []
-    since = ctx.now - LOOKUP_MARGIN
+    first = ctx.value(
+        "select min(in_flight_at) from flowhouse.messages where claim_id = :claim", claim=claim_id
+    )
+    since = min(first or ctx.now, ctx.now) - CLOCK_SLACK
     semaphore = asyncio.Semaphore(destination.config.concurrency)
 
     async def look(m: Outgoing) -> str:
         async with semaphore:
             return await destination.lookup(client, m, since)
 
-    found = await asyncio.gather(*(look(m) for m in messages))
+    found = list(await asyncio.gather(*(look(m) for m in messages)))
+    if first is not None and ctx.now - first < destination.lookup_delay:
+        found = [f if f != "absent" else "unknown" for f in found]  # too soon to trust
     finals = [
         Final(m.message_id, "sent", reason="confirmed by lookup")
         for m, f in zip(messages, found, strict=True)

@@ -1,4 +1,4 @@
-"""Signed links in every message: unsubscribe, preferences, view in browser.
+"""Signed links in every message: unsubscribe and preferences (served by ``flowhouse receive``).
 
 A token names the message, the customer and the channel, and carries an HMAC-SHA256 of them under
 the store's signing key (``FLOWHOUSE_SIGNING_KEY``), so a link cannot be forged or altered to
@@ -72,5 +72,4 @@ def message_links(base_url: str, claims: Claims, key: str) -> dict[str, str]:
     return {
         "unsubscribe": f"{root}/unsubscribe?{query}",
         "preferences": f"{root}/preferences?{query}",
-        "view_in_browser": f"{root}/messages/{claims.message_id}?{query}",
     }

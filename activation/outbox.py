@@ -30,9 +30,6 @@ from orchestration.engine.due import compute_arrivals
 from orchestration.engine.send import cap_windows, caps_rule, create_temp, smart_rule, window_counts
 from orchestration.engine.sql import array_column, array_rows, literal, render, statement
 
-#: Statuses of rows a provider may hold (counted by caps and smart sending at send time).
-OUT_STATUSES = ("sending", "sent", "delivered")
-
 _CLAIM = """
 update flowhouse.messages
 set status = 'claimed', claim_id = :claim, claimed_at = :now, send_at = null, updated_at = :now
@@ -53,7 +50,7 @@ where status = 'claimed' and :bucket
 
 _CHECK = """
 select o.message_id, o.enrollment_id, o.flow_id, o.step_id, o.customer_id, o.channel, o.kind,
-    o.is_marketing, o.due_at,
+    o.is_marketing, o.due_at, o.destination,
     case
         when o.kind = 'message' and o.is_marketing and o.channel = 'email'
             and not coalesce(customer.has_email_consent, false)
@@ -98,7 +95,7 @@ join flowhouse.messages as m
     on m.customer_id = o.customer_id
     and m.is_marketing
     and m.message_id <> o.message_id
-    and m.status in ('sending', 'sent', 'delivered')
+    and m.status in ('sending', 'sent', 'delivered', 'bounced', 'unconfirmed')
     and coalesce(m.sent_at, m.in_flight_at) > :now - :longest * interval 1 second
 where o.claim_id = :claim and o.status = 'claimed' and o.is_marketing
 group by o.message_id
@@ -134,7 +131,7 @@ where c.reason is null and c.kind = 'message'
 """
 
 _MOVED = """
-select c.message_id, c.channel, a.due_at
+select c.message_id, c.channel, coalesce(c.destination, :routes) as route, a.due_at
 from _fh_checked as c
 join _fh_arrivals as a on a.enrollment_id = c.enrollment_id and a.next_step = c.step_id
 where c.reason is null and c.kind = 'message' and a.due_at > :now
@@ -144,14 +141,14 @@ _SCHEDULE = """
 update flowhouse.messages as m
 set send_at = q.due_at, updated_at = :now
 from _fh_moved as q
-where m.message_id = q.message_id and q.channel in :scheduled
+where m.message_id = q.message_id and q.route in :scheduled
 """
 
 _REQUEUE = """
 update flowhouse.messages as m
 set status = 'queued', due_at = q.due_at, claim_id = null, claimed_at = null, updated_at = :now
 from _fh_moved as q
-where m.message_id = q.message_id and q.channel not in :scheduled
+where m.message_id = q.message_id and q.route not in :scheduled
 """
 
 
@@ -199,9 +196,10 @@ class CheckResult:
     scheduled: int
 
 
-def recheck(ctx: Context, claim_id: str, scheduled_channels: Sequence[str]) -> CheckResult:
-    """Skip claimed rows a send-time rule now stops; move those inside quiet hours (scheduled
-    with the provider where it can, back to the queue otherwise)."""
+def recheck(ctx: Context, claim_id: str, scheduling: Sequence[str]) -> CheckResult:
+    """Skip claimed rows a send-time rule now stops; move those inside quiet hours: sent now
+    with a delivery time when their destination is one of ``scheduling`` (it holds the message
+    until then), back to the queue otherwise."""
     _sent_recent(ctx, claim_id)
     ctx.temp("_fh_checked", _CHECK, **_check_values(ctx, claim_id))
     skipped = dict(
@@ -213,11 +211,19 @@ def recheck(ctx: Context, claim_id: str, scheduled_channels: Sequence[str]) -> C
     requeued = scheduled = 0
     if ctx.temp("_fh_moves", _QUIET_MOVES, now=ctx.now):
         compute_arrivals(ctx)
-        if ctx.temp("_fh_moved", _MOVED, now=ctx.now):
-            channels = _in_list(scheduled_channels)
-            scheduled = ctx.wh.execute_count(ctx.sql(_SCHEDULE, now=ctx.now, scheduled=channels))
-            requeued = ctx.wh.execute_count(ctx.sql(_REQUEUE, now=ctx.now, scheduled=channels))
+        if ctx.temp("_fh_moved", _MOVED, now=ctx.now, routes=_route_of_channel(ctx)):
+            holding = _in_list(scheduling)
+            scheduled = ctx.wh.execute_count(ctx.sql(_SCHEDULE, now=ctx.now, scheduled=holding))
+            requeued = ctx.wh.execute_count(ctx.sql(_REQUEUE, now=ctx.now, scheduled=holding))
     return CheckResult({str(k): int(v) for k, v in skipped.items()}, requeued, scheduled)
+
+
+def _route_of_channel(ctx: Context) -> exp.Expr:
+    """The destination ``delivery.routes`` gives the row's channel."""
+    case = exp.Case(this=exp.column("channel", "c"))
+    for channel, route in sorted(ctx.settings.delivery.routes.items()):
+        case = case.when(literal(channel), literal(route))
+    return case.else_(literal("webhook"))
 
 
 def _in_list(values: Sequence[str]) -> exp.Expr:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import os
 import uuid
@@ -44,6 +45,17 @@ _CONFIRM_PAGE = """<!doctype html>
 <p>Stop receiving marketing {what} from us?</p>
 <form method="post">
 <button type="submit">Unsubscribe</button>
+</form>
+</body></html>
+"""
+
+_PREFERENCES_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Your preferences</title></head>
+<body>
+<h1>Your preferences</h1>
+<p>You are getting marketing {what} from us. Nothing to do to keep them coming.</p>
+<form method="post" action="unsubscribe?token={token}">
+<button type="submit">Stop marketing {what}</button>
 </form>
 </body></html>
 """
@@ -164,6 +176,14 @@ def create_app(
         page = _CONFIRM_PAGE.format(what=what)
         return HTMLResponse(page)
 
+    async def preferences_page(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        claims = _claims(token, signing_key)
+        if claims is None:
+            return _bad_link()
+        what = _CHANNEL_WORDS.get(claims.channel, "messages")
+        return HTMLResponse(_PREFERENCES_PAGE.format(what=what, token=html.escape(token)))
+
     async def unsubscribe(request: Request) -> Response:
         token = request.query_params.get("token") or await _form_token(request)
         claims = _claims(token, signing_key)
@@ -185,6 +205,7 @@ def create_app(
             Route("/webhooks/twilio", twilio, methods=["POST"]),
             Route("/unsubscribe", unsubscribe_page, methods=["GET"]),
             Route("/unsubscribe", unsubscribe, methods=["POST"]),
+            Route("/preferences", preferences_page, methods=["GET"]),
         ]
     )
 

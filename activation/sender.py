@@ -34,8 +34,8 @@ from activation.outbox import Attempt, Final
 #: The longest a run waits before one retry; a provider asking for more is retried next run.
 MAX_WAIT_SECONDS = 30.0
 BASE_BACKOFF_SECONDS = 0.5
-#: How far before the run's time a lookup searches the provider's records (its clock may differ).
-LOOKUP_MARGIN = timedelta(days=1)
+#: How far before an attempt a lookup searches the provider's records (clocks differ a little).
+CLOCK_SLACK = timedelta(minutes=5)
 
 
 @dataclass
@@ -157,11 +157,11 @@ async def _call(run: Run, call: Call) -> _Try:
         try:
             response = await run.client.send(call.request)
             outcomes = run.destination.outcomes(call, response)
-        except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.RemoteProtocolError) as err:
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as err:
+            outcomes = _transient(call, f"could not connect: {type(err).__name__}")
+        except httpx.TransportError as err:  # the request may have reached the provider
             uncertain = True
             outcomes = _transient(call, f"no answer: {type(err).__name__}")
-        except httpx.TransportError as err:
-            outcomes = _transient(call, f"could not connect: {type(err).__name__}")
         ms = (time.perf_counter() - clock) * 1000
         return _Try(outcomes, uncertain, started, ms)
 
@@ -183,21 +183,25 @@ async def _settle(
         elif o.status == "failed":
             run.finals.append(Final(o.message_id, "failed", reason=o.reason, retries=retries))
         elif result.uncertain:
-            if await _may_retry(run, by_id[o.message_id], retries):
+            # the run's time, when it is earlier, is the clock a simulated provider keeps
+            since = min(result.started_at, run.now) - CLOCK_SLACK
+            if await _may_retry(run, by_id[o.message_id], retries, since):
                 retry.append(o)
         else:
             retry.append(o)
     return retry
 
 
-async def _may_retry(run: Run, message: Outgoing, retries: int) -> bool:
+async def _may_retry(run: Run, message: Outgoing, retries: int, since: datetime) -> bool:
     """After a time-out: whether resending cannot duplicate (else the message is settled)."""
     dest = run.destination
     if dest.reconcile == "idempotent":
         return True
     found = "unknown"
     if dest.reconcile == "lookup":
-        found = await dest.lookup(run.client, message, run.now - LOOKUP_MARGIN)
+        found = await dest.lookup(run.client, message, since)
+        if found == "absent" and dest.lookup_delay > timedelta(0):
+            found = "unknown"  # too soon after the request to trust an absence
     if found == "absent":
         return True
     status, reason = {

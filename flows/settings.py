@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError
 
 from flowhouse.errors import ConfigError, Location
-from flows.spec import Cap, Duration, LocalTime, Model, Share
+from flows.spec import Cap, Duration, LocalTime, Model, Route, Share
 
 SETTINGS_FILE = "_settings.yml"
 
@@ -74,6 +74,11 @@ class SendGrid(Provider):
     lookup: bool = Field(
         default=True, description="Reconcile in-flight mail through the Email Activity API"
     )
+    lookup_delay: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Email Activity lags: an 'absent' answer sooner than this after a request "
+        "is not trusted (the row stays in flight for a later run)",
+    )
 
 
 class Twilio(Provider):
@@ -101,9 +106,6 @@ class Audience(Provider):
     """``base_url`` is the audience API root; members go to ``{base_url}/{audience}/users``."""
 
     api_key_env: str = "FLOWHOUSE_AUDIENCE_TOKEN"
-
-
-Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience"]
 
 
 def _default_routes() -> dict[str, Route]:

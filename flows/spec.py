@@ -242,13 +242,17 @@ class Split(StepBase):
     split: list[Arm]
 
 
+#: The destinations a message or outbox channel can be routed to (activation/destinations/).
+Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience"]
+
+
 class Message(Model):
     channel: Channel
     template: str
     subject: str | None = None
     preheader: str | None = None
-    destination: str | None = Field(
-        None, description="Provider: sendgrid, twilio, klaviyo, webhook"
+    destination: Route | None = Field(
+        None, description="The provider, instead of delivery.routes' for the channel"
     )
     coupon_pool: str | None = None
 

@@ -84,7 +84,7 @@ def context_variables() -> dict[str, Variable]:
             _keys("name", "email", "postal_address"),
             "the flow's sender, else the store's name and address",
         ),
-        Variable("links", _keys("unsubscribe", "preferences", "view_in_browser"), "per message"),
+        Variable("links", _keys("unsubscribe", "preferences"), "signed, per message"),
         Variable("utm", None, "the UTM query string naming the flow and step"),
         Variable("products", None, f"recommended products, a list of {_PRODUCT}"),
         Variable(

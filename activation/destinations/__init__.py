@@ -12,8 +12,8 @@ sendgrid   e-mail: dynamic templates, or rendered      ``POST /v3/mail/send``, u
                                                                                     ``lookup`` is
                                                                                     off
 twilio     SMS from a Messaging Service or a number,   ``POST .../Messages.json``,  ``lookup``
-           scheduled by Twilio when a Messaging        one per message              (message list
-           Service is set                                                           by recipient
+           ``SendAt`` when a message carries a send    one per message              (message list
+           time (the sender schedules e-mail only)                                  by recipient
                                                                                     and body)
 klaviyo    an event per message that triggers a        ``POST /api/events``, one    ``idempotent``
            Klaviyo flow; audience syncs as profile     per message; ``POST          (``unique_id``

@@ -24,7 +24,7 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
 import httpx
@@ -87,6 +87,9 @@ class Destination(ABC):
     default_base_url: ClassVar[str]
     max_batch: ClassVar[int] = 1
     reconcile: Reconcile = "none"
+    #: How long after a request the provider's records may still miss it (lookups sooner than
+    #: this cannot prove a message absent).
+    lookup_delay: timedelta = timedelta(0)
 
     def __init__(self, config: Provider, secrets: Secrets, base_url: str | None = None) -> None:
         self.config = config

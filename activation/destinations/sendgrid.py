@@ -74,6 +74,7 @@ class SendGridDestination(Destination):
         super().__init__(config, secrets, base_url)
         self._key = secrets.get(config.api_key_env, "The SendGrid API key")
         self.reconcile = "lookup" if config.lookup else "none"
+        self.lookup_delay = config.lookup_delay
 
     def calls(self, batch: Sequence[Outgoing]) -> list[Call]:
         return [self._call(group) for group in _chunks(self._groups(batch))]

@@ -26,7 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from activation.destinations.base import Secrets
 from activation.sync.diff import Diff, Pending, compute, fields_json
 from activation.sync.spec import Sync
 from activation.sync.target import RowResult, SyncTarget
-from flowhouse.errors import ConfigError, FlowhouseError
+from flowhouse.errors import ConfigError
 from flowhouse.warehouse import Location, Warehouse
 from flows.settings import Settings, load_settings
 from orchestration.engine.context import Context
@@ -179,8 +179,8 @@ def run_sync(
         chosen = target or _target(sync, settings, options)
         asyncio.run(_send(ctx, sync, chosen, pending, report))
         report.status = "partial" if report.rejected or report.retried else "succeeded"
-    except (FlowhouseError, httpx.HTTPError) as err:
-        report.status, report.error = "failed", str(err)[:1000]
+    except Exception as err:  # recorded, then raised: the run must not stay "running"
+        report.status, report.error = "failed", f"{type(err).__name__}: {err}"[:1000]
         ctx.wh.commit()
         raise
     finally:
@@ -293,7 +293,7 @@ def _begin(ctx: Context, sync: Sync, report: SyncReport) -> None:
 def _finish(ctx: Context, report: SyncReport) -> None:
     ctx.run(
         _FINISH,
-        finished=ctx.now,
+        finished=ctx.now + timedelta(seconds=round(report.seconds, 3)),
         status=report.status,
         source_rows=report.source_rows,
         added=report.sent["add"],

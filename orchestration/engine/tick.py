@@ -199,7 +199,10 @@ def tick_lock(location: Location, schema: str) -> Iterator[None]:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as err:
-                raise TickBusy(f"another tick is running on {location} ({path} is locked)") from err
+                raise TickBusy(
+                    f"another flowhouse run holds the lock {schema!r} on {location} "
+                    f"({path} is locked): a tick, a send or a sync of the same scope"
+                ) from err
             try:
                 yield
             finally:
@@ -208,7 +211,9 @@ def tick_lock(location: Location, schema: str) -> Iterator[None]:
     key = exp.func("hashtext", exp.Literal.string(f"flowhouse.tick.{schema}"))
     with Warehouse.open(location) as wh:
         if not wh.scalar(exp.select(exp.func("pg_try_advisory_lock", key))):
-            raise TickBusy(f"another tick is running on {location} (advisory lock held)")
+            raise TickBusy(
+                f"another flowhouse run holds the lock {schema!r} on {location} (advisory lock)"
+            )
         try:
             yield
         finally:

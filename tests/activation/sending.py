@@ -39,6 +39,7 @@ SEND_SETTINGS = """
 store: {name: Test, url: https://shop.example, timezone: UTC, postal_address: 1 Main St}
 smart_sending: {}
 delivery:
+  sendgrid: {lookup_delay: 0s}   # the fake provider's records do not lag
   twilio:
     messaging_service_sid: MG00000000000000000000000000000000
     status_callback: https://hooks.shop.example/webhooks/twilio

@@ -128,6 +128,9 @@ def test_receive_stores_an_unsubscribe_that_the_next_send_ingests(tmp_path: Path
             f"{url}/unsubscribe", params={"token": token}, data={"List-Unsubscribe": "One-Click"}
         )
         assert answer.status_code == 200
+        page = httpx.get(f"{url}/preferences", params={"token": token})
+        assert page.status_code == 200 and "Stop marketing e-mails" in page.text
+        assert httpx.get(f"{url}/preferences", params={"token": forged}).status_code == 400
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)

@@ -138,8 +138,7 @@ def test_every_message_renders(flow: Flow, step: Send, first_name: str | None) -
     context = render_context(
         flow=flow, step_id=step.id, message=message, settings=SETTINGS,
         customer=customer(first_name=first_name), event=EVENTS[flow.trigger.event],
-        links={"unsubscribe": UNSUBSCRIBE, "preferences": "https://shop.example/prefs",
-               "view_in_browser": "https://shop.example/v"},
+        links={"unsubscribe": UNSUBSCRIBE, "preferences": "https://shop.example/prefs"},
         products=PRODUCTS, catalog=CATALOG, coupon=coupon,
     )  # fmt: skip
     text = render(FLOWS / "templates", message.template, context)
