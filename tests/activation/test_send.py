@@ -269,3 +269,21 @@ delivery:
     status_callback: https://hooks.shop.example/webhooks/twilio
     rate_per_second: 10
 """
+
+
+NO_TWILIO_SENDER = """
+store: {name: Test, url: https://shop.example, timezone: UTC, postal_address: 1 Main St}
+smart_sending: {}
+"""
+
+
+def test_a_destination_that_cannot_be_built_fails_its_rows_only(
+    store: Store, fake: FakeProvider
+) -> None:
+    queue(store, 2, EMAIL, SMS, settings=NO_TWILIO_SENDER)  # Twilio without a sender number
+    report = send(store, fake, "2026-03-01 10:01")
+    assert report.outcomes == {"sent": 2, "failed": 2}, report.describe()
+    failed = [m for m in store.rows("messages") if m["status"] == "failed"]
+    assert {m["channel"] for m in failed} == {"sms"}
+    assert all(m["failure_reason"].startswith("twilio: ") for m in failed)
+    assert all(m["in_flight_at"] is None for m in failed), "nothing went in flight"
