@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-postgres lint format benchmark clean
+.PHONY: install prepare demo test test-postgres lint format benchmark ui clean
 
 install: $(STAMP)
 
@@ -16,16 +16,20 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+## The dbt manifest the Dagster definitions load (dbt parse; no warehouse needed).
+prepare: install
+	$(BIN)/python -m orchestration.prepare
+
 ## The main job end to end on the embedded DuckDB default.
 demo: install
 	$(BIN)/flowhouse demo
 
 ## Unit, model and end-to-end tests on DuckDB (PostgreSQL tests run with make test-postgres).
-test: install
+test: prepare
 	$(BIN)/pytest -q
 
 ## The PostgreSQL suite: starts (or uses) a local server; FLOWHOUSE_TEST_POSTGRES_URL names another one.
-test-postgres: install
+test-postgres: prepare
 	FLOWHOUSE_TEST_POSTGRES_URL="$$(bash tests/support/postgres.sh)" $(BIN)/pytest -q -m postgres
 
 lint: install
@@ -40,6 +44,10 @@ format: install
 ## Generate and build a 1M-customer store; prints wall time and peak memory (see BENCHMARKS.md).
 benchmark: install
 	$(BIN)/python benchmarks/generate.py --build
+
+## The Dagster UI on http://127.0.0.1:3000 over the demo warehouse (generated if absent).
+ui: prepare
+	bash orchestration/ui.sh
 
 clean:
 	rm -rf demo dbt_project/target-* dbt_project/logs .pytest_cache .mypy_cache .ruff_cache

@@ -61,21 +61,23 @@ CUSTOM_CHECKS = {
 }
 
 
-def _manifest_path() -> Path:
-    return (
-        Path(target_path(Location.parse(str(ROOT / "demo" / "warehouse.duckdb")))) / "manifest.json"
-    )
+DEMO = Location.parse(str(ROOT / "demo" / "warehouse.duckdb"))
+
+
+def _manifest(location: Location) -> dict[str, Any]:
+    """The parsed project the definitions read for this warehouse (``make install`` writes it;
+    parsed here when missing)."""
+    path = Path(target_path(location)) / "manifest.json"
+    if not path.exists():
+        from orchestration.prepare import prepare
+
+        prepare(location)
+    return dict(json.loads(path.read_text()))
 
 
 @pytest.fixture(scope="module", autouse=True)
 def manifest() -> dict[str, Any]:
-    """The parsed project the definitions read (``make install`` writes it; parse when missing)."""
-    path = _manifest_path()
-    if not path.exists():
-        from orchestration.prepare import main
-
-        assert main(["--warehouse", str(ROOT / "demo" / "warehouse.duckdb")]) == 0
-    return dict(json.loads(path.read_text()))
+    return _manifest(DEMO)
 
 
 @pytest.fixture(scope="module")
@@ -285,15 +287,35 @@ def test_sensor_runs_on_new_raw_data_once(
     later = evaluate(same.cursor or new.cursor)
     assert [r.run_key for r in later.run_requests] == ["2026-09-22 10:05:00"]
 
+    # while a run works on the warehouse, the sensor waits (the data is not lost: no cursor move)
+    instance.add_run(
+        DagsterRun(job_name="x", run_id=make_new_run_id(), status=DagsterRunStatus.STARTED)
+    )
+    _add_events(location, first_load + timedelta(minutes=10))
+    waiting = evaluate(later.cursor)
+    assert not waiting.run_requests and "in progress" in (waiting.skip_message or "")
+    assert waiting.cursor in (None, later.cursor)
+
 
 # -- the whole job -------------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
+    if request.param == "postgres":
+        return Location.parse(request.getfixturevalue("pg_url"))
+    return Location.parse(str(tmp_path / "warehouse.duckdb"))
+
+
 @pytest.mark.slow
-def test_the_cycle_materialises_and_sends_to_the_fake_provider(tmp_path: Path) -> None:
+@pytest.mark.filterwarnings("ignore:AssetExecutionContext.op is deprecated:DeprecationWarning")
+def test_the_cycle_materialises_and_sends_to_the_fake_provider(
+    store: Location, tmp_path: Path
+) -> None:
     from orchestration.definitions import build_definitions
 
-    location = Location.parse(str(tmp_path / "warehouse.duckdb"))
+    location = store
+    models = _models(_manifest(location))
     generate_store(location, customers=1500, days=21, seed=11, start=DEMO_START)
     launch = DEMO_START + timedelta(days=21)
     with Warehouse.open(location) as wh:  # as the demo does: coupon codes for the flows
@@ -306,7 +328,10 @@ def test_the_cycle_materialises_and_sends_to_the_fake_provider(tmp_path: Path) -
         instance_for_test() as instance,
     ):
         resource = FlowhouseResource(
-            warehouse=str(location), flows_dir=str(FLOWS), provider_url=fake.url, inbox=str(inbox)
+            warehouse=location.url or str(location.path),
+            flows_dir=str(FLOWS),
+            provider_url=fake.url,
+            inbox=str(inbox),
         )
         job = build_definitions(resource).resolve_job_def("flowhouse_cycle")
 
@@ -321,8 +346,6 @@ def test_the_cycle_materialises_and_sends_to_the_fake_provider(tmp_path: Path) -
         result = cycle(launch + timedelta(days=1))
         stats = fake.state.stats()
 
-    manifest = json.loads(_manifest_path().read_text())
-    models = _models(manifest)
     keys = {e.asset_key for e in result.get_asset_materialization_events()}
     assert {AssetKey([m["schema"], n]) for n, m in models.items()} <= keys
     assert {*ENGINE, AssetKey("sent_messages")} <= keys

@@ -1,0 +1,150 @@
+"""The dbt project as Dagster assets: one asset per model, each dbt test an asset check.
+
+The manifest is read from the target path ``flowhouse`` itself uses for the warehouse's adapter
+(``dbt_project/target-duckdb`` or ``target-postgres``, see :mod:`flowhouse.dbt`), so a build from
+the CLI and a run in Dagster share partial parsing. It must exist before the definitions load:
+``python -m orchestration.prepare`` writes it (``dbt parse``).
+
+Models are grouped by the schema they land in (``staging``, ``core``); the raw inputs and the
+sync logs dbt reads (``flowhouse.sync_*``) are external assets in the groups ``raw`` and
+``syncs``.
+"""
+
+import json
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey, AssetSpec
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    DbtProject,
+    dbt_assets,
+)
+
+from flowhouse.dbt import target_path
+from flowhouse.errors import ConfigError
+from flowhouse.paths import DBT_PROJECT
+from flowhouse.warehouse import Location, Warehouse
+from orchestration.engine.sql import STATE_SCHEMA
+from orchestration.engine.state import ensure_state
+from orchestration.resources import POOL, FlowhouseResource, run_time
+
+PREPARE = "python -m orchestration.prepare"
+#: Groups of the dbt sources, by source name.
+SOURCE_GROUPS = {"raw": "raw", "flowhouse": "syncs"}
+
+
+def dbt_cli(project: DbtProject) -> DbtCliResource:
+    """dagster-dbt's dbt runner, with the dbt installed beside this Python (a virtual environment
+    need not be on ``PATH``)."""
+    beside = Path(sys.executable).parent / "dbt"
+    executable = str(beside) if beside.exists() else "dbt"
+    return DbtCliResource(project_dir=project, dbt_executable=executable)
+
+
+def dbt_project(location: Location) -> DbtProject:
+    """The dbt project, with the target path of the warehouse's adapter."""
+    return DbtProject(
+        project_dir=DBT_PROJECT, target_path=Path(target_path(location)), profiles_dir=DBT_PROJECT
+    )
+
+
+def read_manifest(project: DbtProject) -> dict[str, Any]:
+    """The parsed project; a clear error naming the command that writes it when it is missing."""
+    path = project.manifest_path
+    if not path.exists():
+        raise ConfigError(
+            f"no dbt manifest at {path}: the Dagster definitions read the parsed dbt project",
+            expected=f"`{PREPARE}` run first (it runs dbt parse for this warehouse's adapter)",
+        )
+    manifest: dict[str, Any] = json.loads(path.read_text())
+    return manifest
+
+
+class Translator(DagsterDbtTranslator):
+    """dagster-dbt's default asset keys (``staging/stg_events``, ``core/events``), grouped by
+    schema; the tests of the raw inputs are checks on them too."""
+
+    def __init__(self) -> None:
+        super().__init__(DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return SOURCE_GROUPS.get(dbt_resource_props["source_name"], "sources")
+        return str(dbt_resource_props.get("schema") or "dbt")
+
+
+def model_keys(manifest: Mapping[str, Any]) -> dict[str, AssetKey]:
+    """Each model's relation (``core.customer_attributes``) -> its asset key."""
+    translator = Translator()
+    return {
+        f"{node['schema']}.{node['alias']}": translator.get_asset_key(node)
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    }
+
+
+def source_specs(manifest: Mapping[str, Any], dialect: str) -> list[AssetSpec]:
+    """The tables dbt reads but does not build, as external assets."""
+    translator = Translator()
+    return [
+        AssetSpec(
+            key=translator.get_asset_key(source),
+            group_name=translator.get_group_name(source),
+            description=source.get("description") or None,
+            kinds={dialect},
+        )
+        for source in manifest["sources"].values()
+    ]
+
+
+def build_dbt_assets(project: DbtProject, manifest: Mapping[str, Any]) -> Any:
+    """``dbt build`` of every selected model and test, at the run's time."""
+
+    @dbt_assets(
+        manifest=manifest,
+        project=project,
+        dagster_dbt_translator=Translator(),
+        name="dbt_models",
+        pool=POOL,
+    )
+    def dbt_models(
+        context: AssetExecutionContext, dbt: DbtCliResource, flowhouse: FlowhouseResource
+    ) -> Iterator[Any]:
+        location = flowhouse.location()
+        prepare_warehouse(location)
+        now = run_time(context)
+        args = ["build", "--vars", json.dumps({"now": now.isoformat(sep=" ")})]
+        with environment(location.dbt_env()):
+            invocation = dbt.cli(args, context=context, target_path=project.manifest_path.parent)
+        yield from invocation.stream()
+
+    return dbt_models
+
+
+def prepare_warehouse(location: Location) -> None:
+    """The tables dbt reads must exist before it builds (as ``flowhouse build`` does)."""
+    with Warehouse.open(location) as wh:
+        wh.ensure_raw_tables()
+        ensure_state(wh, STATE_SCHEMA)
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` set in the environment while dbt starts (its profile reads them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old

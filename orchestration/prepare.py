@@ -1,0 +1,50 @@
+"""``python -m orchestration.prepare [--warehouse W]``: parse the dbt project for Dagster.
+
+The Dagster definitions (:mod:`orchestration.definitions`) read the dbt manifest from the target
+path of the warehouse's adapter (``dbt_project/target-duckdb`` or ``target-postgres``); this
+writes it with ``dbt parse``, which reads the project only (it never connects to the warehouse).
+The warehouse is ``--warehouse``, else ``FLOWHOUSE_WAREHOUSE``, else the demo store, as for the
+definitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from flowhouse.dbt import run_dbt, target_path
+from flowhouse.errors import FlowhouseError
+from flowhouse.warehouse import ENV_VAR, Location
+from orchestration.resources import DEMO_WAREHOUSE
+
+
+def prepare(location: Location) -> Path:
+    """``dbt parse`` into the adapter's target path; returns the manifest's path."""
+    run_dbt("parse", location)
+    return Path(target_path(location)) / "manifest.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m orchestration.prepare",
+        description="Parse the dbt project into the target path the Dagster definitions read.",
+    )
+    parser.add_argument(
+        "--warehouse",
+        default=os.environ.get(ENV_VAR) or str(DEMO_WAREHOUSE),
+        help=f"a DuckDB file or a postgresql:// URL (default: {ENV_VAR}, else the demo store)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        manifest = prepare(Location.parse(args.warehouse))
+    except FlowhouseError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
+    print(f"dbt manifest for Dagster: {manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
