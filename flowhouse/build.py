@@ -24,6 +24,16 @@ class BuildSummary:
         return f"dbt: {what or 'nothing selected'} ({how}) in {seconds:.1f} s of node time"
 
 
+def prepare_sources(location: Location) -> None:
+    """The tables dbt reads as sources (the raw inputs, flowhouse's own state) must exist before
+    it builds."""
+    from orchestration.engine.state import ensure_state
+
+    with Warehouse.open(location) as wh:
+        wh.ensure_raw_tables()
+        ensure_state(wh, "flowhouse")
+
+
 def build_models(
     location: Location,
     select: Sequence[str] = (),
@@ -33,11 +43,7 @@ def build_models(
 ) -> BuildSummary:
     """``dbt build`` (or ``dbt run`` without tests) over the warehouse; raises DbtError on
     failure."""
-    from orchestration.engine.state import ensure_state
-
-    with Warehouse.open(location) as wh:  # the sources must exist before dbt reads them
-        wh.ensure_raw_tables()
-        ensure_state(wh, "flowhouse")
+    prepare_sources(location)
     extra: list[str] = []
     for s in select:
         extra += ["--select", s]

@@ -28,7 +28,8 @@ class NodeResult:
 
 
 @contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` set in the environment while dbt starts (its profile reads them)."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -76,7 +77,7 @@ def run_dbt(
     args = dbt_args(command, location, extra, dbt_vars)
     if quiet:
         args = ["--quiet", "--no-print", *args] if command != "parse" else ["--quiet", *args]
-    with _environment(location.dbt_env()):
+    with environment(location.dbt_env()):
         outcome = dbtRunner().invoke(args)
     results = _node_results(outcome.result)
     if not outcome.success:

@@ -10,11 +10,10 @@ sync logs dbt reads (``flowhouse.sync_*``) are external assets in the groups ``r
 ``syncs``.
 """
 
+# No `from __future__ import annotations`: Dagster checks the `context` annotation at runtime.
 import json
-import os
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,11 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from flowhouse.dbt import target_path
+from flowhouse.build import prepare_sources
+from flowhouse.dbt import environment, target_path
 from flowhouse.errors import ConfigError
 from flowhouse.paths import DBT_PROJECT
-from flowhouse.warehouse import Location, Warehouse
-from orchestration.engine.sql import STATE_SCHEMA
-from orchestration.engine.state import ensure_state
+from flowhouse.warehouse import Location
 from orchestration.resources import POOL, FlowhouseResource, run_time
 
 PREPARE = "python -m orchestration.prepare"
@@ -118,7 +116,7 @@ def build_dbt_assets(project: DbtProject, manifest: Mapping[str, Any]) -> Any:
         context: AssetExecutionContext, dbt: DbtCliResource, flowhouse: FlowhouseResource
     ) -> Iterator[Any]:
         location = flowhouse.location()
-        prepare_warehouse(location)
+        prepare_sources(location)
         now = run_time(context)
         args = ["build", "--vars", json.dumps({"now": now.isoformat(sep=" ")})]
         with environment(location.dbt_env()):
@@ -126,25 +124,3 @@ def build_dbt_assets(project: DbtProject, manifest: Mapping[str, Any]) -> Any:
         yield from invocation.stream()
 
     return dbt_models
-
-
-def prepare_warehouse(location: Location) -> None:
-    """The tables dbt reads must exist before it builds (as ``flowhouse build`` does)."""
-    with Warehouse.open(location) as wh:
-        wh.ensure_raw_tables()
-        ensure_state(wh, STATE_SCHEMA)
-
-
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """``values`` set in the environment while dbt starts (its profile reads them)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
