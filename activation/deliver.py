@@ -21,7 +21,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,6 +172,8 @@ class Options:
     inbox: Path | None = None
     environ: Mapping[str, str] | None = None
     policy: Policy | None = None
+    #: Told a line after each claim (the CLI prints it): long sends show their progress.
+    progress: Callable[[str], None] | None = None
 
 
 def lock_name(schema: str, bucket: Bucket) -> str:
@@ -237,7 +239,9 @@ def send_open(
     destinations = Destinations(settings.delivery, secrets, options.provider_url)
     report = SendReport(now)
     policy = options.policy or Policy()
-    asyncio.run(_run(ctx, renderer, destinations, options.bucket, options.limit, report, policy))
+    asyncio.run(
+        _run(ctx, renderer, destinations, options, report, policy),
+    )
     report.seconds = time.perf_counter() - started
     return report
 
@@ -246,11 +250,11 @@ async def _run(
     ctx: Context,
     renderer: Renderer,
     destinations: Destinations,
-    bucket: Bucket,
-    limit: int | None,
+    options: Options,
     report: SendReport,
     policy: Policy,
 ) -> None:
+    bucket, limit = options.bucket, options.limit
     try:
         report.unclaimed = unclaim(ctx, bucket)
         ctx.wh.commit()
@@ -264,6 +268,12 @@ async def _run(
                 break
             report.claimed += n
             await _send_claim(ctx, renderer, destinations, claim_id, report, policy)
+            if options.progress is not None:
+                o = report.outcomes
+                options.progress(
+                    f"  {report.claimed:,} claimed so far: {o['sent']:,} sent, "
+                    f"{sum(report.skipped.values()):,} skipped, {o['failed']:,} failed"
+                )
     finally:
         await destinations.close()
 

@@ -73,9 +73,18 @@ class Renderer:
     flows_dir: Path
     signing_key: str
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
+    #: Read once per run, not once per claim: the catalog, the compiled templates.
+    _once: dict[str, Any] = field(default_factory=dict)
 
     def environment(self) -> SandboxedEnvironment:
-        return template_environment(self.flows_dir / TEMPLATES_DIR)
+        if "env" not in self._once:
+            self._once["env"] = template_environment(self.flows_dir / TEMPLATES_DIR)
+        return self._once["env"]  # type: ignore[no-any-return]
+
+    def catalog(self, ctx: Context) -> dict[str, Any]:
+        if "catalog" not in self._once:
+            self._once["catalog"] = recommend.catalog(ctx.wh)
+        return self._once["catalog"]  # type: ignore[no-any-return]
 
 
 def load(ctx: Context, claim_id: str, status: str = "claimed") -> list[dict[str, Any]]:
@@ -108,7 +117,7 @@ def render_claim(
     people = customers(ctx, claim_id, status)
     ctx.temp("_fh_claimed", _CLAIMED_TABLE, claim=claim_id, status=status)
     recs = recommend.recommendations(ctx.wh, "_fh_claimed", ctx.now, schema=ctx.schema)
-    catalog = recommend.catalog(ctx.wh)
+    catalog = renderer.catalog(ctx)
     env = renderer.environment()
     for row in rows:
         route = _route(renderer.settings, row)

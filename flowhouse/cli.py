@@ -307,7 +307,13 @@ def _delivery(
         parsed = Bucket.parse(bucket)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--bucket") from None
-    return Options(provider_url=provider_url, bucket=parsed, limit=limit, inbox=inbox)
+    return Options(
+        provider_url=provider_url, bucket=parsed, limit=limit, inbox=inbox, progress=_progress
+    )
+
+
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
 
 
 @cli.command()
@@ -407,7 +413,7 @@ def sync(
         flows_dir or default_flows_dir(),
         names,
         now=_timestamp(now, "--now"),
-        options=SyncOptions(dry_run=dry_run, provider_url=provider_url),
+        options=SyncOptions(dry_run=dry_run, provider_url=provider_url, progress=_progress),
     )
     for report in reports:
         click.echo(report.describe())

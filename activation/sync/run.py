@@ -24,7 +24,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,6 +100,8 @@ class SyncOptions:
     dry_run: bool = False
     provider_url: str | None = None
     environ: Mapping[str, str] | None = None
+    #: Told a line after each batch (the CLI prints it): long syncs show their progress.
+    progress: Callable[[str], None] | None = None
 
 
 def target_urls(url: str) -> dict[str, str]:
@@ -177,7 +179,7 @@ def run_sync(
     try:
         pending = _pending(report, sync, compute(ctx, sync))
         chosen = target or _target(sync, settings, options)
-        asyncio.run(_send(ctx, sync, chosen, pending, report))
+        asyncio.run(_send(ctx, sync, chosen, pending, report, options.progress))
         report.status = "partial" if report.rejected or report.retried else "succeeded"
     except Exception as err:  # recorded, then raised: the run must not stay "running"
         report.status, report.error = "failed", f"{type(err).__name__}: {err}"[:1000]
@@ -216,18 +218,26 @@ def _target(sync: Sync, settings: Settings, options: SyncOptions) -> SyncTarget:
 
 
 async def _send(
-    ctx: Context, sync: Sync, target: SyncTarget, pending: list[Pending], report: SyncReport
+    ctx: Context,
+    sync: Sync,
+    target: SyncTarget,
+    pending: list[Pending],
+    report: SyncReport,
+    progress: Callable[[str], None] | None = None,
 ) -> None:
     upserts = [p for p in pending if p.operation != "remove"]
     removes = [p for p in pending if p.operation == "remove"]
     seconds = target.provider.timeout.total_seconds()
     async with httpx.AsyncClient(timeout=seconds) as client:
-        for batch in _batches(upserts, target.batch_size):
-            results = await target.upsert(client, [p.row for p in batch])
-            _commit(ctx, sync, report, batch, results)
-        for batch in _batches(removes, target.batch_size):
-            results = await target.remove(client, [p.row for p in batch])
-            _commit(ctx, sync, report, batch, results)
+        done = 0
+        for operation, rows in (("upsert", upserts), ("remove", removes)):
+            for batch in _batches(rows, target.batch_size):
+                call = target.upsert if operation == "upsert" else target.remove
+                results = await call(client, [p.row for p in batch])
+                _commit(ctx, sync, report, batch, results)
+                done += len(batch)
+                if progress is not None:
+                    progress(f"  {sync.sync}: {done:,} of {len(pending):,} rows sent")
 
 
 def _batches(rows: Sequence[Pending], size: int) -> list[list[Pending]]:

@@ -115,6 +115,7 @@ def test_the_cli_runs_and_dry_runs_the_library_syncs(store: Store, fake: FakePro
     real = CliRunner().invoke(cli, args)
     assert real.exit_code == 0, real.output
     assert "sent: add 1" in real.output
+    assert "vip_to_klaviyo: 1 of 1 rows sent" in real.output  # progress after each batch
     again = CliRunner().invoke(cli, args)
     assert "0 to add" in again.output
     unknown = CliRunner().invoke(cli, ["sync", "nope", "--warehouse", str(store.location.path)])

@@ -86,6 +86,7 @@ def test_send_through_the_cli_to_the_fake_provider(tmp_path: Path, fake_provider
     result = run(*args)
     assert result.exit_code == 0, result.output
     assert "3 sent" in result.output and "sendgrid: sent 3" in result.output
+    assert "3 claimed so far: 3 sent" in result.output  # progress after each claim
     stats = httpx.get(f"{fake_provider}/_fake/stats").json()
     assert stats["accepted"] == {"sendgrid": 3}
     assert stats["rejected"] == {}
