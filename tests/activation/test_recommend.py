@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import PRODUCT_INTEREST
+from sending import CATALOG_TABLES
 from sqlglot import exp
 
 from activation.recommend import (
@@ -38,31 +40,11 @@ Columns = Sequence[tuple[str, ColumnType, bool]]
 NOW = datetime(2026, 3, 1)
 CLAIMED = "claimed_batch"
 
-PRODUCTS: Columns = (
-    ("sku", "text", True),
-    ("name", "text", False),
-    ("url", "text", False),
-    ("image_url", "text", False),
-    ("price", "decimal", False),
-    ("inventory_qty", "integer", False),
-)
-ORDER_LINES: Columns = (
-    ("order_id", "text", True),
-    ("line_number", "integer", True),
-    ("customer_id", "text", False),
-    ("sku", "text", False),
-    ("quantity", "integer", True),
-    ("price", "decimal", False),
-    ("ordered_at", "timestamp", True),
-)
-INTEREST: Columns = (
-    ("customer_id", "text", True),
-    ("sku", "text", True),
-    ("last_viewed_at", "timestamp", False),
-    ("last_carted_at", "timestamp", False),
-    ("last_ordered_at", "timestamp", False),
-    ("last_interest_at", "timestamp", False),
-)
+# The tables as the sending scenarios and the engine's harness define them.
+PRODUCTS: Columns = CATALOG_TABLES["staging.stg_products"]
+ORDER_LINES: Columns = CATALOG_TABLES["staging.stg_order_lines"]
+INTEREST: Columns = PRODUCT_INTEREST
+
 CLAIMED_COLUMNS: Columns = (
     ("message_id", "text", True),
     ("customer_id", "text", True),
