@@ -1,4 +1,5 @@
-"""Build the dbt project: staging, customer attributes, derived events, segments and lists."""
+"""Build the dbt project: staging, customer attributes, derived events, segments and lists, and
+the performance marts (tag ``marts``, read by nothing the engine runs: a tick leaves them out)."""
 
 from __future__ import annotations
 
@@ -34,19 +35,26 @@ def prepare_sources(location: Location) -> None:
         ensure_state(wh, "flowhouse")
 
 
+#: The dbt selector of the performance marts (models/marts).
+MARTS = "tag:marts"
+
+
 def build_models(
     location: Location,
     select: Sequence[str] = (),
     full_refresh: bool = False,
+    exclude: Sequence[str] = (),
     tests: bool = True,
     now: datetime | None = None,
 ) -> BuildSummary:
-    """``dbt build`` (or ``dbt run`` without tests) over the warehouse; raises DbtError on
-    failure."""
+    """``dbt build`` (or ``dbt run`` without tests) of the `select`ed models less the `exclude`d
+    ones (dbt selectors; default all) over the warehouse; raises DbtError on failure."""
     prepare_sources(location)
     extra: list[str] = []
     for s in select:
         extra += ["--select", s]
+    for s in exclude:
+        extra += ["--exclude", s]
     if full_refresh:
         extra.append("--full-refresh")
     dbt_vars = {"now": now.isoformat(sep=" ")} if now else None

@@ -569,6 +569,22 @@ def backtest(
         click.echo(line)
 
 
+@cli.command()
+@warehouse_option
+@click.argument("flow_id", metavar="FLOW")
+@click.option("--customer", "customer_id", required=True, metavar="ID", help="The customer.")
+@click.option("--json", "as_json", is_flag=True, help="Print the same facts as JSON.")
+@handles_errors
+def status(warehouse: str, flow_id: str, customer_id: str, as_json: bool) -> None:
+    """Where a customer is in FLOW and every decision on the way, with its reason in words:
+    each trigger (enrolled or refused), the holdout group and split arms, the state now, and
+    each step's decision with its message's delivery and engagement. Addresses are masked."""
+    from flowhouse.status import render_json, render_text, status_at
+
+    found = status_at(Location.parse(warehouse), flow_id, customer_id)
+    click.echo(render_json(found) if as_json else render_text(found))
+
+
 @cli.group()
 def coupons() -> None:
     """Coupon pools: the codes coupon actions and coupon sends hand out."""

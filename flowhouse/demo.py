@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flowhouse.build import build_models
+from flowhouse.build import MARTS, build_models
 from flowhouse.paths import FLOWS
 from flowhouse.summary import render_summary
 from flowhouse.warehouse import Location
@@ -38,18 +38,21 @@ def run_demo(
         for folder in ("tmp", "inbox", "fake_provider"):
             shutil.rmtree(location.path.parent / folder, ignore_errors=True)
     started = time.perf_counter()
-    echo(f"1/4 generating a store of {customers:,} customers over {days} days (seed {seed}) ...")
+    echo(f"1/5 generating a store of {customers:,} customers over {days} days (seed {seed}) ...")
     stats = generate_store(location, customers=customers, days=days, seed=seed, start=DEMO_START)
     echo("    " + stats.describe().replace("\n", "\n    "))
     launch = DEMO_START + timedelta(days=days)
-    echo("2/4 building the dbt models and running their tests ...")
+    echo("2/5 building the dbt models and running their tests ...")
     echo("    " + build_models(location, now=launch).describe())
-    echo("3/4 summary")
+    echo("3/5 summary")
     echo(render_summary(location))
     echo(
-        f"4/4 launching the flow library at {launch:%Y-%m-%d} and living {simulate_days} more days"
+        f"4/5 launching the flow library at {launch:%Y-%m-%d} and living {simulate_days} more days"
     )
     simulate(location, flows_dir or FLOWS, launch, simulate_days, echo)
+    finish = launch + timedelta(days=simulate_days)
+    echo("5/5 flow performance: the marts and the report")
+    echo("    " + build_models(location, select=[MARTS], now=finish).describe())
     echo(f"\nDone in {time.perf_counter() - started:.0f} s. Warehouse: {location}")
     echo("Explore it: flowhouse summary --warehouse " + str(location))
     echo("  the journal: flowhouse.decisions, the outbox: flowhouse.messages,")

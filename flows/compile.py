@@ -138,12 +138,17 @@ def _params(step: Step) -> tuple[str, dict[str, Any]]:
             "timeout_seconds": int(w.timeout.total_seconds()),
             "same_key": w.same_key,
             "where": w.where,
+            "paths": ["event_received", "timed_out"],
         }
     if isinstance(step, Send):
         return "send", step.send.model_dump(exclude_none=True)
     if isinstance(step, Action):
         return "action", step.action.model_dump(exclude_none=True)
-    return ("branch" if isinstance(step, Branch) else "split"), {}
+    if isinstance(step, Branch):
+        return "branch", {"paths": [label for label, *_ in _children(step)]}
+    assert isinstance(step, Split)
+    arms = [arm.name for arm in step.split]
+    return "split", {"paths": arms, "control": arms[0], "weights": [a.weight for a in step.split]}
 
 
 # -- predicates ----------------------------------------------------------------------------------

@@ -5,9 +5,11 @@ The manifest is read from the target path ``flowhouse`` itself uses for the ware
 the CLI and a run in Dagster share partial parsing. It must exist before the definitions load:
 ``python -m orchestration.prepare`` writes it (``dbt parse``).
 
-Models are grouped by the schema they land in (``staging``, ``core``); the raw inputs and the
-sync logs dbt reads (``flowhouse.sync_*``) are external assets in the groups ``raw`` and
-``syncs``.
+Models are grouped by the schema they land in (``staging``, ``core``, ``marts``); the raw inputs
+and the sync logs dbt reads (``flowhouse.sync_*``) are external assets in the groups ``raw`` and
+``syncs``. The performance marts read the engine's journal and the outbox after delivery, so they
+are a second dbt multi-asset, ``dbt_marts``, downstream of ``sent_messages``: the sources of the
+engine's tables take the keys of the assets that write them.
 """
 
 # No `from __future__ import annotations`: Dagster checks the `context` annotation at runtime.
@@ -26,7 +28,7 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from flowhouse.build import prepare_sources
+from flowhouse.build import MARTS, prepare_sources
 from flowhouse.dbt import environment, target_path
 from flowhouse.errors import ConfigError
 from flowhouse.paths import DBT_PROJECT
@@ -36,6 +38,9 @@ from orchestration.resources import POOL, FlowhouseResource, run_time
 PREPARE = "python -m orchestration.prepare"
 #: Groups of the dbt sources, by source name.
 SOURCE_GROUPS = {"raw": "raw", "flowhouse": "syncs"}
+#: flowhouse's own tables that dbt reads, by the asset that writes them (engine or activation).
+#: The others it reads (flows, steps, send_attempts, the sync logs) are external assets.
+STATE_ASSETS = {"enrollments": "enrollments", "decisions": "decisions", "messages": "sent_messages"}
 
 
 def dbt_cli(project: DbtProject) -> DbtCliResource:
@@ -69,13 +74,29 @@ class Translator(DagsterDbtTranslator):
     """dagster-dbt's default asset keys (``staging/stg_events``, ``core/events``), grouped by
     schema; the tests of the raw inputs are checks on them too."""
 
-    def __init__(self) -> None:
-        super().__init__(DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
+    def __init__(self, source_checks: bool = True) -> None:
+        super().__init__(DagsterDbtTranslatorSettings(enable_source_tests_as_checks=source_checks))
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        if _state_table(dbt_resource_props):
+            return AssetKey(STATE_ASSETS[dbt_resource_props["name"]])
+        return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
+            if dbt_resource_props["name"] in ("flows", "steps", "send_attempts"):
+                return "engine"
             return SOURCE_GROUPS.get(dbt_resource_props["source_name"], "sources")
         return str(dbt_resource_props.get("schema") or "dbt")
+
+
+def _state_table(props: Mapping[str, Any]) -> bool:
+    """A source that is one of the engine's or activation's own tables."""
+    return (
+        props["resource_type"] == "source"
+        and props["source_name"] == "flowhouse"
+        and props["name"] in STATE_ASSETS
+    )
 
 
 def model_keys(manifest: Mapping[str, Any]) -> dict[str, AssetKey]:
@@ -99,20 +120,38 @@ def source_specs(manifest: Mapping[str, Any], dialect: str) -> list[AssetSpec]:
             kinds={dialect},
         )
         for source in manifest["sources"].values()
+        if not _state_table(source)
     ]
 
 
-def build_dbt_assets(project: DbtProject, manifest: Mapping[str, Any]) -> Any:
-    """``dbt build`` of every selected model and test, at the run's time."""
+def build_dbt_assets(project: DbtProject, manifest: Mapping[str, Any]) -> list[Any]:
+    """``dbt build`` at the run's time: ``dbt_models`` (staging, core) before the engine, and
+    ``dbt_marts`` (the performance marts, tag ``marts``) after delivery."""
+    return [
+        _dbt_multi_asset(project, manifest, "dbt_models", Translator(), exclude=MARTS),
+        # the raw inputs' tests are checks of dbt_models already
+        _dbt_multi_asset(project, manifest, "dbt_marts", Translator(False), select=MARTS),
+    ]
 
+
+def _dbt_multi_asset(
+    project: DbtProject,
+    manifest: Mapping[str, Any],
+    name: str,
+    translator: Translator,
+    select: str = "fqn:*",
+    exclude: str = "",
+) -> Any:
     @dbt_assets(
         manifest=manifest,
         project=project,
-        dagster_dbt_translator=Translator(),
-        name="dbt_models",
+        dagster_dbt_translator=translator,
+        name=name,
+        select=select,
+        exclude=exclude,
         pool=POOL,
     )
-    def dbt_models(
+    def dbt_build(
         context: AssetExecutionContext, dbt: DbtCliResource, flowhouse: FlowhouseResource
     ) -> Iterator[Any]:
         location = flowhouse.location()
@@ -123,4 +162,4 @@ def build_dbt_assets(project: DbtProject, manifest: Mapping[str, Any]) -> Any:
             invocation = dbt.cli(args, context=context, target_path=project.manifest_path.parent)
         yield from invocation.stream()
 
-    return dbt_models
+    return dbt_build

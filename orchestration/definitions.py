@@ -2,7 +2,8 @@
 
 The asset graph reads as the pipeline: raw inputs (external) → staging → core (the dbt models,
 their tests as asset checks) → engine (``enrollments``, ``decisions``, ``messages``) →
-activation (``sent_messages``) and the audience syncs (``sync_<id>``). One job,
+activation (``sent_messages``) and the audience syncs (``sync_<id>``) → marts (the performance
+marts, a second dbt multi-asset after delivery). One job,
 ``flowhouse_cycle``, runs it all at one time; a schedule and a sensor launch it (see
 :mod:`orchestration.automation`). The resource ``flowhouse`` comes from the environment (see
 :mod:`orchestration.resources`).
@@ -56,7 +57,7 @@ def build_definitions(
     return Definitions(
         assets=[
             *source_specs(manifest, dialect),
-            build_dbt_assets(project, manifest),
+            *build_dbt_assets(project, manifest),
             build_engine_assets(engine_deps(keys), dialect),
             build_sent_messages(dialect),
             *[build_sync_asset(s, sync_deps(s, keys), dialect) for s in syncs],

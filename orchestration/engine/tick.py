@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlglot import exp
 
 from activation.deliver import Options, SendReport
-from flowhouse.build import build_models
+from flowhouse.build import MARTS, build_models
 from flowhouse.errors import ConfigError, FlowhouseError
 from flowhouse.warehouse import Location, Warehouse
 from flows.compile import CompiledFlow, compile_flow
@@ -104,7 +104,7 @@ def tick(
             stack.enter_context(tick_lock(location, lock_name(schema, delivery.bucket)))
             ingested = ingest_inbox(location, delivery, now)
         if build:
-            build_models(location, tests=False, now=now)
+            build_models(location, tests=False, now=now, exclude=[MARTS])
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
             counts = run_tick(wh, schema, now, flows, settings, started)

@@ -102,7 +102,7 @@ def test_the_graph_reads_as_the_pipeline(defs: Definitions, manifest: dict[str, 
     # one asset per model, each in the group of its schema
     assert dbt_keys <= materializable
     assert len(models) >= 40
-    assert {graph.get(k).group_name for k in dbt_keys} == {"staging", "core"}
+    assert {graph.get(k).group_name for k in dbt_keys} == {"staging", "core", "marts"}
     assert graph.get(AssetKey(["core", "sync_health"])).group_name == "core"
     # raw inputs are external, upstream of staging
     raw_events = AssetKey(["raw", "events"])
@@ -121,6 +121,13 @@ def test_the_graph_reads_as_the_pipeline(defs: Definitions, manifest: dict[str, 
         } <= node.parent_keys
     sent = graph.get(AssetKey("sent_messages"))
     assert sent.group_name == "activation" and sent.parent_keys == {AssetKey("messages")}
+    # the performance marts after delivery: they read the journal and the outbox as it was sent
+    marts = [k for k in dbt_keys if k.path[0] == "marts"]
+    assert len(marts) >= 9
+    facts = graph.get(AssetKey(["marts", "message_facts"]))
+    assert {AssetKey("sent_messages"), AssetKey("decisions")} <= facts.parent_keys
+    assert AssetKey("enrollments") in graph.get(AssetKey(["marts", "enrollment_facts"])).parent_keys
+    assert not any(k.path[0] == "marts" for key in ENGINE for k in graph.get(key).parent_keys)
     # one asset per enabled sync, after the model its source reads
     syncs = [s for s in load_syncs(FLOWS) if s.enabled]
     assert syncs
