@@ -26,8 +26,10 @@ prepare: install
 demo: install
 	$(BIN)/flowhouse demo
 
-## Unit, model and end-to-end tests on DuckDB (PostgreSQL tests run with make test-postgres).
+## Unit, model and end-to-end tests on DuckDB (PostgreSQL tests run with make test-postgres);
+## the report's browser test needs Debian's chromium, installed here when missing.
 test: prepare
+	bash tests/support/chromium.sh
 	$(BIN)/pytest -q
 
 ## The PostgreSQL suite: starts (or uses) a local server; FLOWHOUSE_TEST_POSTGRES_URL names another one.

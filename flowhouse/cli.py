@@ -585,6 +585,37 @@ def status(warehouse: str, flow_id: str, customer_id: str, as_json: bool) -> Non
     click.echo(render_json(found) if as_json else render_text(found))
 
 
+@cli.command()
+@warehouse_option
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("report"),
+    show_default=True,
+    help="Folder to write index.html into (created if missing).",
+)
+@click.option("--currency", default="$", show_default=True, help="Symbol shown before money.")
+@click.option(
+    "--build/--no-build",
+    default=True,
+    show_default=True,
+    help="Build the performance marts (dbt, tag:marts, with their tests) first.",
+)
+@handles_errors
+def report(warehouse: str, out: Path, currency: str, build: bool) -> None:
+    """Write a static HTML report of flow performance for marketers: every live flow's diagram
+    with counts on each step and path, charts over time, A/B and holdout results in plain words,
+    and skip and exit reasons. One self-contained file, readable offline."""
+    from flowhouse.build import MARTS, build_models
+    from flowhouse.report import existing, write_report
+
+    location = existing(warehouse)
+    if build:
+        click.echo(build_models(location, select=[MARTS]).describe())
+    path = write_report(location, out, currency=currency)
+    click.echo(f"wrote {path}")
+
+
 @cli.group()
 def coupons() -> None:
     """Coupon pools: the codes coupon actions and coupon sends hand out."""

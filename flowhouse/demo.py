@@ -12,8 +12,9 @@ from typing import Any
 
 from flowhouse.build import MARTS, build_models
 from flowhouse.paths import FLOWS
+from flowhouse.report import write_report
 from flowhouse.summary import render_summary
-from flowhouse.warehouse import Location
+from flowhouse.warehouse import Location, Warehouse
 
 DEMO_START = datetime(2026, 9, 1)
 
@@ -53,10 +54,19 @@ def run_demo(
     finish = launch + timedelta(days=simulate_days)
     echo("5/5 flow performance: the marts and the report")
     echo("    " + build_models(location, select=[MARTS], now=finish).describe())
+    report = write_report(location, demo_folder(location) / "report", now=finish)
+    with Warehouse.open(location) as wh:
+        echo(render_performance(wh))
     echo(f"\nDone in {time.perf_counter() - started:.0f} s. Warehouse: {location}")
+    echo(f"The flow performance report: {report} (open it in a browser)")
     echo("Explore it: flowhouse summary --warehouse " + str(location))
     echo("  the journal: flowhouse.decisions, the outbox: flowhouse.messages,")
     echo("  every request: flowhouse.send_attempts, engagement: raw.events (message_*)")
+
+
+def demo_folder(location: Location) -> Path:
+    """Where the demo keeps its files beside the warehouse (the fake provider's, the report)."""
+    return location.path.parent if location.path is not None else Path("demo")
 
 
 def simulate(
@@ -75,7 +85,6 @@ def simulate(
     from activation.fake.server import FakeSettings, running
     from activation.sync.run import SyncOptions, run_syncs
     from flowhouse.generate import continue_store
-    from flowhouse.warehouse import Warehouse
     from flows.settings import load_settings
     from orchestration.engine.coupons import generate_codes
     from orchestration.engine.report import render_flow_counts
@@ -84,7 +93,7 @@ def simulate(
     with Warehouse.open(location) as wh:
         for pool in load_settings(flows_dir).coupon_pools:
             generate_codes(wh, pool, 5_000, launch, pool.upper() + "-")
-    folder = location.path.parent if location.path is not None else Path("demo")
+    folder = demo_folder(location)
     settings = FakeSettings(inbox=folder / "inbox", record_dir=folder / "fake_provider")
     with running(settings) as fake:
         delivery = Options(provider_url=fake.url, inbox=settings.inbox)
@@ -104,6 +113,7 @@ def simulate(
                 fake.set_now(at)
                 due_build = (at - launch) % build_every == timedelta(0)
                 result = tick(location, flows_dir, now=at, build=due_build, delivery=delivery)
+                respond(location, at - tick_every, at)
                 counts.update(result.counts)
                 if due_build:  # the segments just refreshed: bring their destinations along
                     for report in run_syncs(location, flows_dir, now=at, options=syncing):
@@ -126,6 +136,96 @@ def simulate(
             echo(render_flow_counts(wh))
             echo(render_delivery(wh, stats))
             echo(render_syncs(wh, fake.state, flows_dir, synced))
+
+
+#: The demo's customers respond to messages: this share of the clicks on a message leads to an
+#: order 90 minutes later (a deterministic draw per message). Holdout customers get no message,
+#: so the flows' holdout lift has a real effect to find.
+ORDER_AFTER_CLICK = 0.3
+
+_RESPOND = """
+insert into raw.events (event_id, customer_id, event_type, occurred_at, loaded_at, properties)
+select
+    md5('demo-order:' || c.message_id), c.customer_id, 'order_placed',
+    c.clicked_at + 90 * interval '1 minute', c.clicked_at + 95 * interval '1 minute',
+    json_pairs('order_id', 'r' || substr(md5(c.message_id), 1, 12),
+        'value', round(40 + 120 * unit_hash(c.message_id || ':value'), 2), 'currency', 'USD')
+from (
+    select customer_id, json_text(properties, 'message_id') as message_id,
+        min(occurred_at) as clicked_at
+    from raw.events
+    where event_type = 'message_clicked' and loaded_at > :since and loaded_at <= :until
+    group by 1, 2
+) as c
+where unit_hash(c.message_id || ':order') < :rate
+    and not exists (
+        select 1 from raw.events as e where e.event_id = md5('demo-order:' || c.message_id)
+    )
+"""
+
+
+def respond(location: Location, since: datetime, until: datetime) -> None:
+    """Orders from the customers who clicked a message whose click was loaded in (since, until]."""
+    from sqlglot import exp
+
+    from orchestration.engine.sql import render, statement
+
+    with Warehouse.open(location) as wh:
+        pairs = "jsonb_build_object" if wh.dialect == "postgres" else "json_object"
+        values = {"since": since, "until": until, "rate": ORDER_AFTER_CLICK}
+        tree = statement(_RESPOND, "flowhouse", **values)
+        for node in tree.find_all(exp.Anonymous):
+            if node.name == "json_pairs":
+                node.set("this", pairs)
+        wh.execute(render(tree, wh.dialect))
+        wh.commit()
+
+
+_PERFORMANCE = """
+select d.flow_id, d.enrolled, d.sent, d.conversions, d.revenue,
+    l.treatment_conversion_rate, l.holdout_conversion_rate, l.conversion_rate_lift,
+    l.conversion_rate_p_value, l.incremental_revenue
+from (
+    select flow_id, sum(enrolled) as enrolled, sum(messages_sent) as sent,
+        sum(conversions) as conversions, sum(attributed_revenue) as revenue
+    from marts.flow_daily
+    group by flow_id
+) as d
+left join marts.flow_holdout_lift as l on l.flow_id = d.flow_id and l.period = 'all'
+order by d.revenue desc, d.flow_id
+"""
+
+
+def render_performance(wh: Any) -> str:
+    """Per flow, from the marts: last-touch revenue beside the holdout comparison."""
+    from orchestration.engine.sql import render, statement
+
+    lines = [
+        "Flow performance (marts.flow_daily, marts.flow_holdout_lift):",
+        f"  {'flow':<22}{'enrolled':>9}{'sent':>7}{'orders':>7}{'revenue':>10}"
+        f"{'treated':>9}{'holdout':>9}{'lift':>8}{'p':>6}{'incremental':>13}",
+    ]
+    for row in wh.query(render(statement(_PERFORMANCE), wh.dialect)):
+        flow, enrolled, sent, orders, revenue, treated, held, lift, p, extra = row
+        lines.append(
+            f"  {flow:<22}{int(enrolled):>9,}{int(sent):>7,}{int(orders):>7,}"
+            f"{float(revenue):>10,.0f}"
+            f"{_pct(treated):>9}{_pct(held):>9}{_points(lift):>8}{_num(p, '.2f'):>6}"
+            f"{_num(extra, ',.0f'):>13}"
+        )
+    return "\n".join(lines)
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{float(value):.1%}"
+
+
+def _points(value: Any) -> str:
+    return "-" if value is None else f"{100 * float(value):+.1f}pt"
+
+
+def _num(value: Any, spec: str) -> str:
+    return "-" if value is None else format(float(value), spec)
 
 
 _DELIVERY = """

@@ -259,10 +259,10 @@ class CustomerStatus:
 
 
 def status_at(location: Location, flow_id: str, customer_id: str) -> CustomerStatus:
-    """:func:`customer_status` on the warehouse at `location`, opened read-only on DuckDB."""
+    """:func:`customer_status` on the warehouse at `location` (it writes nothing)."""
     if location.path is not None and not location.path.exists():
         raise ConfigError("no warehouse at this location", value=str(location))
-    with Warehouse.open(location, read_only=location.dialect == "duckdb") as wh:
+    with Warehouse.open(location) as wh:
         return customer_status(wh, flow_id, customer_id)
 
 

@@ -81,21 +81,37 @@
 
 
 {#- Comparing two groups (a treatment or an arm, 1, against a control, 0). `name` prefixes the columns.
-    proportion_comparison: the difference of two rates x/n, its 95% interval (unpooled standard error) and
-    the two-sided p-value of the pooled two-proportion z test. Columns are null when a group is empty or
-    the rates leave no variance. -#}
+    proportion_comparison: the difference of two rates x/n, its 95% interval by Newcombe's hybrid score
+    method (Wilson intervals of each rate, combined; unlike the plain normal interval it stays honest
+    when a group has no or all conversions), and the two-sided p-value of the pooled two-proportion z
+    test. Columns are null when a group is empty; the p-value is null when the rates leave no variance. -#}
 {% macro proportion_comparison(name, x1, n1, x0, n0) -%}
     {%- set p1 = flowhouse.ratio(x1, n1) -%}
     {%- set p0 = flowhouse.ratio(x0, n0) -%}
     {%- set pooled = flowhouse.ratio('(' ~ x1 ~ ') + (' ~ x0 ~ ')', '(' ~ n1 ~ ') + (' ~ n0 ~ ')') -%}
-    {%- set se = 'sqrt(' ~ p1 ~ ' * (1 - ' ~ p1 ~ ') / nullif(' ~ n1 ~ ', 0) + ' ~ p0 ~ ' * (1 - ' ~ p0
-        ~ ') / nullif(' ~ n0 ~ ', 0))' -%}
     {%- set pooled_se = 'sqrt(' ~ pooled ~ ' * (1 - ' ~ pooled ~ ') * (1.0 / nullif(' ~ n1
         ~ ', 0) + 1.0 / nullif(' ~ n0 ~ ', 0)))' -%}
+    {%- set l1 = flowhouse.wilson_bound(p1, n1, -1) -%}
+    {%- set u1 = flowhouse.wilson_bound(p1, n1, 1) -%}
+    {%- set l0 = flowhouse.wilson_bound(p0, n0, -1) -%}
+    {%- set u0 = flowhouse.wilson_bound(p0, n0, 1) -%}
     ({{ p1 }} - {{ p0 }}) as {{ name }},
-    ({{ p1 }} - {{ p0 }}) - {{ flowhouse.z_95() }} * nullif({{ se }}, 0) as {{ name }}_ci_low,
-    ({{ p1 }} - {{ p0 }}) + {{ flowhouse.z_95() }} * nullif({{ se }}, 0) as {{ name }}_ci_high,
+    ({{ p1 }} - {{ p0 }}) - sqrt(({{ p1 }} - {{ l1 }}) * ({{ p1 }} - {{ l1 }})
+        + ({{ u0 }} - {{ p0 }}) * ({{ u0 }} - {{ p0 }})) as {{ name }}_ci_low,
+    ({{ p1 }} - {{ p0 }}) + sqrt(({{ u1 }} - {{ p1 }}) * ({{ u1 }} - {{ p1 }})
+        + ({{ p0 }} - {{ l0 }}) * ({{ p0 }} - {{ l0 }})) as {{ name }}_ci_high,
     {{ flowhouse.two_sided_p('(' ~ p1 ~ ' - ' ~ p0 ~ ') / nullif(' ~ pooled_se ~ ', 0)') }}
+{%- endmacro %}
+
+
+{#- A bound of the 95% Wilson score interval of a rate `p` over `n` trials: `side` -1 the lower, 1 the
+    upper. -#}
+{% macro wilson_bound(p, trials, side) -%}
+    {%- set n = 'nullif(' ~ trials ~ ', 0)' -%}
+    {%- set z = flowhouse.z_95() | trim -%}
+    {%- set zz = '(' ~ z ~ ' * ' ~ z ~ ')' -%}
+    (({{ p }} + {{ zz }} / (2.0 * {{ n }}) {{ '-' if side < 0 else '+' }} {{ z }} * sqrt({{ p }} * (1 - {{ p }})
+        / {{ n }} + {{ zz }} / (4.0 * {{ n }} * {{ n }}))) / (1 + {{ zz }} / {{ n }}))
 {%- endmacro %}
 
 

@@ -248,12 +248,22 @@ def converted(store: Store, customer: str, since: datetime) -> tuple[bool, float
     return bool(inside), sum(inside)
 
 
+def wilson(x: int, n: int) -> tuple[float, float]:
+    p = x / n
+    center = (p + Z * Z / (2 * n)) / (1 + Z * Z / n)
+    half = Z / (1 + Z * Z / n) * math.sqrt(p * (1 - p) / n + Z * Z / (4 * n * n))
+    return center - half, center + half
+
+
 def proportion(x1: int, n1: int, x0: int, n0: int) -> tuple[float, float, float, float]:
+    """Difference, Newcombe's hybrid score interval, pooled z-test p-value."""
     p1, p0 = x1 / n1, x0 / n0
-    se = math.sqrt(p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+    (l1, u1), (l0, u0) = wilson(x1, n1), wilson(x0, n0)
+    low = p1 - p0 - math.sqrt((p1 - l1) ** 2 + (u0 - p0) ** 2)
+    high = p1 - p0 + math.sqrt((u1 - p1) ** 2 + (p0 - l0) ** 2)
     pooled = (x1 + x0) / (n1 + n0)
     z = (p1 - p0) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-    return p1 - p0, p1 - p0 - Z * se, p1 - p0 + Z * se, math.erfc(abs(z) / math.sqrt(2))
+    return p1 - p0, low, high, math.erfc(abs(z) / math.sqrt(2))
 
 
 def means(v1: list[float], v0: list[float]) -> tuple[float, float, float, float]:
