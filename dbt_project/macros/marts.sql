@@ -1,6 +1,29 @@
 {#- Helpers of the performance marts (models/marts): safe ratios, JSON text in state tables, and the
     normal distribution for confidence intervals and p-values. -#}
 
+{#- The var attribution_window_days, checked: keys <channel>_open or <channel>_click, values a number of
+    days (0 or more) or null (not a touch). A bad entry stops the build naming it. -#}
+{% macro attribution_windows() -%}
+    {%- set windows = var('attribution_window_days') -%}
+    {%- if windows is not mapping -%}
+        {{ exceptions.raise_compiler_error("dbt var attribution_window_days: expected a mapping of
+            <channel>_<open|click> to days, got " ~ windows) }}
+    {%- endif -%}
+    {%- for key, days in windows.items() -%}
+        {%- set parts = key.split('_') -%}
+        {%- if parts | length < 2 or parts[-1] not in ('open', 'click') -%}
+            {{ exceptions.raise_compiler_error("dbt var attribution_window_days." ~ key ~ ": expected a key
+                <channel>_open or <channel>_click (email_click, sms_click, ...)") }}
+        {%- endif -%}
+        {%- if days is not none and (days is not number or days < 0) -%}
+            {{ exceptions.raise_compiler_error("dbt var attribution_window_days." ~ key ~ ": expected a
+                number of days (0 or more) or null, got " ~ days) }}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(windows) }}
+{%- endmacro %}
+
+
 {#- numerator / denominator as a double; null when the denominator is zero or null. -#}
 {% macro ratio(numerator, denominator) -%}
     (cast({{ numerator }} as double precision) / nullif({{ denominator }}, 0))

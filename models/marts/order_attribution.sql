@@ -27,7 +27,7 @@ windows as (
 
     select cast(null as varchar) as touch_key, cast(null as double precision) as window_hours
     where 1 = 0
-    {%- for key, days in var('attribution_window_days').items() if days is not none %}
+    {%- for key, days in flowhouse.attribution_windows().items() if days is not none %}
     union all
     select '{{ key }}', {{ days }} * 24.0
     {%- endfor %}

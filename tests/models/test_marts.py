@@ -22,6 +22,8 @@ import pytest
 from sqlglot import exp
 
 from flowhouse.build import MARTS, build_models
+from flowhouse.dbt import run_dbt
+from flowhouse.errors import DbtError
 from flowhouse.warehouse import Location, Warehouse
 from flows.compile import compile_flow
 from flows.spec import Flow
@@ -441,3 +443,19 @@ def test_marts_on_a_known_history(tmp_warehouse: Location) -> None:
 @pytest.mark.postgres
 def test_marts_on_postgres(pg_url: str) -> None:
     check_marts(Location.parse(pg_url))
+
+
+def test_attribution_windows_come_from_dbt_vars(tmp_warehouse: Location) -> None:
+    """Opens count for half an hour only, SMS clicks not at all: only the e-mail clicks keep
+    their orders. A malformed window stops the build, naming the entry."""
+    write(scenario(), tmp_warehouse)
+    build_models(tmp_warehouse, select=[f"+{MARTS}"], now=NOW, tests=False)
+    windows = {"email_click": 5, "email_open": 0.02, "sms_click": None}
+    args = ["--select", "order_attribution", "--full-refresh"]
+    run_dbt("run", tmp_warehouse, args, {"now": str(NOW), "attribution_window_days": windows})
+    with Warehouse.open(tmp_warehouse) as wh:
+        credited = {r["customer_id"] for r in read(wh, "order_attribution", ["customer_id"])}
+    assert credited == {c for c, (_, touch) in CREDITED.items() if touch == "click"} - {"a12"}
+    for bad, named in (({"email_opened": 5}, "email_opened"), ({"email_open": "5d"}, "email_open")):
+        with pytest.raises(DbtError, match=f"attribution_window_days.{named}"):
+            run_dbt("run", tmp_warehouse, args, {"attribution_window_days": bad})
