@@ -148,3 +148,20 @@
     ({{ m1 }} - {{ m0 }}) + {{ flowhouse.z_95() }} * nullif({{ se }}, 0) as {{ name }}_ci_high,
     {{ flowhouse.two_sided_p('(' ~ m1 ~ ' - ' ~ m0 ~ ') / nullif(' ~ se ~ ', 0)') }}
 {%- endmacro %}
+
+
+{#- The counts of a group of message_facts rows (kind 'message'): queued, held out, skipped, sent,
+    delivered, opened, clicked, bounced, unsubscribed, and the orders and revenue credited to them. -#}
+{% macro message_counts() -%}
+        count(case when is_queued then 1 end) as messages_queued,
+        count(case when is_holdout then 1 end) as messages_held_out,
+        count(case when status = 'skipped' then 1 end) as messages_skipped,
+        count(case when is_sent then 1 end) as messages_sent,
+        count(case when is_delivered then 1 end) as messages_delivered,
+        count(case when is_opened then 1 end) as messages_opened,
+        count(case when is_clicked then 1 end) as messages_clicked,
+        count(case when is_bounced then 1 end) as messages_bounced,
+        count(case when unsubscribed_at is not null then 1 end) as messages_unsubscribed,
+        sum(attributed_orders) as attributed_orders,
+        sum(attributed_revenue) as attributed_revenue
+{%- endmacro %}

@@ -65,14 +65,7 @@ sent as (
 
     select
         enrollment_id,
-        count(case when is_queued then 1 end) as messages_queued,
-        count(case when is_sent then 1 end) as messages_sent,
-        count(case when status = 'skipped' then 1 end) as messages_skipped,
-        count(case when is_holdout then 1 end) as messages_held_out,
-        count(case when is_opened then 1 end) as messages_opened,
-        count(case when is_clicked then 1 end) as messages_clicked,
-        sum(attributed_orders) as attributed_orders,
-        sum(attributed_revenue) as attributed_revenue
+        {{ flowhouse.message_counts() }}
     from {{ ref('message_facts') }}
     where kind = 'message' and enrollment_id in (select enrollment_id from enrollments)
     group by enrollment_id

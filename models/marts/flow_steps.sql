@@ -95,17 +95,7 @@ sends as (
     select
         flow_id,
         step_id,
-        count(case when is_queued then 1 end) as messages_queued,
-        count(case when is_holdout then 1 end) as messages_held_out,
-        count(case when status = 'skipped' then 1 end) as messages_skipped,
-        count(case when is_sent then 1 end) as messages_sent,
-        count(case when is_delivered then 1 end) as messages_delivered,
-        count(case when is_opened then 1 end) as messages_opened,
-        count(case when is_clicked then 1 end) as messages_clicked,
-        count(case when is_bounced then 1 end) as messages_bounced,
-        count(case when unsubscribed_at is not null then 1 end) as messages_unsubscribed,
-        sum(attributed_orders) as attributed_orders,
-        sum(attributed_revenue) as attributed_revenue
+        {{ flowhouse.message_counts() }}
     from {{ ref('message_facts') }}
     where kind = 'message'
     group by 1, 2
