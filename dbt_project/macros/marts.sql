@@ -77,7 +77,9 @@
 
 {#- The customers whose facts an incremental mart rebuilds: those with messages, enrollments or events
     changed since the watermarks the mart's rows recorded (less var marts_lookback_hours), and those with
-    a row the mart marked open (`open_column`: a goal or attribution window still running). -#}
+    a row the mart marked open (`open_column`: a goal or attribution window still running). Only the
+    events the marts read count: orders, engagement, unsubscribes and the flows' goal events (not a
+    page view, nor a segment change a model refresh stamps). -#}
 {% macro marts_changed_customers(open_column=none) -%}
     {%- set slack = var('marts_lookback_hours') ~ " * interval '1 hour'" -%}
     select customer_id from {{ source('flowhouse', 'messages') }}
@@ -88,10 +90,19 @@
     union
     select customer_id from {{ ref('events') }}
     where loaded_at >= coalesce((select max(_events_watermark) from {{ this }}), cast('1900-01-01' as timestamp)) - {{ slack }}
+        and (event_type in ({{ "'" ~ marts_event_types() | join("', '") ~ "'" }})
+            or event_type in (select goal_event from {{ source('flowhouse', 'flows') }}))
     {%- if open_column %}
     union
     select customer_id from {{ this }} where {{ open_column }}
     {%- endif %}
+{%- endmacro %}
+
+
+{#- The event types the marts read besides the flows' goal events. -#}
+{% macro marts_event_types() -%}
+    {{ return(['order_placed', 'order_refunded', 'message_delivered', 'message_opened', 'message_clicked',
+        'message_bounced', 'message_complained', 'unsubscribed']) }}
 {%- endmacro %}
 
 
