@@ -176,3 +176,15 @@
         sum(attributed_orders) as attributed_orders,
         sum(attributed_revenue) as attributed_revenue
 {%- endmacro %}
+
+
+{#- The date of a UTC timestamp in the store's time zone (var store_timezone; UTC unless set): the day a
+    mart counts an event on. -#}
+{% macro store_date(expression) -%}
+    {%- set zone = var('store_timezone', 'UTC') -%}
+    {%- if zone in ('UTC', 'Etc/UTC') -%}
+        cast({{ expression }} as date)
+    {%- else -%}
+        cast(({{ expression }} at time zone 'UTC') at time zone '{{ zone }}' as date)
+    {%- endif -%}
+{%- endmacro %}

@@ -111,7 +111,7 @@ final as (
         windows.trigger_type,
         windows.entry_key,
         windows.entered_at,
-        cast(windows.entered_at as date) as day,
+        {{ flowhouse.store_date('windows.entered_at') }} as day,
         windows.is_holdout,
         case when windows.is_holdout then 'holdout' else 'treatment' end as arm_group,
         windows.variant,

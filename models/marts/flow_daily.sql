@@ -1,4 +1,4 @@
-{#- One row per flow and UTC day, from the flow's first activity to the build's now: entries, ends and
+{#- One row per flow and day (store time zone), from the flow's first activity to the build's now: entries, ends and
     who is active; messages by what happened to them that day; orders attributed to the flow that day.
     Each count falls on the day its own event happened (a message sent on Monday and opened on Tuesday
     is sent Monday, opened Tuesday). Messages are kind 'message' (actions are not counted). -#}
@@ -25,7 +25,7 @@ flows as (
 
 entries as (
 
-    select flow_id, cast(effective_at as date) as day, outcome, reason
+    select flow_id, {{ flowhouse.store_date('effective_at') }} as day, outcome, reason
     from {{ source('flowhouse', 'decisions') }}
     where step_kind = 'entry'
 
@@ -45,7 +45,7 @@ enrollments as (
 
 attributed as (
 
-    select flow_id, cast(ordered_at as date) as day, order_value
+    select flow_id, {{ flowhouse.store_date('ordered_at') }} as day, order_value
     from {{ ref('order_attribution') }}
 
 ),
@@ -64,13 +64,13 @@ activity as (
     select flow_id, day, 'refused_' || reason, count(*) from entries where outcome = 'refused'
     group by 1, 2, 3
     union all
-    select flow_id, cast(ended_at as date), 'ended', count(*) from enrollments
+    select flow_id, {{ flowhouse.store_date('ended_at') }}, 'ended', count(*) from enrollments
     where ended_at is not null group by 1, 2
     union all
-    select flow_id, cast(ended_at as date), status, count(*) from enrollments
+    select flow_id, {{ flowhouse.store_date('ended_at') }}, status, count(*) from enrollments
     where status in ('completed', 'exited') group by 1, 2, 3
     union all
-    select flow_id, cast(converted_at as date), 'goal_conversions', count(*) from enrollments
+    select flow_id, {{ flowhouse.store_date('converted_at') }}, 'goal_conversions', count(*) from enrollments
     where converted_at is not null group by 1, 2
     union all
     select flow_id, day, 'messages_queued', count(*) from messages where is_queued group by 1, 2
@@ -86,25 +86,25 @@ activity as (
     select flow_id, day, 'messages_failed', count(*) from messages where status = 'failed'
     group by 1, 2
     union all
-    select flow_id, cast(sent_at as date), 'messages_sent', count(*) from messages where is_sent
+    select flow_id, {{ flowhouse.store_date('sent_at') }}, 'messages_sent', count(*) from messages where is_sent
     group by 1, 2
     union all
-    select flow_id, cast(sent_at as date), 'recipients', count(distinct customer_id) from messages
+    select flow_id, {{ flowhouse.store_date('sent_at') }}, 'recipients', count(distinct customer_id) from messages
     where is_sent group by 1, 2
     union all
-    select flow_id, cast(delivered_at as date), 'messages_delivered', count(*) from messages
+    select flow_id, {{ flowhouse.store_date('delivered_at') }}, 'messages_delivered', count(*) from messages
     where is_delivered group by 1, 2
     union all
-    select flow_id, cast(first_opened_at as date), 'messages_opened', count(*) from messages
+    select flow_id, {{ flowhouse.store_date('first_opened_at') }}, 'messages_opened', count(*) from messages
     where is_opened group by 1, 2
     union all
-    select flow_id, cast(first_clicked_at as date), 'messages_clicked', count(*) from messages
+    select flow_id, {{ flowhouse.store_date('first_clicked_at') }}, 'messages_clicked', count(*) from messages
     where is_clicked group by 1, 2
     union all
-    select flow_id, cast(coalesce(bounced_at, sent_at) as date), 'messages_bounced', count(*)
+    select flow_id, {{ flowhouse.store_date('coalesce(bounced_at, sent_at)') }}, 'messages_bounced', count(*)
     from messages where is_bounced group by 1, 2
     union all
-    select flow_id, cast(unsubscribed_at as date), 'messages_unsubscribed', count(*) from messages
+    select flow_id, {{ flowhouse.store_date('unsubscribed_at') }}, 'messages_unsubscribed', count(*) from messages
     where unsubscribed_at is not null group by 1, 2
     union all
     select flow_id, day, 'conversions', count(*) from attributed group by 1, 2
@@ -121,8 +121,8 @@ bounds as (
 
     select
         flows.flow_id,
-        least(cast(flows.went_live_at as date), min(activity.day)) as first_day,
-        cast({{ flowhouse.flowhouse_now() }} as date) as last_day
+        least({{ flowhouse.store_date('flows.went_live_at') }}, min(activity.day)) as first_day,
+        {{ flowhouse.store_date(flowhouse.flowhouse_now()) }} as last_day
     from flows
     left join activity on activity.flow_id = flows.flow_id
     group by flows.flow_id, flows.went_live_at

@@ -12,7 +12,7 @@ enrollments as (
     select
         flow_id,
         day,
-        cast({{ dbt.date_trunc('week', 'entered_at') }} as date) as week_start,
+        cast({{ dbt.date_trunc('week', 'day') }} as date) as week_start,
         is_holdout,
         case when converted then 1 else 0 end as converted,
         cast(revenue_in_window as double precision) as revenue,

@@ -1,4 +1,4 @@
-{#- Every reason, in long form, one row per flow, UTC day, stage and reason: triggers refused at entry
+{#- Every reason, in long form, one row per flow, day (store time zone), stage and reason: triggers refused at entry
     (audience, reentry, concurrency, before_live, duplicate_key), messages skipped (the stable skip tokens)
     and enrollments that exited (the exit event's type, exit_condition, filter, step_removed, flow_removed,
     no_date). flow_daily has the fixed reasons as columns; this has them all, including exit events. -#}
@@ -7,7 +7,7 @@ with
 
 refused as (
 
-    select flow_id, cast(effective_at as date) as day, 'refused' as stage, reason, count(*) as count
+    select flow_id, {{ flowhouse.store_date('effective_at') }} as day, 'refused' as stage, reason, count(*) as count
     from {{ source('flowhouse', 'decisions') }}
     where step_kind = 'entry' and outcome = 'refused'
     group by 1, 2, 4
@@ -25,7 +25,7 @@ skipped as (
 
 exited as (
 
-    select flow_id, cast(ended_at as date) as day, 'exited' as stage, end_reason as reason,
+    select flow_id, {{ flowhouse.store_date('ended_at') }} as day, 'exited' as stage, end_reason as reason,
         count(*) as count
     from {{ ref('enrollment_facts') }}
     where status = 'exited'

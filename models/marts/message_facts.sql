@@ -83,7 +83,7 @@ final as (
         messages.queued_at,
         messages.sent_at,
         coalesce(messages.delivered_at, engagement.delivered_event_at) as delivered_at,
-        cast(messages.due_at as date) as day,
+        {{ flowhouse.store_date('messages.due_at') }} as day,
         messages.sent_at is not null as is_sent,
         messages.sent_at is not null
             and coalesce(messages.delivered_at, engagement.delivered_event_at) is not null

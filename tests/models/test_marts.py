@@ -459,3 +459,30 @@ def test_attribution_windows_come_from_dbt_vars(tmp_warehouse: Location) -> None
     for bad, named in (({"email_opened": 5}, "email_opened"), ({"email_open": "5d"}, "email_open")):
         with pytest.raises(DbtError, match=f"attribution_window_days.{named}"):
             run_dbt("run", tmp_warehouse, args, {"attribution_window_days": bad})
+
+
+def test_days_are_the_stores_days(tmp_warehouse: Location) -> None:
+    check_days(tmp_warehouse)
+
+
+@pytest.mark.postgres
+def test_days_are_the_stores_days_on_postgres(pg_url: str) -> None:
+    check_days(Location.parse(pg_url))
+
+
+def check_days(tmp_warehouse: Location) -> None:
+    """Everything here happens at 10:00 UTC or later: in a store 14 hours ahead of UTC every
+    day is the next one."""
+    write(scenario(), tmp_warehouse)
+    build_models(tmp_warehouse, select=[f"+{MARTS}"], now=NOW, tests=False)
+    with Warehouse.open(tmp_warehouse) as wh:
+        utc = wh.query("select day, enrolled from marts.flow_daily where enrolled > 0")
+    for zone in ("Pacific/Kiritimati", "UTC"):
+        args = ["--select", MARTS, "--full-refresh"]
+        run_dbt("run", tmp_warehouse, args, {"now": str(NOW), "store_timezone": zone})
+        with Warehouse.open(tmp_warehouse) as wh:
+            local = wh.query("select day, enrolled from marts.flow_daily where enrolled > 0")
+            entered = wh.query("select distinct day from marts.enrollment_facts")
+        shift = timedelta(days=1 if zone != "UTC" else 0)
+        assert local == [(day + shift, n) for day, n in utc] == [((T0 + shift).date(), 102)]
+        assert entered == [((T0 + shift).date(),)]
