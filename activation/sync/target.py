@@ -74,6 +74,11 @@ class SyncTarget(ABC):
         self.provider = provider
         self.secrets = secrets
         self.base_url = base_url
+        self.setup()
+
+    def setup(self) -> None:  # noqa: B027 (optional: a target with no options needs none)
+        """Check :attr:`options` and take what the target needs from them and the provider
+        (called at the end of construction; subclasses extend it)."""
 
     @abstractmethod
     async def upsert(self, client: httpx.AsyncClient, rows: Sequence[SyncRow]) -> list[RowResult]:

@@ -30,7 +30,6 @@ from activation.destinations.audience import (
     AudienceDestination,
     hashed_row,
 )
-from activation.destinations.base import Secrets
 from activation.sync.target import RowResult, SyncRow
 from activation.sync.targets.base import (
     HttpTarget,
@@ -59,18 +58,12 @@ class AudienceTarget(HttpTarget):
     batch_size: ClassVar[int] = MAX_MEMBERS
     provider: Audience
 
-    def __init__(
-        self,
-        options: Mapping[str, Any],
-        provider: Audience,
-        secrets: Secrets,
-        base_url: str | None = None,
-    ) -> None:
-        super().__init__(options, provider, secrets, base_url)
-        self.audience = options_of(AudienceOptions, options, self.name).audience
+    def setup(self) -> None:
+        super().setup()
+        self.audience = options_of(AudienceOptions, self.options, self.name).audience
         self.url = f"{self.root(AudienceDestination.default_base_url)}/"
         self.url += f"{quote(self.audience, safe='')}/users"
-        self._token = secrets.get(provider.api_key_env, "The audience API token")
+        self._token = self.secrets.get(self.provider.api_key_env, "The audience API token")
 
     async def upsert(self, client: httpx.AsyncClient, rows: Sequence[SyncRow]) -> list[RowResult]:
         members = {row.key: member(row) for row in rows}

@@ -69,14 +69,8 @@ class Answer:
 class HttpTarget(SyncTarget):
     """A target that speaks HTTP: :meth:`call` sends one request with :attr:`retry`."""
 
-    def __init__(
-        self,
-        options: Mapping[str, Any],
-        provider: Any,
-        secrets: Secrets,
-        base_url: str | None = None,
-    ) -> None:
-        super().__init__(options, provider, secrets, base_url)
+    def setup(self) -> None:
+        super().setup()
         self.retry = Retry()
 
     def reason(self, response: httpx.Response) -> str:

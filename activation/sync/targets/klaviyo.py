@@ -26,7 +26,6 @@ import httpx
 from pydantic import Field
 
 from activation.destinations.audience import normalize_phone
-from activation.destinations.base import Secrets
 from activation.destinations.klaviyo import JSON_API, PROFILE_IMPORT, klaviyo_reason
 from activation.sync.target import RowResult, SyncRow
 from activation.sync.targets.base import (
@@ -71,17 +70,11 @@ class KlaviyoTarget(HttpTarget):
     batch_size: ClassVar[int] = 1000
     provider: Klaviyo
 
-    def __init__(
-        self,
-        options: Mapping[str, Any],
-        provider: Klaviyo,
-        secrets: Secrets,
-        base_url: str | None = None,
-    ) -> None:
-        super().__init__(options, provider, secrets, base_url)
-        self.list_id = options_of(KlaviyoOptions, options, self.name).list_id
+    def setup(self) -> None:
+        super().setup()
+        self.list_id = options_of(KlaviyoOptions, self.options, self.name).list_id
         self.url = self.root(DEFAULT_BASE_URL)
-        self._key = secrets.get(provider.api_key_env, "The Klaviyo API key")
+        self._key = self.secrets.get(self.provider.api_key_env, "The Klaviyo API key")
 
     def reason(self, response: httpx.Response) -> str:
         return klaviyo_reason(response)

@@ -29,7 +29,6 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
-from activation.destinations.base import Secrets
 from activation.destinations.sendgrid import EMAIL, sendgrid_reason
 from activation.sync.target import RowResult, SyncRow
 from activation.sync.targets.base import (
@@ -85,17 +84,11 @@ class SendGridTarget(HttpTarget):
     batch_size: ClassVar[int] = 1000
     provider: SendGrid
 
-    def __init__(
-        self,
-        options: Mapping[str, Any],
-        provider: SendGrid,
-        secrets: Secrets,
-        base_url: str | None = None,
-    ) -> None:
-        super().__init__(options, provider, secrets, base_url)
-        self.list_ids = options_of(SendGridOptions, options, self.name).list_ids
+    def setup(self) -> None:
+        super().setup()
+        self.list_ids = options_of(SendGridOptions, self.options, self.name).list_ids
         self.url = self.root(DEFAULT_BASE_URL)
-        self._key = secrets.get(provider.api_key_env, "The SendGrid API key")
+        self._key = self.secrets.get(self.provider.api_key_env, "The SendGrid API key")
 
     def reason(self, response: httpx.Response) -> str:
         return sendgrid_reason(response)

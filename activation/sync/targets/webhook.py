@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 import httpx
 
-from activation.destinations.base import Secrets
 from activation.destinations.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
@@ -58,19 +57,13 @@ class WebhookTarget(HttpTarget):
     batch_size: ClassVar[int] = 500
     provider: Webhook
 
-    def __init__(
-        self,
-        options: Mapping[str, Any],
-        provider: Webhook,
-        secrets: Secrets,
-        base_url: str | None = None,
-    ) -> None:
-        super().__init__(options, provider, secrets, base_url)
-        checked = options_of(WebhookOptions, options, self.name)
+    def setup(self) -> None:
+        super().setup()
+        checked = options_of(WebhookOptions, self.options, self.name)
         self.sync_id = checked.sync_id
-        default = checked.url or provider.base_url or WebhookDestination.default_base_url
-        self.url = base_url or default
-        self._secret = secrets.get(provider.secret_env, "The webhook signing secret")
+        default = checked.url or self.provider.base_url or WebhookDestination.default_base_url
+        self.url = self.base_url or default
+        self._secret = self.secrets.get(self.provider.secret_env, "The webhook signing secret")
 
     async def upsert(self, client: httpx.AsyncClient, rows: Sequence[SyncRow]) -> list[RowResult]:
         return await self._post(client, "upsert", rows)
