@@ -14,13 +14,13 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m orchestration.prepare
+	$(BIN)/python -m orchestration.dagster.prepare
 	touch $(STAMP)
 
 ## The dbt manifest the Dagster definitions load (dbt parse; no warehouse needed), refreshed
 ## before the tests and the UI so that model changes are seen.
 prepare: install
-	$(BIN)/python -m orchestration.prepare
+	$(BIN)/python -m orchestration.dagster.prepare
 
 ## The main job end to end on the embedded DuckDB default.
 demo: install
@@ -36,10 +36,12 @@ test: prepare
 test-postgres: prepare
 	FLOWHOUSE_TEST_POSTGRES_URL="$$(bash tests/support/postgres.sh)" $(BIN)/pytest -q -m postgres
 
+## ruff, mypy and the import contracts of pyproject.toml (docs/architecture.md).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .
@@ -51,7 +53,7 @@ benchmark: install
 
 ## The Dagster UI on http://127.0.0.1:3000 over the demo warehouse (generated if absent).
 ui: prepare
-	bash orchestration/ui.sh
+	bash orchestration/dagster/ui.sh
 
 clean:
 	rm -rf demo dbt_project/target-* dbt_project/logs .pytest_cache .mypy_cache .ruff_cache

@@ -1,3 +1,2 @@
-"""Delivery: destinations (one module per provider), rendering, send-time checks, batching, retries
-and the
-send log."""
+"""Delivery: destinations (one module per provider), rendering, the send-time re-check,
+batching, retries, the send log, audience syncs and the local fake provider."""

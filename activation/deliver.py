@@ -23,13 +23,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 
 from activation.destinations import DESTINATIONS
 from activation.destinations.base import Destination, Secrets
+from activation.engagement import ingest
 from activation.message import Outgoing
 from activation.outbox import (
     Attempt,
@@ -43,13 +44,16 @@ from activation.outbox import (
 )
 from activation.render import Renderer, by_route, render_claim
 from activation.sender import CLOCK_SLACK, Policy, Run, deliver
-from flowhouse.errors import ConfigError
-from flowhouse.warehouse import Location, Warehouse
+from flowhouse.core.clock import utc, utcnow
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.locks import tick_lock
+from flowhouse.core.sql import STATE_SCHEMA, literal
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.rules.context import Context, per_flow
 from flows.compile import CompiledFlow
+from flows.load import load_flows
 from flows.settings import Delivery, Settings
-from orchestration.engine.context import Context
-from orchestration.engine.sql import STATE_SCHEMA
-from orchestration.engine.state import ensure_state
 
 #: Rows claimed at once; each claim is checked, rendered and sent before the next.
 CLAIM_SIZE = 5000
@@ -189,9 +193,7 @@ def send(
 ) -> SendReport:
     """One send run on the warehouse at ``location``: ingest the inbox, then send (holding the
     lock of its bucket)."""
-    from orchestration.engine.tick import load_flows, tick_lock
-
-    now = (now or datetime.now(UTC)).replace(tzinfo=None)
+    now = utc(now or utcnow())
     flows, settings = load_flows(flows_dir)
     with tick_lock(location, lock_name(schema, options.bucket)):
         ingested = ingest_inbox(location, options, now)
@@ -207,9 +209,6 @@ def ingest_inbox(location: Location, options: Options, now: datetime) -> Counter
     one ingest at a time, whichever sender runs it."""
     if options.inbox is None:
         return Counter()
-    from activation.engagement import ingest
-    from orchestration.engine.tick import tick_lock
-
     with tick_lock(location, f"{STATE_SCHEMA}.inbox"):
         found = ingest(location, options.inbox, now)
     return Counter(found.events)
@@ -412,8 +411,6 @@ where o.claim_id = :claim and o.status = 'sending'
 
 def _give_up(ctx: Context, claim_id: str) -> int:
     """Rows whose lookups never could tell, past the flow's lateness: ``unconfirmed``."""
-    from orchestration.engine.context import per_flow
-    from orchestration.engine.sql import literal
 
     lateness = per_flow(
         ctx.flows,

@@ -25,7 +25,7 @@ import os
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,11 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from flowhouse.contract import RAW_SCHEMA
+from flowhouse.core.clock import utc
+from flowhouse.core.contract import RAW_SCHEMA
+from flowhouse.core.sql import STATE_SCHEMA, literal, statement
+from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.load import LoadReport, load_file
-from flowhouse.warehouse import Location, Warehouse
-from orchestration.engine.sql import STATE_SCHEMA, literal, statement
 
 PROVIDERS = ("sendgrid", "twilio", "flowhouse")
 
@@ -461,7 +462,7 @@ def _update_outbox(wh: Warehouse, con: Any, now: datetime) -> tuple[int, int]:
 
 
 def _utc(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
+    return utc(now)
 
 
 def ingest(location: str | Location, inbox: Path, now: datetime) -> IngestReport:

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from flowhouse.errors import FlowhouseError
+from flowhouse.core.errors import FlowhouseError
 
 
 class BadToken(FlowhouseError):

@@ -25,10 +25,10 @@ from typing import Any
 
 from sqlglot import exp
 
-from orchestration.engine.context import Context, per_flow
-from orchestration.engine.due import compute_arrivals
-from orchestration.engine.send import cap_windows, caps_rule, create_temp, smart_rule, window_counts
-from orchestration.engine.sql import array_column, array_rows, literal, render, statement
+from flowhouse.core.sql import array_column, array_rows, literal, render, statement
+from flowhouse.rules.context import Context, per_flow
+from flowhouse.rules.due import compute_arrivals
+from flowhouse.rules.sendtime import cap_windows, caps_rule, create_temp, smart_rule, window_counts
 
 _CLAIM = """
 update flowhouse.messages

@@ -24,8 +24,8 @@ from typing import Any, TypedDict
 
 from sqlglot import exp
 
-from flowhouse.warehouse import Warehouse
-from orchestration.engine.sql import STATE_SCHEMA, literal, render, statement
+from flowhouse.core.sql import STATE_SCHEMA, literal, render, statement
+from flowhouse.core.warehouse import Warehouse
 
 #: The catalog (``models/staging/stg_products.sql``) and the order lines (``stg_order_lines``).
 PRODUCTS = "staging.stg_products"

@@ -3,7 +3,7 @@
 Everything a template sees is read in a few set-based queries for the whole claim — the rows with
 their trigger event and coupon, the customers' attributes, product recommendations
 (:mod:`activation.recommend`) and the catalog — and each message is then rendered in the sandbox
-of :mod:`flows.templates`: HTML auto-escaped, undefined names an error. A template that fails to
+of :mod:`flows.templating`: HTML auto-escaped, undefined names an error. A template that fails to
 render fails its message with the error as the reason; the rest of the claim goes on.
 """
 
@@ -23,11 +23,11 @@ from jinja2.sandbox import SandboxedEnvironment
 from activation import recommend
 from activation.links import Claims, message_links
 from activation.message import Outgoing
+from flowhouse.rules.context import Context
 from flows.compile import CompiledFlow
 from flows.settings import Settings
-from flows.spec import Message
-from flows.templates import TEMPLATES_DIR, render_context, template_environment
-from orchestration.engine.context import Context
+from flows.flowfile import Message
+from flows.templating import TEMPLATES_DIR, render_context, template_environment
 
 _ROWS = """
 select m.message_id, m.enrollment_id, m.customer_id, m.flow_id, m.step_id, m.channel, m.kind,

@@ -23,13 +23,14 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import httpx
 
 from activation.destinations.base import Call, Destination
 from activation.message import Outcome, Outgoing
 from activation.outbox import Attempt, Final
+from flowhouse.core.clock import utcnow
 
 #: The longest a run waits before one retry; a provider asking for more is retried next run.
 MAX_WAIT_SECONDS = 30.0
@@ -151,7 +152,7 @@ def _calls(run: Run, pending: Sequence[Outgoing]) -> list[Call]:
 async def _call(run: Run, call: Call) -> _Try:
     async with run.semaphore:
         await run.limiter.acquire()
-        started = datetime.now(UTC).replace(tzinfo=None)
+        started = utcnow()
         clock = time.perf_counter()
         uncertain = False
         try:

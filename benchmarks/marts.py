@@ -64,7 +64,7 @@ from flows.compile import (  # noqa: E402
     predicate,
 )
 from flows.files import flow_files, read_flow  # noqa: E402
-from flows.spec import Flow  # noqa: E402
+from flows.flowfile import Flow  # noqa: E402
 
 START = datetime(2026, 9, 1)
 MARTS = (
@@ -103,7 +103,7 @@ Route = tuple[float, list[Hop]]
 
 def library() -> list[CompiledFlow]:
     """The shipped flows, compiled as the engine deploys them."""
-    flows = [read_flow(path).flow for path in flow_files([ROOT / "flows"])]
+    flows = [read_flow(path).flow for path in flow_files([ROOT / "flows" / "library"])]
     return [compile_flow(flow) for flow in flows if flow is not None]
 
 
@@ -675,7 +675,7 @@ def run_all(args: argparse.Namespace, warehouse: str) -> None:
     for at in (START, first - timedelta(days=3), first):  # see the module's docstring
         step(f"build as of {at:%Y-%m-%d %H:%M}", "build", "--skip-tests", "--now", at.isoformat())
     step("tick: the flow library goes live", "tick", "--no-build", "--no-send",
-         "--flows", str(ROOT / "flows"), "--now", START.isoformat())  # fmt: skip
+         "--flows", str(ROOT / "flows" / "library"), "--now", START.isoformat())  # fmt: skip
     flow_history(warehouse, START, first, lay_out=True)
 
     def marts(label: str, *extra: str) -> None:

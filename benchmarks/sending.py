@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Run as a script, this folder comes first on the path, where this file would hide the package.
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(ROOT)
-#: The send time: noon UTC on a Wednesday, outside every quiet hour of flows/_settings.yml.
+#: The send time: noon UTC on a Wednesday, outside every quiet hour of flows/library/_settings.yml.
 NOW = datetime(2026, 3, 4, 12, 0)
 SCHEMA = "flowhouse"
 
@@ -275,9 +275,10 @@ def build_store(folder: Path, customers: int, channel: Channel, count: int) -> t
     _harness()
     from sending import sending_store  # type: ignore[import-not-found]
 
-    from flowhouse.paths import FLOWS
-    from flowhouse.warehouse import Location
-    from orchestration.engine.tick import load_flows, run_tick
+    from flowhouse.core.paths import FLOWS
+    from flowhouse.core.warehouse import Location
+    from flows.load import load_flows
+    from orchestration.engine.tick import run_tick
 
     store = sending_store(Location.parse(str(folder / "store.duckdb")), folder)
     flows, settings = load_flows(FLOWS)
@@ -320,7 +321,7 @@ def customers_insert(n: int) -> Any:
     """One statement: ``n`` customers with e-mail and SMS consent, in UTC."""
     from harness import CUSTOMER_ATTRIBUTES  # type: ignore[import-not-found]
 
-    from orchestration.engine.sql import statement
+    from flowhouse.core.sql import statement
 
     missing = [c for c, _, required in CUSTOMER_ATTRIBUTES if required and c not in _CUSTOMER]
     if missing:
@@ -365,7 +366,7 @@ def queue_inserts(flows: Sequence[Any], channel: Channel, count: int) -> list[An
     (template, subject and preheader as the flow library's step sets them)."""
     from sqlglot import exp
 
-    from orchestration.engine.sql import statement
+    from flowhouse.core.sql import statement
 
     compiled = next(f for f in flows if f.id == channel.flow_id)
     step = next(s for s in compiled.steps if s.step_id == channel.step_id)
@@ -393,7 +394,7 @@ def queue_inserts(flows: Sequence[Any], channel: Channel, count: int) -> list[An
 def send(store: Any, flows: Any, settings: Any, url: str, profile: int) -> Any:
     """``send_open`` on the store against the fake (under cProfile when ``profile``)."""
     from activation.deliver import Options, send_open
-    from flowhouse.paths import FLOWS
+    from flowhouse.core.paths import FLOWS
 
     def run() -> Any:
         return send_open(store.wh, SCHEMA, NOW, flows, settings, FLOWS, Options(provider_url=url))
@@ -415,7 +416,7 @@ def _print_profile(profiler: cProfile.Profile, top: int) -> None:
 
 def verify(store: Any, report: Any, channel: Channel, count: int) -> None:
     """Every queued message was claimed and sent, and the outbox says so."""
-    from orchestration.engine.sql import statement
+    from flowhouse.core.sql import statement
 
     (sent,) = store.wh.query(
         statement("select count(*) from flowhouse.messages where status = 'sent'")
@@ -428,7 +429,7 @@ def verify(store: Any, report: Any, channel: Channel, count: int) -> None:
 
 def _requests(store: Any) -> int:
     """Requests made: attempts of distinct (start, duration), as one request logs per message."""
-    from orchestration.engine.sql import statement
+    from flowhouse.core.sql import statement
 
     rows = store.wh.query(
         statement(
@@ -441,7 +442,7 @@ def _requests(store: Any) -> int:
 
 def _http_seconds(store: Any) -> float:
     """Wall seconds during which at least one request was in flight (union of the intervals)."""
-    from orchestration.engine.sql import statement
+    from flowhouse.core.sql import statement
 
     rows = store.wh.query(
         statement(

@@ -84,10 +84,10 @@ def main() -> None:
     from activation.fake.server import running
     from activation.sync.compare import in_sync
     from activation.sync.run import SyncOptions, run_sync
-    from activation.sync.spec import Sync
-    from flowhouse.warehouse import Location
+    from flowhouse.core.sql import render, statement
+    from flowhouse.core.warehouse import Location
     from flows.settings import Settings
-    from orchestration.engine.sql import render, statement
+    from flows.sync.syncfile import Sync
 
     sync = Sync.model_validate(SYNC)
     with tempfile.TemporaryDirectory() as folder, running() as fake:

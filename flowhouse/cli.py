@@ -13,9 +13,35 @@ from typing import Any, TypeVar
 
 import click
 
+from activation.deliver import Options
+from activation.deliver import send as send_run
+from activation.destinations.base import Secrets
+from activation.fake.failures import Failures
+from activation.fake.server import SECRET_ENV, WEBHOOK_SECRET, FakeSettings
+from activation.fake.server import serve as serve_fake
+from activation.outbox import Bucket
+from activation.receiver import serve as serve_receiver
+from activation.sync.run import SyncOptions, run_syncs
 from flowhouse import __version__
-from flowhouse.errors import ConfigError, FlowhouseError
-from flowhouse.warehouse import Location, Warehouse
+from flowhouse.core.build import MARTS, build_models
+from flowhouse.core.clock import parse_now, utcnow
+from flowhouse.core.errors import ConfigError, FlowhouseError
+from flowhouse.core.paths import FLOWS
+from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.cycle import cycle
+from flowhouse.demo import run_demo
+from flowhouse.generate import continue_store, generate_store
+from flowhouse.load import load_file
+from flowhouse.report import existing, write_report
+from flowhouse.status import render_json, render_text, status_at
+from flowhouse.summary import render_summary
+from flows.load import load_flows
+from flows.settings import load_settings
+from flows.flowfile import parse_duration
+from flows.validate import json_schema, validate_paths
+from orchestration.engine.backtest import backtest as run_backtest
+from orchestration.engine.coupons import add_codes, generate_codes
+from orchestration.engine.plan import plan as make_plan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,12 +60,9 @@ def _timestamp(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).replace(tzinfo=None)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is not a timestamp; expected ISO 8601 such as 2026-09-01T12:00:00",
-            param_hint=option,
-        ) from None
+        return parse_now(value, option)
+    except ConfigError as err:
+        raise click.BadParameter(str(err), param_hint=option) from None
 
 
 def handles_errors(fn: F) -> F:
@@ -105,7 +128,6 @@ def generate(
     """
     until = _timestamp(continue_until, "--continue-until")
     begin = _timestamp(start, "--start")
-    from flowhouse.generate import continue_store, generate_store
 
     location = Location.parse(warehouse)
     started = time.perf_counter()
@@ -142,7 +164,6 @@ def load(warehouse: str, input_name: str, file: Path, fmt: str) -> None:
     always loaded. Loading the same events twice is a no-op (event ids are unique); customers and
     products are upserted by key.
     """
-    from flowhouse.load import load_file
 
     report = load_file(Location.parse(warehouse), input_name, file, fmt)
     click.echo(report.describe())
@@ -161,7 +182,6 @@ def build(
     warehouse: str, select: tuple[str, ...], full_refresh: bool, skip_tests: bool, now: str | None
 ) -> None:
     """Build the dbt models (staging, attributes, derived events, segments) and run their tests."""
-    from flowhouse.build import build_models
 
     location = Location.parse(warehouse)
     summary = build_models(
@@ -179,7 +199,6 @@ def build(
 @handles_errors
 def summary(warehouse: str) -> None:
     """Print what the warehouse holds: inputs, derived events, attributes, segments."""
-    from flowhouse.summary import render_summary
 
     click.echo(render_summary(Location.parse(warehouse)))
 
@@ -210,7 +229,6 @@ def summary(warehouse: str) -> None:
 def demo(warehouse: str, customers: int, days: int, simulate_days: int, seed: int) -> None:
     """Run the main job end to end on a fresh synthetic store: generate, build, then run the flow
     library through simulated days of ticks and print per-flow counts."""
-    from flowhouse.demo import run_demo
 
     run_demo(
         Location.parse(warehouse),
@@ -238,7 +256,6 @@ def validate(paths: tuple[Path, ...], flows_dir: Path | None) -> None:
     Exits 0 when all are valid, 1 otherwise. Each problem names file:line, the field, the value
     received and what was expected.
     """
-    from flows.validate import validate_paths
 
     targets = list(paths) or [flows_dir or default_flows_dir()]
     problems, checked = validate_paths(targets)
@@ -300,8 +317,6 @@ def delivery_options(fn: F) -> F:
 def _delivery(
     provider_url: str | None, inbox: Path | None, bucket: str | None, limit: int | None
 ) -> Any:
-    from activation.deliver import Options
-    from activation.outbox import Bucket
 
     try:
         parsed = Bucket.parse(bucket)
@@ -340,9 +355,7 @@ def tick(
     """Run one engine cycle at --now: ingest provider webhooks, refresh models, enroll new
     triggers, advance every due enrollment, journal each decision, queue messages and send the
     due ones. Rerunning at the same time changes nothing."""
-    from orchestration.engine.tick import tick as run
-
-    result = run(
+    result = cycle(
         Location.parse(warehouse),
         flows_dir or default_flows_dir(),
         now=_timestamp(now, "--now"),
@@ -370,9 +383,8 @@ def send(
     """Send the due messages: reconcile what a dead run left in flight, claim due rows, check the
     send-time rules again, render, and deliver through each provider with retries; every result
     is written back to flowhouse.messages and flowhouse.send_attempts."""
-    from activation.deliver import send as run
 
-    report = run(
+    report = send_run(
         Location.parse(warehouse),
         flows_dir or default_flows_dir(),
         now=_timestamp(now, "--now"),
@@ -403,10 +415,9 @@ def sync(
     now: str | None,
     provider_url: str | None,
 ) -> None:
-    """Run audience syncs (flows/syncs/*.yml; all enabled ones unless NAMEs are given): diff
+    """Run audience syncs (flows/library/syncs/*.yml; all enabled ones unless NAMEs are given): diff
     each source against what its destination was last told, send only the difference, and log
     every run and row in flowhouse.sync_runs and flowhouse.sync_rows."""
-    from activation.sync.run import SyncOptions, run_syncs
 
     reports = run_syncs(
         Location.parse(warehouse),
@@ -457,8 +468,6 @@ def fake_provider(
     every request against the providers' OpenAPI documents and rejecting invalid ones as the real
     APIs would. Send to it with --provider-url http://127.0.0.1:PORT. Inspect what it received at
     /_fake/messages and /_fake/stats."""
-    from activation.fake.failures import Failures
-    from activation.fake.server import SECRET_ENV, WEBHOOK_SECRET, FakeSettings, serve
 
     failures = Failures(
         rate_limited=rate_limited,
@@ -474,7 +483,7 @@ def fake_provider(
         failures=failures, inbox=inbox, record_dir=record, webhook_secret=secret
     )
     click.echo(f"fake provider on http://127.0.0.1:{port} (Ctrl-C stops it)")
-    serve("127.0.0.1", port, settings)
+    serve_fake("127.0.0.1", port, settings)
 
 
 @cli.command()
@@ -500,16 +509,13 @@ def receive(
     """Receive provider webhooks (SendGrid events at /webhooks/sendgrid, Twilio status callbacks
     at /webhooks/twilio, checked with TWILIO_AUTH_TOKEN) and one-click unsubscribes from signed
     links (/unsubscribe), storing each in the inbox; `flowhouse send` and `tick` ingest it."""
-    from activation.destinations.base import Secrets
-    from activation.receiver import serve
-    from flows.settings import load_settings
 
     delivery = load_settings(flows_dir or default_flows_dir()).delivery
     secrets = Secrets()
     key = secrets.get(delivery.signing_key_env, "the key that signs unsubscribe links")
     token = os.environ.get(delivery.twilio.auth_token_env)
     click.echo(f"receiving webhooks on http://{host}:{port}, storing them in {inbox}")
-    serve(host, port, inbox, key, token, public_url)
+    serve_receiver(host, port, inbox, key, token, public_url)
 
 
 @cli.command()
@@ -519,8 +525,6 @@ def receive(
 def plan(warehouse: str, flows_dir: Path | None) -> None:
     """Show what the flow files change against what is deployed: new, changed and removed flows
     and steps, and what the next tick does with the enrollments in flight."""
-    from orchestration.engine.plan import plan as make_plan
-    from orchestration.engine.tick import load_flows
 
     flows, _ = load_flows(flows_dir or default_flows_dir())
     location = Location.parse(warehouse)
@@ -546,9 +550,6 @@ def backtest(
 ) -> None:
     """Run FLOW_ID over past events, sending nothing, and report enrollments, messages per step,
     skips by reason and goal conversions (in the scratch schema flowhouse_backtest)."""
-    from flows.spec import parse_duration
-    from orchestration.engine.backtest import backtest as run
-    from orchestration.engine.tick import load_flows
 
     flows, settings = load_flows(flows_dir or default_flows_dir())
     flow = next((f for f in flows if f.id == flow_id), None)
@@ -564,7 +565,7 @@ def backtest(
     assert begin is not None
     assert finish is not None
     with Warehouse.open(Location.parse(warehouse)) as wh:
-        report = run(wh, flow, settings, begin, finish, cadence, echo=click.echo)
+        report = run_backtest(wh, flow, settings, begin, finish, cadence, echo=click.echo)
     for line in report.lines():
         click.echo(line)
 
@@ -579,7 +580,6 @@ def status(warehouse: str, flow_id: str, customer_id: str, as_json: bool) -> Non
     """Where a customer is in FLOW and every decision on the way, with its reason in words:
     each trigger (enrolled or refused), the holdout group and split arms, the state now, and
     each step's decision with its message's delivery and engagement. Addresses are masked."""
-    from flowhouse.status import render_json, render_text, status_at
 
     found = status_at(Location.parse(warehouse), flow_id, customer_id)
     click.echo(render_json(found) if as_json else render_text(found))
@@ -606,8 +606,6 @@ def report(warehouse: str, out: Path, currency: str, build: bool) -> None:
     """Write a static HTML report of flow performance for marketers: every live flow's diagram
     with counts on each step and path, charts over time, A/B and holdout results in plain words,
     and skip and exit reasons. One self-contained file, readable offline."""
-    from flowhouse.build import MARTS, build_models
-    from flowhouse.report import existing, write_report
 
     location = existing(warehouse)
     if build:
@@ -632,13 +630,10 @@ def coupons_add(
     warehouse: str, pool: str, file: Path | None, count: int | None, prefix: str
 ) -> None:
     """Add codes to POOL: one per line from --file, or --generate N codes."""
-    from datetime import UTC, datetime
-
-    from orchestration.engine.coupons import add_codes, generate_codes
 
     if (file is None) == (count is None):
         raise ConfigError("give either --file or --generate")
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utcnow()
     with Warehouse.open(Location.parse(warehouse)) as wh:
         if file is not None:
             n = add_codes(wh, pool, file, now)
@@ -652,7 +647,6 @@ def coupons_add(
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def schema(out: Path | None) -> None:
     """Print (or write to --out) the JSON Schema of flow files, for editor completion and checks."""
-    from flows.validate import json_schema
 
     text = json_schema()
     if out is None:
@@ -663,7 +657,6 @@ def schema(out: Path | None) -> None:
 
 
 def default_flows_dir() -> Path:
-    from flowhouse.paths import FLOWS
 
     return FLOWS
 

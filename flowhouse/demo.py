@@ -10,11 +10,24 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flowhouse.build import MARTS, build_models
-from flowhouse.paths import FLOWS
+from sqlglot import exp
+
+from activation.deliver import Options
+from activation.fake.server import FakeSettings, running
+from activation.sync.compare import in_sync
+from activation.sync.run import SyncOptions, run_syncs
+from flowhouse.core.build import MARTS, build_models
+from flowhouse.core.paths import FLOWS
+from flowhouse.core.sql import render, statement
+from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.cycle import cycle
+from flowhouse.generate import continue_store, generate_store
 from flowhouse.report import write_report
 from flowhouse.summary import render_summary
-from flowhouse.warehouse import Location, Warehouse
+from flows.settings import load_settings
+from flows.sync.files import load_syncs
+from orchestration.engine.coupons import generate_codes
+from orchestration.engine.report import render_flow_counts
 
 DEMO_START = datetime(2026, 9, 1)
 
@@ -31,7 +44,6 @@ def run_demo(
     """Generate `days` of history, build, launch the flow library, then live `simulate_days`
     more days: new events arrive (``--continue-until``), models refresh every 12 hours and the
     engine ticks every 4 hours."""
-    from flowhouse.generate import generate_store
 
     if location.path is not None:
         for stale in (location.path, location.path.with_suffix(location.path.suffix + ".wal")):
@@ -81,14 +93,6 @@ def simulate(
     """Tick the flows in `flows_dir` from `launch` through `days` days of new events, sending
     every due message to the local fake provider, whose engagement webhooks (delivered, opened,
     clicked, bounced, unsubscribed) land in an inbox the next tick ingests."""
-    from activation.deliver import Options
-    from activation.fake.server import FakeSettings, running
-    from activation.sync.run import SyncOptions, run_syncs
-    from flowhouse.generate import continue_store
-    from flows.settings import load_settings
-    from orchestration.engine.coupons import generate_codes
-    from orchestration.engine.report import render_flow_counts
-    from orchestration.engine.tick import tick
 
     with Warehouse.open(location) as wh:
         for pool in load_settings(flows_dir).coupon_pools:
@@ -101,7 +105,7 @@ def simulate(
         synced: dict[str, Counter[str]] = defaultdict(Counter)
         echo(f"    sending to the fake provider at {fake.url}")
         fake.set_now(launch)
-        tick(location, flows_dir, now=launch, build=False, delivery=delivery)
+        cycle(location, flows_dir, now=launch, build=False, delivery=delivery)
         at = launch
         for day in range(days):
             continue_store(location, until=launch + timedelta(days=day + 1))
@@ -112,9 +116,9 @@ def simulate(
                 at += tick_every
                 fake.set_now(at)
                 due_build = (at - launch) % build_every == timedelta(0)
-                result = tick(location, flows_dir, now=at, build=due_build, delivery=delivery)
+                result = cycle(location, flows_dir, now=at, build=due_build, delivery=delivery)
                 respond(location, at - tick_every, at)
-                counts.update(result.counts)
+                counts.update(result.tick.counts)
                 if due_build:  # the segments just refreshed: bring their destinations along
                     for report in run_syncs(location, flows_dir, now=at, options=syncing):
                         synced[report.sync_id].update(report.sent)
@@ -166,9 +170,6 @@ where unit_hash(c.message_id || ':order') < :rate
 
 def respond(location: Location, since: datetime, until: datetime) -> None:
     """Orders from the customers who clicked a message whose click was loaded in (since, until]."""
-    from sqlglot import exp
-
-    from orchestration.engine.sql import render, statement
 
     with Warehouse.open(location) as wh:
         pairs = "jsonb_build_object" if wh.dialect == "postgres" else "json_object"
@@ -198,7 +199,6 @@ order by d.revenue desc, d.flow_id
 
 def render_performance(wh: Any) -> str:
     """Per flow, from the marts: last-touch revenue beside the holdout comparison."""
-    from orchestration.engine.sql import render, statement
 
     lines = [
         "Flow performance (marts.flow_daily, marts.flow_holdout_lift):",
@@ -247,7 +247,6 @@ order by 1
 
 def render_delivery(wh: Any, stats: dict[str, Any]) -> str:
     """What reached the fake provider, and what came back, from the warehouse's side."""
-    from orchestration.engine.sql import render, statement
 
     rows = wh.query(render(statement(_DELIVERY), wh.dialect))
     engagement = wh.query(render(statement(_ENGAGEMENT), wh.dialect))
@@ -264,8 +263,6 @@ def render_delivery(wh: Any, stats: dict[str, Any]) -> str:
 
 def render_syncs(wh: Any, state: Any, flows_dir: Path, synced: dict[str, Counter[str]]) -> str:
     """Each audience sync's runs, and whether its destination now matches its source."""
-    from activation.sync.compare import in_sync
-    from activation.sync.files import load_syncs
 
     lines = ["Audience syncs (flowhouse.sync_runs, flowhouse.sync_rows)"]
     for sync in load_syncs(flows_dir):

@@ -25,9 +25,9 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
-from flowhouse.contract import CATALOG_EVENT_TYPES, INPUTS, RAW_SCHEMA, Column, Input
-from flowhouse.errors import LoadError
-from flowhouse.warehouse import Location, Warehouse
+from flowhouse.core.contract import CATALOG_EVENT_TYPES, INPUTS, RAW_SCHEMA, Column, Input
+from flowhouse.core.errors import LoadError
+from flowhouse.core.warehouse import Location, Warehouse
 
 FORMATS = {
     ".csv": "csv",

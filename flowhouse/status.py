@@ -20,10 +20,10 @@ from typing import Any
 
 from sqlglot import exp
 
-from flowhouse.errors import ConfigError
-from flowhouse.warehouse import Location, Warehouse
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.sql import STATE_SCHEMA, literal, render, statement
+from flowhouse.core.warehouse import Location, Warehouse
 from orchestration.engine.enroll import FAN_OUT_TYPES
-from orchestration.engine.sql import STATE_SCHEMA, literal, render, statement
 
 Spec = Mapping[str, Any]
 Row = tuple[Any, ...]

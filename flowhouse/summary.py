@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from flowhouse.warehouse import Location, Warehouse
+from flowhouse.core.warehouse import Location, Warehouse
 
 
 def _table(rows: Iterable[tuple[object, ...]], headers: tuple[str, ...]) -> list[str]:

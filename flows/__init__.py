@@ -1,3 +1,5 @@
-"""The flows this deployment runs (one YAML file per flow, with their templates), and the Python
-that reads,
-validates and compiles flow files."""
+"""The flow language: reading, validating and compiling flow, settings and sync files.
+
+The Python lives here; the flows a store edits (YAML, templates, ``_settings.yml``, ``syncs/``)
+live apart in ``flows/library/``. :mod:`flows.load` is the one reader of a flows folder.
+"""

@@ -6,26 +6,26 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from flows.predicates import check_predicate, customer_only, event_and_customer
-from flows.spec import Branch, Flow, Split, Step, WaitFor
+from flows.flowfile import Branch, Flow, Split, Step, WaitFor
 
 Loc = tuple[str | int, ...]
 Finding = tuple[Loc, str, Any]
 
 
-def _steps(steps: Sequence[Step], loc: Loc) -> Iterator[tuple[Step, Loc]]:
+def walk_steps(steps: Sequence[Step], loc: Loc) -> Iterator[tuple[Step, Loc]]:
     """Every step, nested ones included, with its location in the file."""
     for i, step in enumerate(steps):
         here = (*loc, i)
         yield step, here
         if isinstance(step, Branch):
             for j, path in enumerate(step.branch):
-                yield from _steps(path.steps, (*here, "branch", j, "steps"))
+                yield from walk_steps(path.steps, (*here, "branch", j, "steps"))
         elif isinstance(step, Split):
             for j, arm in enumerate(step.split):
-                yield from _steps(arm.steps, (*here, "split", j, "steps"))
+                yield from walk_steps(arm.steps, (*here, "split", j, "steps"))
         elif isinstance(step, WaitFor):
-            yield from _steps(step.on_event, (*here, "on_event"))
-            yield from _steps(step.on_timeout, (*here, "on_timeout"))
+            yield from walk_steps(step.on_event, (*here, "on_event"))
+            yield from walk_steps(step.on_timeout, (*here, "on_timeout"))
 
 
 def _predicates(flow: Flow) -> Iterator[tuple[Loc, str, dict[str, frozenset[str] | None]]]:
@@ -40,7 +40,7 @@ def _predicates(flow: Flow) -> Iterator[tuple[Loc, str, dict[str, frozenset[str]
         yield ("filter",), flow.filter, customer
     if flow.suppress:
         yield ("suppress",), flow.suppress, both
-    for step, loc in _steps(flow.steps, ("steps",)):
+    for step, loc in walk_steps(flow.steps, ("steps",)):
         if isinstance(step, Branch):
             for j, path in enumerate(step.branch):
                 if path.when:
@@ -54,7 +54,7 @@ def check_flow(flow: Flow) -> Iterator[Finding]:
         for problem in check_predicate(sql, tables):
             yield loc, problem.message, problem.value
     seen: dict[str, Loc] = {}
-    for step, loc in _steps(flow.steps, ("steps",)):
+    for step, loc in walk_steps(flow.steps, ("steps",)):
         if step.id in seen:
             yield (*loc, "id"), "duplicate step id; ids must be unique within a flow", step.id
         seen.setdefault(step.id, loc)

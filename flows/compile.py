@@ -16,9 +16,9 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from flowhouse.contract import EVENTS
+from flowhouse.core.contract import EVENTS
 from flows.settings import Settings
-from flows.spec import Action, Branch, Flow, Send, Split, Step, Wait, WaitFor, WaitUntil
+from flows.flowfile import Action, Branch, Flow, Send, Split, Step, Wait, WaitFor, WaitUntil
 
 EVENT_COLUMNS = frozenset(EVENTS.column_names)
 #: Warehouse actions write to tables; the others call another system and go through the outbox.
@@ -41,7 +41,7 @@ class StepRow:
 
 
 @dataclass(frozen=True)
-class Path:
+class CompiledPath:
     """One way out of a branch, split arm or wait: its predicate or weight, and its first step."""
 
     label: str
@@ -55,7 +55,7 @@ class CompiledFlow:
     flow: Flow
     version: str
     steps: list[StepRow]
-    paths: dict[str, list[Path]]
+    paths: dict[str, list[CompiledPath]]
 
     @property
     def id(self) -> str:
@@ -76,7 +76,7 @@ def version_of(flow: Flow) -> str:
 
 def compile_flow(flow: Flow) -> CompiledFlow:
     steps: list[StepRow] = []
-    paths: dict[str, list[Path]] = {}
+    paths: dict[str, list[CompiledPath]] = {}
     _flatten(flow.flow, flow.steps, None, steps, paths)
     return CompiledFlow(flow, version_of(flow), steps, paths)
 
@@ -90,7 +90,7 @@ def _flatten(
     steps: Sequence[Step],
     after: str | None,
     out: list[StepRow],
-    paths: dict[str, list[Path]],
+    paths: dict[str, list[CompiledPath]],
 ) -> None:
     """Append `steps` to `out`; the last continues with `after`."""
     for i, step in enumerate(steps):
@@ -99,7 +99,7 @@ def _flatten(
         out.append(StepRow(flow_id, step.id, kind, len(out), following, params))
         for label, nested, when, weight in _children(step):
             paths.setdefault(step.id, []).append(
-                Path(label, _first(nested, following), when, weight)
+                CompiledPath(label, _first(nested, following), when, weight)
             )
             _flatten(flow_id, nested, following, out, paths)
 

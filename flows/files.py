@@ -1,4 +1,4 @@
-"""Read flow files: YAML to :class:`~flows.spec.Flow`, with every error located at ``file:line``.
+"""Read flow files: YAML to :class:`~flows.flowfile.Flow`, with every error located at ``file:line``.
 
 All problems in a file are reported at once, each with the dotted field path, the value received and
 what was expected.
@@ -15,7 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from flows.checks import check_flow
-from flows.spec import _KINDS, Flow
+from flows.flowfile import STEP_KINDS, Flow
 
 FLOW_SUFFIXES = (".yml", ".yaml")
 
@@ -68,7 +68,7 @@ def _clean_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     """Drop the union tags pydantic adds (``steps.1.wait.wait`` -> ``steps.1.wait``)."""
     out: list[str | int] = []
     for i, part in enumerate(loc):
-        if part in _KINDS and i > 0 and isinstance(loc[i - 1], int):
+        if part in STEP_KINDS and i > 0 and isinstance(loc[i - 1], int):
             continue
         if isinstance(part, str) and part.startswith("function-"):
             continue
@@ -76,7 +76,7 @@ def _clean_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     return tuple(out)
 
 
-def _line(lines: Lines, loc: tuple[str | int, ...]) -> int | None:
+def line_of(lines: Lines, loc: tuple[str | int, ...]) -> int | None:
     for end in range(len(loc), -1, -1):
         if loc[:end] in lines:
             return lines[loc[:end]]
@@ -92,7 +92,7 @@ def _problems_from(err: ValidationError, file: str, lines: Lines) -> Iterator[Pr
         value = e.get("input") if e["type"] != "missing" else None
         if isinstance(value, (dict, list)):
             value = None
-        yield Problem(file, _line(lines, loc), ".".join(map(str, loc)), message, value)
+        yield Problem(file, line_of(lines, loc), ".".join(map(str, loc)), message, value)
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class ParsedFlow:
     lines: Lines
 
     def line(self, loc: tuple[str | int, ...]) -> int | None:
-        return _line(self.lines, loc)
+        return line_of(self.lines, loc)
 
 
 def parse_flow(path: Path) -> tuple[Flow | None, list[Problem]]:
@@ -132,7 +132,7 @@ def read_flow(path: Path) -> ParsedFlow:
     except ValidationError as err:
         return ParsedFlow(None, list(_problems_from(err, file, lines)), lines)
     problems = [
-        Problem(file, _line(lines, loc), ".".join(map(str, loc)), message, value)
+        Problem(file, line_of(lines, loc), ".".join(map(str, loc)), message, value)
         for loc, message, value in check_flow(flow)
     ]
     return ParsedFlow(None if problems else flow, problems, lines)

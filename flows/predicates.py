@@ -25,8 +25,8 @@ import yaml
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from flowhouse.contract import EVENTS
-from flowhouse.paths import MODELS
+from flowhouse.core.contract import EVENTS
+from flowhouse.core.paths import MODELS
 
 CUSTOMER_MODEL = MODELS / "customers" / "customer_attributes.yml"
 EVENT_COLUMNS = frozenset(EVENTS.column_names)

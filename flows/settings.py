@@ -1,4 +1,4 @@
-"""Store-wide settings: ``flows/_settings.yml`` beside the flow files.
+"""Store-wide settings: ``flows/library/_settings.yml`` beside the flow files.
 
 Smart sending and frequency caps apply to every marketing message of every flow (a flow may override
 them; transactional flows are exempt); quiet hours move every send, transactional ones included,
@@ -14,8 +14,9 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError
 
-from flowhouse.errors import ConfigError, Location
-from flows.spec import Cap, Duration, LocalTime, Model, Route, Share
+from flowhouse.core.errors import ConfigError, FileLocation
+from flows.files import read_yaml
+from flows.flowfile import Cap, Duration, LocalTime, Model, Route, Share
 
 SETTINGS_FILE = "_settings.yml"
 
@@ -146,7 +147,6 @@ class Settings(Model):
 
 def load_settings(flows_dir: Path) -> Settings:
     """The settings in ``flows_dir/_settings.yml``, or the defaults when there is none."""
-    from flows.files import read_yaml
 
     path = flows_dir / SETTINGS_FILE
     if not path.exists():
@@ -160,6 +160,6 @@ def load_settings(flows_dir: Path) -> Settings:
         line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
         raise ConfigError(
             first["msg"],
-            Location(str(path), line, ".".join(map(str, loc))),
+            FileLocation(str(path), line, ".".join(map(str, loc))),
             first.get("input") if not isinstance(first.get("input"), dict) else None,
         ) from err

@@ -1,5 +1,3 @@
-"""Dagster definitions and the engine tick that runs the flows' state transitions.
-
-Runs the same cycle as the CLI: dbt models, engine assets, activation, schedules, sensors and
-checks.
-"""
+"""Running the flows: the engine (:mod:`orchestration.engine`, the tick's set-based state
+transitions, no Dagster in it) and the Dagster definitions that schedule and show the whole cycle
+(:mod:`orchestration.dagster`)."""

@@ -10,7 +10,7 @@ from urllib.parse import urlparse, urlunparse
 
 import pytest
 
-from flowhouse.warehouse import Location
+from flowhouse.core.warehouse import Location
 
 PG_ENV = "FLOWHOUSE_TEST_POSTGRES_URL"
 

@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from flowhouse.cli import cli
-from flowhouse.paths import FLOWS
-from flowhouse.warehouse import Warehouse
+from flowhouse.core.paths import FLOWS
+from flowhouse.core.warehouse import Warehouse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "report"))
 

@@ -28,7 +28,7 @@ audience   hashed e-mail and phone added to a paid-    ``POST {base}/{audience} 
 
 ``reconcile`` is how a message left in flight by a crash is settled (see
 :mod:`activation.destinations.base`). Every request but the audience's is validated in the tests
-against the provider's published OpenAPI document (:mod:`activation.specs`).
+against the provider's published OpenAPI document (:mod:`activation.openapi`).
 """
 
 from __future__ import annotations

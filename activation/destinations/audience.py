@@ -12,7 +12,7 @@ take them: e-mail trimmed and lowercased; phone as E.164 digits without ``+``. A
 identifier is an empty string. No raw address leaves flowhouse.
 
 No published OpenAPI document describes this API (it is the shape the major ad platforms'
-customer-list uploads share), so :mod:`activation.specs` does not cover it; the tests check the
+customer-list uploads share), so :mod:`activation.openapi` does not cover it; the tests check the
 shape and the hashing directly. Reconciliation is ``idempotent``: adding a member twice is
 harmless.
 """

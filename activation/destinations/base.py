@@ -30,7 +30,7 @@ from typing import ClassVar, Literal
 import httpx
 
 from activation.message import Found, Outcome, Outgoing
-from flowhouse.errors import ConfigError
+from flowhouse.core.errors import ConfigError
 from flows.settings import Provider
 
 Reconcile = Literal["lookup", "idempotent", "none"]

@@ -29,7 +29,7 @@ records it (SendGrid's event webhook reports ``sg_message_id`` as that id plus a
 Reconciliation (``reconcile = "lookup"`` when ``delivery.sendgrid.lookup`` is on): a message is
 looked up by its ``message_id`` custom argument through SendGrid's Email Activity API
 (``GET /v3/messages``). That API is documented by SendGrid but is not part of the OpenAPI
-documents shipped in ``specs/``, so its request is not validated by :mod:`activation.specs`; it
+documents shipped in ``specs/``, so its request is not validated by :mod:`activation.openapi`; it
 needs SendGrid's extended activity history on the account, and it lags behind sending by a few
 minutes.
 """

@@ -20,14 +20,15 @@ from __future__ import annotations
 import base64
 import email.utils
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 import httpx
 
 from activation.destinations.base import Call, Destination, Reconcile, Secrets
 from activation.message import Found, Outcome, Outgoing
-from flowhouse.errors import ConfigError
+from flowhouse.core.clock import utc, utcnow
+from flowhouse.core.errors import ConfigError
 from flows.settings import Twilio
 
 #: Messages listed at most by one lookup (the document's maximum page size).
@@ -158,7 +159,7 @@ def _parse_rfc2822(value: object) -> datetime | None:
 
 
 def _naive_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is None else moment.astimezone(UTC).replace(tzinfo=None)
+    return utc(moment)
 
 
 def _iso(moment: datetime) -> str:
@@ -167,7 +168,7 @@ def _iso(moment: datetime) -> str:
 
 
 def _utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+    return utcnow()
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 receiver and a paid-audience API, plus the ``/_fake`` inspection endpoints.
 
 Every request to a path a provider document covers is checked against that document
-(:func:`activation.specs.check`) once, as a whole; what fails is refused as the real API would
+(:func:`activation.openapi.check`) once, as a whole; what fails is refused as the real API would
 (401 for a security failure, else 400 in the provider's own error shape) and is not recorded.
 Before anything else, each provider request draws its fate from the failure injector.
 Engagement files are written in a worker thread (the response still waits for them, so a file
@@ -48,7 +48,8 @@ from activation.fake.state import (
     SyncEntry,
     member_key,
 )
-from activation.specs import check, document_for
+from activation.openapi import check, document_for
+from flowhouse.core.clock import utc
 
 if TYPE_CHECKING:
     from activation.fake.server import FakeSettings
@@ -395,7 +396,7 @@ def _first_link(mail: dict[str, Any]) -> str:
 def _from_unix(value: Any) -> datetime | None:
     if value is None:
         return None
-    return datetime.fromtimestamp(int(value), UTC).replace(tzinfo=None)
+    return utc(datetime.fromtimestamp(int(value), UTC))
 
 
 def _str(value: Any) -> str | None:
@@ -641,7 +642,7 @@ def _parse_time(text: str) -> datetime | None:
         when = datetime.fromisoformat(text)
     except ValueError:
         return None
-    return when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when
+    return utc(when)
 
 
 def _rfc2822(when: datetime) -> str:

@@ -34,6 +34,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flowhouse.core.clock import utcnow
+
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 BOUNCE_REASON = "550 5.1.1 The email account that you tried to reach does not exist."
 UNDELIVERED = "30003"
@@ -225,7 +227,7 @@ class Engagement:
     ) -> None:
         self.rates = rates
         self.inbox = Inbox(inbox)
-        self.clock = clock or (lambda: datetime.now(UTC).replace(tzinfo=None))
+        self.clock = clock or utcnow
         self._events: list[dict[str, Any]] = []
         self._callbacks: list[tuple[int, str, dict[str, str]]] = []
         self._lock = threading.Lock()

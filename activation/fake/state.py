@@ -22,9 +22,11 @@ import threading
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+
+from flowhouse.core.clock import utc, utcnow
 
 RECEIVED_FILE = "received.jsonl"
 #: Klaviyo's profile identifiers, in the order they are matched.
@@ -82,13 +84,13 @@ class Clock:
 
     def set_now(self, now: datetime | None) -> None:
         if now is not None and now.tzinfo is not None:
-            now = now.astimezone(UTC).replace(tzinfo=None)
+            now = utc(now)
         self._pinned = now
 
     def now(self) -> datetime:
         if self._pinned is not None:
             return self._pinned
-        return datetime.now(UTC).replace(tzinfo=None) + self.offset
+        return utcnow() + self.offset
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from typing import Any
 from activation.destinations.audience import hashed_row
 from activation.fake.state import Recording
 from activation.sync.diff import source_query
-from activation.sync.spec import Sync
-from flowhouse.warehouse import Warehouse
-from orchestration.engine.sql import render
+from flowhouse.core.sql import render
+from flowhouse.core.warehouse import Warehouse
+from flows.sync.syncfile import Sync
 
 Identity = tuple[str, ...]
 

@@ -23,12 +23,13 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from activation.sync.spec import Sync
+from activation.render import jsonable
 from activation.sync.target import SyncRow
-from flowhouse.errors import ConfigError
-from orchestration.engine.context import Context
-from orchestration.engine.send import create_temp
-from orchestration.engine.sql import literal
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.sql import literal
+from flowhouse.rules.context import Context
+from flowhouse.rules.sendtime import create_temp
+from flows.sync.syncfile import Sync
 
 #: Separates field values in the hashed text (the ASCII unit separator never occurs in data).
 _SEPARATOR = "\x1f"
@@ -182,7 +183,6 @@ def _pending(operation: str, row: tuple[Any, ...], names: list[str]) -> Pending:
 
 def _plain(value: Any) -> Any:
     """A warehouse value as JSON takes it (dates as ISO text, decimals as floats)."""
-    from activation.render import jsonable
 
     return jsonable(value)
 

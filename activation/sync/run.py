@@ -26,7 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,18 @@ import httpx
 
 from activation.destinations.base import Secrets
 from activation.sync.diff import Diff, Pending, compute, fields_json
-from activation.sync.spec import Sync
 from activation.sync.target import RowResult, SyncTarget
-from flowhouse.errors import ConfigError
-from flowhouse.warehouse import Location, Warehouse
+from activation.sync.targets import TARGETS
+from flowhouse.core.clock import utc, utcnow
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.locks import tick_lock
+from flowhouse.core.sql import STATE_SCHEMA, array_rows, render, statement
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.rules.context import Context
 from flows.settings import Settings, load_settings
-from orchestration.engine.context import Context
-from orchestration.engine.sql import STATE_SCHEMA, array_rows, render, statement
-from orchestration.engine.state import ensure_state
+from flows.sync.files import load_syncs
+from flows.sync.syncfile import Sync
 
 #: What each mode sends.
 OPERATIONS = {
@@ -123,10 +127,8 @@ def run_syncs(
     schema: str = STATE_SCHEMA,
 ) -> list[SyncReport]:
     """Run the named syncs (all enabled ones when none is named), one after the other."""
-    from activation.sync.files import load_syncs
-    from orchestration.engine.tick import tick_lock
 
-    now = (now or datetime.now(UTC)).replace(tzinfo=None)
+    now = utc(now or utcnow())
     syncs = _chosen(load_syncs(flows_dir), names)
     settings = load_settings(flows_dir)
     reports = []
@@ -207,7 +209,6 @@ def _pending(report: SyncReport, sync: Sync, diff: Diff) -> list[Pending]:
 
 
 def _target(sync: Sync, settings: Settings, options: SyncOptions) -> SyncTarget:
-    from activation.sync.targets import TARGETS
 
     name = sync.target_name
     base = target_urls(options.provider_url).get(name) if options.provider_url else None

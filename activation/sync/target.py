@@ -12,7 +12,7 @@ lists, a paid-ads audience, a webhook), and answers each row with a :class:`RowR
 Rejected and retried rows are not written to the snapshot, so the next run sends them again.
 Targets own their HTTP calls (some need two steps: Klaviyo imports a profile, then adds its id to
 the list) through the client they are given; every request they build must validate against the
-provider's OpenAPI document (:mod:`activation.specs`).
+provider's OpenAPI document (:mod:`activation.openapi`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class SyncTarget(ABC):
     """One destination object a sync keeps equal to its source.
 
     ``options`` is the destination block of the sync file (e.g. ``{"list_id": "Xy12Ab"}``);
-    ``provider`` the provider's settings from ``delivery`` in ``flows/_settings.yml`` (base URL,
+    ``provider`` the provider's settings from ``delivery`` in the settings file (base URL,
     credentials' environment variables, concurrency, time-out); ``base_url`` overrides it (the
     fake provider)."""
 

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from flowhouse.errors import WarehouseError
+from flowhouse.core.errors import WarehouseError
 from flowhouse.generate.plan import Run, epoch_us, parameters
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from flowhouse.errors import ConfigError
+from flowhouse.core.errors import ConfigError
 
 #: Share of the store's customer base that signs up per day.
 SIGNUPS_PER_DAY = 0.0015

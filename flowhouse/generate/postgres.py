@@ -13,7 +13,7 @@ import pyarrow.csv as pa_csv
 from psycopg2 import sql as pg_sql
 from sqlglot import exp
 
-from flowhouse.contract import INPUTS, RAW_SCHEMA, Input
+from flowhouse.core.contract import INPUTS, RAW_SCHEMA, Input
 
 BATCH_ROWS = 200_000
 #: The order rows are copied in (events in loaded_at order, as DuckDB stores them).

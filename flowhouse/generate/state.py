@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlglot import exp
 
-from flowhouse.contract import RAW_SCHEMA, ColumnType
+from flowhouse.core.contract import RAW_SCHEMA, ColumnType
+from flowhouse.core.warehouse import Warehouse, create_table
 from flowhouse.generate.plan import Run
-from flowhouse.warehouse import Warehouse, create_table
 
 TABLE = f"{RAW_SCHEMA}.generator_runs"
 

@@ -17,13 +17,13 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from flowhouse.contract import INPUTS, RAW_SCHEMA
-from flowhouse.errors import ConfigError
+from flowhouse.core.contract import INPUTS, RAW_SCHEMA
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.generate import engine, state
 from flowhouse.generate.plan import Run, first_run, next_run
 from flowhouse.generate.postgres import copy_inputs
 from flowhouse.generate.stats import GenerateStats
-from flowhouse.warehouse import Location, Warehouse
 
 #: Chooses the run to generate (and the runs before it) from the runs already in the warehouse.
 Planner = Callable[[list[Run]], tuple[Run, list[Run]]]

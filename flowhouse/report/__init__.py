@@ -15,14 +15,15 @@ multiples over time), :mod:`~flowhouse.report.words` (results in plain words) an
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from flowhouse.errors import ConfigError
+from flowhouse.core.clock import utcnow
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.sql import STATE_SCHEMA
+from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.report.data import Reader, ReportData
 from flowhouse.report.page import render_page
-from flowhouse.warehouse import Location, Warehouse
-from orchestration.engine.sql import STATE_SCHEMA
 
 __all__ = ["read_report_data", "write_report"]
 
@@ -46,7 +47,7 @@ def read_report_data(
 ) -> ReportData:
     """Everything the report shows, read from the warehouse at `location`."""
     loc = existing(location)
-    generated = now or datetime.now(UTC).replace(tzinfo=None)
+    generated = now or utcnow()
     with Warehouse.open(loc) as wh:
         return Reader(wh, state_schema).read(generated)
 

@@ -21,10 +21,10 @@ from typing import Any
 from pydantic import ValidationError
 from sqlglot import exp
 
-from flowhouse.errors import ConfigError
-from flowhouse.warehouse import Warehouse
-from flows.spec import Flow
-from orchestration.engine.sql import STATE_SCHEMA, render, statement
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.sql import STATE_SCHEMA, render, statement
+from flowhouse.core.warehouse import Warehouse
+from flows.flowfile import Flow
 
 Row = Mapping[str, Any]
 MARTS = "marts"

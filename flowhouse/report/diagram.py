@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from flowhouse.report.labels import Label, paths, step_label, trigger_label
 from flowhouse.report.words import count, money, pct
-from flows.spec import Flow, Step
+from flows.flowfile import Flow, Step
 
 Row = Mapping[str, Any]
 Point = tuple[float, float]

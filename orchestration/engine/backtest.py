@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from flowhouse.errors import ConfigError
-from flowhouse.warehouse import Warehouse
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.sql import render, statement
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Warehouse
 from flows.compile import CompiledFlow
 from flows.settings import Settings
 from orchestration.engine.coupons import generate_codes
-from orchestration.engine.sql import render, statement
-from orchestration.engine.state import ensure_state
 from orchestration.engine.tick import run_tick
 
 BACKTEST_SCHEMA = "flowhouse_backtest"

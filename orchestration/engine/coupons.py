@@ -11,10 +11,10 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from flowhouse.errors import ConfigError, Location
-from flowhouse.warehouse import Warehouse
-from orchestration.engine.sql import STATE_SCHEMA, render, statement
-from orchestration.engine.state import ensure_state
+from flowhouse.core.errors import ConfigError, FileLocation
+from flowhouse.core.sql import STATE_SCHEMA, render, statement
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Warehouse
 
 _GENERATE = """
 insert into flowhouse.coupon_codes (pool, code, added_at)
@@ -68,7 +68,7 @@ def add_codes(
         if len(code) > 64 or not code.replace("-", "").replace("_", "").isalnum():
             raise ConfigError(
                 "not a coupon code",
-                Location(str(file), number, "code"),
+                FileLocation(str(file), number, "code"),
                 code,
                 "letters, digits, - and _ (at most 64)",
             )

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
+from flowhouse.rules.context import Context
 from flows.compile import CompiledFlow
-from orchestration.engine.context import Context
 
 _FLOW = """
 insert into flowhouse.flows

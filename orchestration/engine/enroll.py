@@ -19,9 +19,9 @@ from datetime import datetime
 
 from sqlglot import exp
 
-from flowhouse.contract import CATALOG_EVENT_TYPES, DERIVED_EVENT_TYPES
+from flowhouse.core.contract import CATALOG_EVENT_TYPES, DERIVED_EVENT_TYPES
+from flowhouse.rules.context import Context
 from flows.compile import CompiledFlow, event_property, predicate
-from orchestration.engine.context import Context
 from orchestration.engine.moves import arrive, journal
 
 #: Catalog events (no customer) fan out to the customers interested in the sku.

@@ -3,7 +3,7 @@
 When an enrollment arrives at a step at time ``at`` (the previous step's effective time), the
 step's due time follows from its kind: a wait adds its duration, ``wait_until`` finds the local
 time, weekday or date in the customer's zone, ``wait_for`` has its deadline, a send moves out of
-quiet hours, and every other step is due at once (:mod:`orchestration.engine.due`). Due times
+quiet hours, and every other step is due at once (:mod:`flowhouse.rules.due`). Due times
 depend only on ``at`` and the customer, never on when ticks run.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestration.engine.context import Context
-from orchestration.engine.due import compute_arrivals
+from flowhouse.rules.context import Context
+from flowhouse.rules.due import compute_arrivals
 
 MOVES = "_fh_moves"
 

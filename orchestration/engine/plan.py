@@ -12,9 +12,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from flowhouse.warehouse import Warehouse
+from flowhouse.core.sql import STATE_SCHEMA, render, statement
+from flowhouse.core.warehouse import Warehouse
 from flows.compile import CompiledFlow
-from orchestration.engine.sql import STATE_SCHEMA, render, statement
 
 
 @dataclass

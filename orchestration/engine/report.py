@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowhouse.warehouse import Warehouse
-from orchestration.engine.sql import STATE_SCHEMA, render, statement
+from flowhouse.core.sql import STATE_SCHEMA, render, statement
+from flowhouse.core.warehouse import Warehouse
 
 _COUNTS = """
 select f.flow_id,

@@ -5,7 +5,7 @@
 3. mark coupons redeemed by orders loaded since the previous tick;
 4. enroll the new triggers of every flow (:mod:`orchestration.engine.enroll`);
 5. advance every enrollment whose step is due at or before ``now``
-   (:mod:`orchestration.engine.advance`), queueing messages (:mod:`orchestration.engine.send`).
+   (:mod:`orchestration.engine.advance`), queueing messages (:mod:`orchestration.engine.queue`).
 
 Steps 2-5 run in one transaction: a tick that fails or is killed leaves nothing half done, and a
 rerun at the same ``now`` changes nothing. A lock keeps two ticks from running at once.
@@ -13,33 +13,25 @@ rerun at the same ``now`` changes nothing. A lock keeps two ticks from running a
 
 from __future__ import annotations
 
-import fcntl
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
-from sqlglot import exp
-
-from activation.deliver import Options, SendReport
-from flowhouse.build import MARTS, build_models
-from flowhouse.errors import ConfigError, FlowhouseError
-from flowhouse.warehouse import Location, Warehouse
-from flows.compile import CompiledFlow, compile_flow
-from flows.files import flow_files, parse_flow
-from flows.settings import Settings, load_settings
+from flowhouse.core.build import MARTS, build_models
+from flowhouse.core.clock import utc, utcnow
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.locks import tick_lock
+from flowhouse.core.sql import STATE_SCHEMA
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.rules.context import Context
+from flows.compile import CompiledFlow
+from flows.load import load_flows
+from flows.settings import Settings
 from orchestration.engine.advance import advance
-from orchestration.engine.context import Context
 from orchestration.engine.deploy import deploy
 from orchestration.engine.enroll import enroll
-from orchestration.engine.sql import STATE_SCHEMA
-from orchestration.engine.state import ensure_state
-
-
-class TickBusy(FlowhouseError):
-    """Another tick holds the lock on this warehouse."""
 
 
 @dataclass
@@ -48,38 +40,15 @@ class TickResult:
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)
     skipped_build: bool = False
-    sent: SendReport | None = None
 
     def describe(self) -> str:
         c = self.counts
-        engine = (
+        return (
             f"tick at {self.now:%Y-%m-%d %H:%M:%S}: {c.get('triggers', 0)} triggers, "
             f"{c.get('enrolled', 0)} enrolled, {c.get('refused', 0)} refused, "
             f"{c.get('decisions', 0)} decisions, {c.get('messages', 0)} messages and actions, "
             f"{c.get('exited', 0)} exits in {self.seconds:.2f} s"
         )
-        return engine if self.sent is None else f"{engine}\n{self.sent.describe()}"
-
-
-def load_flows(flows_dir: Path) -> tuple[list[CompiledFlow], Settings]:
-    """Every flow in `flows_dir`, compiled; any invalid file stops the tick with its problems."""
-    if not flows_dir.is_dir():
-        raise ConfigError("no such flows folder", value=str(flows_dir))
-    compiled: list[CompiledFlow] = []
-    problems = []
-    for path in flow_files([flows_dir]):
-        flow, found = parse_flow(path)
-        problems += found
-        if flow is not None:
-            compiled.append(compile_flow(flow))
-    if problems:
-        listed = "\n  ".join(str(p) for p in problems)
-        raise ConfigError(f"invalid flow files (run flowhouse validate):\n  {listed}")
-    ids = [f.id for f in compiled]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ConfigError("duplicate flow ids", value=duplicates)
-    return compiled, load_settings(flows_dir)
 
 
 def tick(
@@ -88,30 +57,20 @@ def tick(
     now: datetime | None = None,
     build: bool = True,
     schema: str = STATE_SCHEMA,
-    delivery: Options | None = None,
 ) -> TickResult:
-    """One tick; with ``delivery``, the provider webhooks in its inbox are ingested first (so the
-    refresh sees them) and the due messages are sent at the end (``flowhouse send``)."""
-    from activation.deliver import ingest_inbox, lock_name, send_open
-
-    now = (now or datetime.now(UTC)).replace(tzinfo=None)
+    """One tick under the tick lock: the model refresh (unless ``build`` is off), then
+    :func:`run_tick`. Sending is not the engine's: :mod:`flowhouse.cycle` composes a tick with a
+    send."""
+    now = utc(now or utcnow())
     flows, settings = load_flows(flows_dir)
     started = time.perf_counter()
-    sent = None
-    with tick_lock(location, schema), ExitStack() as stack:
-        ingested = None
-        if delivery is not None:
-            stack.enter_context(tick_lock(location, lock_name(schema, delivery.bucket)))
-            ingested = ingest_inbox(location, delivery, now)
+    with tick_lock(location, schema):
         if build:
             build_models(location, tests=False, now=now, exclude=[MARTS])
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
             counts = run_tick(wh, schema, now, flows, settings, started)
-            if delivery is not None:
-                sent = send_open(wh, schema, now, flows, settings, flows_dir, delivery)
-                sent.ingested = ingested or sent.ingested
-    return TickResult(now, time.perf_counter() - started, counts, not build, sent)
+    return TickResult(now, time.perf_counter() - started, counts, not build)
 
 
 def run_tick(
@@ -124,7 +83,7 @@ def run_tick(
 ) -> dict[str, int]:
     """Steps 2-5 in one transaction on an open warehouse (the caller holds the lock)."""
     started = time.perf_counter() if started is None else started
-    wall = datetime.now(UTC).replace(tzinfo=None)
+    wall = utcnow()
     with wh.transaction():
         ctx = Context(wh, schema, now, None, flows, settings)
         last = ctx.value("select max(tick_at) from flowhouse.ticks")
@@ -150,7 +109,7 @@ def run_tick(
             """,
             now=now,
             wall=wall,
-            finished=datetime.now(UTC).replace(tzinfo=None),
+            finished=utcnow(),
             seconds=round(time.perf_counter() - started, 3),
             **{
                 k: c.get(k, 0) for k in ("triggers", "enrolled", "refused", "decisions", "messages")
@@ -186,35 +145,3 @@ def _redeem(ctx: Context) -> None:
         now=ctx.now,
         since=ctx.previous,
     )
-
-
-@contextmanager
-def tick_lock(location: Location, schema: str) -> Iterator[None]:
-    """Hold the tick lock: a lock file beside a DuckDB file, an advisory lock on PostgreSQL."""
-    if location.dialect == "duckdb":
-        assert location.path is not None
-        path = Path(f"{location.path}.{schema}.lock")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as err:
-                raise TickBusy(
-                    f"another flowhouse run holds the lock {schema!r} on {location} "
-                    f"({path} is locked): a tick, a send or a sync of the same scope"
-                ) from err
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        return
-    key = exp.func("hashtext", exp.Literal.string(f"flowhouse.tick.{schema}"))
-    with Warehouse.open(location) as wh:
-        if not wh.scalar(exp.select(exp.func("pg_try_advisory_lock", key))):
-            raise TickBusy(
-                f"another flowhouse run holds the lock {schema!r} on {location} (advisory lock)"
-            )
-        try:
-            yield
-        finally:
-            wh.execute(exp.select(exp.func("pg_advisory_unlock", key.copy())))

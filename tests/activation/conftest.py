@@ -10,7 +10,7 @@ import pytest
 from sending import Store, sending_store
 
 from activation.fake.server import FakeProvider, FakeSettings, running
-from flowhouse.warehouse import Location
+from flowhouse.core.warehouse import Location
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 
 from harness import Store
 
-from flowhouse.warehouse import Location, create_table
+from flowhouse.core.warehouse import Location, create_table
 
 CATALOG_TABLES = {
     "staging.stg_products": (

@@ -21,7 +21,7 @@ from sending import deploy, sending_store
 
 from activation.fake.failures import Failures
 from activation.fake.server import FakeProvider, FakeSettings, running
-from flowhouse.warehouse import Location, Warehouse
+from flowhouse.core.warehouse import Location, Warehouse
 
 CUSTOMERS = 300
 KILLS = 5

@@ -1,5 +1,5 @@
 """The provider destinations: every request they build is checked against the provider's
-published OpenAPI document (``activation.specs``), and every response is read into outcomes.
+published OpenAPI document (``activation.openapi``), and every response is read into outcomes.
 
 Responses come from ``httpx.MockTransport`` handlers; nothing leaves the machine.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from activation import specs
+from activation import openapi as specs
 from activation.destinations import DESTINATIONS
 from activation.destinations.audience import (
     AudienceDestination,
@@ -40,7 +40,7 @@ from activation.destinations.sendgrid import (
 from activation.destinations.twilio import TwilioDestination
 from activation.destinations.webhook import WebhookDestination, sign, verify
 from activation.message import Outcome, Outgoing
-from flowhouse.errors import ConfigError
+from flowhouse.core.errors import ConfigError
 from flows.settings import Audience, Klaviyo, SendGrid, Twilio, Webhook
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2

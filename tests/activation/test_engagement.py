@@ -20,9 +20,9 @@ from starlette.exceptions import StarletteDeprecationWarning
 from activation import engagement, links
 from activation.engagement import IngestReport, ingest
 from activation.receiver import create_app
-from flowhouse.warehouse import Location, Warehouse
-from orchestration.engine.sql import literal
-from orchestration.engine.state import ensure_state
+from flowhouse.core.sql import literal
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Location, Warehouse
 
 with warnings.catch_warnings():  # Starlette's notice about which httpx the test client uses
     warnings.simplefilter("ignore", StarletteDeprecationWarning)

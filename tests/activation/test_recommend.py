@@ -26,14 +26,14 @@ from activation.recommend import (
     catalog,
     recommendations,
 )
-from flowhouse.contract import ColumnType
-from flowhouse.paths import FLOWS
-from flowhouse.warehouse import Dialect, Location, Warehouse, column_type, create_table
+from flowhouse.core.contract import ColumnType
+from flowhouse.core.paths import FLOWS
+from flowhouse.core.sql import literal
+from flowhouse.core.state import TABLES, ensure_state
+from flowhouse.core.warehouse import Dialect, Location, Warehouse, column_type, create_table
+from flows.flowfile import Flow, Message
 from flows.settings import Settings, Store
-from flows.spec import Flow, Message
-from flows.templates import LAYOUT, check_template, render, render_context
-from orchestration.engine.sql import literal
-from orchestration.engine.state import TABLES, ensure_state
+from flows.templating import LAYOUT, check_template, render, render_context
 
 Columns = Sequence[tuple[str, ColumnType, bool]]
 

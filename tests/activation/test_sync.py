@@ -19,10 +19,10 @@ from sending import Store
 
 from activation.destinations.base import Secrets
 from activation.sync.run import SyncOptions, run_sync
-from activation.sync.spec import Sync
 from activation.sync.target import RowResult, SyncRow, SyncTarget
-from flowhouse.errors import ConfigError
+from flowhouse.core.errors import ConfigError
 from flows.settings import Settings, Webhook
+from flows.sync.syncfile import Sync
 
 NOW = datetime(2026, 3, 1, 12, 0)
 

@@ -12,9 +12,9 @@ from sending import Store
 from activation.fake.server import FakeProvider
 from activation.sync.compare import fake_identities, in_sync
 from activation.sync.run import SyncOptions, run_sync
-from activation.sync.spec import Sync
 from flowhouse.cli import cli
 from flows.settings import Settings
+from flows.sync.syncfile import Sync
 
 NOW = datetime(2026, 3, 1, 12, 0)
 
@@ -105,7 +105,7 @@ def test_the_cli_runs_and_dry_runs_the_library_syncs(store: Store, fake: FakePro
     store.customer("v1", tier="vip", has_email_consent=True)
     store.segment("v1", "vip")
     store.close()
-    flows = Path(__file__).resolve().parents[2] / "flows"
+    flows = Path(__file__).resolve().parents[2] / "flows" / "library"
     args = ["sync", "vip_to_klaviyo", "--warehouse", str(store.location.path), "--flows",
             str(flows), "--now", "2026-03-01T12:00:00", "--provider-url", fake.url]  # fmt: skip
     dry = CliRunner().invoke(cli, [*args, "--dry-run"])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from activation.sync.files import load_syncs, parse_sync, sync_files, validate_syncs
-from activation.sync.spec import Sync, json_schema
-from flowhouse.errors import ConfigError
-from flowhouse.paths import FLOWS
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.paths import FLOWS
+from flows.sync.files import load_syncs, parse_sync, sync_files, validate_syncs
+from flows.sync.syncfile import Sync, json_schema
 
 GOOD = """\
 sync: vip_to_klaviyo

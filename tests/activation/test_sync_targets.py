@@ -1,5 +1,5 @@
 """The sync targets: every request they build is checked against the provider's published
-OpenAPI document (``activation.specs``) where one exists, and every row is answered.
+OpenAPI document (``activation.openapi``) where one exists, and every row is answered.
 
 Responses come from ``httpx.MockTransport`` handlers that record what they receive; nothing leaves
 the machine.
@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from activation import specs
+from activation import openapi as specs
 from activation.destinations.base import Secrets
 from activation.destinations.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from activation.sync.target import RowResult, SyncRow, SyncTarget
@@ -30,7 +30,7 @@ from activation.sync.targets import (
     SendGridTarget,
     WebhookTarget,
 )
-from flowhouse.errors import ConfigError
+from flowhouse.core.errors import ConfigError
 from flows.settings import Audience, Klaviyo, SendGrid, Webhook
 
 ENV = {

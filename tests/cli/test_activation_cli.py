@@ -25,7 +25,7 @@ from sending import deploy, sending_store
 
 from activation.links import Claims, sign
 from flowhouse.cli import cli
-from flowhouse.warehouse import Location, Warehouse
+from flowhouse.core.warehouse import Location, Warehouse
 
 SIGNING_KEY = "test-signing-key"
 

@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from flowhouse.cli import cli
-from flowhouse.errors import ConfigError
-from flowhouse.warehouse import Location
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.warehouse import Location
 
 
 @pytest.mark.parametrize("command", sorted(cli.commands))

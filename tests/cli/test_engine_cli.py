@@ -11,8 +11,8 @@ import yaml
 from click.testing import CliRunner, Result
 
 from flowhouse.cli import cli
-from flowhouse.paths import FLOWS
-from flowhouse.warehouse import Warehouse
+from flowhouse.core.paths import FLOWS
+from flowhouse.core.warehouse import Warehouse
 
 START = datetime(2026, 9, 1)
 LAUNCH = START + timedelta(days=12)

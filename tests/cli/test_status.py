@@ -28,9 +28,9 @@ from activation.deliver import Options, send_open
 from activation.fake.server import FakeSettings, running
 from activation.sender import Policy
 from flowhouse.cli import cli
+from flowhouse.core.sql import literal
+from flowhouse.core.warehouse import Location, column_type
 from flowhouse.status import Message, explain_message, mask_address
-from flowhouse.warehouse import Location, column_type
-from orchestration.engine.sql import literal
 
 CART = flow(
     "cart",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from harness import Store
 
-from flowhouse.warehouse import Location
+from flowhouse.core.warehouse import Location
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -30,13 +30,15 @@ from typing import Any
 import yaml
 from sqlglot import exp
 
-from flowhouse.contract import ColumnType
-from flowhouse.warehouse import Location, Warehouse, column_type, create_table
+from flowhouse.core.contract import ColumnType
+from flowhouse.core.paths import FLOWS
+from flowhouse.core.sql import STATE_SCHEMA, literal
+from flowhouse.core.state import TABLES, ensure_state
+from flowhouse.core.warehouse import Location, Warehouse, column_type, create_table
 from flows.compile import CompiledFlow
+from flows.load import load_flows
 from flows.settings import Settings
-from orchestration.engine.sql import STATE_SCHEMA, literal
-from orchestration.engine.state import TABLES, ensure_state
-from orchestration.engine.tick import load_flows, run_tick
+from orchestration.engine.tick import run_tick
 
 Columns = Sequence[tuple[str, ColumnType, bool]]
 
@@ -129,6 +131,24 @@ smart_sending: {}
 EMAIL = {"channel": "email", "template": "t.html.j2", "subject": "Hi"}
 SMS = {"channel": "sms", "template": "t.txt.j2"}
 PUSH = {"channel": "push", "template": "t.txt.j2"}
+
+
+#: Templates the scenarios' send steps name (the tick refuses flows that name a missing one).
+SCENARIO_TEMPLATES = ("t", "u", "x")
+
+
+def write_templates(folder: Path) -> None:
+    """``templates/`` beside scenario flows: ``t``, ``u`` and ``x`` as e-mail (on the library's
+    layout, which carries the unsubscribe link, address and UTM) and as text."""
+    templates = folder / "templates"
+    templates.mkdir(exist_ok=True)
+    for name in ("_layout.html.j2", "_macros.html.j2"):
+        (templates / name).write_text((FLOWS / "templates" / name).read_text())
+    for stem in SCENARIO_TEMPLATES:
+        (templates / f"{stem}.html.j2").write_text(
+            '{% extends "_layout.html.j2" %}{% block body %}<p>Hello</p>{% endblock %}\n'
+        )
+        (templates / f"{stem}.txt.j2").write_text("Hello\n")
 
 
 def ts(value: str | datetime | None) -> datetime | None:
@@ -339,6 +359,7 @@ class Store:
         folder = self.folder / f"flows{next(self._ids)}"
         folder.mkdir(parents=True)
         (folder / "_settings.yml").write_text(textwrap.dedent(settings))
+        write_templates(folder)
         for i, text in enumerate(texts):
             (folder / f"flow_{i}.yml").write_text(text)
         self.compiled, self.settings = load_flows(folder)

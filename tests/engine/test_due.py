@@ -1,8 +1,8 @@
-"""The staged due-time SQL (orchestration.engine.due) agrees with the timing rules applied directly.
+"""The staged due-time SQL (flowhouse.rules.due) agrees with the timing rules applied directly.
 
 `due.py` computes every arrival's due time in a few statements over columns, so that the SQL does
 not grow with the number of steps. The oracle here composes the functions of
-orchestration.engine.timing (tested against zoneinfo in test_timing.py) once per step, the
+flowhouse.rules.timing (tested against zoneinfo in test_timing.py) once per step, the
 straightforward way, and both run over the same thousands of random arrivals across DST changes.
 """
 
@@ -14,15 +14,15 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from flowhouse.warehouse import Warehouse
+from flowhouse.core.sql import statement
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Warehouse
+from flowhouse.rules import timing
+from flowhouse.rules.context import Context, per_step
+from flowhouse.rules.due import compute_arrivals
 from flows.compile import CompiledFlow, StepRow, compile_flow, quiet_window
 from flows.files import parse_flow
 from flows.settings import QuietHours, Settings
-from orchestration.engine import timing
-from orchestration.engine.context import Context, per_step
-from orchestration.engine.due import compute_arrivals
-from orchestration.engine.sql import statement
-from orchestration.engine.state import ensure_state
 
 FLOW = """
 flow: timing

@@ -32,7 +32,7 @@ from harness import Store, flow
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from flowhouse.warehouse import Location
+from flowhouse.core.warehouse import Location
 
 #: Whole-hour zones: with and without DST, north and south.
 ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Australia/Sydney", "America/Sao_Paulo")

@@ -9,7 +9,7 @@ import hashlib
 import json
 from typing import Any
 
-from harness import EMAIL, SMS, Store, case_trigger, flow
+from harness import EMAIL, PUSH, SMS, Store, case_trigger, flow
 
 BASE = """
 store: {name: Test, timezone: UTC, postal_address: 1 Main St}
@@ -129,7 +129,7 @@ def test_the_first_applicable_reason_is_recorded(store: Store) -> None:
 def test_skip_journal_and_the_enrollment_goes_on(store: Store) -> None:
     store.customer("c1", email_consent=False)
     store.flows(flow("main", [{"id": "one", "send": EMAIL}, {"id": "wait", "wait": "1h"},
-                              {"id": "two", "send": {**EMAIL, "channel": "push"}}]))  # fmt: skip
+                              {"id": "two", "send": {**PUSH, "subject": "Hi"}}]))  # fmt: skip
     store.tick("2026-03-01 00:00")
     store.event("c1", "cart_abandoned", at="2026-03-01 10:00", event_id="t1")
     store.tick("2026-03-01 11:00")
@@ -288,9 +288,9 @@ QUIET_CASES = [
 def test_quiet_hours_move_the_send_and_the_next_wait_counts_from_there(store: Store) -> None:
     flows = []
     for i, (_, _, channel, _, _) in enumerate(QUIET_CASES):
-        message = EMAIL if channel == "email" else SMS
+        message, second = (EMAIL, "u.html.j2") if channel == "email" else (SMS, "u.txt.j2")
         steps = [{"id": "first", "send": message}, {"id": "wait_1h", "wait": "1h"},
-                 {"id": "second", "send": {**message, "template": "u.j2"}}]  # fmt: skip
+                 {"id": "second", "send": {**message, "template": second}}]  # fmt: skip
         flows.append(flow(f"f{i}", steps, trigger=case_trigger(f"k{i}"), max_lateness="400d"))
     store.flows(*flows, settings=settings(quiet=QUIET))
     store.tick("2026-01-01 00:00")

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from harness import EMAIL, SMS, Store, flow, ts
+from harness import EMAIL, SMS, Store, flow, ts, write_templates
 
-from flowhouse.errors import ConfigError
-from orchestration.engine.tick import TickBusy, tick, tick_lock
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.locks import TickBusy, tick_lock
+from orchestration.engine.tick import tick
 
 SETTINGS = """
 store: {name: Test, timezone: America/New_York, postal_address: 1 Main St}
@@ -97,6 +98,8 @@ def test_tick_runs_the_flow_folder(store: Store, tmp_path: Path) -> None:
     store.event("c1", "cart_abandoned", at="2026-03-01 10:00")
     folder = tmp_path / "deployed"
     folder.mkdir()
+    write_templates(folder)
+    (folder / "_settings.yml").write_text("store: {postal_address: 1 Main St}\n")
     (folder / "cart.yml").write_text(
         flow("cart", [{"id": "hello", "send": EMAIL}], entry={"past_triggers": True})
     )

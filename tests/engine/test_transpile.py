@@ -20,7 +20,7 @@ from harness import EMAIL, SMS, Store, flow
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-from flowhouse.warehouse import Location
+from flowhouse.core.warehouse import Location
 
 TARGETS = ("snowflake", "bigquery", "databricks")
 

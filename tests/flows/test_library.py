@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from flowhouse.paths import FLOWS
-from flows.checks import _steps
+from flowhouse.core.paths import FLOWS
+from flows.checks import walk_steps
 from flows.files import flow_files, parse_flow
+from flows.flowfile import Action, Flow, Send, Split, WaitUntil
 from flows.predicates import customer_columns
 from flows.settings import load_settings
-from flows.spec import Action, Flow, Send, Split, WaitUntil
-from flows.templates import render, render_context
+from flows.templating import render, render_context
 from flows.validate import validate_paths
 
 SETTINGS = load_settings(FLOWS)
@@ -59,7 +59,7 @@ def library() -> list[Flow]:
 
 
 def sends(flow: Flow) -> Iterator[Send]:
-    for step, _ in _steps(flow.steps, ("steps",)):
+    for step, _ in walk_steps(flow.steps, ("steps",)):
         if isinstance(step, Send):
             yield step
 
@@ -91,7 +91,7 @@ def test_the_library_uses_every_step_kind_and_tests_in_two_flows() -> None:
     kinds: set[str] = set()
     split_flows = set()
     for flow in library():
-        for step, _ in _steps(flow.steps, ("steps",)):
+        for step, _ in walk_steps(flow.steps, ("steps",)):
             kinds.add(type(step).__name__)
             if isinstance(step, WaitUntil):
                 until = step.wait_until

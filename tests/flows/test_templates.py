@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from flowhouse.paths import FLOWS, ROOT
+from flowhouse.core.paths import FLOWS, ROOT
+from flows.flowfile import Flow, Message
 from flows.settings import Settings, Store
-from flows.spec import Flow, Message
-from flows.templates import (
+from flows.templating import (
     LAYOUT,
     check_template,
     context_variables,

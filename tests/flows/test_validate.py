@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from flowhouse.cli import cli
 from flows.files import parse_flow
+from flows.flowfile import Flow, parse_duration
 from flows.predicates import check_predicate, event_and_customer
-from flows.spec import Flow, parse_duration
 
 GOOD = """\
 flow: cart_abandonment
@@ -108,7 +108,7 @@ def test_yaml_syntax_error_is_located(tmp_path: Path) -> None:
 
 def write_templates(flows_dir: Path) -> None:
     """What GOOD names beside it: its templates (on the shipped layout) and a postal address."""
-    from flowhouse.paths import FLOWS
+    from flowhouse.core.paths import FLOWS
 
     (flows_dir / "templates" / "cart").mkdir(parents=True)
     shutil.copy(FLOWS / "templates" / "_layout.html.j2", flows_dir / "templates")
@@ -168,7 +168,7 @@ def test_durations(text: str, seconds: int) -> None:
 
 
 def test_the_published_schema_is_current() -> None:
-    from flowhouse.paths import ROOT
+    from flowhouse.core.paths import ROOT
     from flows.validate import json_schema
 
     published = (ROOT / "docs" / "flow.schema.json").read_text()

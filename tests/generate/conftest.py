@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
+from flowhouse.core.warehouse import Location
 from flowhouse.generate import GenerateStats, generate_store
-from flowhouse.warehouse import Location
 
 START = datetime(2026, 9, 1)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from flowhouse.cli import cli
-from flowhouse.warehouse import Location
+from flowhouse.core.warehouse import Location
 
 
 def test_generate_then_continue(tmp_warehouse: Location) -> None:

@@ -10,9 +10,9 @@ import duckdb
 import psycopg2
 import pytest
 
-from flowhouse.errors import ConfigError
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.warehouse import Location
 from flowhouse.generate import continue_store, generate_store
-from flowhouse.warehouse import Location
 
 START = datetime(2026, 9, 1)
 QUERIES = {

@@ -10,10 +10,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from flowhouse.contract import CATALOG_EVENT_TYPES, RAW_EVENT_TYPES
+from flowhouse.core.contract import CATALOG_EVENT_TYPES, RAW_EVENT_TYPES
+from flowhouse.core.paths import ROOT
+from flowhouse.core.warehouse import Location
 from flowhouse.generate import GenerateStats
-from flowhouse.paths import ROOT
-from flowhouse.warehouse import Location
 
 Store = tuple[Location, GenerateStats]
 GENERATED_TYPES = {t for t in RAW_EVENT_TYPES if not t.startswith("message_")}

@@ -9,10 +9,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from flowhouse.errors import ConfigError
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.warehouse import Location
 from flowhouse.generate import continue_store, generate_store
 from flowhouse.generate.plan import catalog_size, first_run, next_run
-from flowhouse.warehouse import Location
 
 START = datetime(2026, 9, 1)
 TABLES = {

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from flowhouse.cli import cli
-from flowhouse.errors import LoadError
+from flowhouse.core.errors import LoadError
+from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.load import load_file
-from flowhouse.warehouse import Location, Warehouse
 
 CUSTOMERS_HEADER = (
     "customer_id,email,phone,first_name,created_at,timezone,country,birthday,"

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from sqlglot import exp
 
-from flowhouse.build import build_models
-from flowhouse.warehouse import Location, Warehouse
+from flowhouse.core.build import build_models
+from flowhouse.core.warehouse import Location, Warehouse
 
 pytestmark = pytest.mark.slow
 

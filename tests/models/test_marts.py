@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 from sqlglot import exp
 
-from flowhouse.build import MARTS, build_models
-from flowhouse.dbt import run_dbt
-from flowhouse.errors import DbtError
-from flowhouse.warehouse import Location, Warehouse
+from flowhouse.core.build import MARTS, build_models
+from flowhouse.core.dbt import run_dbt
+from flowhouse.core.errors import DbtError
+from flowhouse.core.state import TABLES, ensure_state
+from flowhouse.core.warehouse import Location, Warehouse
 from flows.compile import compile_flow
-from flows.spec import Flow
-from orchestration.engine.state import TABLES, ensure_state
+from flows.flowfile import Flow
 
 pytestmark = pytest.mark.slow
 

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from sqlglot import exp
 
-from flowhouse.build import build_models
-from flowhouse.dbt import run_dbt
-from flowhouse.warehouse import Location, Warehouse
+from flowhouse.core.build import build_models
+from flowhouse.core.dbt import run_dbt
+from flowhouse.core.warehouse import Location, Warehouse
 
 pytestmark = pytest.mark.slow
 

@@ -32,25 +32,25 @@ from dagster._core.utils import make_new_run_id
 from dagster_dbt import DbtProject
 
 from activation.fake.server import FakeSettings, running
-from activation.sync.files import load_syncs
-from flowhouse.dbt import target_path
+from flowhouse.core.clock import parse_now
+from flowhouse.core.dbt import target_path
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.paths import DBT_PROJECT, FLOWS, ROOT
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.demo import DEMO_START
-from flowhouse.errors import ConfigError
 from flowhouse.generate import continue_store, generate_store
-from flowhouse.paths import DBT_PROJECT, FLOWS, ROOT
-from flowhouse.warehouse import Location, Warehouse
 from flows.settings import load_settings
-from orchestration.automation import schedule_minutes
-from orchestration.dbt_assets import PREPARE, read_manifest
-from orchestration.engine.coupons import generate_codes
-from orchestration.engine.state import ensure_state
-from orchestration.resources import (
+from flows.sync.files import load_syncs
+from orchestration.dagster.automation import schedule_minutes
+from orchestration.dagster.dbt_assets import PREPARE, read_manifest
+from orchestration.dagster.resources import (
     NOW_TAG,
     POOL,
     FlowhouseResource,
-    parse_time,
     resource_from_env,
 )
+from orchestration.engine.coupons import generate_codes
 
 ENGINE = [AssetKey(k) for k in ("enrollments", "decisions", "messages")]
 CUSTOM_CHECKS = {
@@ -69,7 +69,7 @@ def _manifest(location: Location) -> dict[str, Any]:
     parsed here when missing)."""
     path = Path(target_path(location)) / "manifest.json"
     if not path.exists():
-        from orchestration.prepare import prepare
+        from orchestration.dagster.prepare import prepare
 
         prepare(location)
     return dict(json.loads(path.read_text()))
@@ -82,7 +82,7 @@ def manifest() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def defs() -> Definitions:
-    from orchestration.definitions import defs
+    from orchestration.dagster.definitions import defs
 
     return defs
 
@@ -180,7 +180,7 @@ def test_schedule_interval_from_the_environment() -> None:
 def test_definitions_validate_with_the_shipped_instance(tmp_path: Path) -> None:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(ROOT / "orchestration" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(ROOT / "orchestration" / "dagster" / "dagster.yaml", home / "dagster.yaml")
     config = DagsterInstance.from_config(str(home)).get_concurrency_config()
     assert config.run_queue_config is not None
     assert config.run_queue_config.max_concurrent_runs == 1
@@ -189,7 +189,7 @@ def test_definitions_validate_with_the_shipped_instance(tmp_path: Path) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     env.pop("FLOWHOUSE_WAREHOUSE", None)
     done = subprocess.run(
-        [str(dagster), "definitions", "validate", "-m", "orchestration.definitions"],
+        [str(dagster), "definitions", "validate", "-m", "orchestration.dagster.definitions"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -204,7 +204,7 @@ def test_a_missing_manifest_names_the_prepare_command(tmp_path: Path) -> None:
     project = DbtProject(project_dir=DBT_PROJECT, target_path=tmp_path / "target-duckdb")
     with pytest.raises(ConfigError, match=r"python -m orchestration\.prepare"):
         read_manifest(project)
-    assert PREPARE == "python -m orchestration.prepare"
+    assert PREPARE == "python -m orchestration.dagster.prepare"
 
 
 def test_the_resource_reads_the_environment_without_showing_secrets(tmp_path: Path) -> None:
@@ -225,10 +225,11 @@ def test_the_resource_reads_the_environment_without_showing_secrets(tmp_path: Pa
 
 
 def test_run_time_tag_parsing() -> None:
-    assert parse_time("2026-09-23T02:00:00+02:00") == datetime(2026, 9, 23)
-    assert parse_time("2026-09-23 00:00:00") == datetime(2026, 9, 23)
+    tag = f"the run tag {NOW_TAG}"
+    assert parse_now("2026-09-23T02:00:00+02:00", tag) == datetime(2026, 9, 23)
+    assert parse_now("2026-09-23 00:00:00", tag) == datetime(2026, 9, 23)
     with pytest.raises(ConfigError, match="flowhouse/now"):
-        parse_time("tomorrow")
+        parse_now("tomorrow", tag)
 
 
 # -- the schedule and the sensor -----------------------------------------------------------------
@@ -319,7 +320,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
 def test_the_cycle_materialises_and_sends_to_the_fake_provider(
     store: Location, tmp_path: Path
 ) -> None:
-    from orchestration.definitions import build_definitions
+    from orchestration.dagster.definitions import build_definitions
 
     location = store
     models = _models(_manifest(location))

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 from dagster import AssetCheckSeverity
 
-from activation.sync.files import load_syncs
-from flowhouse.paths import FLOWS
-from flowhouse.warehouse import Location, Warehouse
-from orchestration.assets import sync_due_at
-from orchestration.checks import (
+from flowhouse.core.paths import FLOWS
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Location, Warehouse
+from flows.sync.files import load_syncs
+from orchestration.dagster.assets import sync_due_at
+from orchestration.dagster.checks import (
     backlog,
     backlog_result,
     backlog_threshold,
@@ -22,10 +23,11 @@ from orchestration.checks import (
     sent_after_unsubscribe,
     sent_in_quiet_hours,
 )
-from orchestration.engine.state import ensure_state
 
 NOW = datetime(2026, 9, 23, 12, 0)
-KEEPS = "welcome"  # keeps quiet hours (flows/_settings.yml: email 21:00-08:00, sms 20:00-09:00)
+KEEPS = (
+    "welcome"  # keeps quiet hours (flows/library/_settings.yml: email 21:00-08:00, sms 20:00-09:00)
+)
 FREE = "wholesale_approval"  # quiet_hours: false
 
 

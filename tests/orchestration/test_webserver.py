@@ -1,4 +1,4 @@
-"""The real Dagster webserver: `orchestration/ui.sh` (what `make ui` runs) starts `dagster dev` and
+"""The real Dagster webserver: `orchestration/dagster/ui.sh` (what `make ui` runs) starts `dagster dev` and
 the fake provider over a small generated store; a run of the whole cycle is launched over
 GraphQL, waited for, and must succeed; then the script is stopped with SIGTERM and must stop
 both servers."""
@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from flowhouse.core.warehouse import Location
 from flowhouse.demo import DEMO_START
 from flowhouse.generate import generate_store
-from flowhouse.warehouse import Location
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +60,7 @@ def graphql(url: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
 def wait_until_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        assert proc.poll() is None, "orchestration/ui.sh exited early"
+        assert proc.poll() is None, "orchestration/dagster/ui.sh exited early"
         try:
             if httpx.get(f"{url}/server_info", timeout=2).status_code == 200:
                 return
@@ -75,7 +75,7 @@ def test_a_run_launched_over_graphql_succeeds_and_the_server_stops(tmp_path: Pat
     warehouse = tmp_path / "store" / "warehouse.duckdb"
     generate_store(Location.parse(str(warehouse)), customers=800, days=21, seed=5, start=DEMO_START)
     port, fake_port = free_port(), free_port()
-    script = ["bash", str(ROOT / "orchestration" / "ui.sh"), "--port", str(port),
+    script = ["bash", str(ROOT / "orchestration" / "dagster" / "ui.sh"), "--port", str(port),
               "--fake-port", str(fake_port), "--warehouse", str(warehouse)]  # fmt: skip
     log = (tmp_path / "ui.log").open("wb")
     proc = subprocess.Popen(script, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -85,7 +85,7 @@ def test_a_run_launched_over_graphql_succeeds_and_the_server_stops(tmp_path: Pat
         launch = DEMO_START + timedelta(days=21)
         params = {
             "selector": {
-                "repositoryLocationName": "orchestration.definitions",
+                "repositoryLocationName": "orchestration.dagster.definitions",
                 "repositoryName": "__repository__",
                 "jobName": "flowhouse_cycle",
             },

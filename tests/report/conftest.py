@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from report_fixture import GENERATED_AT, build
 
+from flowhouse.core.warehouse import Location
 from flowhouse.report import write_report
-from flowhouse.warehouse import Location
 
 
 @pytest.fixture(scope="module")

@@ -16,16 +16,16 @@ from typing import Any
 
 from sqlglot import exp
 
-from flowhouse.contract import ColumnType
-from flowhouse.paths import FLOWS
-from flowhouse.warehouse import Location, Warehouse, create_table
+from flowhouse.core.contract import ColumnType
+from flowhouse.core.paths import FLOWS
+from flowhouse.core.sql import literal
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Location, Warehouse, create_table
+from flowhouse.rules.context import Context
 from flows.compile import CompiledFlow, compile_flow
 from flows.files import parse_flow
 from flows.settings import load_settings
-from orchestration.engine.context import Context
 from orchestration.engine.deploy import deploy
-from orchestration.engine.sql import literal
-from orchestration.engine.state import ensure_state
 
 Row = dict[str, Any]
 DEPLOYED_AT = datetime(2026, 9, 24)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flowhouse.paths import FLOWS
+from flowhouse.core.paths import FLOWS
 from flowhouse.report.diagram import (
     NODE_W,
     Box,
@@ -22,7 +22,7 @@ from flowhouse.report.diagram import (
 )
 from flows.compile import compile_flow
 from flows.files import flow_files, parse_flow
-from flows.spec import Flow
+from flows.flowfile import Flow
 
 LIBRARY = flow_files([FLOWS])
 

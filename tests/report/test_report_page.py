@@ -20,10 +20,10 @@ from report_fixture import (
 )
 
 from flowhouse.cli import cli
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.report import read_report_data, write_report
 from flowhouse.report.page import render_page
-from flowhouse.warehouse import Location, Warehouse
-from orchestration.engine.state import ensure_state
 
 M = "\u2212"
 

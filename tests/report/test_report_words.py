@@ -13,7 +13,7 @@ import pytest
 from flowhouse.report import words
 from flowhouse.report.labels import duration_words, until_words
 from flowhouse.report.words import Row
-from flows.spec import UntilTime
+from flows.flowfile import UntilTime
 
 M = "\u2212"  # the minus sign the report prints
 

@@ -41,7 +41,7 @@ from activation.sync.targets.base import (
     rejected,
 )
 from flows.settings import Audience
-from flows.spec import Model
+from flows.flowfile import Model
 
 _MEMBER_ID = re.compile(r"^([0-9a-f]{64})?:([0-9a-f]{64})?$")
 

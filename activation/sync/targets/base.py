@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from activation.destinations.base import Secrets, retry_after
 from activation.sync.target import RowResult, RowStatus, SyncRow, SyncTarget
-from flowhouse.errors import ConfigError
+from flowhouse.core.errors import ConfigError
 
 Reason = Callable[[httpx.Response], str]
 T = TypeVar("T")

@@ -43,7 +43,7 @@ from activation.sync.targets.base import (
     text,
 )
 from flows.settings import Klaviyo
-from flows.spec import Model
+from flows.flowfile import Model
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 PROFILES = "/api/profiles"

@@ -45,7 +45,7 @@ from activation.sync.targets.base import (
     text,
 )
 from flows.settings import SendGrid
-from flows.spec import Model
+from flows.flowfile import Model
 
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 CONTACTS = "/v3/marketing/contacts"

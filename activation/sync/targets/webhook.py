@@ -40,7 +40,7 @@ from activation.sync.targets.base import (
     options_of,
 )
 from flows.settings import Webhook
-from flows.spec import Model
+from flows.flowfile import Model
 
 Operation = Literal["upsert", "remove"]
 

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from flowhouse.dbt import NodeResult, run_dbt
-from flowhouse.warehouse import Location, Warehouse
+from flowhouse.core.dbt import NodeResult, run_dbt
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Location, Warehouse
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,6 @@ class BuildSummary:
 def prepare_sources(location: Location) -> None:
     """The tables dbt reads as sources (the raw inputs, flowhouse's own state) must exist before
     it builds."""
-    from orchestration.engine.state import ensure_state
 
     with Warehouse.open(location) as wh:
         wh.ensure_raw_tables()

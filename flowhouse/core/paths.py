@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DBT_PROJECT = ROOT / "dbt_project"
 MODELS = ROOT / "models"
-FLOWS = ROOT / "flows"
+#: The flow library shipped with flowhouse (flows, settings, templates, syncs).
+FLOWS = ROOT / "flows" / "library"

@@ -1,7 +1,7 @@
 """Message templates: the one render context every template gets, the sandboxed environment that
 renders them, and the static checks ``flowhouse validate`` runs on each send step's template.
 
-Templates are Jinja2 files under ``flows/templates/`` (``.html.j2`` for e-mail bodies,
+Templates are Jinja2 files under ``flows/library/templates/`` (``.html.j2`` for e-mail bodies,
 ``.txt.j2`` for SMS and push). They are checked before anything runs, so a typo such as
 ``customer.frist_name`` is a validation error with a suggestion, not a failed send: the context is
 declared here, in one place, and both the checks and the sender read it from here.
@@ -32,7 +32,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from flows.predicates import customer_columns
 from flows.settings import Settings
-from flows.spec import Flow, Message
+from flows.flowfile import Flow, Message
 
 TEMPLATES_DIR = "templates"
 LAYOUT = "_layout.html.j2"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Dagster UI over a flowhouse warehouse (`make ui`).
 #
-#   orchestration/ui.sh [--port 3000] [--warehouse demo/warehouse.duckdb] [--fake-port 8025]
+#   orchestration/dagster/ui.sh [--port 3000] [--warehouse demo/warehouse.duckdb] [--fake-port 8025]
 #
 # Generates the demo warehouse when it does not exist, starts the local fake provider (so runs
 # send without any account) and `dagster dev` on 127.0.0.1, and stops both on Ctrl-C or SIGTERM.
@@ -10,7 +10,7 @@
 set -euo pipefail
 set -m
 
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 port=3000
 fake_port=8025
 warehouse="$root/demo/warehouse.duckdb"
@@ -30,7 +30,7 @@ if [[ ! -e "$warehouse" ]]; then
 fi
 home="$(dirname "$warehouse")/dagster_home"
 mkdir -p "$home"
-cp "$root/orchestration/dagster.yaml" "$home/dagster.yaml"
+cp "$root/orchestration/dagster/dagster.yaml" "$home/dagster.yaml"
 inbox="$(dirname "$warehouse")/inbox"
 
 export DAGSTER_HOME="$home"
@@ -40,7 +40,7 @@ export FLOWHOUSE_INBOX="$inbox"
 
 "$bin/flowhouse" fake-provider --port "$fake_port" --inbox "$inbox" &
 fake_pid=$!
-(cd "$root" && exec "$bin/dagster" dev -m orchestration.definitions -h 127.0.0.1 -p "$port") &
+(cd "$root" && exec "$bin/dagster" dev -m orchestration.dagster.definitions -h 127.0.0.1 -p "$port") &
 dagster_pid=$!
 
 stop() {

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
-from flowhouse.contract import ColumnType
-from flowhouse.warehouse import Warehouse, column_type, create_table
+from flowhouse.core.contract import ColumnType
+from flowhouse.core.warehouse import Warehouse, column_type, create_table
 
 Columns = Sequence[tuple[str, ColumnType, bool]]
 

@@ -1,7 +1,7 @@
 """The Dagster resource that says where flowhouse works, and the time a run works at.
 
 :class:`FlowhouseResource` carries the warehouse, the flows folder, where messages go (a provider
-URL such as the fake provider's, or None for the live providers of ``flows/_settings.yml``), the
+URL such as the fake provider's, or None for the live providers of the settings file), the
 webhook inbox, and the provider credentials. :func:`resource_from_env` builds it from the
 environment the way the CLI reads it, each value an :class:`dagster.EnvVar` so the Dagster UI shows
 the variable's name and never its value:
@@ -12,7 +12,7 @@ the variable's name and never its value:
 ``FLOWHOUSE_FLOWS``         the flows folder (default: the shipped ``flows/``)
 ``FLOWHOUSE_PROVIDER_URL``  send every destination to this server (``flowhouse fake-provider``)
 ``FLOWHOUSE_INBOX``         where provider webhooks land, ingested before each send
-API keys                    the variables ``flows/_settings.yml`` names (``SENDGRID_API_KEY``, ...)
+API keys                    the variables ``_settings.yml`` names (``SENDGRID_API_KEY``, ...)
 =========================== ===================================================================
 
 Every asset of a run works at one time, :func:`run_time`: the run's ``flowhouse/now`` tag when it
@@ -32,10 +32,10 @@ from pydantic import Field
 
 from activation.deliver import Options
 from activation.sync.run import SyncOptions
-from flowhouse.errors import ConfigError
-from flowhouse.paths import FLOWS, ROOT
-from flowhouse.warehouse import ENV_VAR as WAREHOUSE_ENV
-from flowhouse.warehouse import Location
+from flowhouse.core.clock import parse_now, utc
+from flowhouse.core.paths import FLOWS, ROOT
+from flowhouse.core.warehouse import ENV_VAR as WAREHOUSE_ENV
+from flowhouse.core.warehouse import Location
 from flows.settings import Settings, load_settings
 
 DEMO_WAREHOUSE = ROOT / "demo" / "warehouse.duckdb"
@@ -43,7 +43,7 @@ FLOWS_ENV = "FLOWHOUSE_FLOWS"
 PROVIDER_URL_ENV = "FLOWHOUSE_PROVIDER_URL"
 INBOX_ENV = "FLOWHOUSE_INBOX"
 #: The Dagster concurrency pool of every asset and check that opens the warehouse: DuckDB allows
-#: one writing process per file (``orchestration/dagster.yaml`` limits the pool to 1).
+#: one writing process per file (``orchestration/dagster/dagster.yaml`` limits the pool to 1).
 POOL = "flowhouse_warehouse"
 #: A run tag that sets the time the run works at (ISO 8601, UTC).
 NOW_TAG = "flowhouse/now"
@@ -136,7 +136,7 @@ def run_time(context: Any) -> datetime:
     run = context.run
     tag = run.tags.get(NOW_TAG)
     if tag:
-        return parse_time(tag)
+        return parse_now(tag, f"the run tag {NOW_TAG}")
     record = context.instance.get_run_record_by_id(run.run_id)
     if record is not None and record.start_time is not None:
         moment = datetime.fromtimestamp(record.start_time, UTC)
@@ -144,13 +144,4 @@ def run_time(context: Any) -> datetime:
         moment = record.create_timestamp.astimezone(UTC)
     else:
         moment = datetime.now(UTC)
-    return moment.replace(tzinfo=None, microsecond=0)
-
-
-def parse_time(text: str, what: str = f"the run tag {NOW_TAG}") -> datetime:
-    """An ISO 8601 time as naive UTC (an offset, or Z, is converted; none means UTC)."""
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as err:
-        raise ConfigError(f"{what} is not a time", value=text, expected="ISO 8601 (UTC)") from err
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    return utc(moment).replace(microsecond=0)

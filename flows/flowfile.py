@@ -216,7 +216,7 @@ class WaitFor(StepBase):
     on_timeout: list[Step] = Field(default_factory=list)
 
 
-class Path(Model):
+class BranchPath(Model):
     when: Sql | None = None
     otherwise: bool = Field(False, alias="else")
     steps: list[Step] = Field(default_factory=list)
@@ -227,7 +227,7 @@ class Path(Model):
 class Branch(StepBase):
     """SQL predicates, first match wins; an ``else`` path takes the rest."""
 
-    branch: list[Path]
+    branch: list[BranchPath]
 
 
 class Arm(Model):
@@ -285,14 +285,14 @@ class Action(StepBase):
     action: ActionSpec
 
 
-_KINDS = ("wait", "wait_until", "wait_for", "branch", "split", "send", "action")
+STEP_KINDS = ("wait", "wait_until", "wait_for", "branch", "split", "send", "action")
 
 
 def _kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        found = [k for k in _KINDS if k in value]
+        found = [k for k in STEP_KINDS if k in value]
         return found[0] if len(found) == 1 else None
-    return next((k for k in _KINDS if hasattr(value, k)), None)
+    return next((k for k in STEP_KINDS if hasattr(value, k)), None)
 
 
 Step = Annotated[
@@ -306,7 +306,7 @@ Step = Annotated[
     Discriminator(
         _kind,
         custom_error_type="step_kind",
-        custom_error_message="a step needs exactly one of: " + ", ".join(_KINDS),
+        custom_error_message="a step needs exactly one of: " + ", ".join(STEP_KINDS),
     ),
 ]
 
@@ -344,5 +344,5 @@ class Flow(Model):
     steps: Annotated[list[Step], Field(min_length=1)]
 
 
-for _model in (WaitFor, Path, Branch, Arm, Split, Flow):
+for _model in (WaitFor, BranchPath, Branch, Arm, Split, Flow):
     _model.model_rebuild()

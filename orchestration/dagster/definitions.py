@@ -1,15 +1,16 @@
-"""The Dagster definitions of flowhouse: ``dagster dev -m orchestration.definitions``.
+"""The Dagster definitions of flowhouse: ``dagster dev -m orchestration.dagster.definitions``.
 
 The asset graph reads as the pipeline: raw inputs (external) → staging → core (the dbt models,
 their tests as asset checks) → engine (``enrollments``, ``decisions``, ``messages``) →
 activation (``sent_messages``) and the audience syncs (``sync_<id>``) → marts (the performance
 marts, a second dbt multi-asset after delivery). One job,
 ``flowhouse_cycle``, runs it all at one time; a schedule and a sensor launch it (see
-:mod:`orchestration.automation`). The resource ``flowhouse`` comes from the environment (see
-:mod:`orchestration.resources`).
+:mod:`orchestration.dagster.automation`). The resource ``flowhouse`` comes from the environment (see
+:mod:`orchestration.dagster.resources`).
 
 Before the definitions load, the dbt project must be parsed for the warehouse's adapter:
-``python -m orchestration.prepare``. Use ``orchestration/dagster.yaml`` as the instance's
+``python -m orchestration.dagster.prepare``. Use ``orchestration/dagster/dagster.yaml`` as the
+instance's
 ``dagster.yaml`` (in ``DAGSTER_HOME``): one run at a time, one step at a time on the warehouse.
 """
 
@@ -19,18 +20,23 @@ from pathlib import Path
 
 from dagster import Definitions, multiprocess_executor
 
-from activation.sync.files import load_syncs
-from flowhouse.warehouse import Location
-from orchestration.assets import (
+from flowhouse.core.warehouse import Location
+from flows.sync.files import load_syncs
+from orchestration.dagster.assets import (
     build_engine_assets,
     build_sent_messages,
     build_sync_asset,
     engine_deps,
     sync_deps,
 )
-from orchestration.automation import build_schedule, cycle_job, flowhouse_new_data, schedule_minutes
-from orchestration.checks import sent_messages_checks, unique_message_ids
-from orchestration.dbt_assets import (
+from orchestration.dagster.automation import (
+    build_schedule,
+    cycle_job,
+    flowhouse_new_data,
+    schedule_minutes,
+)
+from orchestration.dagster.checks import sent_messages_checks, unique_message_ids
+from orchestration.dagster.dbt_assets import (
     build_dbt_assets,
     dbt_cli,
     dbt_project,
@@ -38,7 +44,7 @@ from orchestration.dbt_assets import (
     read_manifest,
     source_specs,
 )
-from orchestration.resources import FlowhouseResource, resolved, resource_from_env
+from orchestration.dagster.resources import FlowhouseResource, resolved, resource_from_env
 
 
 def build_definitions(

@@ -25,7 +25,7 @@ from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from flowhouse.errors import ConfigError
+from flowhouse.core.errors import ConfigError
 
 SPEC_FILES = {
     "sendgrid": "sendgrid_mail_v3.json",

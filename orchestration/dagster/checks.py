@@ -43,12 +43,12 @@ from dagster import (
 )
 from sqlglot import exp
 
-from flowhouse.warehouse import Warehouse
+from flowhouse.core.sql import literal, render, statement
+from flowhouse.core.warehouse import Warehouse
+from flowhouse.rules import timing
 from flows.compile import quiet_window
-from orchestration.engine import timing
-from orchestration.engine.sql import literal, render, statement
-from orchestration.engine.tick import load_flows
-from orchestration.resources import POOL, FlowhouseResource, run_time
+from flows.load import load_flows
+from orchestration.dagster.resources import POOL, FlowhouseResource, run_time
 
 BACKLOG_ENV = "FLOWHOUSE_BACKLOG_MINUTES"
 DEFAULT_BACKLOG_MINUTES = 60

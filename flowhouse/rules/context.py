@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlglot import exp
 
-from flowhouse.warehouse import Warehouse
+from flowhouse.core.sql import render, statement
+from flowhouse.core.warehouse import Warehouse
 from flows.compile import CompiledFlow
 from flows.settings import Settings
-from orchestration.engine.sql import render, statement
 
 
 @dataclass

@@ -20,7 +20,7 @@ class FlowhouseError(Exception):
 
 
 @dataclass(frozen=True)
-class Location:
+class FileLocation:
     """Where a problem is: a file, optionally a line, and the dotted path of the field."""
 
     file: str
@@ -38,7 +38,7 @@ class ConfigError(FlowhouseError):
     def __init__(
         self,
         message: str,
-        location: Location | None = None,
+        location: FileLocation | None = None,
         value: object = None,
         expected: str | None = None,
     ) -> None:

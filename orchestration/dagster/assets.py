@@ -28,11 +28,11 @@ from dagster import (
 
 from activation.deliver import SendReport, send
 from activation.sync.run import SyncReport, run_syncs
-from activation.sync.spec import Sync
-from flowhouse.warehouse import Location, Warehouse
-from orchestration.engine.sql import render, statement
+from flowhouse.core.sql import render, statement
+from flowhouse.core.warehouse import Location, Warehouse
+from flows.sync.syncfile import Sync
+from orchestration.dagster.resources import POOL, FlowhouseResource, run_time
 from orchestration.engine.tick import tick
-from orchestration.resources import POOL, FlowhouseResource, run_time
 
 ENGINE_TABLES = ("enrollments", "decisions", "messages")
 #: The models the engine reads (enroll, advance and the send-time rules).
@@ -72,7 +72,7 @@ def build_engine_assets(deps: Sequence[AssetKey], dialect: str) -> Any:
         context: AssetExecutionContext, flowhouse: FlowhouseResource
     ) -> Iterator[MaterializeResult[None]]:
         now = run_time(context)
-        result = tick(flowhouse.location(), flowhouse.flows(), now=now, build=False, delivery=None)
+        result = tick(flowhouse.location(), flowhouse.flows(), now=now, build=False)
         context.log.info(result.describe())
         metadata: dict[str, Any] = {
             "tick_at": now.isoformat(sep=" "),

@@ -1,8 +1,9 @@
-"""``python -m orchestration.prepare [--warehouse W]``: parse the dbt project for Dagster.
+"""``python -m orchestration.dagster.prepare [--warehouse W]``: parse the dbt project for Dagster.
 
-The Dagster definitions (:mod:`orchestration.definitions`) read the dbt manifest from the target
-path of the warehouse's adapter (``dbt_project/target-duckdb`` or ``target-postgres``); this
-writes it with ``dbt parse``, which reads the project only (it never connects to the warehouse).
+The Dagster definitions (:mod:`orchestration.dagster.definitions`) read the dbt manifest from
+the target path of the warehouse's adapter (``dbt_project/target-duckdb`` or
+``target-postgres``); this writes it with ``dbt parse``, which reads the project only (it never
+connects to the warehouse).
 The warehouse is ``--warehouse``, else ``FLOWHOUSE_WAREHOUSE``, else the demo store, as for the
 definitions.
 """
@@ -14,10 +15,10 @@ import os
 import sys
 from pathlib import Path
 
-from flowhouse.dbt import run_dbt, target_path
-from flowhouse.errors import FlowhouseError
-from flowhouse.warehouse import ENV_VAR, Location
-from orchestration.resources import DEMO_WAREHOUSE
+from flowhouse.core.dbt import run_dbt, target_path
+from flowhouse.core.errors import FlowhouseError
+from flowhouse.core.warehouse import ENV_VAR, Location
+from orchestration.dagster.resources import DEMO_WAREHOUSE
 
 
 def prepare(location: Location) -> Path:
@@ -28,7 +29,7 @@ def prepare(location: Location) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.prepare",
+        prog="python -m orchestration.dagster.prepare",
         description="Parse the dbt project into the target path the Dagster definitions read.",
     )
     parser.add_argument(

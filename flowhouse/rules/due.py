@@ -5,7 +5,7 @@ attribute and offset) are a row of ``_fh_step_timing``, so one statement serves 
 SQL does not grow with the number of steps. Stage A reads the arrival's local wall clock in the
 customer's zone; stage B proposes local target times (the end of quiet hours; the time of day
 today or on the next allowed weekday; the date's occurrence around this year); stage C turns them
-into UTC instants with the DST rules of :func:`orchestration.engine.timing.from_local` and picks
+into UTC instants with the DST rules of :func:`flowhouse.rules.timing.from_local` and picks
 the first at or after the arrival.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlglot import exp
 
+from flowhouse.core.sql import literal, statement
+from flowhouse.rules import timing
+from flowhouse.rules.context import Context, per_step
 from flows.compile import CompiledFlow, StepRow, quiet_window
-from orchestration.engine import timing
-from orchestration.engine.context import Context, per_step
-from orchestration.engine.sql import literal, statement
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

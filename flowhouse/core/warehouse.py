@@ -26,8 +26,8 @@ from urllib.parse import unquote, urlparse
 import sqlglot
 from sqlglot import exp
 
-from flowhouse.contract import INPUTS, RAW_SCHEMA, ColumnType, Input
-from flowhouse.errors import ConfigError, WarehouseError
+from flowhouse.core.contract import INPUTS, RAW_SCHEMA, ColumnType, Input
+from flowhouse.core.errors import ConfigError, WarehouseError
 
 Dialect = Literal["duckdb", "postgres"]
 DEFAULT_LOCATION = "warehouse.duckdb"

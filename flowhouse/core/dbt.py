@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from flowhouse.errors import DbtError
-from flowhouse.paths import DBT_PROJECT
-from flowhouse.warehouse import Location
+from flowhouse.core.errors import DbtError
+from flowhouse.core.paths import DBT_PROJECT
+from flowhouse.core.warehouse import Location
 
 
 @dataclass(frozen=True)

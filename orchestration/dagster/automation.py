@@ -34,10 +34,11 @@ from dagster import (
 )
 from sqlglot import exp
 
-from flowhouse.errors import ConfigError, WarehouseError
-from flowhouse.warehouse import Location, Warehouse
-from orchestration.assets import CYCLE_JOB
-from orchestration.resources import FlowhouseResource, parse_time
+from flowhouse.core.clock import parse_now
+from flowhouse.core.errors import ConfigError, WarehouseError
+from flowhouse.core.warehouse import Location, Warehouse
+from orchestration.dagster.assets import CYCLE_JOB
+from orchestration.dagster.resources import FlowhouseResource
 
 SCHEDULE_ENV = "FLOWHOUSE_SCHEDULE_MINUTES"
 DEFAULT_MINUTES = 5
@@ -112,7 +113,7 @@ def flowhouse_new_data(
     if watermark is None:
         return SkipReason("no raw events loaded yet")
     mark = watermark.isoformat(sep=" ")
-    if context.cursor and parse_time(context.cursor, "the sensor's cursor") >= watermark:
+    if context.cursor and parse_now(context.cursor, "the sensor's cursor") >= watermark:
         return SkipReason(f"no raw events loaded since {context.cursor}")
     context.update_cursor(mark)
     return RunRequest(run_key=mark)

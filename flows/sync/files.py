@@ -1,11 +1,11 @@
-"""Read sync files (``flows/syncs/*.yml``) into :class:`~activation.sync.spec.Sync`, with every
+"""Read sync files (``flows/library/syncs/*.yml``) into :class:`~flows.sync.syncfile.Sync`, with every
 problem located at ``file:line``.
 
 As for flow files (:mod:`flows.files`), all problems of a file are reported at once, each with the
 dotted field path, the value received and what was expected. Beyond the file's shape,
 :func:`check_sync` checks it against the project: the destination's field names, the source's
 columns (``core.customer_attributes`` for segments and lists; the columns a model's ``.yml``
-documents, or ``raw.*`` as :mod:`flowhouse.contract` defines them), the segment's name, and the
+documents, or ``raw.*`` as :mod:`flowhouse.core.contract` defines them), the segment's name, and the
 ``where`` predicate (parsed with sqlglot, safe expressions on known columns only).
 """
 
@@ -23,12 +23,12 @@ from pydantic import ValidationError
 from sqlglot import exp
 from sqlglot.errors import ParseError, SqlglotError
 
-from activation.sync.spec import CUSTOMER_RELATION, Sync
-from flowhouse.contract import INPUTS, RAW_SCHEMA
-from flowhouse.errors import ConfigError
-from flowhouse.paths import DBT_PROJECT, MODELS
-from flows.files import FLOW_SUFFIXES, Lines, Problem, _line, read_yaml
+from flowhouse.core.contract import INPUTS, RAW_SCHEMA
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.paths import DBT_PROJECT, MODELS
+from flows.files import FLOW_SUFFIXES, Lines, Problem, line_of, read_yaml
 from flows.predicates import check_predicate, customer_columns
+from flows.sync.syncfile import CUSTOMER_RELATION, Sync
 
 SYNCS_DIR = "syncs"
 DOCS = "docs/syncs.md"
@@ -122,7 +122,7 @@ def _clean_loc(loc: Loc) -> Loc:
 def _problems_from(err: ValidationError, file: str, lines: Lines) -> Iterator[Problem]:
     for e in err.errors(include_url=False):
         loc = _clean_loc(tuple(e["loc"]))
-        yield Problem(file, _line(lines, loc), _dotted(loc), _message(e, loc), _value(e))
+        yield Problem(file, line_of(lines, loc), _dotted(loc), _message(e, loc), _value(e))
 
 
 def _message(error: Any, loc: Loc) -> str:
@@ -182,7 +182,9 @@ def _collect(files: Iterable[Path]) -> tuple[list[Sync], list[Problem]]:
             continue
         if sync.sync in seen:
             message = f"duplicate sync id, also in {seen[sync.sync]}"
-            problems.append(Problem(str(path), _line(lines, ("sync",)), "sync", message, sync.sync))
+            problems.append(
+                Problem(str(path), line_of(lines, ("sync",)), "sync", message, sync.sync)
+            )
             continue
         seen[sync.sync] = str(path)
         syncs.append(sync)
@@ -195,7 +197,7 @@ def _collect(files: Iterable[Path]) -> tuple[list[Sync], list[Problem]]:
 def check_sync(sync: Sync, path: Path, lines: Lines) -> list[Problem]:
     """What the file's shape cannot say: field names per destination, columns, segment, where."""
     return [
-        Problem(str(path), _line(lines, loc), _dotted(loc), message, value)
+        Problem(str(path), line_of(lines, loc), _dotted(loc), message, value)
         for loc, message, value in _findings(sync)
     ]
 

@@ -1,0 +1,72 @@
+"""One cycle of the whole loop: a tick of the engine, then a send run.
+
+The engine (:mod:`orchestration.engine`) decides and queues; activation (:mod:`activation`)
+sends. Neither knows the other: this module, the CLI's ``flowhouse tick`` and the Dagster
+assets compose them. Under the tick lock and the lock of the sender's bucket, one cycle
+
+1. ingests the provider webhooks waiting in the inbox (so the refresh sees them),
+2. refreshes the dbt models as of ``now`` (unless told not to),
+3. runs the engine's transitions in one transaction (:func:`orchestration.engine.tick.run_tick`),
+4. sends the due messages (:func:`activation.deliver.send_open`).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from activation.deliver import Options, SendReport, ingest_inbox, lock_name, send_open
+from flowhouse.core.build import MARTS, build_models
+from flowhouse.core.clock import utc, utcnow
+from flowhouse.core.locks import tick_lock
+from flowhouse.core.sql import STATE_SCHEMA
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Location, Warehouse
+from flows.load import load_flows
+from orchestration.engine.tick import TickResult, run_tick
+
+
+@dataclass
+class CycleResult:
+    """The tick's result and, when the cycle sent, the send run's."""
+
+    tick: TickResult
+    sent: SendReport | None = None
+
+    def describe(self) -> str:
+        engine = self.tick.describe()
+        return engine if self.sent is None else f"{engine}\n{self.sent.describe()}"
+
+
+def cycle(
+    location: Location,
+    flows_dir: Path,
+    now: datetime | None = None,
+    build: bool = True,
+    schema: str = STATE_SCHEMA,
+    delivery: Options | None = None,
+) -> CycleResult:
+    """A tick at ``now`` and, with ``delivery``, the inbox ingested first and the due messages
+    sent at the end (as ``flowhouse send`` would)."""
+    now = utc(now or utcnow())
+    flows, settings = load_flows(flows_dir)
+    started = time.perf_counter()
+    sent = None
+    with tick_lock(location, schema), ExitStack() as stack:
+        ingested = None
+        if delivery is not None:
+            stack.enter_context(tick_lock(location, lock_name(schema, delivery.bucket)))
+            ingested = ingest_inbox(location, delivery, now)
+        if build:
+            build_models(location, tests=False, now=now, exclude=[MARTS])
+        with Warehouse.open(location) as wh:
+            ensure_state(wh, schema)
+            counts = run_tick(wh, schema, now, flows, settings, started)
+            if delivery is not None:
+                sent = send_open(wh, schema, now, flows, settings, flows_dir, delivery)
+                sent.ingested = ingested or sent.ingested
+    result = TickResult(now, time.perf_counter() - started, counts, not build)
+    return CycleResult(result, sent)
