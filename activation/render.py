@@ -25,8 +25,8 @@ from activation.links import Claims, message_links
 from activation.message import Outgoing
 from flowhouse.rules.context import Context
 from flows.compile import CompiledFlow
-from flows.settings import Settings
 from flows.flowfile import Message
+from flows.settings import Settings
 from flows.templating import TEMPLATES_DIR, render_context, template_environment
 
 _ROWS = """

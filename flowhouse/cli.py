@@ -35,9 +35,9 @@ from flowhouse.load import load_file
 from flowhouse.report import existing, write_report
 from flowhouse.status import render_json, render_text, status_at
 from flowhouse.summary import render_summary
+from flows.flowfile import parse_duration
 from flows.load import load_flows
 from flows.settings import load_settings
-from flows.flowfile import parse_duration
 from flows.validate import json_schema, validate_paths
 from orchestration.engine.backtest import backtest as run_backtest
 from orchestration.engine.coupons import add_codes, generate_codes

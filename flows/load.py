@@ -17,8 +17,8 @@ from flowhouse.core.errors import ConfigError
 from flows.checks import Loc, walk_steps
 from flows.compile import CompiledFlow, compile_flow
 from flows.files import Problem, flow_files, read_flow
-from flows.settings import SETTINGS_FILE, Settings, load_settings
 from flows.flowfile import Action, Flow, Send
+from flows.settings import SETTINGS_FILE, Settings, load_settings
 from flows.templating import TEMPLATES_DIR, check_template
 
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flows.files import Problem
-from flows.load import read_flows
 from flows.flowfile import Flow
+from flows.load import read_flows
 from flows.sync.files import validate_syncs
 
 

@@ -187,6 +187,17 @@ def test_a_tick_back_in_time_is_refused(warehouse: str) -> None:
     assert "cannot go back in time" in back.output
 
 
+def test_now_with_an_offset_is_converted_to_utc(warehouse: str) -> None:
+    """``--now 02:00+02:00`` is midnight UTC, as Dagster's run tag reads it
+    (tests/core/test_clock.py)."""
+    at = (LAUNCH + timedelta(hours=2)).isoformat() + "+02:00"
+    ticked = run("tick", "--warehouse", warehouse, "--now", at, "--no-build", "--no-send")
+    assert ticked.exit_code == 0, ticked.output
+    assert f"tick at {LAUNCH:%Y-%m-%d %H:%M:%S}" in ticked.output
+    with Warehouse.open(warehouse) as wh:
+        assert wh.scalar("select max(tick_at) from flowhouse.ticks") == LAUNCH
+
+
 def test_coupons_add_generates_and_rejects_bad_codes_with_their_line(
     warehouse: str, tmp_path: Path
 ) -> None:

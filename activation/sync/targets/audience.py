@@ -40,8 +40,8 @@ from activation.sync.targets.base import (
     options_of,
     rejected,
 )
-from flows.settings import Audience
 from flows.flowfile import Model
+from flows.settings import Audience
 
 _MEMBER_ID = re.compile(r"^([0-9a-f]{64})?:([0-9a-f]{64})?$")
 

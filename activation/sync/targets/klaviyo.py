@@ -42,8 +42,8 @@ from activation.sync.targets.base import (
     rejected,
     text,
 )
-from flows.settings import Klaviyo
 from flows.flowfile import Model
+from flows.settings import Klaviyo
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 PROFILES = "/api/profiles"

@@ -44,8 +44,8 @@ from activation.sync.targets.base import (
     rejected,
     text,
 )
-from flows.settings import SendGrid
 from flows.flowfile import Model
+from flows.settings import SendGrid
 
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 CONTACTS = "/v3/marketing/contacts"

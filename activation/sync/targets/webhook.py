@@ -39,8 +39,8 @@ from activation.sync.targets.base import (
     json_value,
     options_of,
 )
-from flows.settings import Webhook
 from flows.flowfile import Model
+from flows.settings import Webhook
 
 Operation = Literal["upsert", "remove"]
 
