@@ -27,7 +27,7 @@ from sqlglot import exp
 
 from flowhouse.core.sql import array_column, array_rows, literal, render, statement
 from flowhouse.rules.context import Context, per_flow
-from flowhouse.rules.due import compute_arrivals
+from flowhouse.rules.due import retime
 from flowhouse.rules.sendtime import (
     Checked,
     cap_windows,
@@ -125,7 +125,7 @@ where c.reason is null and c.kind = 'message'
 _MOVED = """
 select c.message_id, c.channel, coalesce(c.destination, :routes) as route, a.due_at
 from _fh_checked as c
-join _fh_arrivals as a on a.enrollment_id = c.enrollment_id and a.next_step = c.step_id
+join {arrivals} as a on a.enrollment_id = c.enrollment_id and a.next_step = c.step_id
 where c.reason is null and c.kind = 'message' and a.due_at > :now
 """
 
@@ -201,9 +201,10 @@ def recheck(ctx: Context, claim_id: str, scheduling: Sequence[str]) -> CheckResu
         ctx.run(_SKIP, now=ctx.now)
         ctx.run(_JOURNAL, now=ctx.now)
     requeued = scheduled = 0
-    if ctx.temp("_fh_moves", _QUIET_MOVES, now=ctx.now):
-        compute_arrivals(ctx)
-        if ctx.temp("_fh_moved", _MOVED, now=ctx.now, routes=_route_of_channel(ctx)):
+    arrivals = retime(ctx, _QUIET_MOVES, now=ctx.now)
+    if arrivals.count:
+        moved = _MOVED.format(arrivals=arrivals.table)
+        if ctx.temp("_fh_moved", moved, now=ctx.now, routes=_route_of_channel(ctx)):
             holding = _in_list(scheduling)
             scheduled = ctx.wh.execute_count(ctx.sql(_SCHEDULE, now=ctx.now, scheduled=holding))
             requeued = ctx.wh.execute_count(ctx.sql(_REQUEUE, now=ctx.now, scheduled=holding))
