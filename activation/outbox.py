@@ -27,8 +27,18 @@ from sqlglot import exp
 
 from flowhouse.core.sql import array_column, array_rows, literal, render, statement
 from flowhouse.rules.context import Context, per_flow
-from flowhouse.rules.due import compute_arrivals
-from flowhouse.rules.sendtime import cap_windows, caps_rule, create_temp, smart_rule, window_counts
+from flowhouse.rules.due import retime
+from flowhouse.rules.sendtime import (
+    Checked,
+    cap_windows,
+    caps_rule,
+    create_temp,
+    early_checks,
+    reason_of,
+    smart_rule,
+    volume_checks,
+    window_counts,
+)
 
 _CLAIM = """
 update flowhouse.messages
@@ -51,25 +61,7 @@ where status = 'claimed' and :bucket
 _CHECK = """
 select o.message_id, o.enrollment_id, o.flow_id, o.step_id, o.customer_id, o.channel, o.kind,
     o.is_marketing, o.due_at, o.destination,
-    case
-        when o.kind = 'message' and o.is_marketing and o.channel = 'email'
-            and not coalesce(customer.has_email_consent, false)
-            then case when customer.email_unsubscribed_at is null then 'consent'
-                else 'unsubscribed' end
-        when o.kind = 'message' and o.is_marketing and o.channel = 'sms'
-            and not coalesce(customer.has_sms_consent, false)
-            then case when customer.sms_unsubscribed_at is null then 'consent'
-                else 'unsubscribed' end
-        when o.kind = 'message' and o.is_marketing and :unsubscribed_since then 'unsubscribed'
-        when o.kind = 'message' and o.channel = 'email'
-            and customer.email_suppressed_at is not null then 'suppressed'
-        when o.kind = 'message' and o.channel = 'sms'
-            and customer.sms_suppressed_at is not null then 'suppressed'
-        when o.kind = 'message' and :suppressed_since then 'suppressed'
-        when o.due_at + :lateness * interval 1 second < :now then 'stale'
-        when o.is_marketing and coalesce(:capped, false) then 'frequency_cap'
-        when o.is_marketing and coalesce(:smart, false) then 'smart_sending'
-    end as reason
+    :reason as reason
 from flowhouse.messages as o
 left join core.customer_attributes as customer on customer.customer_id = o.customer_id
 left join _fh_sent_recent as r on r.message_id = o.message_id
@@ -133,7 +125,7 @@ where c.reason is null and c.kind = 'message'
 _MOVED = """
 select c.message_id, c.channel, coalesce(c.destination, :routes) as route, a.due_at
 from _fh_checked as c
-join _fh_arrivals as a on a.enrollment_id = c.enrollment_id and a.next_step = c.step_id
+join {arrivals} as a on a.enrollment_id = c.enrollment_id and a.next_step = c.step_id
 where c.reason is null and c.kind = 'message' and a.due_at > :now
 """
 
@@ -209,9 +201,10 @@ def recheck(ctx: Context, claim_id: str, scheduling: Sequence[str]) -> CheckResu
         ctx.run(_SKIP, now=ctx.now)
         ctx.run(_JOURNAL, now=ctx.now)
     requeued = scheduled = 0
-    if ctx.temp("_fh_moves", _QUIET_MOVES, now=ctx.now):
-        compute_arrivals(ctx)
-        if ctx.temp("_fh_moved", _MOVED, now=ctx.now, routes=_route_of_channel(ctx)):
+    arrivals = retime(ctx, _QUIET_MOVES, now=ctx.now)
+    if arrivals.count:
+        moved = _MOVED.format(arrivals=arrivals.table)
+        if ctx.temp("_fh_moved", moved, now=ctx.now, routes=_route_of_channel(ctx)):
             holding = _in_list(scheduling)
             scheduled = ctx.wh.execute_count(ctx.sql(_SCHEDULE, now=ctx.now, scheduled=holding))
             requeued = ctx.wh.execute_count(ctx.sql(_REQUEUE, now=ctx.now, scheduled=holding))
@@ -231,43 +224,52 @@ def _in_list(values: Sequence[str]) -> exp.Expr:
 
 
 def _check_values(ctx: Context, claim_id: str) -> dict[str, Any]:
+    raw_events = ctx.wh.table_exists("raw", "events")
+    key = f"send_reason:{raw_events}"
+    return {"claim": claim_id, "reason": ctx.memo(key, lambda: _reason(ctx, raw_events))}
+
+
+def _reason(ctx: Context, raw_events: bool) -> exp.Expr:
+    """The first send-time check that stops a claimed row ``o`` (null when none does); with
+    `raw_events`, engagement loaded since the row was queued counts too."""
+    unsubscribed, suppressed = _since(ctx) if raw_events else (None, None)
     lateness = per_flow(
         ctx.flows,
         lambda f: literal(int(f.flow.max_lateness.total_seconds())),
         default=literal(7 * 86400),
         on="o",
     )
-    values: dict[str, Any] = {
-        "claim": claim_id,
-        "now": ctx.now,
-        "lateness": lateness,
-        "capped": ctx.memo("send_capped", lambda: per_flow(ctx.flows, _cap_of(ctx), on="o")),
-        "smart": ctx.memo("send_smart", lambda: per_flow(ctx.flows, _smart_of(ctx), on="o")),
-        "unsubscribed_since": exp.false(),
-        "suppressed_since": exp.false(),
-    }
-    if ctx.wh.table_exists("raw", "events"):
-        values["unsubscribed_since"] = statement(
-            _SINCE, types=_in_list(["unsubscribed"]), now=ctx.now, extra=exp.true()
-        )
-        values["suppressed_since"] = statement(
-            _SINCE,
-            types=_in_list(["message_bounced", "message_complained"]),
-            now=ctx.now,
-            extra=statement(
-                "ev.event_type = 'message_complained' "
-                "or coalesce(json_text(ev.properties, 'bounce_type'), '') <> 'soft'"
-            ),
-        )
-    return values
+    row = Checked(
+        kind=exp.column("kind", "o"),
+        channel=exp.column("channel", "o"),
+        is_marketing=exp.column("is_marketing", "o"),
+        due_at=exp.column("due_at", "o"),
+        lateness=lateness,
+    )
+    capped = per_flow(ctx.flows, lambda f: caps_rule(ctx.settings, f), on="o")
+    smart = per_flow(ctx.flows, lambda f: smart_rule(ctx.settings, f), on="o")
+    checks = early_checks(
+        row, ctx.now, unsubscribed_since=unsubscribed, suppressed_since=suppressed
+    )
+    return reason_of(checks + volume_checks(row.is_marketing, capped, smart))
 
 
-def _cap_of(ctx: Context) -> Any:
-    return lambda f: caps_rule(ctx.settings, f)
-
-
-def _smart_of(ctx: Context) -> Any:
-    return lambda f: smart_rule(ctx.settings, f)
+def _since(ctx: Context) -> tuple[exp.Expr, exp.Expr]:
+    """Unsubscribes and suppressions (hard bounces, complaints) of the row's channel loaded
+    since the row was queued."""
+    unsubscribed = statement(
+        _SINCE, types=_in_list(["unsubscribed"]), now=ctx.now, extra=exp.true()
+    )
+    suppressed = statement(
+        _SINCE,
+        types=_in_list(["message_bounced", "message_complained"]),
+        now=ctx.now,
+        extra=statement(
+            "ev.event_type = 'message_complained' "
+            "or coalesce(json_text(ev.properties, 'bounce_type'), '') <> 'soft'"
+        ),
+    )
+    return unsubscribed, suppressed
 
 
 def _sent_recent(ctx: Context, claim_id: str) -> None:

@@ -7,11 +7,16 @@ customer's zone; stage B proposes local target times (the end of quiet hours; th
 today or on the next allowed weekday; the date's occurrence around this year); stage C turns them
 into UTC instants with the DST rules of :func:`flowhouse.rules.timing.from_local` and picks
 the first at or after the arrival.
+
+:func:`retime` is the entry point: the due times of the arrivals a query selects, in a temp
+table whose name it returns (the engine moves enrollments with it; activation re-times a message
+out of quiet hours at the moment of sending).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
@@ -20,6 +25,11 @@ from flowhouse.core.sql import literal, statement
 from flowhouse.rules import timing
 from flowhouse.rules.context import Context, per_step
 from flows.compile import CompiledFlow, StepRow, quiet_window
+
+#: The arrivals to time: (enrollment_id, next_step, at), and any other columns.
+MOVES = "_fh_moves"
+#: Their due times: (enrollment_id, next_step, at, due_at).
+ARRIVALS = "_fh_arrivals"
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -129,6 +139,25 @@ _PLAIN = (
 )
 
 
+@dataclass(frozen=True)
+class Arrivals:
+    """Timed arrivals: ``table`` holds (enrollment_id, next_step, at, due_at), ``count`` rows."""
+
+    table: str
+    count: int
+
+
+def retime(ctx: Context, query: str, **values: Any) -> Arrivals:
+    """The due times of the arrivals `query` selects — (enrollment_id, next_step, at): the
+    enrollment arrives at ``next_step`` at ``at``; a wait adds its length, a send moves out of
+    quiet hours, a ``wait_until`` finds its local time or date. The table is replaced by the next
+    call; with no arrivals it is not computed (``count`` 0)."""
+    count = ctx.temp(MOVES, query, **values)
+    if count:
+        compute_arrivals(ctx)
+    return Arrivals(ARRIVALS, count)
+
+
 def compute_arrivals(ctx: Context) -> None:
     """``_fh_arrivals`` (enrollment_id, next_step, at, due_at) from ``_fh_moves``.
 
@@ -137,7 +166,7 @@ def compute_arrivals(ctx: Context) -> None:
         _timing_table(ctx)
         ctx.rendered["_fh_step_timing"] = ""
     if not ctx.value(_NEEDS_ZONES):
-        ctx.temp("_fh_arrivals", _PLAIN)
+        ctx.temp(ARRIVALS, _PLAIN)
         return
     for name, text, values in _stages(ctx):
         ctx.wh.execute(f"drop table if exists {name}")
@@ -179,7 +208,7 @@ def _stages(ctx: Context) -> list[tuple[str, str, Callable[[], dict[str, Any]]]]
         ("_fh_arr_b", _STAGE_B, dict),
         ("_fh_arr_c", _STAGE_C, stage_c),
         ("_fh_arr_d", _STAGE_D, stage_d),
-        ("_fh_arrivals", _ARRIVALS, dict),
+        (ARRIVALS, _ARRIVALS, dict),
     ]
 
 

@@ -1,6 +1,13 @@
 """The send-time rules as SQL builders, shared by the engine (when a message is queued) and
 activation (when it is about to be sent).
 
+The checks are ordered (condition, reason) pairs, the first that holds giving the skip reason, in
+the order of :data:`REASONS`. :func:`early_checks` is consent, unsubscribes, suppression and
+staleness; :func:`volume_checks` is caps and smart sending; :func:`reason_of` writes pairs as one
+``case``. Both sides describe the row they decide with a :class:`Checked`, and pass what only they
+know: the address (at queue time), the flow's suppression predicate, the engagement loaded since
+the message was queued (at send time).
+
 Caps and smart sending look back from a message's time over the marketing messages the customer
 got on that channel (or on any, for a cap on ``any``), in any flow. :func:`window_counts` adds one
 count per (channel, seconds) window to a grouped query; :func:`caps_rule` and :func:`smart_rule`
@@ -9,6 +16,9 @@ are each flow's test over those counts (on the row ``o`` joined to the counts ``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlglot import exp
 
 from flowhouse.core.sql import literal, render, statement
@@ -16,6 +26,143 @@ from flowhouse.rules.context import Context
 from flows.compile import CompiledFlow
 from flows.flowfile import Cap
 from flows.settings import Settings
+
+#: Skip reasons, in order of precedence: where several apply, the first is recorded.
+REASONS = (
+    "no_address", "consent", "unsubscribed", "suppressed", "stale", "frequency_cap",
+    "smart_sending", "quiet_hours", "discount_active", "coupon_pool_empty",
+)  # fmt: skip
+
+#: The channels with an address on the customer row, and the column holding it.
+ADDRESSES = {"email": "email", "sms": "phone", "push": "customer_id"}
+
+#: The channels with marketing consent, unsubscribes and suppression on the customer row.
+CONSENT_CHANNELS = ("email", "sms")
+
+Check = tuple[exp.Expr, str]
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What the send-time checks read of the row they decide, as expressions of the statement
+    they go into (each is copied where it is used)."""
+
+    #: ``'message'`` for a message; ``'warehouse'`` for an action written to the warehouse.
+    kind: exp.Expr
+    channel: exp.Expr
+    is_marketing: exp.Expr
+    due_at: exp.Expr
+    #: Maximum lateness in seconds.
+    lateness: exp.Expr
+    #: Alias of ``core.customer_attributes`` joined to the row.
+    customer: str = "customer"
+
+    def is_message(self) -> exp.Expr:
+        return self.kind.copy().eq(literal("message"))
+
+    def is_marketing_message(self) -> exp.Expr:
+        return exp.and_(self.is_message(), self.is_marketing.copy())
+
+    def goes_out(self) -> exp.Expr:
+        """A message or an external action (not a warehouse action)."""
+        return exp.NEQ(this=self.kind.copy(), expression=literal("warehouse"))
+
+    def on_channel(self, channel: str) -> exp.Expr:
+        return self.channel.copy().eq(literal(channel))
+
+    def attribute(self, name: str) -> exp.Column:
+        return exp.column(name, self.customer)
+
+
+def address_of(row: Checked) -> exp.Expr:
+    """The customer's address on the row's channel (null for other channels)."""
+    case = exp.Case(this=row.channel.copy())
+    for channel, column in ADDRESSES.items():
+        case = case.when(literal(channel), row.attribute(column))
+    return case
+
+
+def early_checks(
+    row: Checked,
+    now: datetime,
+    *,
+    address: bool = False,
+    flow_suppressed: exp.Expr | None = None,
+    unsubscribed_since: exp.Expr | None = None,
+    suppressed_since: exp.Expr | None = None,
+) -> list[Check]:
+    """Address (with `address`), consent, unsubscribes, suppression and staleness, in order.
+
+    A marketing message without consent is ``unsubscribed`` where the customer has unsubscribed
+    on that channel, ``consent`` otherwise. `flow_suppressed` is the flow's suppression predicate
+    (applies to messages and external actions); `unsubscribed_since` and `suppressed_since` are
+    engagement the customer row does not show yet (they apply to messages)."""
+    checks: list[Check] = []
+    if address:
+        known = exp.In(this=row.channel.copy(), expressions=[literal(c) for c in ADDRESSES])
+        missing = exp.Is(this=address_of(row), expression=exp.null())
+        checks.append((exp.and_(row.is_message(), known, missing), "no_address"))
+    checks += _consent_checks(row)
+    if unsubscribed_since is not None:
+        since = unsubscribed_since.copy()
+        checks.append((exp.and_(row.is_marketing_message(), since), "unsubscribed"))
+    for channel in CONSENT_CHANNELS:
+        suppressed = exp.Not(
+            this=exp.Is(this=row.attribute(f"{channel}_suppressed_at"), expression=exp.null())
+        )
+        checks.append(
+            (exp.and_(row.is_message(), row.on_channel(channel), suppressed), "suppressed")
+        )
+    if suppressed_since is not None:
+        checks.append((exp.and_(row.is_message(), suppressed_since.copy()), "suppressed"))
+    if flow_suppressed is not None:
+        checks.append((exp.and_(row.goes_out(), _holds(flow_suppressed)), "suppressed"))
+    checks.append((exp.and_(row.goes_out(), _stale(row, now)), "stale"))
+    return checks
+
+
+def _consent_checks(row: Checked) -> list[Check]:
+    """Marketing messages without the channel's consent: ``consent``, or ``unsubscribed`` where
+    the customer has unsubscribed from the channel."""
+    checks: list[Check] = []
+    for channel in CONSENT_CHANNELS:
+        consent = exp.func("coalesce", row.attribute(f"has_{channel}_consent"), exp.false())
+        without = exp.and_(row.is_marketing_message(), row.on_channel(channel), exp.not_(consent))
+        never = exp.Is(this=row.attribute(f"{channel}_unsubscribed_at"), expression=exp.null())
+        checks.append((exp.and_(without, never), "consent"))
+        checks.append((without.copy(), "unsubscribed"))
+    return checks
+
+
+def _stale(row: Checked, now: datetime) -> exp.Expr:
+    """Later than the row's maximum lateness after its due time."""
+    return statement(
+        ":due + :lateness * interval 1 second < :now",
+        due=row.due_at.copy(),
+        lateness=row.lateness.copy(),
+        now=now,
+    )
+
+
+def volume_checks(is_marketing: exp.Expr, capped: exp.Expr, smart: exp.Expr) -> list[Check]:
+    """Frequency caps, then smart sending, over a marketing message: `capped` and `smart` are the
+    flow's tests over the window counts (:func:`caps_rule`, :func:`smart_rule`)."""
+    return [
+        (exp.and_(is_marketing.copy(), _holds(capped)), "frequency_cap"),
+        (exp.and_(is_marketing.copy(), _holds(smart)), "smart_sending"),
+    ]
+
+
+def _holds(condition: exp.Expr) -> exp.Expr:
+    return exp.func("coalesce", condition.copy(), exp.false())
+
+
+def reason_of(checks: list[Check]) -> exp.Expr:
+    """``case when <condition> then '<reason>' ... end``: the first reason that holds."""
+    case = exp.Case()
+    for condition, reason in checks:
+        case = case.when(condition, literal(reason))
+    return case
 
 
 def cap_windows(ctx: Context) -> list[tuple[str, int]]:

@@ -12,9 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowhouse.rules.context import Context
-from flowhouse.rules.due import compute_arrivals
-
-MOVES = "_fh_moves"
+from flowhouse.rules.due import retime
 
 _ARRIVE = """
 update flowhouse.enrollments as e
@@ -27,7 +25,7 @@ set step_id = a.next_step,
     arrived_at_tick = :now,
     checked_at_tick = null,
     updated_at_tick = :now
-from _fh_arrivals as a
+from {arrivals} as a
 where e.enrollment_id = a.enrollment_id
 """
 
@@ -60,15 +58,14 @@ def journal(ctx: Context, query: str, **values: Any) -> int:
 def arrive(ctx: Context, query: str, **values: Any) -> int:
     """Move the enrollments `query` selects — (enrollment_id, next_step, at) — to their next step
     and compute its due time; a null next step completes the enrollment."""
-    n = ctx.temp(MOVES, query, **values)
-    if not n:
+    arrivals = retime(ctx, query, **values)
+    if not arrivals.count:
         return 0
-    compute_arrivals(ctx)
-    ctx.run(_ARRIVE, now=ctx.now)
+    ctx.run(_ARRIVE.format(arrivals=arrivals.table), now=ctx.now)
     journal(
         ctx,
         "select enrollment_id, '_end' as step_id, 'end' as step_kind, at as effective_at, "
         "'completed' as outcome, null as reason, null as detail "
-        "from _fh_arrivals where next_step is null",
+        f"from {arrivals.table} where next_step is null",
     )
-    return n
+    return arrivals.count

@@ -22,7 +22,18 @@ from sqlglot import exp
 
 from flowhouse.core.sql import literal, statement
 from flowhouse.rules.context import Context, per_flow
-from flowhouse.rules.sendtime import cap_windows, caps_rule, create_temp, smart_rule, window_counts
+from flowhouse.rules.sendtime import (
+    Checked,
+    address_of,
+    cap_windows,
+    caps_rule,
+    create_temp,
+    early_checks,
+    reason_of,
+    smart_rule,
+    volume_checks,
+    window_counts,
+)
 from flows.compile import WAREHOUSE_ACTIONS, CompiledFlow, StepRow, predicate
 from flows.settings import Settings
 from orchestration.engine.moves import arrive, journal
@@ -33,36 +44,22 @@ _STEP_COLUMNS = (
     "lateness_seconds", "update_name", "update_value",
 )  # fmt: skip
 
+#: A due send or action of ``_OUT``: the step ``p`` of the due row ``event``.
+QUEUED = Checked(
+    kind=exp.column("out_kind", "p"),
+    channel=exp.column("channel", "p"),
+    is_marketing=exp.column("is_marketing", "p"),
+    due_at=exp.column("due_at", "event"),
+    lateness=exp.column("lateness_seconds", "p"),
+)
+
 _OUT = """
 select event.enrollment_id, event.flow_id, event.step_id, event.customer_id, event.due_at,
     event.is_holdout, event.variant, md5(event.enrollment_id || ':' || event.step_id) as message_id,
     p.channel, p.out_kind, p.is_marketing, p.priority, p.coupon_pool, p.expires_seconds,
     p.template, p.subject, p.preheader, p.destination, p.payload, p.update_name, p.update_value,
-    case p.channel
-        when 'email' then customer.email
-        when 'sms' then customer.phone
-        when 'push' then customer.customer_id
-    end as address,
-    case
-        when p.out_kind = 'message' and p.channel in ('email', 'sms', 'push')
-            and (case p.channel when 'email' then customer.email when 'sms' then customer.phone
-                 else customer.customer_id end) is null then 'no_address'
-        when p.is_marketing and p.channel = 'email'
-            and not coalesce(customer.has_email_consent, false)
-            then case when customer.email_unsubscribed_at is null then 'consent'
-                else 'unsubscribed' end
-        when p.is_marketing and p.channel = 'sms'
-            and not coalesce(customer.has_sms_consent, false)
-            then case when customer.sms_unsubscribed_at is null then 'consent'
-                else 'unsubscribed' end
-        when p.out_kind = 'message' and p.channel = 'email'
-            and customer.email_suppressed_at is not null then 'suppressed'
-        when p.out_kind = 'message' and p.channel = 'sms'
-            and customer.sms_suppressed_at is not null then 'suppressed'
-        when p.out_kind <> 'warehouse' and coalesce(:suppress, false) then 'suppressed'
-        when p.out_kind <> 'warehouse'
-            and event.due_at + p.lateness_seconds * interval 1 second < :now then 'stale'
-    end as early_reason,
+    :address as address,
+    :early_reason as early_reason,
     row_number() over (
         partition by event.customer_id
         order by event.due_at, p.priority desc, event.flow_id, event.enrollment_id, event.step_id
@@ -75,17 +72,16 @@ where event.kind in ('send', 'action')
 
 _WAVE = """
 select o.*,
-    case
-        when o.early_reason is not null then o.early_reason
-        when o.is_marketing and coalesce(:capped, false) then 'frequency_cap'
-        when o.is_marketing and coalesce(:smart, false) then 'smart_sending'
-        when o.coupon_pool is not null and exists (
+    coalesce(
+        o.early_reason,
+        :volume_reason,
+        case when o.coupon_pool is not null and exists (
             select 1 from flowhouse.coupon_codes as cc
             where cc.customer_id = o.customer_id and cc.issued_at <= o.due_at
                 and cc.expires_at > o.due_at
                 and (cc.redeemed_at is null or cc.redeemed_at > o.due_at)
-        ) then 'discount_active'
-    end as reason
+        ) then 'discount_active' end
+    ) as reason
 from _fh_out as o
 left join _fh_recent as r on r.message_id = o.message_id
 where o.wave = :wave
@@ -180,24 +176,14 @@ def send_batch(ctx: Context) -> int:
     n = ctx.temp(
         "_fh_out",
         _OUT,
-        now=ctx.now,
-        suppress=ctx.memo(
-            "suppress",
-            lambda: per_flow(
-                ctx.flows, lambda f: predicate(f.flow.suppress) if f.flow.suppress else None
-            ),
-        ),
+        address=ctx.memo("queue_address", lambda: address_of(QUEUED)),
+        early_reason=ctx.memo("queue_early_reason", lambda: _early_reason(ctx)),
     )
     if not n:
         return 0
-    capped = ctx.memo(
-        "capped", lambda: per_flow(ctx.flows, lambda f: caps_rule(ctx.settings, f), on="o")
-    )
-    smart = ctx.memo(
-        "smart", lambda: per_flow(ctx.flows, lambda f: smart_rule(ctx.settings, f), on="o")
-    )
     _recent(ctx, wave=1)
-    decided = ctx.temp("_fh_wave", _WAVE, wave=1, capped=capped, smart=smart)
+    volume = ctx.memo("queue_volume_reason", lambda: _volume_reason(ctx))
+    decided = ctx.temp("_fh_wave", _WAVE, wave=1, volume_reason=volume)
     _coupons(ctx)
     ctx.run(_MESSAGES, now=ctx.now)
     ctx.run(_UPDATES)
@@ -209,6 +195,21 @@ def send_batch(ctx: Context) -> int:
         "join flowhouse.steps as s on s.flow_id = o.flow_id and s.step_id = o.step_id",
     )
     return decided
+
+
+def _early_reason(ctx: Context) -> exp.Expr:
+    """The first of the early send-time checks that stops a due row (null when none does)."""
+    suppress = per_flow(
+        ctx.flows, lambda f: predicate(f.flow.suppress) if f.flow.suppress else None
+    )
+    return reason_of(early_checks(QUEUED, ctx.now, address=True, flow_suppressed=suppress))
+
+
+def _volume_reason(ctx: Context) -> exp.Expr:
+    """``frequency_cap`` or ``smart_sending`` for a row of the wave (``o``, counts ``r``)."""
+    capped = per_flow(ctx.flows, lambda f: caps_rule(ctx.settings, f), on="o")
+    smart = per_flow(ctx.flows, lambda f: smart_rule(ctx.settings, f), on="o")
+    return reason_of(volume_checks(exp.column("is_marketing", "o"), capped, smart))
 
 
 def _coupons(ctx: Context) -> None:
