@@ -313,6 +313,8 @@ _CUSTOMER = {
     "promo_pressure_30d": "0",
     "has_email_consent": "true",
     "has_sms_consent": "true",
+    "has_email_opt_in": "true",
+    "has_sms_opt_in": "true",
     "computed_at": "cast(:created as timestamp)",
 }
 

@@ -93,10 +93,11 @@ def early_checks(
 ) -> list[Check]:
     """Address (with `address`), consent, unsubscribes, suppression and staleness, in order.
 
-    A marketing message without consent is ``unsubscribed`` where the customer has unsubscribed
-    on that channel, ``consent`` otherwise. `flow_suppressed` is the flow's suppression predicate
-    (applies to messages and external actions); `unsubscribed_since` and `suppressed_since` are
-    engagement the customer row does not show yet (they apply to messages)."""
+    A marketing message without consent is ``unsubscribed`` where a customer who had opted in
+    has unsubscribed on that channel, ``consent`` otherwise. `flow_suppressed` is the flow's
+    suppression predicate (applies to messages and external actions); `unsubscribed_since` and
+    `suppressed_since` are engagement the customer row does not show yet (they apply to
+    messages)."""
     checks: list[Check] = []
     if address:
         known = exp.In(this=row.channel.copy(), expressions=[literal(c) for c in ADDRESSES])
@@ -122,14 +123,16 @@ def early_checks(
 
 
 def _consent_checks(row: Checked) -> list[Check]:
-    """Marketing messages without the channel's consent: ``consent``, or ``unsubscribed`` where
-    the customer has unsubscribed from the channel."""
+    """Marketing messages without the channel's consent: ``consent`` where the customer never
+    opted in (even with an unsubscribe on record: consent comes first in :data:`REASONS`) or never
+    unsubscribed, ``unsubscribed`` where an opted-in customer unsubscribed since."""
     checks: list[Check] = []
     for channel in CONSENT_CHANNELS:
         consent = exp.func("coalesce", row.attribute(f"has_{channel}_consent"), exp.false())
         without = exp.and_(row.is_marketing_message(), row.on_channel(channel), exp.not_(consent))
-        never = exp.Is(this=row.attribute(f"{channel}_unsubscribed_at"), expression=exp.null())
-        checks.append((exp.and_(without, never), "consent"))
+        opted_in = exp.func("coalesce", row.attribute(f"has_{channel}_opt_in"), exp.false())
+        never_left = exp.Is(this=row.attribute(f"{channel}_unsubscribed_at"), expression=exp.null())
+        checks.append((exp.and_(without, exp.or_(exp.not_(opted_in), never_left)), "consent"))
         checks.append((without.copy(), "unsubscribed"))
     return checks
 

@@ -208,6 +208,8 @@ final as (
             when last_sms_opted_in_at is not null then true
             else sms_opt_in
         end as has_sms_consent,
+        coalesce(email_opt_in, false) or last_email_opted_in_at is not null as has_email_opt_in,
+        coalesce(sms_opt_in, false) or last_sms_opted_in_at is not null as has_sms_opt_in,
         last_email_unsubscribed_at as email_unsubscribed_at,
         last_sms_unsubscribed_at as sms_unsubscribed_at,
         email_suppressed_at,

@@ -95,6 +95,8 @@ CUSTOMER_ATTRIBUTES: Columns = (
     ("days_since_last_activity", "integer", False),
     ("has_email_consent", "boolean", True),
     ("has_sms_consent", "boolean", True),
+    ("has_email_opt_in", "boolean", True),
+    ("has_sms_opt_in", "boolean", True),
     ("email_unsubscribed_at", "timestamp", False),
     ("sms_unsubscribed_at", "timestamp", False),
     ("email_suppressed_at", "timestamp", False),
@@ -271,6 +273,9 @@ class Store:
             "promo_pressure_30d": 0,
             "has_email_consent": email_consent,
             "has_sms_consent": sms_consent,
+            # opted in once: a customer without consent here has unsubscribed since
+            "has_email_opt_in": True,
+            "has_sms_opt_in": True,
             "computed_at": "2026-01-01 00:00",
         }
         unknown = set(attrs) - set(_ATTRIBUTE_TYPES)
