@@ -23,7 +23,13 @@ class BuildSummary:
         seconds = sum(r.seconds for r in self.results)
         what = ", ".join(f"{n} {k}s" for k, n in sorted(kinds.items()))
         how = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))
-        return f"dbt: {what or 'nothing selected'} ({how}) in {seconds:.1f} s of node time"
+        line = f"dbt: {what or 'nothing selected'} ({how}) in {seconds:.1f} s of node time"
+        return "\n".join([line, *self.warnings()])
+
+    def warnings(self) -> list[str]:
+        """One line per node that passed with a warning (a data test of severity warn)."""
+        warned = [r for r in self.results if r.status == "warn"]
+        return [f"  warning: {r.name}: {r.message or 'warn'}" for r in warned]
 
 
 def prepare_sources(location: Location) -> None:
