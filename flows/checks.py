@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from flows.predicates import check_predicate, customer_only, event_and_customer
 from flows.flowfile import Branch, Flow, Split, Step, WaitFor
+from flows.predicates import check_predicate, customer_only, event_and_customer
 
 Loc = tuple[str | int, ...]
 Finding = tuple[Loc, str, Any]

@@ -1,4 +1,5 @@
-"""Read flow files: YAML to :class:`~flows.flowfile.Flow`, with every error located at ``file:line``.
+"""Read flow files: YAML to :class:`~flows.flowfile.Flow`, with every error located at
+``file:line``.
 
 All problems in a file are reported at once, each with the dotted field path, the value received and
 what was expected.

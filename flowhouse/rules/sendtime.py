@@ -14,8 +14,8 @@ from sqlglot import exp
 from flowhouse.core.sql import literal, render, statement
 from flowhouse.rules.context import Context
 from flows.compile import CompiledFlow
-from flows.settings import Settings
 from flows.flowfile import Cap
+from flows.settings import Settings
 
 
 def cap_windows(ctx: Context) -> list[tuple[str, int]]:
