@@ -53,14 +53,17 @@ from activation.providers.audience.destination import AudienceDestination
 from activation.providers.audience.sync import AudienceTarget
 from activation.providers.base import Destination
 from activation.providers.config import ProviderConfig
+from activation.providers.inbound import Inbound
 from activation.providers.klaviyo.config import Klaviyo
 from activation.providers.klaviyo.destination import KlaviyoDestination
 from activation.providers.klaviyo.sync import KlaviyoTarget
 from activation.providers.sendgrid.config import SendGrid
 from activation.providers.sendgrid.destination import SendGridDestination
+from activation.providers.sendgrid.inbound import INBOUND as SENDGRID_INBOUND
 from activation.providers.sendgrid.sync import SendGridTarget
 from activation.providers.twilio.config import Twilio
 from activation.providers.twilio.destination import TwilioDestination
+from activation.providers.twilio.inbound import INBOUND as TWILIO_INBOUND
 from activation.providers.webhook.config import Webhook
 from activation.providers.webhook.destination import WebhookDestination
 from activation.providers.webhook.sync import WebhookTarget
@@ -69,19 +72,21 @@ from activation.sync.target import SyncTarget
 
 @dataclass(frozen=True)
 class Provider:
-    """One provider's parts: its configuration model, destination and sync target (if any)."""
+    """One provider's parts: its configuration model, its destination, and where it has them its
+    sync target and its part of the inbound webhook mapping."""
 
     name: str
     config: type[ProviderConfig]
     destination: type[Destination]
     target: type[SyncTarget] | None = None
+    inbound: Inbound | None = None
 
 
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in (
-        Provider("sendgrid", SendGrid, SendGridDestination, SendGridTarget),
-        Provider("twilio", Twilio, TwilioDestination),
+        Provider("sendgrid", SendGrid, SendGridDestination, SendGridTarget, SENDGRID_INBOUND),
+        Provider("twilio", Twilio, TwilioDestination, inbound=TWILIO_INBOUND),
         Provider("klaviyo", Klaviyo, KlaviyoDestination, KlaviyoTarget),
         Provider("webhook", Webhook, WebhookDestination, WebhookTarget),
         Provider("audience", Audience, AudienceDestination, AudienceTarget),
@@ -96,4 +101,7 @@ TARGETS: dict[str, type[SyncTarget]] = {
     n: p.target for n, p in PROVIDERS.items() if p.target is not None
 }
 
-__all__ = ["DESTINATIONS", "PROVIDERS", "TARGETS", "Provider"]
+#: The providers' parts of the inbound webhook mapping (:mod:`activation.engagement`).
+INBOUND: tuple[Inbound, ...] = tuple(p.inbound for p in PROVIDERS.values() if p.inbound)
+
+__all__ = ["DESTINATIONS", "INBOUND", "PROVIDERS", "TARGETS", "Provider"]
