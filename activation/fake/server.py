@@ -21,7 +21,8 @@ import uvicorn
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 
-from activation.fake.app import Fake, create_app
+from activation.fake.app import create_app
+from activation.fake.common import Fake
 from activation.fake.engagement import Rates
 from activation.fake.failures import Failures
 from activation.fake.state import Recording

@@ -48,24 +48,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from activation.fake.common import FakeApi
 from activation.providers.audience.config import Audience
 from activation.providers.audience.destination import AudienceDestination
+from activation.providers.audience.fake import FAKE as AUDIENCE_FAKE
 from activation.providers.audience.sync import AudienceTarget
 from activation.providers.base import Destination
 from activation.providers.config import ProviderConfig
 from activation.providers.inbound import Inbound
 from activation.providers.klaviyo.config import Klaviyo
 from activation.providers.klaviyo.destination import KlaviyoDestination
+from activation.providers.klaviyo.fake import FAKE as KLAVIYO_FAKE
 from activation.providers.klaviyo.sync import KlaviyoTarget
 from activation.providers.sendgrid.config import SendGrid
 from activation.providers.sendgrid.destination import SendGridDestination
+from activation.providers.sendgrid.fake import FAKE as SENDGRID_FAKE
 from activation.providers.sendgrid.inbound import INBOUND as SENDGRID_INBOUND
 from activation.providers.sendgrid.sync import SendGridTarget
 from activation.providers.twilio.config import Twilio
 from activation.providers.twilio.destination import TwilioDestination
+from activation.providers.twilio.fake import FAKE as TWILIO_FAKE
 from activation.providers.twilio.inbound import INBOUND as TWILIO_INBOUND
 from activation.providers.webhook.config import Webhook
 from activation.providers.webhook.destination import WebhookDestination
+from activation.providers.webhook.fake import FAKE as WEBHOOK_FAKE
 from activation.providers.webhook.sync import WebhookTarget
 from activation.sync.target import SyncTarget
 
@@ -80,16 +86,24 @@ class Provider:
     destination: type[Destination]
     target: type[SyncTarget] | None = None
     inbound: Inbound | None = None
+    fake: FakeApi | None = None
 
 
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in (
-        Provider("sendgrid", SendGrid, SendGridDestination, SendGridTarget, SENDGRID_INBOUND),
-        Provider("twilio", Twilio, TwilioDestination, inbound=TWILIO_INBOUND),
-        Provider("klaviyo", Klaviyo, KlaviyoDestination, KlaviyoTarget),
-        Provider("webhook", Webhook, WebhookDestination, WebhookTarget),
-        Provider("audience", Audience, AudienceDestination, AudienceTarget),
+        Provider(
+            "sendgrid",
+            SendGrid,
+            SendGridDestination,
+            SendGridTarget,
+            SENDGRID_INBOUND,
+            SENDGRID_FAKE,
+        ),
+        Provider("twilio", Twilio, TwilioDestination, None, TWILIO_INBOUND, TWILIO_FAKE),
+        Provider("klaviyo", Klaviyo, KlaviyoDestination, KlaviyoTarget, fake=KLAVIYO_FAKE),
+        Provider("webhook", Webhook, WebhookDestination, WebhookTarget, fake=WEBHOOK_FAKE),
+        Provider("audience", Audience, AudienceDestination, AudienceTarget, fake=AUDIENCE_FAKE),
     )
 }
 
@@ -104,4 +118,7 @@ TARGETS: dict[str, type[SyncTarget]] = {
 #: The providers' parts of the inbound webhook mapping (:mod:`activation.engagement`).
 INBOUND: tuple[Inbound, ...] = tuple(p.inbound for p in PROVIDERS.values() if p.inbound)
 
-__all__ = ["DESTINATIONS", "INBOUND", "PROVIDERS", "TARGETS", "Provider"]
+#: The providers' endpoints in the fake provider (:mod:`activation.fake.app`), by name.
+FAKES: dict[str, FakeApi] = {n: p.fake for n, p in PROVIDERS.items() if p.fake}
+
+__all__ = ["DESTINATIONS", "FAKES", "INBOUND", "PROVIDERS", "TARGETS", "Provider"]
