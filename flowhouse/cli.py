@@ -16,8 +16,9 @@ import click
 from activation.deliver import Options
 from activation.deliver import send as send_run
 from activation.fake.failures import Failures
-from activation.fake.server import SECRET_ENV, WEBHOOK_SECRET, FakeSettings
+from activation.fake.server import SECRET_ENV
 from activation.fake.server import serve as serve_fake
+from activation.fake.settings import WEBHOOK_SECRET, FakeSettings
 from activation.outbox import Bucket
 from activation.providers.base import Secrets
 from activation.providers.delivery import delivery_problems, provider_configs

@@ -17,7 +17,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -28,11 +27,9 @@ from starlette.routing import Route
 from activation.fake.common import Fake, FakeRoute, Handler, error, parse_time
 from activation.fake.engagement import Engagement
 from activation.fake.failures import Failures, Fault, Injector
+from activation.fake.settings import FakeSettings
 from activation.fake.state import Clock, Recording
 from activation.providers import FAKES
-
-if TYPE_CHECKING:
-    from activation.fake.server import FakeSettings
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

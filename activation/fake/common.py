@@ -12,19 +12,17 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from activation.fake.engagement import Engagement
 from activation.fake.failures import Injector
+from activation.fake.settings import FakeSettings
 from activation.fake.state import Clock, Recording
 from activation.openapi import check, document_for
 from flowhouse.core.clock import utc
-
-if TYPE_CHECKING:
-    from activation.fake.server import FakeSettings
 
 #: Characters of a body kept in a record.
 EXCERPT = 200

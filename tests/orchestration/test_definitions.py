@@ -31,7 +31,8 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 from dagster_dbt import DbtProject
 
-from activation.fake.server import FakeSettings, running
+from activation.fake.server import running
+from activation.fake.settings import FakeSettings
 from activation.providers.delivery import provider_configs
 from flowhouse.core.clock import parse_now
 from flowhouse.core.dbt import target_path
