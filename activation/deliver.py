@@ -4,7 +4,7 @@ One run:
 
 1. rows a dead run claimed but never put in flight go back to the queue;
 2. rows a dead run left in flight are reconciled, per destination (see
-   :mod:`activation.destinations.base`): looked up in the provider's records, resent with the
+   :mod:`activation.providers.base`): looked up in the provider's records, resent with the
    same idempotency key, or marked ``unconfirmed``;
 3. then, claim after claim (earliest due first): the send-time rules are checked again, the rows
    are rendered, and each destination's messages are sent in waves, each wave recorded in flight
@@ -28,8 +28,6 @@ from pathlib import Path
 
 import httpx
 
-from activation.destinations import DESTINATIONS
-from activation.destinations.base import Destination, Secrets
 from activation.engagement import ingest
 from activation.message import Outgoing
 from activation.outbox import (
@@ -42,6 +40,9 @@ from activation.outbox import (
     record,
     unclaim,
 )
+from activation.providers import DESTINATIONS
+from activation.providers.base import Destination, Secrets
+from activation.providers.delivery import ProviderConfigs, provider_configs
 from activation.render import Renderer, by_route, render_claim
 from activation.sender import CLOCK_SLACK, Policy, Run, deliver
 from flowhouse.core.clock import utc, utcnow
@@ -53,7 +54,7 @@ from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.rules.context import Context, per_flow
 from flows.compile import CompiledFlow
 from flows.load import load_flows
-from flows.settings import Delivery, Settings
+from flows.settings import Settings
 
 #: Rows claimed at once; each claim is checked, rendered and sent before the next.
 CLAIM_SIZE = 5000
@@ -129,8 +130,10 @@ class Destinations:
     """The destinations this run uses, built on first use (a destination never used needs no
     credentials), each with its own HTTP client (time-out, connection pool)."""
 
-    def __init__(self, delivery: Delivery, secrets: Secrets, provider_url: str | None) -> None:
-        self.delivery = delivery
+    def __init__(
+        self, configs: ProviderConfigs, secrets: Secrets, provider_url: str | None
+    ) -> None:
+        self.configs = configs
         self.secrets = secrets
         self.urls = provider_urls(provider_url) if provider_url else {}
         self.built: dict[str, Destination] = {}
@@ -142,7 +145,7 @@ class Destinations:
                 raise ConfigError(
                     "unknown destination", value=name, expected=", ".join(sorted(DESTINATIONS))
                 )
-            config = getattr(self.delivery, name)
+            config = self.configs[name]
             self.built[name] = DESTINATIONS[name](config, self.secrets, self.urls.get(name))
         return self.built[name]
 
@@ -233,9 +236,10 @@ def send_open(
             f"{err} (tick --no-send queues without sending; --provider-url sends to "
             "flowhouse fake-provider)"
         ) from err
+    configs = provider_configs(settings)
     ctx = Context(wh, schema, now, None, flows, settings)
-    renderer = Renderer({f.id: f for f in flows}, settings, flows_dir, key)
-    destinations = Destinations(settings.delivery, secrets, options.provider_url)
+    renderer = Renderer({f.id: f for f in flows}, settings, flows_dir, key, configs)
+    destinations = Destinations(configs, secrets, options.provider_url)
     report = SendReport(now)
     policy = options.policy or Policy()
     asyncio.run(

@@ -9,10 +9,12 @@ inbox, one folder per source::
     <inbox>/flowhouse/*.json   unsubscribes from signed links
 
 :func:`ingest` reads every file in one set-based pass in an in-memory DuckDB, maps the providers'
-notifications onto canonical events (:data:`MAPPING`), writes the new ones to ``raw.events``
-through the loader (so they are validated like any other load, on DuckDB or PostgreSQL), marks the
-outbox rows they concern ``delivered`` or ``bounced``, and only then moves the files to ``done/``.
-A file that is not JSON or lacks a required field moves to ``rejected/`` and is named in the report.
+notifications onto canonical events (each provider's ``inbound.py``,
+:mod:`activation.providers.inbound`, assembled here with flowhouse's own :data:`LINKS`), writes the
+new ones to ``raw.events`` through the loader (so they are validated like any other load, on DuckDB
+or PostgreSQL), marks the outbox rows they concern ``delivered`` or ``bounced``, and only then moves
+the files to ``done/``. A file that is not JSON or lacks a required field moves to ``rejected/`` and
+is named in the report.
 
 Every step can be repeated: an event's id is the md5 of its provider and the provider's own id for
 the notification, ids already in ``raw.events`` are skipped, and the outbox updates only move a
@@ -34,51 +36,47 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from activation.providers import INBOUND
+from activation.providers.inbound import Inbound
 from flowhouse.core.clock import utc
 from flowhouse.core.contract import RAW_SCHEMA
 from flowhouse.core.sql import STATE_SCHEMA, literal, statement
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.load import LoadReport, load_file
 
-PROVIDERS = ("sendgrid", "twilio", "flowhouse")
-
-#: Twilio error codes that mean the number cannot be reached or has opted out: a hard bounce.
-HARD_SMS_ERRORS = ("30003", "30005", "30006", "21610", "21211")
-#: Twilio's "the recipient replied STOP": a hard bounce and an SMS unsubscribe.
-STOP_ERROR = "21610"
-
-#: (provider, notification, subtype) -> (event_type, bounce_type, suffix of the provider event
-#: id). The subtype tells bounces apart: SendGrid's bounce ``type`` (``bounce``/``blocked``),
-#: Twilio's error code class (``hard``/``soft``/``stop``). Notifications not listed (SendGrid
-#: ``processed``/``deferred``, Twilio ``queued``/``sent``/``accepted``) are not events.
-MAPPING: tuple[tuple[str, str, str, str, str | None, str], ...] = (
-    ("sendgrid", "delivered", "", "message_delivered", None, ""),
-    ("sendgrid", "open", "", "message_opened", None, ""),
-    ("sendgrid", "click", "", "message_clicked", None, ""),
-    ("sendgrid", "bounce", "bounce", "message_bounced", "hard", ""),
-    ("sendgrid", "bounce", "blocked", "message_bounced", "soft", ""),
-    ("sendgrid", "dropped", "", "message_bounced", "soft", ""),
-    ("sendgrid", "spamreport", "", "message_complained", None, ""),
-    ("sendgrid", "unsubscribe", "", "unsubscribed", None, ""),
-    ("sendgrid", "group_unsubscribe", "", "unsubscribed", None, ""),
-    ("twilio", "delivered", "", "message_delivered", None, ""),
-    ("twilio", "undelivered", "hard", "message_bounced", "hard", ""),
-    ("twilio", "undelivered", "soft", "message_bounced", "soft", ""),
-    ("twilio", "undelivered", "stop", "message_bounced", "hard", ""),
-    ("twilio", "undelivered", "stop", "unsubscribed", None, ":unsubscribe"),
-    ("twilio", "failed", "hard", "message_bounced", "hard", ""),
-    ("twilio", "failed", "soft", "message_bounced", "soft", ""),
-    ("twilio", "failed", "stop", "message_bounced", "hard", ""),
-    ("twilio", "failed", "stop", "unsubscribed", None, ":unsubscribe"),
-    ("flowhouse", "unsubscribe", "", "unsubscribed", None, ""),
+#: flowhouse's own notifications: unsubscribes from signed links, stored by the receiver.
+LINKS = Inbound(
+    source="flowhouse",
+    body="object",
+    required=("kind", "message_id", "customer_id", "channel"),
+    notes="""
+select path, item_no, provider, 'unsubscribe' as status, '' as subtype,
+       'link:' || trim(json_extract_string(item, '$.message_id')) || ':unsubscribe'
+           as provider_event_id,
+       trim(json_extract_string(item, '$.message_id')) as message_id,
+       trim(json_extract_string(item, '$.customer_id')) as customer_id,
+       null as flow_id, null as step_id, lower(json_extract_string(item, '$.channel')) as channel,
+       null as url, null as reason, null as error_code,
+       coalesce(try_cast(json_extract_string(item, '$.received_at') as timestamptz)
+                    at time zone 'UTC', :now) as occurred_at
+from _items where provider = 'flowhouse'
+""",
+    events=(("unsubscribe", "", "unsubscribed", None, ""),),
+    item_checks=(
+        (
+            "coalesce(json_extract_string(item, '$.kind'), '') <> 'unsubscribe'",
+            "kind is not 'unsubscribe'",
+        ),
+        (
+            "lower(coalesce(json_extract_string(item, '$.channel'), ''))"
+            " not in ('email', 'sms', 'all')",
+            "channel is not email, sms or all",
+        ),
+    ),
 )
 
-#: Fields a file's notifications must carry (SendGrid: every event of the array).
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "sendgrid": ("event", "timestamp", "sg_event_id"),
-    "twilio": ("MessageSid", "MessageStatus", "message_id", "customer_id"),
-    "flowhouse": ("kind", "message_id", "customer_id", "channel"),
-}
+#: Every source of inbox files, in the order they are read: the providers', then flowhouse's.
+SOURCES: tuple[Inbound, ...] = (*INBOUND, LINKS)
 
 #: Outbox statuses a delivery or a bounce report moves forward (never back from ``bounced``).
 DELIVERABLE = ("sent", "sending", "unconfirmed")
@@ -133,7 +131,7 @@ class IngestReport:
 def inbox_files(inbox: Path) -> list[tuple[str, Path]]:
     """Every ``*.json`` file waiting in the inbox, as (provider, path), oldest name first."""
     found: list[tuple[str, Path]] = []
-    for provider in PROVIDERS:
+    for provider in (s.source for s in SOURCES):
         folder = inbox / provider
         if folder.is_dir():
             found += [(provider, p) for p in sorted(folder.iterdir()) if _waiting(p)]
@@ -159,46 +157,24 @@ select p.provider, p.path,
 from _paths as p left join read_blob(:files) as b on b.filename = p.path
 """
 
-_ITEMS = """
-create temp table _items as
+#: How a file's notifications become rows of ``_items``, by the source's body.
+_ITEMS = {
+    "object": """
 select provider, path, 0 as item_no, doc as item
-from _docs where provider <> 'sendgrid' and doc is not null
-union all
+from _docs where provider = :source and doc is not null
+""",
+    "array": """
 select provider, path, item_no, item from (
     select provider, path, unnest(json_extract(doc, '$[*]')) as item,
            generate_subscripts(json_extract(doc, '$[*]'), 1) as item_no
-    from _docs where provider = 'sendgrid' and json_type(doc) = 'ARRAY'
+    from _docs where provider = :source and json_type(doc) = 'ARRAY'
 ) as unnested
-"""
+""",
+}
 
-#: (provider or '' for all, condition over a file's ``doc``, reason)
-_FILE_CHECKS: tuple[tuple[str, str, str], ...] = (
-    ("", "doc is null", "not valid JSON (or not UTF-8 text)"),
-    ("sendgrid", "json_type(doc) <> 'ARRAY'", "expected a JSON array of events"),
-    ("twilio", "json_type(doc) <> 'OBJECT'", "expected a JSON object"),
-    ("flowhouse", "json_type(doc) <> 'OBJECT'", "expected a JSON object"),
-)
-
-#: (provider or '' for all, condition over one notification ``item``, reason)
-_ITEM_CHECKS: tuple[tuple[str, str, str], ...] = (
-    ("", "json_type(item) <> 'OBJECT'", "not a JSON object"),
-    (
-        "sendgrid",
-        "try_cast(json_extract_string(item, '$.timestamp') as double) is null",
-        "timestamp is not a number",
-    ),
-    (
-        "flowhouse",
-        "coalesce(json_extract_string(item, '$.kind'), '') <> 'unsubscribe'",
-        "kind is not 'unsubscribe'",
-    ),
-    (
-        "flowhouse",
-        "lower(coalesce(json_extract_string(item, '$.channel'), ''))"
-        " not in ('email', 'sms', 'all')",
-        "channel is not email, sms or all",
-    ),
-)
+#: Checks of every file and every notification, whatever the source: (condition, reason).
+_DOC_CHECK = ("doc is null", "not valid JSON (or not UTF-8 text)")
+_ITEM_CHECK = ("json_type(item) <> 'OBJECT'", "not a JSON object")
 
 
 def _missing(name: str) -> str:
@@ -208,10 +184,13 @@ def _missing(name: str) -> str:
 
 def _checks() -> list[tuple[str, str, str, str]]:
     """Every check as (source table, provider, condition, reason), in the order they report."""
-    found = [("_docs", *c) for c in _FILE_CHECKS] + [("_items", *c) for c in _ITEM_CHECKS[:1]]
-    for provider, names in REQUIRED.items():
-        found += [("_items", provider, _missing(n), f"missing {n}") for n in names]
-    return found + [("_items", *c) for c in _ITEM_CHECKS[1:]]
+    found = [("_docs", "", *_DOC_CHECK)] + [("_docs", s.source, *s.file_check) for s in SOURCES]
+    found.append(("_items", "", *_ITEM_CHECK))
+    for source in SOURCES:
+        found += [("_items", source.source, _missing(n), f"missing {n}") for n in source.required]
+    for source in SOURCES:
+        found += [("_items", source.source, *c) for c in source.item_checks]
+    return found
 
 
 def _problems_query() -> exp.Query:
@@ -231,10 +210,32 @@ def _problems_query() -> exp.Query:
             .from_(table)
             .where(where)
         )
+    return _union_all(parts)
+
+
+def _union_all(parts: Sequence[exp.Query]) -> exp.Query:
     union = parts[0]
     for part in parts[1:]:
         union = exp.union(union, part, distinct=False)
     return union
+
+
+def _assembled(pieces: Sequence[exp.Expr]) -> exp.Query:
+    """Every source's piece, as one ``union all``."""
+    return _union_all([piece.assert_is(exp.Query) for piece in pieces])
+
+
+def _items_query() -> exp.Query:
+    return _assembled([statement(_ITEMS[s.body], source=s.source) for s in SOURCES])
+
+
+def _notes_query(now: datetime) -> exp.Query:
+    return _assembled([statement(s.notes, now=now, **s.params) for s in SOURCES])
+
+
+def _mapping_rows() -> list[tuple[str, str, str, str, str | None, str]]:
+    """(provider, status, subtype, event_type, bounce_type, id suffix) of every source."""
+    return [(s.source, *event) for s in SOURCES for event in s.events]
 
 
 _REJECTED = """
@@ -248,53 +249,6 @@ from _problems group by path
 
 
 # -- mapping notifications onto events -----------------------------------------------------------
-
-_NOTES = """
-create temp table _notes as
-select path, item_no, provider,
-       lower(json_extract_string(item, '$.event')) as status,
-       case when lower(json_extract_string(item, '$.event')) <> 'bounce' then ''
-            when lower(coalesce(json_extract_string(item, '$.type'), '')) = 'blocked' then 'blocked'
-            else 'bounce' end as subtype,
-       json_extract_string(item, '$.sg_event_id') as provider_event_id,
-       nullif(trim(json_extract_string(item, '$.message_id')), '') as message_id,
-       nullif(trim(json_extract_string(item, '$.customer_id')), '') as customer_id,
-       json_extract_string(item, '$.flow_id') as flow_id,
-       json_extract_string(item, '$.step_id') as step_id,
-       'email' as channel,
-       json_extract_string(item, '$.url') as url,
-       json_extract_string(item, '$.reason') as reason,
-       cast(null as varchar) as error_code,
-       make_timestamp(cast(cast(json_extract_string(item, '$.timestamp') as double) * 1000000
-                           as bigint)) as occurred_at
-from _items where provider = 'sendgrid'
-union all
-select path, item_no, provider, status,
-       case when status not in ('undelivered', 'failed') then ''
-            when error_code = :stop then 'stop'
-            when list_contains(:hard, error_code) then 'hard'
-            else 'soft' end,
-       json_extract_string(item, '$.MessageSid') || ':' || status,
-       trim(json_extract_string(item, '$.message_id')),
-       trim(json_extract_string(item, '$.customer_id')),
-       null, null, 'sms', null, null, error_code,
-       coalesce(try_cast(json_extract_string(item, '$.received_at') as timestamptz)
-                    at time zone 'UTC', :now)
-from (
-    select *, lower(json_extract_string(item, '$.MessageStatus')) as status,
-           nullif(trim(json_extract_string(item, '$.ErrorCode')), '') as error_code
-    from _items where provider = 'twilio'
-) as twilio
-union all
-select path, item_no, provider, 'unsubscribe', '',
-       'link:' || trim(json_extract_string(item, '$.message_id')) || ':unsubscribe',
-       trim(json_extract_string(item, '$.message_id')),
-       trim(json_extract_string(item, '$.customer_id')),
-       null, null, lower(json_extract_string(item, '$.channel')), null, null, null,
-       coalesce(try_cast(json_extract_string(item, '$.received_at') as timestamptz)
-                    at time zone 'UTC', :now)
-from _items where provider = 'flowhouse'
-"""
 
 _EVENTS = """
 create temp table _events as
@@ -348,14 +302,19 @@ def _table(con: Any, name: str, columns: Sequence[str], rows: Sequence[tuple[Any
     """A temp table of constant text rows, handed to DuckDB as an Arrow table."""
     data = {c: pa.array([row[i] for row in rows], pa.string()) for i, c in enumerate(columns)}
     con.register("_constant_rows", pa.table(data))
+    _create(con, name, exp.select("*").from_("_constant_rows"))
+    con.unregister("_constant_rows")
+
+
+def _create(con: Any, name: str, query: exp.Query) -> None:
+    """A temp table of what ``query`` selects."""
     create = exp.Create(
         this=exp.to_table(name),
         kind="TABLE",
-        expression=exp.select("*").from_("_constant_rows"),
+        expression=query,
         properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
     )
     con.execute(create.sql("duckdb"))
-    con.unregister("_constant_rows")
 
 
 def _read(con: Any, files: Sequence[tuple[str, Path]], now: datetime) -> list[RejectedFile]:
@@ -363,15 +322,14 @@ def _read(con: Any, files: Sequence[tuple[str, Path]], now: datetime) -> list[Re
     _table(con, "_paths", ("provider", "path"), [(p, str(f)) for p, f in files])
     names = exp.Array(expressions=[exp.Literal.string(str(f)) for _, f in files])
     _run(con, _DOCS, files=names)
-    _run(con, _ITEMS)
-    con.execute(f"create temp table _problems as {_problems_query().sql('duckdb')}")
+    _create(con, "_items", _items_query())
+    _create(con, "_problems", _problems_query())
     _run(con, _REJECTED)
     rejected = _rejected(con)
     con.execute("delete from _items where path in (select path from _rejected)")
     _table(con, "_mapping", ("provider", "status", "subtype", "event_type", "bounce_type",
-                             "id_suffix"), MAPPING)  # fmt: skip
-    hard = exp.Array(expressions=[exp.Literal.string(c) for c in HARD_SMS_ERRORS])
-    _run(con, _NOTES, stop=STOP_ERROR, hard=hard, now=now)
+                             "id_suffix"), _mapping_rows())  # fmt: skip
+    _create(con, "_notes", _notes_query(now))
     _run(con, _EVENTS, now=now)
     return rejected
 

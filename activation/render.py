@@ -23,6 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from activation import recommend
 from activation.links import Claims, message_links
 from activation.message import Outgoing
+from activation.providers.delivery import ProviderConfigs
 from flowhouse.rules.context import Context
 from flows.compile import CompiledFlow
 from flows.flowfile import Message
@@ -72,6 +73,7 @@ class Renderer:
     settings: Settings
     flows_dir: Path
     signing_key: str
+    configs: ProviderConfigs = field(default_factory=ProviderConfigs)
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
     #: Read once per run, not once per claim: the catalog, the compiled templates.
     _once: dict[str, Any] = field(default_factory=dict)
@@ -136,7 +138,7 @@ def _wants_data(renderer: Renderer, route: str, row: Mapping[str, Any]) -> bool:
     """Whether the destination sends the render context itself (an event's properties, a
     dynamic template's data, a webhook body), not only the rendered content."""
     if route == "sendgrid":
-        return row["template"] in renderer.settings.delivery.sendgrid.templates
+        return row["template"] in renderer.configs.sendgrid.templates
     return route != "twilio"
 
 

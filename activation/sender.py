@@ -27,9 +27,9 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from activation.destinations.base import Call, Destination
 from activation.message import Outcome, Outgoing
 from activation.outbox import Attempt, Final
+from activation.providers.base import Call, Destination
 from flowhouse.core.clock import utcnow
 
 #: The longest a run waits before one retry; a provider asking for more is retried next run.

@@ -15,11 +15,13 @@ import click
 
 from activation.deliver import Options
 from activation.deliver import send as send_run
-from activation.destinations.base import Secrets
 from activation.fake.failures import Failures
-from activation.fake.server import SECRET_ENV, WEBHOOK_SECRET, FakeSettings
+from activation.fake.server import SECRET_ENV
 from activation.fake.server import serve as serve_fake
+from activation.fake.settings import WEBHOOK_SECRET, FakeSettings
 from activation.outbox import Bucket
+from activation.providers.base import Secrets
+from activation.providers.delivery import delivery_problems, provider_configs
 from activation.receiver import serve as serve_receiver
 from activation.sync.run import SyncOptions, run_syncs
 from flowhouse import __version__
@@ -258,7 +260,7 @@ def validate(paths: tuple[Path, ...], flows_dir: Path | None) -> None:
     """
 
     targets = list(paths) or [flows_dir or default_flows_dir()]
-    problems, checked = validate_paths(targets)
+    problems, checked = validate_paths(targets, checks=[delivery_problems])
     for problem in problems:
         click.echo(str(problem), err=True)
     files = {p.file for p in problems}
@@ -510,10 +512,10 @@ def receive(
     at /webhooks/twilio, checked with TWILIO_AUTH_TOKEN) and one-click unsubscribes from signed
     links (/unsubscribe), storing each in the inbox; `flowhouse send` and `tick` ingest it."""
 
-    delivery = load_settings(flows_dir or default_flows_dir()).delivery
+    settings = load_settings(flows_dir or default_flows_dir())
     secrets = Secrets()
-    key = secrets.get(delivery.signing_key_env, "the key that signs unsubscribe links")
-    token = os.environ.get(delivery.twilio.auth_token_env)
+    key = secrets.get(settings.delivery.signing_key_env, "the key that signs unsubscribe links")
+    token = os.environ.get(provider_configs(settings).twilio.auth_token_env)
     click.echo(f"receiving webhooks on http://{host}:{port}, storing them in {inbox}")
     serve_receiver(host, port, inbox, key, token, public_url)
 

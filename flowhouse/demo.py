@@ -13,7 +13,8 @@ from typing import Any
 from sqlglot import exp
 
 from activation.deliver import Options
-from activation.fake.server import FakeSettings, running
+from activation.fake.server import running
+from activation.fake.settings import FakeSettings
 from activation.sync.compare import in_sync
 from activation.sync.run import SyncOptions, run_syncs
 from flowhouse.core.build import MARTS, build_models

@@ -242,7 +242,7 @@ class Split(StepBase):
     split: list[Arm]
 
 
-#: The destinations a message or outbox channel can be routed to (activation/destinations/).
+#: The destinations a message or outbox channel can be routed to (activation/providers/).
 Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience"]
 
 

@@ -5,11 +5,15 @@
 Beyond each file on its own (:mod:`flows.files`), a flow is checked against what lies beside it:
 the store settings (``_settings.yml``: its coupon pools, the postal address) and the message
 templates (``templates/``) its send steps name. Flow ids are unique across the files read.
+
+What the flow language cannot judge itself is passed in as ``checks``: callables that take a
+folder's settings and return their problems (the CLI passes activation's check of the provider
+sections under ``delivery``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +24,9 @@ from flows.files import Problem, flow_files, read_flow
 from flows.flowfile import Action, Flow, Send
 from flows.settings import SETTINGS_FILE, Settings, load_settings
 from flows.templating import TEMPLATES_DIR, check_template
+
+#: A check of a folder's settings beyond their shape, passed in by the composition.
+SettingsCheck = Callable[[Settings], Iterable[Problem]]
 
 
 @dataclass
@@ -33,9 +40,9 @@ class ReadFlows:
     files: int = 0
 
 
-def read_flows(paths: Sequence[Path]) -> ReadFlows:
+def read_flows(paths: Sequence[Path], checks: Sequence[SettingsCheck] = ()) -> ReadFlows:
     """Every flow file under ``paths`` (files or folders), checked on its own and against its
-    folder's settings and templates."""
+    folder's settings and templates; each folder's settings also pass ``checks``."""
     out = ReadFlows()
     out.problems += [
         Problem(str(p), None, "", "no such file or folder") for p in paths if not p.exists()
@@ -55,7 +62,7 @@ def read_flows(paths: Sequence[Path]) -> ReadFlows:
             continue
         seen[flow.flow] = str(path)
         if path.parent not in out.settings:
-            out.settings[path.parent], found = _settings(path.parent)
+            out.settings[path.parent], found = _settings(path.parent, checks)
             out.problems += found
         references = [
             Problem(str(path), parsed.line(loc), ".".join(map(str, loc)), message, value)
@@ -67,12 +74,14 @@ def read_flows(paths: Sequence[Path]) -> ReadFlows:
     return out
 
 
-def load_flows(flows_dir: Path) -> tuple[list[CompiledFlow], Settings]:
+def load_flows(
+    flows_dir: Path, checks: Sequence[SettingsCheck] = ()
+) -> tuple[list[CompiledFlow], Settings]:
     """Every flow in `flows_dir`, compiled, and the store settings; any problem that
     ``flowhouse validate`` would report stops the load with all of them listed."""
     if not flows_dir.is_dir():
         raise ConfigError("no such flows folder", value=str(flows_dir))
-    found = read_flows([flows_dir])
+    found = read_flows([flows_dir], checks)
     if found.problems:
         listed = "\n  ".join(str(p) for p in found.problems)
         raise ConfigError(f"invalid flow files (run flowhouse validate):\n  {listed}")
@@ -80,16 +89,20 @@ def load_flows(flows_dir: Path) -> tuple[list[CompiledFlow], Settings]:
     return [compile_flow(flow) for _, flow in found.flows], settings
 
 
-def _settings(flows_dir: Path) -> tuple[Settings | None, list[Problem]]:
-    """The store settings beside the flows, or the problem that stops them loading."""
+def _settings(
+    flows_dir: Path, checks: Sequence[SettingsCheck]
+) -> tuple[Settings | None, list[Problem]]:
+    """The store settings beside the flows and the problems ``checks`` find in them, or the
+    problem that stops them loading."""
     try:
-        return load_settings(flows_dir), []
+        settings = load_settings(flows_dir)
     except ConfigError as err:
         where = err.location
         if where is None:
             return None, [Problem(str(flows_dir / SETTINGS_FILE), None, "", str(err))]
         message = str(err).removeprefix(f"{where}: ").split("; got ")[0]
         return None, [Problem(where.file, where.line, where.field or "", message, err.value)]
+    return settings, [p for check in checks for p in check(settings)]
 
 
 Reference = tuple[Loc, str, object]

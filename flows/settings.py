@@ -8,14 +8,15 @@ hand out.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError
 
 from flowhouse.core.errors import ConfigError, FileLocation
-from flows.files import read_yaml
+from flows.files import Lines, line_of, read_yaml
 from flows.flowfile import Cap, Duration, LocalTime, Model, Route, Share
 
 SETTINGS_FILE = "_settings.yml"
@@ -49,66 +50,6 @@ def _default_smart_sending() -> dict[Channel, timedelta]:
     return {"email": timedelta(hours=16), "sms": timedelta(hours=16)}
 
 
-class Provider(Model):
-    """What every destination takes: where to send, how hard, for how long."""
-
-    base_url: str | None = Field(
-        default=None, description="The API's root; default: the provider's"
-    )
-    concurrency: Annotated[int, Field(ge=1, le=64)] = 4
-    rate_per_second: Annotated[float, Field(gt=0)] | None = Field(
-        default=None, description="Requests a second at most; default: unbounded"
-    )
-    timeout: Duration = timedelta(seconds=15)
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
-
-
-class SendGrid(Provider):
-    api_key_env: str = "SENDGRID_API_KEY"
-    from_email: str = "hello@shop.example"
-    from_name: str | None = None
-    reply_to: str | None = None
-    templates: dict[str, str] = Field(
-        default_factory=dict,
-        description="Template file -> SendGrid dynamic template id (d-...); others send rendered",
-    )
-    lookup: bool = Field(
-        default=True, description="Reconcile in-flight mail through the Email Activity API"
-    )
-    lookup_delay: Duration = Field(
-        default=timedelta(minutes=10),
-        description="Email Activity lags: an 'absent' answer sooner than this after a request "
-        "is not trusted (the row stays in flight for a later run)",
-    )
-
-
-class Twilio(Provider):
-    account_sid_env: str = "TWILIO_ACCOUNT_SID"
-    auth_token_env: str = "TWILIO_AUTH_TOKEN"
-    messaging_service_sid: str | None = None
-    from_number: str | None = None
-    status_callback: str | None = None
-
-
-class Klaviyo(Provider):
-    api_key_env: str = "KLAVIYO_API_KEY"
-    revision: str = "2026-07-15"
-    metric_prefix: str = "flowhouse"
-
-
-class Webhook(Provider):
-    """``base_url`` is the endpoint every webhook, push and admin task is posted to (an action's
-    own ``url`` wins, except when every destination is pointed at one place, the fake provider)."""
-
-    secret_env: str = "FLOWHOUSE_WEBHOOK_SECRET"
-
-
-class Audience(Provider):
-    """``base_url`` is the audience API root; members go to ``{base_url}/{audience}/users``."""
-
-    api_key_env: str = "FLOWHOUSE_AUDIENCE_TOKEN"
-
-
 def _default_routes() -> dict[str, Route]:
     return {
         "email": "sendgrid",
@@ -122,18 +63,36 @@ def _default_routes() -> dict[str, Route]:
 
 class Delivery(Model):
     """Where each outbox channel goes and how each provider is reached (API keys come from the
-    environment variables named here, never from this file)."""
+    environment variables named there, never from this file).
+
+    Every other key is a provider's section (``sendgrid: {...}``), held here as written: the flow
+    language knows no provider, activation validates each section with the provider's own
+    model (``activation/providers/<name>/config.py``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     routes: dict[str, Route] = Field(default_factory=_default_routes)
-    sendgrid: SendGrid = SendGrid()
-    twilio: Twilio = Twilio()
-    klaviyo: Klaviyo = Klaviyo()
-    webhook: Webhook = Webhook()
-    audience: Audience = Audience()
     links_url: str | None = Field(
         default=None, description="Where unsubscribe and preference links point; default: store url"
     )
     signing_key_env: str = "FLOWHOUSE_SIGNING_KEY"
+
+    @property
+    def sections(self) -> dict[str, Any]:
+        """The provider sections as written, by provider name."""
+        return dict(self.model_extra or {})
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where settings were read: the file, and the line of every key (so what checks them
+    later, such as activation's provider sections, can point at ``file:line``)."""
+
+    file: str
+    lines: Lines = field(default_factory=dict)
+
+    def line(self, loc: tuple[str | int, ...]) -> int | None:
+        return line_of(self.lines, loc)
 
 
 class Settings(Model):
@@ -143,6 +102,12 @@ class Settings(Model):
     smart_sending: dict[Channel, Duration] = Field(default_factory=_default_smart_sending)
     caps: list[Cap] = Field(default_factory=list)
     coupon_pools: dict[str, CouponPool] = Field(default_factory=dict)
+    _source: Source | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Source:
+        """The file these settings were read from (the settings file's name when defaults)."""
+        return self._source or Source(SETTINGS_FILE)
 
 
 def load_settings(flows_dir: Path) -> Settings:
@@ -150,10 +115,12 @@ def load_settings(flows_dir: Path) -> Settings:
 
     path = flows_dir / SETTINGS_FILE
     if not path.exists():
-        return Settings()
+        settings = Settings()
+        settings._source = Source(str(path))
+        return settings
     data, lines = read_yaml(path)
     try:
-        return Settings.model_validate(data or {})
+        settings = Settings.model_validate(data or {})
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
         loc = tuple(first["loc"])
@@ -163,3 +130,5 @@ def load_settings(flows_dir: Path) -> Settings:
             FileLocation(str(path), line, ".".join(map(str, loc))),
             first.get("input") if not isinstance(first.get("input"), dict) else None,
         ) from err
+    settings._source = Source(str(path), lines)
+    return settings

@@ -13,14 +13,16 @@ from pathlib import Path
 
 from flows.files import Problem
 from flows.flowfile import Flow
-from flows.load import read_flows
+from flows.load import SettingsCheck, read_flows
 from flows.sync.files import validate_syncs
 
 
-def validate_paths(paths: Sequence[Path]) -> tuple[list[Problem], int]:
+def validate_paths(
+    paths: Sequence[Path], checks: Sequence[SettingsCheck] = ()
+) -> tuple[list[Problem], int]:
     """Every problem in every flow and sync file under ``paths``, and how many files were
-    checked."""
-    found = read_flows(paths)
+    checked; each folder's settings also pass ``checks`` (see :mod:`flows.load`)."""
+    found = read_flows(paths, checks)
     sync_problems, syncs = validate_syncs([p for p in paths if p.exists()])
     return found.problems + sync_problems, found.files + syncs
 

@@ -1,6 +1,10 @@
 """flowhouse's local fake provider: a real HTTP server standing in for SendGrid, Twilio, Klaviyo, a
 generic webhook receiver and a paid-audience API, so the demo and the tests need no account.
 
+Each provider's endpoints live with the provider (``activation/providers/<name>/fake.py``);
+:mod:`activation.fake.app` mounts them behind the failure injector, beside the inspection
+endpoints, and :mod:`activation.fake.common` holds what the handlers share.
+
 What it serves (requests on a path a provider document in ``specs/`` covers are checked against
 it and refused as the real API would: 401 for a security failure, else 400 in the provider's own
 error shape; refused requests are not recorded):

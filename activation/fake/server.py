@@ -1,4 +1,4 @@
-"""Running the fake provider: its settings, a blocking server, and a background one for tests.
+"""Running the fake provider: a blocking server, and a background one for tests.
 
 :func:`serve` blocks (``python -m activation.fake.server --port 8025``); :func:`running` starts the
 server in a background thread on a free port and yields a :class:`FakeProvider` to talk to it.
@@ -13,42 +13,22 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.applications import Starlette
 
-from activation.fake.app import Fake, create_app
-from activation.fake.engagement import Rates
+from activation.fake.app import create_app
+from activation.fake.common import Fake
 from activation.fake.failures import Failures
+from activation.fake.settings import WEBHOOK_SECRET, FakeSettings
 from activation.fake.state import Recording
 
 DEFAULT_PORT = 8025
-WEBHOOK_SECRET = "fake-flowhouse_webhook_secret"
 #: Read by :func:`main`: the same variable the webhook destination signs with.
 SECRET_ENV = "FLOWHOUSE_WEBHOOK_SECRET"
-
-
-class FakeSettings(BaseModel):
-    """How the fake provider behaves.
-
-    ``inbox``: where simulated engagement webhooks are written (none without it); ``record_dir``:
-    where ``received.jsonl`` is appended; ``webhook_secret``: the key webhook signatures are
-    checked with; ``engagement``: the simulated rates; ``clock``: an offset added to the real time
-    (the demo pins the time instead, with :meth:`FakeProvider.set_now`).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    failures: Failures = Failures()
-    inbox: Path | None = None
-    record_dir: Path | None = None
-    webhook_secret: str = Field(default=WEBHOOK_SECRET, repr=False)
-    engagement: Rates = Rates()
-    clock: timedelta = timedelta(0)
 
 
 class FakeProvider:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from activation.destinations.audience import hashed_row
 from activation.fake.state import Recording
+from activation.providers.identity import hashed_row
 from activation.sync.diff import source_query
 from flowhouse.core.sql import render
 from flowhouse.core.warehouse import Warehouse

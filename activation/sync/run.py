@@ -6,7 +6,7 @@ For each sync (``flowhouse sync [NAME] [--dry-run]``):
    sync left ``running`` by a crash is marked ``interrupted``;
 2. the source is diffed against the snapshot (:mod:`activation.sync.diff`);
 3. by mode: ``mirror`` sends adds, changes and removals; ``upsert`` adds and changes; ``add_only``
-   adds. Batches go to the target (:mod:`activation.sync.targets`); after each batch, in one
+   adds. Batches go to the target (:mod:`activation.providers`); after each batch, in one
    commit, the snapshot takes the rows the destination accepted (removed rows leave it) and
    ``flowhouse.sync_rows`` logs every row with its outcome and reason;
 4. the run row gets its counts and ``succeeded``, ``partial`` (some rows rejected or left for
@@ -32,10 +32,11 @@ from typing import Any
 
 import httpx
 
-from activation.destinations.base import Secrets
+from activation.providers import TARGETS
+from activation.providers.base import Secrets
+from activation.providers.delivery import provider_configs
 from activation.sync.diff import Diff, Pending, compute, fields_json
 from activation.sync.target import RowResult, SyncTarget
-from activation.sync.targets import TARGETS
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.locks import tick_lock
@@ -213,7 +214,7 @@ def _target(sync: Sync, settings: Settings, options: SyncOptions) -> SyncTarget:
     name = sync.target_name
     base = target_urls(options.provider_url).get(name) if options.provider_url else None
     secrets = Secrets(options.environ, fake=options.provider_url is not None)
-    provider = getattr(settings.delivery, name)
+    provider = provider_configs(settings)[name]
     target_options = {**sync.target_options, "sync_id": sync.sync}
     return TARGETS[name](target_options, provider, secrets, base)
 

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from activation.destinations.base import Secrets
+from activation.providers.base import Secrets
 
 RowStatus = Literal["accepted", "rejected", "retry"]
 

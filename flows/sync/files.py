@@ -1,5 +1,5 @@
-"""Read sync files (``flows/library/syncs/*.yml``) into :class:`~flows.sync.syncfile.Sync`,
-with every problem located at ``file:line``.
+"""Read sync files (``flows/library/syncs/*.yml``) into :class:`~flows.sync.syncfile.Sync`, with
+every problem located at ``file:line``.
 
 As for flow files (:mod:`flows.files`), all problems of a file are reported at once, each with the
 dotted field path, the value received and what was expected. Beyond the file's shape,

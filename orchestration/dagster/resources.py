@@ -31,6 +31,7 @@ from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
 from activation.deliver import Options
+from activation.providers.delivery import provider_configs
 from activation.sync.run import SyncOptions
 from flowhouse.core.clock import parse_now, utc
 from flowhouse.core.paths import FLOWS, ROOT
@@ -50,12 +51,12 @@ NOW_TAG = "flowhouse/now"
 
 #: Credential fields -> the setting that names their environment variable.
 SECRETS: dict[str, Callable[[Settings], str]] = {
-    "sendgrid_api_key": lambda s: s.delivery.sendgrid.api_key_env,
-    "twilio_account_sid": lambda s: s.delivery.twilio.account_sid_env,
-    "twilio_auth_token": lambda s: s.delivery.twilio.auth_token_env,
-    "klaviyo_api_key": lambda s: s.delivery.klaviyo.api_key_env,
-    "webhook_secret": lambda s: s.delivery.webhook.secret_env,
-    "audience_token": lambda s: s.delivery.audience.api_key_env,
+    "sendgrid_api_key": lambda s: provider_configs(s).sendgrid.api_key_env,
+    "twilio_account_sid": lambda s: provider_configs(s).twilio.account_sid_env,
+    "twilio_auth_token": lambda s: provider_configs(s).twilio.auth_token_env,
+    "klaviyo_api_key": lambda s: provider_configs(s).klaviyo.api_key_env,
+    "webhook_secret": lambda s: provider_configs(s).webhook.secret_env,
+    "audience_token": lambda s: provider_configs(s).audience.api_key_env,
     "signing_key": lambda s: s.delivery.signing_key_env,
 }
 

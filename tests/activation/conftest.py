@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sending import Store, sending_store
 
-from activation.fake.server import FakeProvider, FakeSettings, running
+from activation.fake.server import FakeProvider, running
+from activation.fake.settings import FakeSettings
 from flowhouse.core.warehouse import Location
 
 

@@ -20,7 +20,8 @@ from harness import EMAIL, SMS, flow
 from sending import deploy, sending_store
 
 from activation.fake.failures import Failures
-from activation.fake.server import FakeProvider, FakeSettings, running
+from activation.fake.server import FakeProvider, running
+from activation.fake.settings import FakeSettings
 from flowhouse.core.warehouse import Location, Warehouse
 
 CUSTOMERS = 300

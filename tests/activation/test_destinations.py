@@ -22,26 +22,26 @@ import httpx
 import pytest
 
 from activation import openapi as specs
-from activation.destinations import DESTINATIONS
-from activation.destinations.audience import (
-    AudienceDestination,
-    hashed_row,
-    normalize_email,
-    normalize_phone,
-)
-from activation.destinations.base import Call, Destination, Secrets
-from activation.destinations.klaviyo import KlaviyoDestination
-from activation.destinations.sendgrid import (
+from activation.message import Outcome, Outgoing
+from activation.providers import DESTINATIONS
+from activation.providers.audience.config import Audience
+from activation.providers.audience.destination import AudienceDestination
+from activation.providers.base import Call, Destination, Secrets
+from activation.providers.identity import hashed_row, normalize_email, normalize_phone
+from activation.providers.klaviyo.config import Klaviyo
+from activation.providers.klaviyo.destination import KlaviyoDestination
+from activation.providers.sendgrid.config import SendGrid
+from activation.providers.sendgrid.destination import (
     HTML_TAG,
     SUBSTITUTIONS_LIMIT,
     TEXT_TAG,
     SendGridDestination,
 )
-from activation.destinations.twilio import TwilioDestination
-from activation.destinations.webhook import WebhookDestination, sign, verify
-from activation.message import Outcome, Outgoing
+from activation.providers.twilio.config import Twilio
+from activation.providers.twilio.destination import TwilioDestination
+from activation.providers.webhook.config import Webhook
+from activation.providers.webhook.destination import WebhookDestination, sign, verify
 from flowhouse.core.errors import ConfigError
-from flows.settings import Audience, Klaviyo, SendGrid, Twilio, Webhook
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 SERVICE = "MG" + "fedcba9876543210" * 2

@@ -25,7 +25,8 @@ import pytest
 from activation.fake.engagement import Rates, fate
 from activation.fake.failures import Failures, Injector
 from activation.fake.loadgen import measure
-from activation.fake.server import FakeProvider, FakeSettings, running
+from activation.fake.server import FakeProvider, running
+from activation.fake.settings import FakeSettings
 from activation.fake.state import read_received
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2

@@ -17,11 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sending import Store
 
-from activation.destinations.base import Secrets
+from activation.providers.base import Secrets
+from activation.providers.webhook.config import Webhook
 from activation.sync.run import SyncOptions, run_sync
 from activation.sync.target import RowResult, SyncRow, SyncTarget
 from flowhouse.core.errors import ConfigError
-from flows.settings import Settings, Webhook
+from flows.settings import Settings
 from flows.sync.syncfile import Sync
 
 NOW = datetime(2026, 3, 1, 12, 0)

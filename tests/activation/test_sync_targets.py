@@ -19,19 +19,20 @@ import httpx
 import pytest
 
 from activation import openapi as specs
-from activation.destinations.base import Secrets
-from activation.destinations.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from activation.providers import TARGETS
+from activation.providers.audience.config import Audience
+from activation.providers.audience.sync import AudienceTarget
+from activation.providers.base import Secrets
+from activation.providers.klaviyo.config import Klaviyo
+from activation.providers.klaviyo.sync import KlaviyoTarget
+from activation.providers.sendgrid.config import SendGrid
+from activation.providers.sendgrid.sync import SendGridTarget
+from activation.providers.target import Retry
+from activation.providers.webhook.config import Webhook
+from activation.providers.webhook.destination import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from activation.providers.webhook.sync import WebhookTarget
 from activation.sync.target import RowResult, SyncRow, SyncTarget
-from activation.sync.targets import (
-    TARGETS,
-    AudienceTarget,
-    KlaviyoTarget,
-    Retry,
-    SendGridTarget,
-    WebhookTarget,
-)
 from flowhouse.core.errors import ConfigError
-from flows.settings import Audience, Klaviyo, SendGrid, Webhook
 
 ENV = {
     "SENDGRID_API_KEY": "SG.sync-test-key",

@@ -25,7 +25,8 @@ from harness import EMAIL, Store, flow
 from sending import SEND_SETTINGS, deploy, sending_store
 
 from activation.deliver import Options, send_open
-from activation.fake.server import FakeSettings, running
+from activation.fake.server import running
+from activation.fake.settings import FakeSettings
 from activation.sender import Policy
 from flowhouse.cli import cli
 from flowhouse.core.sql import literal

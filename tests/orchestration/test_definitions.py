@@ -31,7 +31,9 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 from dagster_dbt import DbtProject
 
-from activation.fake.server import FakeSettings, running
+from activation.fake.server import running
+from activation.fake.settings import FakeSettings
+from activation.providers.delivery import provider_configs
 from flowhouse.core.clock import parse_now
 from flowhouse.core.dbt import target_path
 from flowhouse.core.errors import ConfigError
@@ -219,7 +221,9 @@ def test_the_resource_reads_the_environment_without_showing_secrets(tmp_path: Pa
     assert resource.twilio_auth_token is None and resource.inbox is None
     assert resource_from_env({}).warehouse == str(ROOT / "demo" / "warehouse.duckdb")
     given = FlowhouseResource(warehouse=str(tmp_path / "w.duckdb"), sendgrid_api_key="sg-secret")
-    assert given.environ() == {load_settings(FLOWS).delivery.sendgrid.api_key_env: "sg-secret"}
+    assert given.environ() == {
+        provider_configs(load_settings(FLOWS)).sendgrid.api_key_env: "sg-secret"
+    }
     assert given.delivery().environ == given.environ()
     assert "sg-secret" not in repr(given) and "sg-secret" not in str(given)
 

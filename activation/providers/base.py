@@ -30,8 +30,8 @@ from typing import ClassVar, Literal
 import httpx
 
 from activation.message import Found, Outcome, Outgoing
+from activation.providers.config import ProviderConfig
 from flowhouse.core.errors import ConfigError
-from flows.settings import Provider
 
 Reconcile = Literal["lookup", "idempotent", "none"]
 
@@ -91,7 +91,9 @@ class Destination(ABC):
     #: this cannot prove a message absent).
     lookup_delay: timedelta = timedelta(0)
 
-    def __init__(self, config: Provider, secrets: Secrets, base_url: str | None = None) -> None:
+    def __init__(
+        self, config: ProviderConfig, secrets: Secrets, base_url: str | None = None
+    ) -> None:
         self.config = config
         self.secrets = secrets
         self.base_url = (base_url or config.base_url or self.default_base_url).rstrip("/")

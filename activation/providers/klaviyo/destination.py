@@ -26,10 +26,10 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.destinations.audience import normalize_phone
-from activation.destinations.base import Call, Destination, Reconcile, Secrets
 from activation.message import Outcome, Outgoing
-from flows.settings import Klaviyo
+from activation.providers.base import Call, Destination, Reconcile, Secrets
+from activation.providers.identity import normalize_phone
+from activation.providers.klaviyo.config import Klaviyo
 
 EVENTS = "/api/events"
 PROFILE_IMPORT = "/api/profile-import"

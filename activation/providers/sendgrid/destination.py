@@ -44,9 +44,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.destinations.base import Call, Destination, Reconcile, Secrets
 from activation.message import Found, Outcome, Outgoing
-from flows.settings import SendGrid
+from activation.providers.base import Call, Destination, Reconcile, Secrets
+from activation.providers.sendgrid.config import SendGrid
 
 #: Substitution tags of the shared content in rendered mode.
 HTML_TAG = "-fh-html-"

@@ -19,24 +19,20 @@ harmless.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 from urllib.parse import quote
 
 import httpx
 
-from activation.destinations.base import Call, Destination, Reconcile, Secrets
 from activation.message import Outcome, Outgoing
-from flows.settings import Audience
+from activation.providers.audience.config import Audience
+from activation.providers.base import Call, Destination, Reconcile, Secrets
+from activation.providers.identity import hashed_row
 
 SCHEMA = ["EMAIL_SHA256", "PHONE_SHA256"]
 MAX_MEMBERS = 10_000
-#: E.164: a country code that does not start with 0, and 7 to 15 digits in all.
-_E164_DIGITS = re.compile(r"^[1-9][0-9]{6,14}$")
-_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 
 
 class AudienceDestination(Destination):
@@ -84,34 +80,6 @@ def member_row(message: Outgoing) -> list[str]:
     email = customer.get("email") or (message.address if message.channel == "email" else None)
     phone = customer.get("phone") or (message.address if message.channel == "sms" else None)
     return hashed_row(email, phone)
-
-
-def normalize_email(email: str | None) -> str | None:
-    """Trimmed and lowercased, or None when there is no address."""
-    cleaned = (email or "").strip().lower()
-    return cleaned if "@" in cleaned else None
-
-
-def normalize_phone(phone: str | None) -> str | None:
-    """E.164 digits without ``+`` (spaces, dashes, dots and parentheses dropped; a leading ``00``
-    read as ``+``), or None when what is left is not 7 to 15 digits. The number must carry its
-    country code, as the warehouse keeps it."""
-    cleaned = _PHONE_SEPARATORS.sub("", phone or "")
-    if cleaned.startswith("+"):
-        cleaned = cleaned[1:]
-    elif cleaned.startswith("00"):
-        cleaned = cleaned[2:]
-    return cleaned if _E164_DIGITS.match(cleaned) else None
-
-
-def sha256_hex(value: str | None) -> str:
-    """Lowercase hex SHA-256 of ``value``, or ``""`` for None."""
-    return hashlib.sha256(value.encode()).hexdigest() if value is not None else ""
-
-
-def hashed_row(email: str | None, phone: str | None) -> list[str]:
-    """``[sha256(e-mail), sha256(phone)]`` after normalising; ``""`` for a missing one."""
-    return [sha256_hex(normalize_email(email)), sha256_hex(normalize_phone(phone))]
 
 
 def _chunks(groups: dict[str, list[Outgoing]]) -> Iterator[tuple[str, list[Outgoing]]]:

@@ -1,4 +1,5 @@
-"""Rows posted to a webhook, signed as :mod:`activation.destinations.webhook` signs messages.
+"""Rows posted to a webhook, signed as :mod:`activation.providers.webhook.destination` signs
+messages.
 
 Destination block: ``webhook: {url: https://...}`` (``url`` optional: default
 ``delivery.webhook.base_url``; a ``base_url`` given to the target, the fake provider, wins).
@@ -9,7 +10,8 @@ Fields: any names. Each batch (500 rows) is one ``POST`` of compact JSON::
 
 (``sync`` only when the sync's id is known) with the headers ``X-Flowhouse-Timestamp``,
 ``X-Flowhouse-Signature`` (``v1=`` HMAC-SHA256 of ``{timestamp}.{body}`` under
-``delivery.webhook.secret_env``; check it with :func:`activation.destinations.webhook.verify`)
+``delivery.webhook.secret_env``; check it with
+:func:`activation.providers.webhook.destination.verify`)
 and ``Idempotency-Key``, the SHA-256 of the body, so a batch sent again is recognised. Any 2xx
 accepts every row of the batch.
 """
@@ -23,14 +25,7 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from activation.destinations.webhook import (
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    WebhookDestination,
-    sign,
-)
-from activation.sync.target import RowResult, SyncRow
-from activation.sync.targets.base import (
+from activation.providers.target import (
     HttpTarget,
     answer_rows,
     chunks,
@@ -39,8 +34,15 @@ from activation.sync.targets.base import (
     json_value,
     options_of,
 )
+from activation.providers.webhook.config import Webhook
+from activation.providers.webhook.destination import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookDestination,
+    sign,
+)
+from activation.sync.target import RowResult, SyncRow
 from flows.flowfile import Model
-from flows.settings import Webhook
 
 Operation = Literal["upsert", "remove"]
 

@@ -33,9 +33,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.destinations.base import Call, Destination, Reconcile, Secrets
 from activation.message import Outcome, Outgoing
-from flows.settings import Webhook
+from activation.providers.base import Call, Destination, Reconcile, Secrets
+from activation.providers.webhook.config import Webhook
 
 VERSION = "v1"
 TIMESTAMP_HEADER = "X-Flowhouse-Timestamp"

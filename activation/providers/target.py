@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from activation.destinations.base import Secrets, retry_after
+from activation.providers.base import Secrets, retry_after
 from activation.sync.target import RowResult, RowStatus, SyncRow, SyncTarget
 from flowhouse.core.errors import ConfigError
 

@@ -25,10 +25,10 @@ from typing import Annotated, Any, ClassVar
 import httpx
 from pydantic import Field
 
-from activation.destinations.audience import normalize_phone
-from activation.destinations.klaviyo import JSON_API, PROFILE_IMPORT, klaviyo_reason
-from activation.sync.target import RowResult, SyncRow
-from activation.sync.targets.base import (
+from activation.providers.identity import normalize_phone
+from activation.providers.klaviyo.config import Klaviyo
+from activation.providers.klaviyo.destination import JSON_API, PROFILE_IMPORT, klaviyo_reason
+from activation.providers.target import (
     Answer,
     HttpTarget,
     Refused,
@@ -42,8 +42,8 @@ from activation.sync.targets.base import (
     rejected,
     text,
 )
+from activation.sync.target import RowResult, SyncRow
 from flows.flowfile import Model
-from flows.settings import Klaviyo
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 PROFILES = "/api/profiles"

@@ -25,11 +25,11 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.destinations.base import Call, Destination, Reconcile, Secrets
 from activation.message import Found, Outcome, Outgoing
+from activation.providers.base import Call, Destination, Reconcile, Secrets
+from activation.providers.twilio.config import Twilio
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError
-from flows.settings import Twilio
 
 #: Messages listed at most by one lookup (the document's maximum page size).
 PAGE_SIZE = 1000

@@ -1,0 +1,33 @@
+"""How the fake provider behaves: failures, engagement, where it writes, its clock."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from activation.fake.engagement import Rates
+from activation.fake.failures import Failures
+
+#: The key webhook signatures are checked with, unless set otherwise.
+WEBHOOK_SECRET = "fake-flowhouse_webhook_secret"
+
+
+class FakeSettings(BaseModel):
+    """How the fake provider behaves.
+
+    ``inbox``: where simulated engagement webhooks are written (none without it); ``record_dir``:
+    where ``received.jsonl`` is appended; ``webhook_secret``: the key webhook signatures are
+    checked with; ``engagement``: the simulated rates; ``clock``: an offset added to the real time
+    (the demo pins the time instead, with :meth:`FakeProvider.set_now`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    failures: Failures = Failures()
+    inbox: Path | None = None
+    record_dir: Path | None = None
+    webhook_secret: str = Field(default=WEBHOOK_SECRET, repr=False)
+    engagement: Rates = Rates()
+    clock: timedelta = timedelta(0)

@@ -1,0 +1,124 @@
+"""The providers, by the name ``delivery.routes`` and sync files use: one package each
+(``activation/providers/<name>/``) holding its configuration model (``config.py``, the section
+``delivery.<name>`` of ``_settings.yml``), its message destination (``destination.py``), its sync
+target (``sync.py``), its part of the inbound webhook mapping (``inbound.py``) and its handlers in
+the fake provider (``fake.py``), where it has them. :data:`PROVIDERS` lists them; nothing else
+names a provider package.
+
+Messages:
+
+=========  ==========================================  ===========================  ==============
+name       what it does                                requests                     reconcile
+=========  ==========================================  ===========================  ==============
+sendgrid   e-mail: dynamic templates, or rendered      ``POST /v3/mail/send``, up   ``lookup``
+           content through per-recipient               to 1,000 recipients each     (Email Activity
+           substitutions (too large: sent alone)                                    API, not in the
+                                                                                    shared
+                                                                                    documents);
+                                                                                    ``none`` when
+                                                                                    ``lookup`` is
+                                                                                    off
+twilio     SMS from a Messaging Service or a number,   ``POST .../Messages.json``,  ``lookup``
+           ``SendAt`` when a message carries a send    one per message              (message list
+           time (the sender schedules e-mail only)                                  by recipient
+                                                                                    and body)
+klaviyo    an event per message that triggers a        ``POST /api/events``, one    ``idempotent``
+           Klaviyo flow; audience syncs as profile     per message; ``POST          (``unique_id``
+           properties                                  /api/profile-import``        = message id)
+webhook    signed JSON for push, webhook actions and   ``POST`` to the action's     ``idempotent``
+           admin tasks                                 ``url`` or the base URL,     (``Idempotency-
+                                                       one per message              Key``)
+audience   hashed e-mail and phone added to a paid-    ``POST {base}/{audience}     ``idempotent``
+           ads customer list                           /users``, one per audience   (adding twice is
+                                                       (up to 10,000 members)       harmless)
+=========  ==========================================  ===========================  ==============
+
+``reconcile`` is how a message left in flight by a crash is settled (see
+:mod:`activation.providers.base`). Every request but the audience's is validated in the tests
+against the provider's published OpenAPI document (:mod:`activation.openapi`).
+
+Syncs keep a destination object mirrored, one :class:`~activation.sync.target.SyncTarget` each: a
+Klaviyo list, SendGrid contacts and lists, a paid-ads audience and rows posted to a webhook. Every
+request is sent with retries (:mod:`activation.providers.target`); each row is answered
+``accepted`` (with the destination's id for it), ``rejected`` (with the destination's reason) or
+``retry``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from activation.fake.common import FakeApi
+from activation.providers.audience.config import Audience
+from activation.providers.audience.destination import AudienceDestination
+from activation.providers.audience.fake import FAKE as AUDIENCE_FAKE
+from activation.providers.audience.sync import AudienceTarget
+from activation.providers.base import Destination
+from activation.providers.config import ProviderConfig
+from activation.providers.inbound import Inbound
+from activation.providers.klaviyo.config import Klaviyo
+from activation.providers.klaviyo.destination import KlaviyoDestination
+from activation.providers.klaviyo.fake import FAKE as KLAVIYO_FAKE
+from activation.providers.klaviyo.sync import KlaviyoTarget
+from activation.providers.sendgrid.config import SendGrid
+from activation.providers.sendgrid.destination import SendGridDestination
+from activation.providers.sendgrid.fake import FAKE as SENDGRID_FAKE
+from activation.providers.sendgrid.inbound import INBOUND as SENDGRID_INBOUND
+from activation.providers.sendgrid.sync import SendGridTarget
+from activation.providers.twilio.config import Twilio
+from activation.providers.twilio.destination import TwilioDestination
+from activation.providers.twilio.fake import FAKE as TWILIO_FAKE
+from activation.providers.twilio.inbound import INBOUND as TWILIO_INBOUND
+from activation.providers.webhook.config import Webhook
+from activation.providers.webhook.destination import WebhookDestination
+from activation.providers.webhook.fake import FAKE as WEBHOOK_FAKE
+from activation.providers.webhook.sync import WebhookTarget
+from activation.sync.target import SyncTarget
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One provider's parts: its configuration model, its destination, and where it has them its
+    sync target and its part of the inbound webhook mapping."""
+
+    name: str
+    config: type[ProviderConfig]
+    destination: type[Destination]
+    target: type[SyncTarget] | None = None
+    inbound: Inbound | None = None
+    fake: FakeApi | None = None
+
+
+PROVIDERS: dict[str, Provider] = {
+    p.name: p
+    for p in (
+        Provider(
+            "sendgrid",
+            SendGrid,
+            SendGridDestination,
+            SendGridTarget,
+            SENDGRID_INBOUND,
+            SENDGRID_FAKE,
+        ),
+        Provider("twilio", Twilio, TwilioDestination, None, TWILIO_INBOUND, TWILIO_FAKE),
+        Provider("klaviyo", Klaviyo, KlaviyoDestination, KlaviyoTarget, fake=KLAVIYO_FAKE),
+        Provider("webhook", Webhook, WebhookDestination, WebhookTarget, fake=WEBHOOK_FAKE),
+        Provider("audience", Audience, AudienceDestination, AudienceTarget, fake=AUDIENCE_FAKE),
+    )
+}
+
+#: The message destinations, by name.
+DESTINATIONS: dict[str, type[Destination]] = {n: p.destination for n, p in PROVIDERS.items()}
+
+#: The sync targets, by name (the providers a sync file can name).
+TARGETS: dict[str, type[SyncTarget]] = {
+    n: p.target for n, p in PROVIDERS.items() if p.target is not None
+}
+
+#: The providers' parts of the inbound webhook mapping (:mod:`activation.engagement`).
+INBOUND: tuple[Inbound, ...] = tuple(p.inbound for p in PROVIDERS.values() if p.inbound)
+
+#: The providers' endpoints in the fake provider (:mod:`activation.fake.app`), by name.
+FAKES: dict[str, FakeApi] = {n: p.fake for n, p in PROVIDERS.items() if p.fake}
+
+__all__ = ["DESTINATIONS", "FAKES", "INBOUND", "PROVIDERS", "TARGETS", "Provider"]

@@ -1,0 +1,13 @@
+"""``delivery.twilio`` in ``_settings.yml``."""
+
+from __future__ import annotations
+
+from activation.providers.config import ProviderConfig
+
+
+class Twilio(ProviderConfig):
+    account_sid_env: str = "TWILIO_ACCOUNT_SID"
+    auth_token_env: str = "TWILIO_AUTH_TOKEN"
+    messaging_service_sid: str | None = None
+    from_number: str | None = None
+    status_callback: str | None = None
