@@ -58,6 +58,18 @@ warehouse_option = click.option(
 )
 
 
+def flows_option(fn: F) -> F:
+    return click.option(
+        "--flows",
+        "flows_dir",
+        envvar="FLOWHOUSE_FLOWS",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Folder of flow files and _settings.yml (env FLOWHOUSE_FLOWS; default: the shipped "
+        "flows/library/).",
+    )(fn)
+
+
 def _timestamp(value: str | None, option: str) -> datetime | None:
     if value is None:
         return None
@@ -179,11 +191,18 @@ def load(warehouse: str, input_name: str, file: Path, fmt: str) -> None:
 @click.option("--full-refresh", is_flag=True, help="Rebuild incremental models from scratch.")
 @click.option("--skip-tests", is_flag=True, help="dbt run instead of dbt build.")
 @click.option("--now", "now", default=None, metavar="TS", help="The build's 'now' (dbt var).")
+@flows_option
 @handles_errors
 def build(
-    warehouse: str, select: tuple[str, ...], full_refresh: bool, skip_tests: bool, now: str | None
+    warehouse: str,
+    select: tuple[str, ...],
+    full_refresh: bool,
+    skip_tests: bool,
+    now: str | None,
+    flows_dir: Path | None,
 ) -> None:
-    """Build the dbt models (staging, attributes, derived events, segments) and run their tests."""
+    """Build the dbt models (staging, attributes, derived events, segments) and run their tests,
+    with the store settings of the flows folder (time zone, raw event types, model settings)."""
 
     location = Location.parse(warehouse)
     summary = build_models(
@@ -192,6 +211,7 @@ def build(
         full_refresh=full_refresh,
         tests=not skip_tests,
         now=_timestamp(now, "--now"),
+        dbt_vars=load_settings(flows_dir or default_flows_dir()).dbt_vars(),
     )
     click.echo(summary.describe())
 
@@ -273,16 +293,6 @@ def validate(paths: tuple[Path, ...], flows_dir: Path | None) -> None:
     )
     if problems:
         sys.exit(1)
-
-
-def flows_option(fn: F) -> F:
-    return click.option(
-        "--flows",
-        "flows_dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=None,
-        help="Folder of flow files (default: flows/).",
-    )(fn)
 
 
 def delivery_options(fn: F) -> F:
@@ -603,15 +613,17 @@ def status(warehouse: str, flow_id: str, customer_id: str, as_json: bool) -> Non
     show_default=True,
     help="Build the performance marts (dbt, tag:marts, with their tests) first.",
 )
+@flows_option
 @handles_errors
-def report(warehouse: str, out: Path, currency: str, build: bool) -> None:
+def report(warehouse: str, out: Path, currency: str, build: bool, flows_dir: Path | None) -> None:
     """Write a static HTML report of flow performance for marketers: every live flow's diagram
     with counts on each step and path, charts over time, A/B and holdout results in plain words,
     and skip and exit reasons. One self-contained file, readable offline."""
 
     location = existing(warehouse)
     if build:
-        click.echo(build_models(location, select=[MARTS]).describe())
+        settings = load_settings(flows_dir or default_flows_dir())
+        click.echo(build_models(location, select=[MARTS], dbt_vars=settings.dbt_vars()).describe())
     path = write_report(location, out, currency=currency)
     click.echo(f"wrote {path}")
 

@@ -61,7 +61,9 @@ def cycle(
             stack.enter_context(tick_lock(location, lock_name(schema, delivery.bucket)))
             ingested = ingest_inbox(location, delivery, now)
         if build:
-            build_models(location, tests=False, now=now, exclude=[MARTS])
+            build_models(
+                location, tests=False, now=now, exclude=[MARTS], dbt_vars=settings.dbt_vars()
+            )
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
             counts = run_tick(wh, schema, now, flows, settings, started)

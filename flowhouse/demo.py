@@ -52,21 +52,25 @@ def run_demo(
         for folder in ("tmp", "inbox", "fake_provider"):
             shutil.rmtree(location.path.parent / folder, ignore_errors=True)
     started = time.perf_counter()
+    flows_dir = flows_dir or FLOWS
+    model_vars = load_settings(flows_dir).dbt_vars()
     echo(f"1/5 generating a store of {customers:,} customers over {days} days (seed {seed}) ...")
     stats = generate_store(location, customers=customers, days=days, seed=seed, start=DEMO_START)
     echo("    " + stats.describe().replace("\n", "\n    "))
     launch = DEMO_START + timedelta(days=days)
     echo("2/5 building the dbt models and running their tests ...")
-    echo("    " + build_models(location, now=launch).describe())
+    echo("    " + build_models(location, now=launch, dbt_vars=model_vars).describe())
     echo("3/5 summary")
     echo(render_summary(location))
     echo(
         f"4/5 launching the flow library at {launch:%Y-%m-%d} and living {simulate_days} more days"
     )
-    simulate(location, flows_dir or FLOWS, launch, simulate_days, echo)
+    simulate(location, flows_dir, launch, simulate_days, echo)
     finish = launch + timedelta(days=simulate_days)
     echo("5/5 flow performance: the marts and the report")
-    echo("    " + build_models(location, select=[MARTS], now=finish).describe())
+    echo(
+        "    " + build_models(location, select=[MARTS], now=finish, dbt_vars=model_vars).describe()
+    )
     report = write_report(location, demo_folder(location) / "report", now=finish)
     with Warehouse.open(location) as wh:
         echo(render_performance(wh))

@@ -67,16 +67,16 @@ def _fits(value: Any, default: Any) -> bool:
 def check_model_var(name: str, value: Any) -> str | None:
     """What is wrong with setting dbt var `name` to `value` from the settings, or None."""
     if name in RESERVED:
-        return f"{name} cannot be set here: {RESERVED[name]}"
+        return f"cannot be set here: {RESERVED[name]}"
     if name.startswith("derive_"):
-        return f"{name} cannot be set here: list the event type under events.raw"
+        return "cannot be set here: list the event type under events.raw"
     known = declared_vars()
     if name not in known:
         close = difflib.get_close_matches(name, list(known), n=1)
         hint = f"; did you mean {close[0]}?" if close else ""
         return f"no such model setting (a var of dbt_project.yml){hint}"
     if not _fits(value, known[name]):
-        return f"{name} takes {_kind(known[name])} (default {known[name]!r})"
+        return f"takes {_kind(known[name])} (default {known[name]!r})"
     return None
 
 

@@ -8,16 +8,26 @@ hand out.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from flowhouse.core.errors import ConfigError, FileLocation
 from flows.files import Lines, line_of, read_yaml
 from flows.flowfile import Cap, Duration, LocalTime, Model, Route, Share
+from flows.modelvars import check_model_var, check_raw_type, model_vars
 
 SETTINGS_FILE = "_settings.yml"
 
@@ -36,11 +46,40 @@ class CouponPool(Model):
     prefix: Annotated[str, Field(pattern=r"^[A-Z0-9-]*$")] = ""
 
 
+def _zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        close = difflib.get_close_matches(name, sorted(available_timezones()), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ValueError(f"not an IANA time zone{hint}") from None
+    return name
+
+
+def _raw_type(event_type: str) -> str:
+    problem = check_raw_type(event_type)
+    if problem:
+        raise ValueError(problem)
+    return event_type
+
+
 class Store(Model):
     name: str = "Our store"
     url: str = "https://shop.example"
-    timezone: str = Field(default="UTC", description="For customers without a valid time zone")
+    timezone: Annotated[str, AfterValidator(_zone)] = Field(
+        default="UTC",
+        description="For customers without a valid time zone, and the store's days in the marts",
+    )
     postal_address: str | None = None
+
+
+class Events(Model):
+    """The store's event vocabulary beyond flowhouse's."""
+
+    raw: list[Annotated[str, AfterValidator(_raw_type)]] = Field(
+        default_factory=list,
+        description="Derived event types the store sends itself: flowhouse does not derive them",
+    )
 
 
 Channel = Literal["email", "sms", "push"]
@@ -102,7 +141,26 @@ class Settings(Model):
     smart_sending: dict[Channel, Duration] = Field(default_factory=_default_smart_sending)
     caps: list[Cap] = Field(default_factory=list)
     coupon_pools: dict[str, CouponPool] = Field(default_factory=dict)
+    events: Events = Events()
+    models: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Windows and thresholds of the derived events and attributes, by the name of "
+        "their dbt var (dbt_project.yml), e.g. cart_abandon_after_minutes: 30",
+    )
     _source: Source | None = PrivateAttr(default=None)
+
+    @field_validator("models")
+    @classmethod
+    def _known_vars(cls, models: dict[str, Any]) -> dict[str, Any]:
+        for name, value in models.items():
+            problem = check_model_var(name, value)
+            if problem:
+                raise ValueError(f"{name}: {problem}")
+        return models
+
+    def dbt_vars(self) -> dict[str, Any]:
+        """The dbt vars these settings give the models (:mod:`flows.modelvars`)."""
+        return model_vars(self.store.timezone, self.events.raw, self.models)
 
     @property
     def source(self) -> Source:
@@ -126,7 +184,7 @@ def load_settings(flows_dir: Path) -> Settings:
         loc = tuple(first["loc"])
         line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
         raise ConfigError(
-            first["msg"],
+            first["msg"].removeprefix("Value error, "),
             FileLocation(str(path), line, ".".join(map(str, loc))),
             first.get("input") if not isinstance(first.get("input"), dict) else None,
         ) from err

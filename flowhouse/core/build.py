@@ -4,9 +4,10 @@ the performance marts (tag ``marts``, read by nothing the engine runs: a tick le
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from flowhouse.core.dbt import NodeResult, run_dbt
 from flowhouse.core.state import ensure_state
@@ -52,9 +53,13 @@ def build_models(
     exclude: Sequence[str] = (),
     tests: bool = True,
     now: datetime | None = None,
+    dbt_vars: Mapping[str, Any] | None = None,
 ) -> BuildSummary:
     """``dbt build`` (or ``dbt run`` without tests) of the `select`ed models less the `exclude`d
-    ones (dbt selectors; default all) over the warehouse; raises DbtError on failure."""
+    ones (dbt selectors; default all) over the warehouse; raises DbtError on failure.
+
+    `dbt_vars` are the store's settings for the models (``Settings.dbt_vars()`` of the flows
+    folder: time zone, derived types the store sends raw, windows and thresholds)."""
     prepare_sources(location)
     extra: list[str] = []
     for s in select:
@@ -63,6 +68,6 @@ def build_models(
         extra += ["--exclude", s]
     if full_refresh:
         extra.append("--full-refresh")
-    dbt_vars = {"now": now.isoformat(sep=" ")} if now else None
-    results = run_dbt("build" if tests else "run", location, extra, dbt_vars)
+    given = dict(dbt_vars or {}) | ({"now": now.isoformat(sep=" ")} if now else {})
+    results = run_dbt("build" if tests else "run", location, extra, given or None)
     return BuildSummary(results)

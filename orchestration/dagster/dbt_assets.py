@@ -33,6 +33,7 @@ from flowhouse.core.dbt import environment, target_path
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.paths import DBT_PROJECT
 from flowhouse.core.warehouse import Location
+from flows.settings import load_settings
 from orchestration.dagster.resources import POOL, FlowhouseResource, run_time
 
 PREPARE = "python -m orchestration.dagster.prepare"
@@ -157,7 +158,8 @@ def _dbt_multi_asset(
         location = flowhouse.location()
         prepare_sources(location)
         now = run_time(context)
-        args = ["build", "--vars", json.dumps({"now": now.isoformat(sep=" ")})]
+        dbt_vars = load_settings(flowhouse.flows()).dbt_vars() | {"now": now.isoformat(sep=" ")}
+        args = ["build", "--vars", json.dumps(dbt_vars)]
         with environment(location.dbt_env()):
             invocation = dbt.cli(args, context=context, target_path=project.manifest_path.parent)
         yield from invocation.stream()

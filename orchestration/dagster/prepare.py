@@ -17,13 +17,16 @@ from pathlib import Path
 
 from flowhouse.core.dbt import run_dbt, target_path
 from flowhouse.core.errors import FlowhouseError
+from flowhouse.core.paths import FLOWS
 from flowhouse.core.warehouse import ENV_VAR, Location
-from orchestration.dagster.resources import DEMO_WAREHOUSE
+from flows.settings import load_settings
+from orchestration.dagster.resources import DEMO_WAREHOUSE, FLOWS_ENV
 
 
-def prepare(location: Location) -> Path:
-    """``dbt parse`` into the adapter's target path; returns the manifest's path."""
-    run_dbt("parse", location)
+def prepare(location: Location, flows_dir: Path = FLOWS) -> Path:
+    """``dbt parse`` into the adapter's target path, with the store settings of `flows_dir` (a
+    derivation the store switched off is no asset); returns the manifest's path."""
+    run_dbt("parse", location, dbt_vars=load_settings(flows_dir).dbt_vars())
     return Path(target_path(location)) / "manifest.json"
 
 
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
-        manifest = prepare(Location.parse(args.warehouse))
+        manifest = prepare(Location.parse(args.warehouse), Path(os.environ.get(FLOWS_ENV) or FLOWS))
     except FlowhouseError as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1

@@ -66,7 +66,9 @@ def tick(
     started = time.perf_counter()
     with tick_lock(location, schema):
         if build:
-            build_models(location, tests=False, now=now, exclude=[MARTS])
+            build_models(
+                location, tests=False, now=now, exclude=[MARTS], dbt_vars=settings.dbt_vars()
+            )
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
             counts = run_tick(wh, schema, now, flows, settings, started)
