@@ -173,8 +173,10 @@ def _outgoing(
         event = _properties(row["trigger_properties"])
         return Outgoing(**base, payload=payload, data=jsonable({"event": event}))
     context = _context(renderer, row, customer, recs, catalog)
+    subject = _render_text(env, row["subject"], context)
+    preheader = _render_text(env, row["preheader"], context)
+    context["message"] = {"subject": subject, "preheader": preheader}
     body = env.get_template(row["template"]).render(context)
-    subject = _subject(env, row["subject"], context)
     html, text = (body, None) if row["channel"] == "email" else (None, body.strip())
     headers = (
         _headers(context["links"]) if row["channel"] == "email" and row["is_marketing"] else {}
@@ -182,7 +184,7 @@ def _outgoing(
     data: dict[str, Any] = {}
     if with_data:
         data = {k: context[k] for k in ("event", "links", "products", "recommendations", "utm")}
-        data |= {"customer": profile, "subject": subject, "preheader": row["preheader"]}
+        data |= {"customer": profile, "subject": subject, "preheader": preheader}
         if "coupon" in context:
             data["coupon"] = context["coupon"]
     return Outgoing(
@@ -229,12 +231,13 @@ def _message(renderer: Renderer, flow_id: str, step_id: str) -> Message:
     return renderer.messages[key]
 
 
-def _subject(env: SandboxedEnvironment, subject: str | None, context: Mapping[str, Any]) -> str:
-    if not subject:
+def _render_text(env: SandboxedEnvironment, text: str | None, context: Mapping[str, Any]) -> str:
+    """A subject or preheader, rendered with the message's context as the body is."""
+    if not text:
         return ""
-    if "{" not in subject:
-        return subject
-    return env.from_string(subject).render(context)
+    if "{" not in text:
+        return text
+    return env.from_string(text).render(context)
 
 
 def _headers(links: Mapping[str, str]) -> dict[str, str]:

@@ -1,4 +1,6 @@
-"""Checks a flow must pass beyond its shape: SQL predicates, unique step ids, split weights."""
+"""Checks a flow must pass beyond its shape: SQL predicates (their columns, the trigger's event
+properties and the types of the literals they compare), the event types, segment and entry key it
+names (:mod:`flows.vocabulary`), unique step ids, split weights."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from flows.flowfile import Branch, Flow, Split, Step, WaitFor
-from flows.predicates import check_predicate, customer_only, event_and_customer
+from flows.predicates import Columns, check_predicate, customer_only, event_and_customer
+from flows.vocabulary import Vocabulary, suggest
 
 Loc = tuple[str | int, ...]
 Finding = tuple[Loc, str, Any]
@@ -28,8 +31,24 @@ def walk_steps(steps: Sequence[Step], loc: Loc) -> Iterator[tuple[Step, Loc]]:
             yield from walk_steps(step.on_timeout, (*here, "on_timeout"))
 
 
-def _predicates(flow: Flow) -> Iterator[tuple[Loc, str, dict[str, frozenset[str] | None]]]:
-    both, customer = event_and_customer(), customer_only()
+Tables = dict[str, Columns]
+
+
+def _predicates(flow: Flow, vocabulary: Vocabulary) -> Iterator[tuple[Loc, str, Tables, str]]:
+    """Every predicate, the tables it sees and the event type ``event`` is."""
+    trigger = flow.trigger.event
+    both = event_and_customer(vocabulary.properties(trigger))
+    customer = customer_only()
+    for loc, sql, tables in _predicates_of(flow, both, customer):
+        yield loc, sql, tables, trigger
+    for step, loc in walk_steps(flow.steps, ("steps",)):
+        if isinstance(step, WaitFor) and step.wait_for.where:
+            awaited = step.wait_for.event
+            tables = event_and_customer(vocabulary.properties(awaited))
+            yield (*loc, "wait_for", "where"), step.wait_for.where, tables, awaited
+
+
+def _predicates_of(flow: Flow, both: Tables, customer: Tables) -> Iterator[tuple[Loc, str, Tables]]:
     if flow.trigger.where:
         yield ("trigger", "where"), flow.trigger.where, both
     if flow.audience.where:
@@ -45,13 +64,15 @@ def _predicates(flow: Flow) -> Iterator[tuple[Loc, str, dict[str, frozenset[str]
             for j, path in enumerate(step.branch):
                 if path.when:
                     yield (*loc, "branch", j, "when"), path.when, both
-        if isinstance(step, WaitFor) and step.wait_for.where:
-            yield (*loc, "wait_for", "where"), step.wait_for.where, both
 
 
-def check_flow(flow: Flow) -> Iterator[Finding]:
-    for loc, sql, tables in _predicates(flow):
-        for problem in check_predicate(sql, tables):
+def check_flow(flow: Flow, vocabulary: Vocabulary | None = None) -> Iterator[Finding]:
+    """Every problem with ``flow`` beyond its shape; names are checked against ``vocabulary``
+    (default: flowhouse's event types and the project's segments)."""
+    vocabulary = vocabulary or Vocabulary()
+    yield from _names(flow, vocabulary)
+    for loc, sql, tables, event_type in _predicates(flow, vocabulary):
+        for problem in check_predicate(sql, tables, {"event": event_type}):
             yield loc, problem.message, problem.value
     seen: dict[str, Loc] = {}
     for step, loc in walk_steps(flow.steps, ("steps",)):
@@ -73,3 +94,39 @@ def _check_branch(step: Branch, loc: Loc) -> Iterator[Finding]:
             yield (*loc, "branch", j), "a path needs when: <predicate> (or else: true)", None
         elif path.otherwise and not last:
             yield (*loc, "branch", j), "else: must be the last path", None
+
+
+def _names(flow: Flow, vocabulary: Vocabulary) -> Iterator[Finding]:
+    """The event types, segment and entry key the flow names."""
+    events: list[tuple[Loc, str]] = [
+        (("exit", "events", i), e) for i, e in enumerate(flow.exit.events)
+    ]
+    events.append((("goal", "event"), flow.goal.event))
+    events += [
+        ((*loc, "wait_for", "event"), step.wait_for.event)
+        for step, loc in walk_steps(flow.steps, ("steps",))
+        if isinstance(step, WaitFor)
+    ]
+    problem = vocabulary.check_event_type(flow.trigger.event, trigger=True)
+    if problem:
+        yield ("trigger", "event"), problem, flow.trigger.event
+    for loc, name in events:
+        problem = vocabulary.check_event_type(name)
+        if problem:
+            yield loc, problem, name
+    if flow.audience.segment:
+        problem = vocabulary.check_segment(flow.audience.segment)
+        if problem:
+            yield ("audience", "segment"), problem, flow.audience.segment
+    yield from _entry_key(flow, vocabulary)
+
+
+def _entry_key(flow: Flow, vocabulary: Vocabulary) -> Iterator[Finding]:
+    key, trigger = flow.entry.key, flow.trigger.event
+    properties = vocabulary.properties(trigger)
+    if key and properties is not None and key not in properties:
+        yield (
+            ("entry", "key"),
+            f"{trigger} events have no property {key}{suggest(key, properties)}",
+            key,
+        )

@@ -15,8 +15,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from flowhouse.core.errors import ConfigError
 from flows.checks import check_flow
 from flows.flowfile import STEP_KINDS, Flow
+from flows.vocabulary import Vocabulary
 
 FLOW_SUFFIXES = (".yml", ".yaml")
 
@@ -30,9 +32,11 @@ class Problem:
     field: str
     message: str
     value: Any = None
+    column: int | None = None
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        where += f":{self.column}" if self.line and self.column else ""
         got = "" if self.value is None else f" (got {self.value!r})"
         field = f" {self.field}:" if self.field else ""
         return f"{where}:{field} {self.message}{got}"
@@ -104,9 +108,30 @@ class ParsedFlow:
     flow: Flow | None
     problems: list[Problem]
     lines: Lines
+    #: The flow as parsed even when later checks found problems (None: its shape is wrong), so
+    #: what it names beside it can be checked too.
+    parsed: Flow | None = None
 
     def line(self, loc: tuple[str | int, ...]) -> int | None:
         return line_of(self.lines, loc)
+
+
+def yaml_problem(file: str, err: yaml.YAMLError) -> Problem:
+    """A YAML syntax error at its line and column."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
+    context = getattr(err, "context", None)
+    what = getattr(err, "problem", None) or str(err)
+    detail = f"{what} ({context})" if context else what
+    return Problem(file, line, "", f"not valid YAML: {detail}", column=column)
+
+
+class YamlSyntaxError(ConfigError):
+    """A file that is not valid YAML (settings): the problem, at its line and column."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
 
 
 def parse_flow(path: Path) -> tuple[Flow | None, list[Problem]]:
@@ -115,16 +140,14 @@ def parse_flow(path: Path) -> tuple[Flow | None, list[Problem]]:
     return parsed.flow, parsed.problems
 
 
-def read_flow(path: Path) -> ParsedFlow:
-    """Parse one file, keeping the line of every field."""
+def read_flow(path: Path, vocabulary: Vocabulary | None = None) -> ParsedFlow:
+    """Parse one file, keeping the line of every field; names are checked against
+    ``vocabulary`` (default: flowhouse's own, :class:`~flows.vocabulary.Vocabulary`)."""
     file = str(path)
     try:
         data, lines = read_yaml(path)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = Problem(file, line, "", f"not valid YAML: {getattr(err, 'problem', err)}")
-        return ParsedFlow(None, [problem], {})
+        return ParsedFlow(None, [yaml_problem(file, err)], {})
     if not isinstance(data, dict):
         problem = Problem(file, 1, "", "a flow file is a YAML mapping (flow:, name:, ...)")
         return ParsedFlow(None, [problem], lines)
@@ -134,9 +157,10 @@ def read_flow(path: Path) -> ParsedFlow:
         return ParsedFlow(None, list(_problems_from(err, file, lines)), lines)
     problems = [
         Problem(file, line_of(lines, loc), ".".join(map(str, loc)), message, value)
-        for loc, message, value in check_flow(flow)
+        for loc, message, value in check_flow(flow, vocabulary)
     ]
-    return ParsedFlow(None if problems else flow, problems, lines)
+    problems.sort(key=lambda p: p.line or 0)
+    return ParsedFlow(None if problems else flow, problems, lines, flow)
 
 
 #: The folder of sync files beside the flows (activation/sync/files.py reads them).

@@ -13,17 +13,18 @@ sections under ``delivery``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flowhouse.core.errors import ConfigError
 from flows.checks import Loc, walk_steps
 from flows.compile import CompiledFlow, compile_flow
-from flows.files import Problem, flow_files, read_flow
+from flows.files import ParsedFlow, Problem, YamlSyntaxError, flow_files, read_flow
 from flows.flowfile import Action, Flow, Send
 from flows.settings import SETTINGS_FILE, Settings, load_settings
-from flows.templating import TEMPLATES_DIR, check_template
+from flows.templating import TEMPLATES_DIR, check_template, check_text
+from flows.vocabulary import Vocabulary
 
 #: A check of a folder's settings beyond their shape, passed in by the composition.
 SettingsCheck = Callable[[Settings], Iterable[Problem]]
@@ -42,36 +43,70 @@ class ReadFlows:
 
 def read_flows(paths: Sequence[Path], checks: Sequence[SettingsCheck] = ()) -> ReadFlows:
     """Every flow file under ``paths`` (files or folders), checked on its own and against its
-    folder's settings and templates; each folder's settings also pass ``checks``."""
+    folder's settings, names (:mod:`flows.vocabulary`) and templates; each folder's settings
+    also pass ``checks``."""
     out = ReadFlows()
     out.problems += [
         Problem(str(p), None, "", "no such file or folder") for p in paths if not p.exists()
     ]
     files = flow_files([p for p in paths if p.exists()])
     out.files = len(files)
+    parsed: list[tuple[Path, ParsedFlow]] = []
     seen: dict[str, str] = {}
     for path in files:
-        parsed = read_flow(path)
-        out.problems += parsed.problems
-        flow = parsed.flow
-        if flow is None:
-            continue
-        if flow.flow in seen:
-            message = f"duplicate flow id, also in {seen[flow.flow]}"
-            out.problems.append(Problem(str(path), 1, "flow", message, flow.flow))
-            continue
-        seen[flow.flow] = str(path)
         if path.parent not in out.settings:
             out.settings[path.parent], found = _settings(path.parent, checks)
             out.problems += found
+        one = read_flow(path, vocabulary_of(out.settings[path.parent]))
+        out.problems += one.problems
+        if one.parsed is None:
+            continue
+        if one.parsed.flow in seen:
+            message = f"duplicate flow id, also in {seen[one.parsed.flow]}"
+            out.problems.append(Problem(str(path), 1, "flow", message, one.parsed.flow))
+            continue
+        seen[one.parsed.flow] = str(path)
+        parsed.append((path, one))
+    lists = _lists(out.settings, parsed)
+    for path, one in parsed:
+        assert one.parsed is not None
+        settings = out.settings[path.parent]
         references = [
-            Problem(str(path), parsed.line(loc), ".".join(map(str, loc)), message, value)
-            for loc, message, value in _references(flow, path.parent, out.settings[path.parent])
+            Problem(str(path), one.line(loc), ".".join(map(str, loc)), message, value)
+            for loc, message, value in _references(
+                one.parsed, path.parent, settings, lists[path.parent]
+            )
         ]
         out.problems += references
-        if not references:
-            out.flows.append((path, flow))
+        if one.flow is not None and not references:
+            out.flows.append((path, one.flow))
+    out.problems.sort(key=lambda p: (p.file, p.line or 0))
     return out
+
+
+def vocabulary_of(settings: Settings | None) -> Vocabulary:
+    """The names flows beside ``settings`` may use (flowhouse's own when they did not load)."""
+    if settings is None:
+        return Vocabulary()
+    events = settings.events
+    return Vocabulary.of(events.custom, events.properties)
+
+
+def _lists(
+    settings: dict[Path, Settings | None], parsed: Sequence[tuple[Path, ParsedFlow]]
+) -> dict[Path, Vocabulary]:
+    """Per folder, the vocabulary with its lists: the settings' and those its flows add to."""
+    lists: dict[Path, set[str]] = {
+        folder: set(found.lists if found else ()) for folder, found in settings.items()
+    }
+    for path, one in parsed:
+        assert one.parsed is not None
+        for step, _ in walk_steps(one.parsed.steps, ("steps",)):
+            if isinstance(step, Action) and step.action.type == "add_to_list" and step.action.list:
+                lists[path.parent].add(step.action.list)
+    return {
+        folder: vocabulary_of(settings[folder]).with_lists(names) for folder, names in lists.items()
+    }
 
 
 def load_flows(
@@ -96,6 +131,8 @@ def _settings(
     problem that stops them loading."""
     try:
         settings = load_settings(flows_dir)
+    except YamlSyntaxError as err:
+        return None, [err.problem]
     except ConfigError as err:
         where = err.location
         if where is None:
@@ -108,12 +145,20 @@ def _settings(
 Reference = tuple[Loc, str, object]
 
 
-def _references(flow: Flow, flows_dir: Path, settings: Settings | None) -> Iterator[Reference]:
-    """Problems with what the flow names outside itself: templates, coupon pools, the address."""
+def _references(
+    flow: Flow, flows_dir: Path, settings: Settings | None, vocabulary: Vocabulary
+) -> Iterator[Reference]:
+    """Problems with what the flow names outside itself: templates, coupon pools, lists, the
+    address."""
     templates = flows_dir / TEMPLATES_DIR
+    if flow.audience.list:
+        problem = vocabulary.check_list(flow.audience.list)
+        if problem:
+            yield ("audience", "list"), problem, flow.audience.list
+    event = vocabulary.properties(flow.trigger.event)
     for step, loc in walk_steps(flow.steps, ("steps",)):
         if isinstance(step, Send):
-            yield from _send_references(flow, step, loc, templates, settings)
+            yield from _send_references(flow, step, loc, templates, settings, event)
         elif isinstance(step, Action):
             yield from _action_fields(step, loc)
             if step.action.type == "coupon" and step.action.pool:
@@ -123,17 +168,29 @@ def _references(flow: Flow, flows_dir: Path, settings: Settings | None) -> Itera
 
 
 def _send_references(
-    flow: Flow, step: Send, loc: Loc, templates: Path, settings: Settings | None
+    flow: Flow,
+    step: Send,
+    loc: Loc,
+    templates: Path,
+    settings: Settings | None,
+    event: Mapping[str, str] | None,
 ) -> Iterator[Reference]:
     message = step.send
+    has_coupon = message.coupon_pool is not None
+    keys = None if event is None else frozenset(event)
     for problem in check_template(
         templates,
         message.template,
-        has_coupon=message.coupon_pool is not None,
+        has_coupon=has_coupon,
         channel=message.channel,
         transactional=flow.transactional,
+        event=keys,
     ):
         yield (*loc, "send", "template"), f"template {problem}", None
+    for name in ("subject", "preheader"):
+        text = getattr(message, name)
+        for problem in check_text(templates, text or "", has_coupon=has_coupon, event=keys):
+            yield (*loc, "send", name), problem, text
     if message.coupon_pool:
         yield from _pool(message.coupon_pool, (*loc, "send", "coupon_pool"), settings)
 

@@ -6,7 +6,11 @@ A predicate names columns through two tables:
 - ``customer.<attribute>`` — a column of ``core.customer_attributes`` (documented in
   ``models/customers/customer_attributes.yml``);
 - ``event.<column or property>`` — a column of the event (``event_id``, ``occurred_at``, ...) or a
-  key of its ``properties`` (``event.cart_id``, ``event.value``).
+  key of its ``properties`` (``event.cart_id``, ``event.value``), as the event contract
+  (:data:`flowhouse.core.contract.EVENT_PROPERTIES`) declares them for the event's type.
+
+Where a column's type is known, a literal compared with it must be of that type: ``event.value >=
+'ten'`` compares a number with text, which the warehouse would answer with no match, never an error.
 
 Only expressions are accepted: no statements, no subqueries, and no function sqlglot does not know
 (so nothing can read files, settings or other tables).
@@ -30,6 +34,20 @@ from flowhouse.core.paths import MODELS
 
 CUSTOMER_MODEL = MODELS / "customers" / "customer_attributes.yml"
 EVENT_COLUMNS = frozenset(EVENTS.column_names)
+
+#: A table's columns: their names, or their names and types (``text``, ``number``, ``boolean``,
+#: ``timestamp``, ``list``, ``object``; ``""``: unknown); None: any column.
+Columns = frozenset[str] | Mapping[str, str] | None
+
+#: The warehouse types of the models' ``data_type`` and the contract's, as predicates compare them.
+_TYPES = {
+    "text": "text", "varchar": "text", "string": "text", "integer": "number", "bigint": "number",
+    "numeric": "number", "decimal": "number", "double": "number", "number": "number",
+    "boolean": "boolean", "timestamp": "timestamp", "date": "timestamp", "json": "object",
+    "object": "object", "list": "list",
+}  # fmt: skip
+#: Event columns and their types.
+EVENT_COLUMN_TYPES: dict[str, str] = {c.name: _TYPES[c.type] for c in EVENTS.columns}
 
 #: Statement-like or state-reading nodes that never belong in a predicate.
 _FORBIDDEN: tuple[type[exp.Expr], ...] = (
@@ -61,15 +79,22 @@ def _name(node: exp.Func) -> str:
 @dataclass(frozen=True)
 class PredicateError:
     message: str
-    value: str | None = None
+    value: object = None
 
 
 @cache
 def customer_columns(model_yml: Path = CUSTOMER_MODEL) -> frozenset[str]:
     """Columns of ``core.customer_attributes``, as its model documentation lists them."""
+    return frozenset(customer_types(model_yml))
+
+
+@cache
+def customer_types(model_yml: Path = CUSTOMER_MODEL) -> dict[str, str]:
+    """Columns of ``core.customer_attributes`` and their types (each column's ``data_type`` in
+    the model's documentation; ``""`` when it gives none)."""
     doc = yaml.safe_load(model_yml.read_text())
     model = next(m for m in doc["models"] if m["name"] == "customer_attributes")
-    return frozenset(c["name"] for c in model["columns"])
+    return {c["name"]: _TYPES.get(str(c.get("data_type", "")), "") for c in model["columns"]}
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
@@ -79,9 +104,12 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 
 def check_predicate(
     sql: str,
-    tables: Mapping[str, frozenset[str] | None],
+    tables: Mapping[str, Columns],
+    kinds: Mapping[str, str] | None = None,
 ) -> list[PredicateError]:
-    """Every problem with `sql` as a predicate over `tables` (name -> columns; None: any)."""
+    """Every problem with `sql` as a predicate over `tables` (name -> columns, typed or not;
+    None: any). ``kinds`` names what a table's rows are (``{"event": "cart_abandoned"}``), so
+    an unknown ``event.<name>`` is reported as a property that type does not have."""
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
     except ParseError as err:
@@ -105,12 +133,13 @@ def check_predicate(
         for node in tree.find_all(exp.Func)
         if isinstance(node, exp.Anonymous) or _name(node).upper().startswith(_FORBIDDEN_FUNCTIONS)
     ]
-    problems += _column_problems(tree, tables)
+    problems += _column_problems(tree, tables, kinds or {})
+    problems += _type_problems(tree, tables)
     return problems
 
 
 def _column_problems(
-    tree: exp.Expr, tables: Mapping[str, frozenset[str] | None]
+    tree: exp.Expr, tables: Mapping[str, Columns], kinds: Mapping[str, str]
 ) -> Iterable[PredicateError]:
     for column in tree.find_all(exp.Column):
         table, name = column.table, column.name
@@ -127,14 +156,76 @@ def _column_problems(
             )
             continue
         known = tables[table]
-        if known is not None and name not in known:
-            yield PredicateError(f"unknown column {table}.{name}{_suggest(name, known)}", name)
+        if known is None or name in known:
+            continue
+        hint = _suggest(name, known)
+        if table in kinds:
+            yield PredicateError(f"{kinds[table]} events have no property {name}{hint}", name)
+        else:
+            yield PredicateError(f"unknown column {table}.{name}{hint}", name)
 
 
-def event_and_customer() -> dict[str, frozenset[str] | None]:
-    """Tables a trigger predicate sees: the event (any property) and the customer's attributes."""
-    return {"event": None, "customer": customer_columns()}
+#: Comparisons whose operands must be of one type.
+_COMPARISONS: tuple[type[exp.Expr], ...] = (
+    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ, exp.In,
+    exp.Between, exp.Like, exp.ILike,
+)  # fmt: skip
 
 
-def customer_only() -> dict[str, frozenset[str] | None]:
-    return {"customer": customer_columns()}
+def _type_problems(tree: exp.Expr, tables: Mapping[str, Columns]) -> Iterable[PredicateError]:
+    """Literals compared with a column of another type (``event.value >= 'ten'``)."""
+    for column in tree.find_all(exp.Column):
+        known = tables.get(column.table)
+        kind = known.get(column.name, "") if isinstance(known, Mapping) else ""
+        comparison = column.parent
+        while isinstance(comparison, exp.Paren):
+            comparison = comparison.parent
+        if not kind or not isinstance(comparison, _COMPARISONS):
+            continue
+        for literal in _literals(comparison, column):
+            found = _literal_type(literal)
+            if found and not _fits(kind, found):
+                shown = literal.sql(dialect="duckdb")
+                yield PredicateError(
+                    f"{column.table}.{column.name} is {_article(kind)} {kind}, compared with "
+                    f"the {found} {shown}",
+                    literal.to_py(),
+                )
+
+
+def _literals(comparison: exp.Expr, column: exp.Column) -> Iterable[exp.Expr]:
+    others = [n for n in comparison.iter_expressions() if n is not column]
+    others += list(comparison.args.get("expressions") or [])
+    for node in others:
+        while isinstance(node, (exp.Paren, exp.Neg)):
+            node = node.this
+        if isinstance(node, (exp.Literal, exp.Boolean)):
+            yield node
+
+
+def _literal_type(node: exp.Expr) -> str:
+    if isinstance(node, exp.Boolean):
+        return "boolean"
+    return "text" if node.is_string else "number"
+
+
+def _fits(kind: str, literal: str) -> bool:
+    """Whether a ``literal`` (text, number, boolean) can be compared with a ``kind`` column."""
+    if kind == "timestamp":
+        return literal == "text"  # an ISO 8601 text: '2025-01-01', '2025-01-01 09:00'
+    return kind == literal
+
+
+def _article(kind: str) -> str:
+    return "an" if kind[0] in "aeiou" else "a"
+
+
+def event_and_customer(event: Mapping[str, str] | None = None) -> dict[str, Columns]:
+    """Tables a trigger predicate sees: the event (its columns and ``event`` properties, by
+    type; None: any property) and the customer's attributes."""
+    fields = None if event is None else EVENT_COLUMN_TYPES | dict(event)
+    return {"event": fields, "customer": customer_types()}
+
+
+def customer_only() -> dict[str, Columns]:
+    return {"customer": customer_types()}

@@ -9,12 +9,14 @@ hand out.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import yaml
 from pydantic import (
     AfterValidator,
     ConfigDict,
@@ -24,8 +26,9 @@ from pydantic import (
     field_validator,
 )
 
+from flowhouse.core.contract import EVENT_TYPES, PropertyType
 from flowhouse.core.errors import ConfigError, FileLocation
-from flows.files import Lines, line_of, read_yaml
+from flows.files import Lines, YamlSyntaxError, line_of, read_yaml, yaml_problem
 from flows.flowfile import Cap, Duration, LocalTime, Model, Route, Share
 from flows.modelvars import check_model_var, check_raw_type, model_vars
 
@@ -73,6 +76,14 @@ class Store(Model):
     postal_address: str | None = None
 
 
+def _custom_type(event_type: str) -> str:
+    if event_type in EVENT_TYPES:
+        raise ValueError(f"{event_type} is a flowhouse event type already (docs/events.md)")
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", event_type):
+        raise ValueError(f"{event_type!r} is not a snake_case event type")
+    return event_type
+
+
 class Events(Model):
     """The store's event vocabulary beyond flowhouse's."""
 
@@ -80,6 +91,30 @@ class Events(Model):
         default_factory=list,
         description="Derived event types the store sends itself: flowhouse does not derive them",
     )
+    custom: list[Annotated[str, AfterValidator(_custom_type)]] = Field(
+        default_factory=list,
+        description="The store's own event types (any properties), which flows may name",
+    )
+    properties: dict[str, dict[str, PropertyType]] = Field(
+        default_factory=dict,
+        description="Properties the store sends beyond the event contract, by event type: "
+        "{order_placed: {gift_wrap: boolean}}",
+    )
+
+    @field_validator("properties")
+    @classmethod
+    def _known_types(
+        cls, properties: dict[str, dict[str, PropertyType]]
+    ) -> dict[str, dict[str, PropertyType]]:
+        for name in properties:
+            if name not in EVENT_TYPES:
+                close = difflib.get_close_matches(name, EVENT_TYPES, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                raise ValueError(
+                    f"{name}: not a flowhouse event type{hint}; a store's own types "
+                    "(events.custom) take any property"
+                )
+        return properties
 
 
 Channel = Literal["email", "sms", "push"]
@@ -142,6 +177,11 @@ class Settings(Model):
     caps: list[Cap] = Field(default_factory=list)
     coupon_pools: dict[str, CouponPool] = Field(default_factory=dict)
     events: Events = Events()
+    lists: list[str] = Field(
+        default_factory=list,
+        description="The lists customers join (list_joined events' list) that flows may name in "
+        "audience.list, beyond those flows add customers to",
+    )
     models: dict[str, Any] = Field(
         default_factory=dict,
         description="Windows and thresholds of the derived events and attributes, by the name of "
@@ -176,7 +216,10 @@ def load_settings(flows_dir: Path) -> Settings:
         settings = Settings()
         settings._source = Source(str(path))
         return settings
-    data, lines = read_yaml(path)
+    try:
+        data, lines = read_yaml(path)
+    except yaml.YAMLError as err:
+        raise YamlSyntaxError(yaml_problem(str(path), err)) from err
     try:
         settings = Settings.model_validate(data or {})
     except ValidationError as err:

@@ -293,11 +293,11 @@ def _name_problems(source: _Source, has_coupon: bool) -> Iterator[str]:
     undeclared = meta.find_undeclared_variables(source.tree) - _declared(source.tree)
     for name in sorted(undeclared):
         line = _first_line(source.tree, name)
-        where = f"{source.name}:{line}"
+        where = f"{source.name}:{line}: " if source.name else ""
         if name == "coupon" and not has_coupon and not _guards_coupon(source.tree):
-            yield f"{where}: coupon is only defined when the send step names a coupon_pool"
+            yield f"{where}coupon is only defined when the send step names a coupon_pool"
         elif name not in known:
-            yield f"{where}: undefined variable {name!r}{_suggest(name, list(known))}"
+            yield f"{where}undefined variable {name!r}{_suggest(name, list(known))}"
 
 
 Shapes = dict[str, frozenset[str] | None]
@@ -352,7 +352,8 @@ def _attribute_problems(node: nodes.Node, shapes: Shapes, name: str) -> Iterator
     keys = shapes.get(found[0]) if found else None
     if found and keys is not None and found[1] not in keys:
         hint = _suggest(found[1], sorted(keys))
-        yield f"{name}:{node.lineno}: unknown attribute {found[0]}.{found[1]}{hint}"
+        where = f"{name}:{node.lineno}: " if name else ""
+        yield f"{where}unknown attribute {found[0]}.{found[1]}{hint}"
     if isinstance(node, nodes.For):
         yield from _attribute_problems(node.iter, shapes, name)
         inner = _bind(shapes, node.target, _bound_shape(node.iter))
@@ -381,8 +382,9 @@ def _body_problems(children: Sequence[nodes.Node], shapes: Shapes, name: str) ->
             scope = _bind(scope, child.target, None)
 
 
-def _top_shapes() -> Shapes:
-    return {name: v.keys for name, v in context_variables().items()}
+def _top_shapes(event: frozenset[str] | None = None) -> Shapes:
+    """What each context name's attributes are; ``event``: the trigger's properties, when known."""
+    return {name: v.keys for name, v in context_variables().items()} | {"event": event}
 
 
 # -- what reaches the output of a marketing e-mail ------------------------------------------------
@@ -515,8 +517,10 @@ def check_template(
     has_coupon: bool,
     channel: str,
     transactional: bool = False,
+    event: frozenset[str] | None = None,
 ) -> list[str]:
-    """Every problem with template ``name`` as the body of a ``channel`` message.
+    """Every problem with template ``name`` as the body of a ``channel`` message; ``event``: the
+    properties of the flow's trigger (None: any).
 
     Each message starts with the template (and line) it is about: a missing file, a syntax error,
     a name the context does not define (``coupon`` without a pool), an unknown attribute of a
@@ -531,7 +535,28 @@ def check_template(
     complete = not problems  # every template it reaches loaded: its output can be judged
     for source in sources:
         problems += _name_problems(source, has_coupon)
-        problems += _attribute_problems(source.tree, _top_shapes(), source.name)
+        problems += _attribute_problems(source.tree, _top_shapes(event), source.name)
     if complete and channel == "email" and not transactional:
         problems += _marketing_problems(env, sources[0])
+    return problems
+
+
+def check_text(
+    templates_dir: Path, text: str, *, has_coupon: bool, event: frozenset[str] | None = None
+) -> list[str]:
+    """Every problem with ``text`` (a subject or preheader) as a template rendered with the
+    message's context, as :func:`check_template` checks a body: a syntax error (with its line
+    when the text has several), names the context does not define, unknown attributes."""
+    if "{" not in text:
+        return []
+    env = template_environment(templates_dir)
+    try:
+        tree = env.parse(text)
+        env.compile(tree)
+    except TemplateSyntaxError as err:
+        line = f" (line {err.lineno})" if "\n" in text.strip() else ""
+        return [f"syntax error{line}: {err.message}"]
+    source = _Source("", tree)
+    problems = list(_name_problems(source, has_coupon))
+    problems += _attribute_problems(tree, _top_shapes(event), "")
     return problems

@@ -116,3 +116,101 @@ DERIVED_EVENT_TYPES: tuple[str, ...] = (
 CATALOG_EVENT_TYPES: frozenset[str] = frozenset({"inventory_changed", "price_changed"})
 
 EVENT_TYPES: tuple[str, ...] = RAW_EVENT_TYPES + DERIVED_EVENT_TYPES
+
+# -- the event contract: the properties each event type carries -----------------------------------
+
+PropertyType = Literal["text", "number", "boolean", "timestamp", "list", "object"]
+
+
+@dataclass(frozen=True)
+class Property:
+    """One key of an event's ``properties``: its JSON type and whether every event carries it.
+
+    ``timestamp`` is an ISO 8601 text (UTC); ``list`` a JSON array (``lines``); ``object`` a JSON
+    object."""
+
+    name: str
+    type: PropertyType
+    required: bool = True
+
+
+def _props(spec: str) -> tuple[Property, ...]:
+    """``"order_id:text, coupon_code:text?"``: name:type, ``?`` for optional."""
+    found = []
+    for item in spec.split(","):
+        name, kind = (part.strip() for part in item.split(":"))
+        optional = kind.endswith("?")
+        found.append(Property(name, kind.removesuffix("?"), not optional))  # type: ignore[arg-type]
+    return tuple(found)
+
+
+_MESSAGE = "message_id:text, flow_id:text, step_id:text, channel:text, url:text?, bounce_type:text?"
+_CATALOG_FAN_OUT = "interest:text?"  # `cart` or `view`, on each customer's fanned-out copy
+
+#: The properties of every event type flowhouse knows (``docs/events.md`` describes each; a test
+#: keeps the two in agreement). A store's own types (``events.custom``) have no declared properties.
+EVENT_PROPERTIES: dict[str, tuple[Property, ...]] = {
+    name: _props(spec)
+    for name, spec in {
+        "customer_created": "source:text?, wholesale:boolean?",
+        "product_viewed": "session_id:text?, sku:text, category:text?, price:number?",
+        "category_viewed": "session_id:text?, category:text",
+        "searched": "session_id:text?, query:text, results_count:number?",
+        "added_to_cart": "session_id:text?, cart_id:text, sku:text, quantity:number, price:number",
+        "checkout_started": "session_id:text?, cart_id:text, value:number, currency:text, lines:list",
+        "order_placed": "order_id:text, cart_id:text?, subtotal:number, discount:number, "
+        "shipping:number, value:number, currency:text, coupon_code:text?, lines:list",
+        "payment_succeeded": "order_id:text?, subscription_id:text?, amount:number, method:text?",
+        "payment_failed": "order_id:text, amount:number, reason:text?",
+        "order_shipped": "order_id:text, carrier:text?, tracking_number:text?, "
+        "estimated_delivery_at:timestamp?",
+        "order_out_for_delivery": "order_id:text",
+        "order_delivered": "order_id:text",
+        "delivery_date_changed": "order_id:text, previous_estimated_delivery_at:timestamp?, "
+        "estimated_delivery_at:timestamp",
+        "order_refunded": "order_id:text, amount:number, reason:text?",
+        "review_submitted": "order_id:text?, sku:text, rating:number",
+        "subscription_started": "subscription_id:text, sku:text, interval_days:number, "
+        "price:number",
+        "subscription_renewed": "subscription_id:text, sku:text, amount:number, "
+        "next_renewal_at:timestamp",
+        "subscription_paused": "subscription_id:text",
+        "subscription_resumed": "subscription_id:text",
+        "subscription_cancelled": "subscription_id:text, reason:text?",
+        "subscription_payment_failed": "subscription_id:text, amount:number, attempt:number?",
+        "opted_in": "channel:text",
+        "unsubscribed": "channel:text",
+        "support_ticket_opened": "ticket_id:text, topic:text?, order_id:text?",
+        "support_ticket_closed": "ticket_id:text",
+        "list_joined": "list:text",
+        "list_left": "list:text",
+        "inventory_changed": "sku:text, inventory_qty:number, previous_qty:number?",
+        "price_changed": "sku:text, price:number, previous_price:number?",
+        "message_delivered": _MESSAGE,
+        "message_opened": _MESSAGE,
+        "message_clicked": _MESSAGE,
+        "message_bounced": _MESSAGE,
+        "message_complained": _MESSAGE,
+        "cart_abandoned": "cart_id:text, value:number, lines:list, last_activity_at:timestamp, "
+        "margin_pct:number?",
+        "browse_abandoned": "sku:text, category:text?, views:number",
+        "first_purchase": "order_id:text, value:number, order_number:number",
+        "repeat_purchase": "order_id:text, value:number, order_number:number",
+        "milestone_order": "order_id:text, order_number:number",
+        "high_value_order": "order_id:text, value:number",
+        "became_inactive": "last_activity_at:timestamp, days_inactive:number",
+        "purchase_anniversary": "first_order_at:timestamp, years:number",
+        "birthday": "birthday:timestamp",
+        "segment_entered": "segment:text",
+        "segment_exited": "segment:text",
+        "tier_changed": "from_tier:text?, to_tier:text",
+        "back_in_stock": f"sku:text, inventory_qty:number, {_CATALOG_FAN_OUT}",
+        "price_dropped": "sku:text, price:number, previous_price:number, drop_pct:number, "
+        + _CATALOG_FAN_OUT,
+        "low_stock": f"sku:text, inventory_qty:number, {_CATALOG_FAN_OUT}",
+        "replenishment_due": "sku:text, order_id:text, days:number",
+        "subscription_renewal_due": "subscription_id:text, next_renewal_at:timestamp",
+        "search_without_purchase": "query:text",
+        "viewed_product_n_times": "sku:text, views:number",
+    }.items()
+}

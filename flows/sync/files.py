@@ -26,7 +26,7 @@ from sqlglot.errors import ParseError, SqlglotError
 from flowhouse.core.contract import INPUTS, RAW_SCHEMA
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.paths import DBT_PROJECT, MODELS
-from flows.files import FLOW_SUFFIXES, Lines, Problem, line_of, read_yaml
+from flows.files import FLOW_SUFFIXES, Lines, Problem, line_of, read_yaml, yaml_problem
 from flows.predicates import check_predicate, customer_columns
 from flows.sync.syncfile import CUSTOMER_RELATION, Sync
 
@@ -95,10 +95,7 @@ def _read(path: Path) -> tuple[Sync | None, list[Problem], Lines]:
     try:
         data, lines = read_yaml(path)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = Problem(file, line, "", f"not valid YAML: {getattr(err, 'problem', err)}")
-        return None, [problem], {}
+        return None, [yaml_problem(file, err)], {}
     if not isinstance(data, dict):
         problem = Problem(file, 1, "", "a sync file is a YAML mapping (sync:, name:, ...)")
         return None, [problem], lines

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import EMAIL, SMS, Store, flow
+import harness
+from harness import EMAIL, SMS, Store, flow, write_templates
 from sending import deploy
 
 from activation.deliver import Options, SendReport, send_open
@@ -73,6 +75,31 @@ def test_sends_email_and_sms_and_records_results(store: Store, fake: FakeProvide
     # the rendered content reached the provider: first names, signed unsubscribe links
     email = next(r for r in fake.state.messages("sendgrid"))
     assert "Ann" in (email.body or "")
+
+
+def test_subject_and_preheader_reach_the_provider_rendered(
+    store: Store, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A preheader is a template like the subject: rendered with the same context, never sent
+    as its ``{{ }}`` source (the layout shows it as ``message.preheader``)."""
+    first = '{{ message.preheader }}|{{ message.subject }}|<a href="{{ store.url | with_utm }}">'
+    body = first + '</a><a href="{{ links.unsubscribe }}">u</a>{{ sender.postal_address }}'
+
+    def templates(folder: Path) -> None:
+        write_templates(folder)
+        (folder / "templates" / "p.html.j2").write_text(body)
+
+    monkeypatch.setattr(harness, "write_templates", templates)
+    message = {
+        "channel": "email", "template": "p.html.j2",
+        "subject": "For {{ customer.first_name }}", "preheader": "Saved, {{ customer.first_name }}",
+    }  # fmt: skip
+    queue(store, 1, message)
+    report = send(store, fake, "2026-03-01 10:01")
+    assert report.outcomes["sent"] == 1, report.describe()
+    email = next(r for r in fake.state.messages("sendgrid"))
+    assert email.subject == "For Ann0"
+    assert (email.body or "").startswith("Saved, Ann0|For Ann0|"), email.body
 
 
 def test_a_second_run_sends_nothing_again(store: Store, fake: FakeProvider) -> None:

@@ -223,7 +223,7 @@ FLOW = """\
 flow: reminder
 name: Reminder
 trigger:
-  event: cart_abandoned
+  event: browse_abandoned
 steps:
   - id: wait_1h
     wait: 1h

@@ -202,7 +202,7 @@ def test_actions_need_their_own_fields(
 ) -> None:
     from flows.validate import validate_paths
 
-    text = "flow: f\nname: F\ntrigger: {event: x}\nsteps:\n  - {id: a, wait: 1h}\n"
+    text = "flow: f\nname: F\ntrigger: {event: order_placed}\nsteps:\n  - {id: a, wait: 1h}\n"
     (tmp_path / "f.yml").write_text(text + f"  - id: b\n    action: {action}\n")
     problems, _ = validate_paths([tmp_path])
     assert [(p.line, p.field) for p in problems] == [(7, field)], problems
