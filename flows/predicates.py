@@ -194,9 +194,9 @@ def _type_problems(tree: exp.Expr, tables: Mapping[str, Columns]) -> Iterable[Pr
 
 
 def _literals(comparison: exp.Expr, column: exp.Column) -> Iterable[exp.Expr]:
-    others = [n for n in comparison.iter_expressions() if n is not column]
-    others += list(comparison.args.get("expressions") or [])
-    for node in others:
+    for node in comparison.iter_expressions():
+        if node is column:
+            continue
         while isinstance(node, (exp.Paren, exp.Neg)):
             node = node.this
         if isinstance(node, (exp.Literal, exp.Boolean)):

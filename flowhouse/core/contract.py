@@ -9,7 +9,7 @@ each carries are documented in ``docs/events.md``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 ColumnType = Literal[
     "text", "timestamp", "date", "boolean", "json", "decimal", "integer", "bigint", "double"
@@ -140,7 +140,9 @@ def _props(spec: str) -> tuple[Property, ...]:
     for item in spec.split(","):
         name, kind = (part.strip() for part in item.split(":"))
         optional = kind.endswith("?")
-        found.append(Property(name, kind.removesuffix("?"), not optional))  # type: ignore[arg-type]
+        kind = kind.removesuffix("?")
+        assert kind in get_args(PropertyType), f"{name}: unknown property type {kind}"
+        found.append(Property(name, kind, not optional))  # type: ignore[arg-type]
     return tuple(found)
 
 
@@ -157,7 +159,8 @@ EVENT_PROPERTIES: dict[str, tuple[Property, ...]] = {
         "category_viewed": "session_id:text?, category:text",
         "searched": "session_id:text?, query:text, results_count:number?",
         "added_to_cart": "session_id:text?, cart_id:text, sku:text, quantity:number, price:number",
-        "checkout_started": "session_id:text?, cart_id:text, value:number, currency:text, lines:list",
+        "checkout_started": "session_id:text?, cart_id:text, value:number, currency:text, "
+        "lines:list",
         "order_placed": "order_id:text, cart_id:text?, subtotal:number, discount:number, "
         "shipping:number, value:number, currency:text, coupon_code:text?, lines:list",
         "payment_succeeded": "order_id:text?, subscription_id:text?, amount:number, method:text?",
@@ -214,3 +217,12 @@ EVENT_PROPERTIES: dict[str, tuple[Property, ...]] = {
         "viewed_product_n_times": "sku:text, views:number",
     }.items()
 }
+
+
+def contract_table() -> str:
+    """The event contract as the Markdown table ``docs/events.md`` shows (a test keeps it so)."""
+    rows = ["| event_type | properties (`?`: optional) |", "|---|---|"]
+    for name, properties in EVENT_PROPERTIES.items():
+        shown = ", ".join(f"`{p.name}{'' if p.required else '?'}` {p.type}" for p in properties)
+        rows.append(f"| `{name}` | {shown} |")
+    return "\n".join(rows)

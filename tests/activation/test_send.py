@@ -13,8 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 import harness
+import pytest
 from harness import EMAIL, SMS, Store, flow, write_templates
 from sending import deploy
 

@@ -128,6 +128,7 @@ CORE = {
 NEUTRAL_SETTINGS = """
 store: {name: Test, timezone: UTC, postal_address: 1 Main St}
 smart_sending: {}
+lists: [newsletter]
 """
 
 EMAIL = {"channel": "email", "template": "t.html.j2", "subject": "Hi"}
