@@ -3,8 +3,10 @@
 ``flowhouse validate`` rejects.
 
 Beyond each file on its own (:mod:`flows.files`), a flow is checked against what lies beside it:
-the store settings (``_settings.yml``: its coupon pools, the postal address) and the message
-templates (``templates/``) its send steps name. Flow ids are unique across the files read.
+the store settings (``_settings.yml``: its own event types and properties, its lists, coupon pools,
+the postal address; :mod:`flows.vocabulary`), the lists other flows add customers to, and the
+message templates (``templates/``), subjects and preheaders its send steps name. Flow ids are
+unique across the files read.
 
 What the flow language cannot judge itself is passed in as ``checks``: callables that take a
 folder's settings and return their problems (the CLI passes activation's check of the provider

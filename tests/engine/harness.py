@@ -128,8 +128,13 @@ CORE = {
 NEUTRAL_SETTINGS = """
 store: {name: Test, timezone: UTC, postal_address: 1 Main St}
 smart_sending: {}
-lists: [newsletter]
 """
+#: What scenario stores declare beside any settings a test gives: the properties scenarios tag
+#: their events with (``case_trigger``'s ``case``, a channel, a coupon pool) and the lists they use.
+SCENARIO_DECLARATIONS = {
+    "events": "events: {properties: {cart_abandoned: {case: text, ch: text, pool: text}}}\n",
+    "lists": "lists: [newsletter]\n",
+}
 
 EMAIL = {"channel": "email", "template": "t.html.j2", "subject": "Hi"}
 SMS = {"channel": "sms", "template": "t.txt.j2"}
@@ -364,7 +369,10 @@ class Store:
         """Deploy these flow files (replacing the previous set) with these store settings."""
         folder = self.folder / f"flows{next(self._ids)}"
         folder.mkdir(parents=True)
-        (folder / "_settings.yml").write_text(textwrap.dedent(settings))
+        text = textwrap.dedent(settings)
+        for key, declared in SCENARIO_DECLARATIONS.items():
+            text += "" if f"\n{key}:" in f"\n{text}" else f"\n{declared}"
+        (folder / "_settings.yml").write_text(text)
         write_templates(folder)
         for i, text in enumerate(texts):
             (folder / f"flow_{i}.yml").write_text(text)

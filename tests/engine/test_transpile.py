@@ -65,7 +65,7 @@ def _scenario(store: Store) -> None:
         flow("cart", CART, entry={"key": "cart_id", "reentry": "after 1d"}, holdout="30%",
              exit={"events": ["subscription_started"], "where": "customer.order_count > 5"},
              filter="customer.has_email_consent", suppress="customer.refunded_amount > 100",
-             audience={"where": "not customer.is_wholesale", "segment": "shoppers"}),
+             audience={"where": "not customer.is_wholesale", "segment": "vip"}),
         flow("birthday", BIRTHDAY, trigger="customer_created", transactional=True),
         flow("back", [{"id": "back", "send": SMS}], trigger="back_in_stock", priority=3),
         flow("removed_later", [{"id": "w", "wait": "2d"}, {"id": "m", "send": EMAIL}], trigger="opted_in"),
@@ -76,7 +76,7 @@ def _scenario(store: Store) -> None:
         c = f"c{i}"
         store.customer(c, tz=("Europe/Paris", "America/New_York")[i % 2], phone="+15550001",
                        sms_consent=True, birthday=f"1990-03-0{i + 2}", tier="gold")  # fmt: skip
-        store.segment(c, "shoppers")
+        store.segment(c, "vip")
         store.interest(c, "sku1", viewed="2026-02-27 10:00")
         store.event(c, "customer_created", at="2026-03-01 08:00")
         store.event(c, "opted_in", at="2026-03-01 08:00")
