@@ -25,7 +25,7 @@ delivery:
     concurrency: 0
   twilio: {from_number: "+15550100"}
 """
-FLOW = "flow: f\nname: F\ntrigger: {event: x}\nsteps:\n  - {id: a, wait: 1h}\n"
+FLOW = "flow: f\nname: F\ntrigger: {event: order_placed}\nsteps:\n  - {id: a, wait: 1h}\n"
 
 
 def folder(tmp_path: Path, settings: str) -> Path:
