@@ -22,7 +22,7 @@ from flows.checks import Loc, walk_steps
 from flows.compile import CompiledFlow, compile_flow
 from flows.files import Problem, flow_files, read_flow
 from flows.flowfile import Action, Flow, Send
-from flows.settings import SETTINGS_FILE, Settings, load_settings
+from flows.settings import SETTINGS_FILE, Settings, load_settings, off_domains
 from flows.templating import TEMPLATES_DIR, check_template
 
 #: A check of a folder's settings beyond their shape, passed in by the composition.
@@ -120,6 +120,7 @@ def _references(flow: Flow, flows_dir: Path, settings: Settings | None) -> Itera
                 yield from _pool(step.action.pool, (*loc, "action", "pool"), settings)
     if settings is not None:
         yield from _postal_address(flow, settings)
+        yield from _sender_domain(flow, settings)
 
 
 def _send_references(
@@ -190,3 +191,11 @@ def _postal_address(flow: Flow, settings: Settings) -> Iterator[Reference]:
                 None,
             )
             return
+
+
+def _sender_domain(flow: Flow, settings: Settings) -> Iterator[Reference]:
+    """The flow's from address must be on one of the store's validated sending domains."""
+    address = flow.sender.email if flow.sender else None
+    problem = off_domains(address, settings) if address else None
+    if problem:
+        yield ("sender", "email"), problem, address
