@@ -137,3 +137,17 @@ def test_filters_need_retry_failed(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["send", "--warehouse", str(tmp_path / "w.db"), "--flow", "x"])
     assert result.exit_code == 2
     assert "--retry-failed" in result.output
+
+
+def test_a_tick_whose_messages_fail_exits_3(
+    location: Location, tmp_path: Path, fake: FakeProvider
+) -> None:
+    folder = queued_store(location, tmp_path, 2)
+    with Warehouse.open(location) as wh:
+        wh.execute("update flowhouse.messages set address = 'not-an-address'")
+        wh.commit()
+    args = ["--now", "2026-03-01T10:01:00", "--no-build", "--provider-url", fake.url]
+    result = run(location, "tick", folder, *args)
+    assert result.exit_code == 3, result.output
+    assert "2 failed" in result.output
+    assert statuses(location) == {"failed": 2}
