@@ -6,13 +6,18 @@ One run:
 2. rows a dead run left in flight are reconciled, per destination (see
    :mod:`activation.providers.base`): looked up in the provider's records, resent with the
    same idempotency key, or marked ``unconfirmed``;
-3. then, claim after claim (earliest due first): the send-time rules are checked again, the rows
+3. the destinations the due rows route to are built first: a credential missing from the
+   environment stops the run before anything is claimed (:func:`check_credentials`);
+4. then, claim after claim (earliest due first): the send-time rules are checked again, the rows
    are rendered, and each destination's messages are sent in waves, each wave recorded in flight
    before it goes out and its results recorded when it is settled
    (:mod:`activation.sender`).
 
 ``bucket`` splits the outbox between parallel senders (``I/N``: messages whose id hashes to I);
 each run holds a lock for its bucket, so two senders never share a row.
+
+``Options.retry`` (``flowhouse send --retry-failed``) first puts failed rows still within their
+flow's ``max_lateness`` back in the queue (:func:`activation.outbox.retry_failed`), journaled.
 """
 
 from __future__ import annotations
@@ -34,14 +39,18 @@ from activation.outbox import (
     Attempt,
     Bucket,
     Final,
+    Retried,
+    RetryFilter,
     claim,
+    due_routes,
     mark_in_flight,
     recheck,
     record,
+    retry_failed,
     unclaim,
 )
 from activation.providers import DESTINATIONS
-from activation.providers.base import Destination, Secrets
+from activation.providers.base import Destination, MissingSecret, Secrets
 from activation.providers.delivery import ProviderConfigs, provider_configs
 from activation.render import Renderer, by_route, render_claim
 from activation.sender import CLOCK_SLACK, Policy, Run, deliver
@@ -74,7 +83,13 @@ class SendReport:
     by_destination: dict[str, Counter[str]] = field(default_factory=dict)
     reconciled: Counter[str] = field(default_factory=Counter)
     ingested: Counter[str] = field(default_factory=Counter)
+    retried: Retried | None = None
     seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        """Messages that failed for good in this run."""
+        return self.outcomes["failed"]
 
     def add(self, destination: str, finals: Sequence[Final]) -> None:
         counts = self.by_destination.setdefault(destination, Counter())
@@ -84,11 +99,12 @@ class SendReport:
 
     def describe(self) -> str:
         lines = [
+            *_retried(self.retried),
             f"send at {self.now:%Y-%m-%d %H:%M:%S}: {self.claimed} claimed, "
             f"{sum(self.skipped.values())} skipped at send time, "
             f"{self.outcomes['sent']} sent, {self.outcomes['failed']} failed, "
             f"{self.outcomes['queued']} to retry, {self.outcomes['unconfirmed']} unconfirmed "
-            f"in {self.seconds:.2f} s"
+            f"in {self.seconds:.2f} s",
         ]
         for name, counts in sorted(self.by_destination.items()):
             lines.append(f"  {name}: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -112,6 +128,21 @@ class SendReport:
                 + ", ".join(f"{k} {v}" for k, v in sorted(self.reconciled.items()))
             )
         return "\n".join(lines)
+
+
+def _retried(retried: Retried | None) -> list[str]:
+    """What ``--retry-failed`` did, by the reason the rows had failed with."""
+    if retried is None:
+        return []
+    lines = [
+        f"retry-failed: {sum(retried.requeued.values())} failed message(s) requeued, "
+        f"{sum(retried.stale.values())} left failed (past their flow's max_lateness)"
+    ]
+    for word, counts in (("requeued", retried.requeued), ("left failed", retried.stale)):
+        lines += [
+            f"  {word} {n}: {reason or '(no reason)'}" for reason, n in sorted(counts.items())
+        ]
+    return lines
 
 
 def provider_urls(url: str) -> dict[str, str]:
@@ -181,6 +212,8 @@ class Options:
     policy: Policy | None = None
     #: Told a line after each claim (the CLI prints it): long sends show their progress.
     progress: Callable[[str], None] | None = None
+    #: Requeue the failed rows this selects (within their flow's lateness) before sending.
+    retry: RetryFilter | None = None
 
 
 def lock_name(schema: str, bucket: Bucket) -> str:
@@ -241,12 +274,37 @@ def send_open(
     renderer = Renderer({f.id: f for f in flows}, settings, flows_dir, key, configs)
     destinations = Destinations(configs, secrets, options.provider_url)
     report = SendReport(now)
+    if options.retry is not None:
+        report.retried = retry_failed(ctx, options.retry)
+        ctx.wh.commit()
+    check_credentials(ctx, destinations, options.bucket)
     policy = options.policy or Policy()
     asyncio.run(
         _run(ctx, renderer, destinations, options, report, policy),
     )
     report.seconds = time.perf_counter() - started
     return report
+
+
+def check_credentials(ctx: Context, destinations: Destinations, bucket: Bucket) -> None:
+    """Build every destination the due rows route to; credentials missing from the environment
+    are one error, raised before anything is claimed (other problems of a destination fail its
+    rows only, with the reason, when they are sent)."""
+    missing = []
+    for route, n in due_routes(ctx, bucket).items():
+        try:
+            destinations.get(route)
+        except MissingSecret as err:
+            missing.append(f"{n} due message(s) route to {route}: {err}")
+        except ConfigError:
+            continue
+    if missing:
+        listed = "\n  ".join(missing)
+        raise MissingSecret(
+            f"cannot send, nothing was claimed (the messages stay queued):\n  {listed}\n"
+            "Set the variable(s), or run tick --no-send to queue without sending, or "
+            "--provider-url to send to flowhouse fake-provider."
+        )
 
 
 async def _run(

@@ -16,6 +16,18 @@ Status = Literal["sent", "failed", "retry"]
 
 
 @dataclass(frozen=True)
+class Sender:
+    """Who a message is from, as its flow's ``sender`` says (fields it leaves out fall back to
+    the provider's configured defaults): the e-mail ``name``, ``email`` and ``reply_to``, and
+    ``sms_from`` (a phone number, or a Twilio Messaging Service SID ``MG...``)."""
+
+    name: str | None = None
+    email: str | None = None
+    reply_to: str | None = None
+    sms_from: str | None = None
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """One message or external action, ready to send.
 
@@ -27,7 +39,7 @@ class Outgoing:
     webhook's ``url``, an ``audience``, an admin ``task``). ``customer`` holds the profile fields a
     destination may need (email, phone, first_name, ...). ``send_at`` asks the provider to deliver
     later (UTC, naive) where it can schedule. ``headers`` are extra e-mail headers
-    (``List-Unsubscribe``).
+    (``List-Unsubscribe``). ``sender`` is the flow's sender, when it names one.
     """
 
     message_id: str
@@ -46,6 +58,7 @@ class Outgoing:
     headers: dict[str, str] = field(default_factory=dict)
     send_at: datetime | None = None
     is_marketing: bool = True
+    sender: Sender | None = None
 
 
 @dataclass(frozen=True)

@@ -213,10 +213,7 @@ def recheck(ctx: Context, claim_id: str, scheduling: Sequence[str]) -> CheckResu
 
 def _route_of_channel(ctx: Context) -> exp.Expr:
     """The destination ``delivery.routes`` gives the row's channel."""
-    case = exp.Case(this=exp.column("channel", "c"))
-    for channel, route in sorted(ctx.settings.delivery.routes.items()):
-        case = case.when(literal(channel), literal(route))
-    return case.else_(literal("webhook"))
+    return _route_of(ctx, "c")
 
 
 def _in_list(values: Sequence[str]) -> exp.Expr:
@@ -394,3 +391,116 @@ _TYPES = {
     "started_at": "timestamp",
     "next_attempt_at": "timestamp",
 }
+
+
+# -- before a run: where the due rows go -----------------------------------------------------------
+
+_DUE_ROUTES = """
+select coalesce(o.destination, :routes) as route, count(*)
+from flowhouse.messages as o
+where ((o.status = 'queued' and o.kind in ('message', 'action') and o.due_at <= :now
+        and (o.next_attempt_at is null or o.next_attempt_at <= :now))
+    or o.status in ('claimed', 'sending'))
+    and :bucket
+group by 1
+order by 1
+"""
+
+
+def due_routes(ctx: Context, bucket: Bucket) -> dict[str, int]:
+    """How many rows this run would send (due, or left claimed or in flight by a dead run),
+    per destination: what must be reachable before anything is claimed."""
+    rows = ctx.rows(_DUE_ROUTES, now=ctx.now, routes=_route_of(ctx, "o"), bucket=bucket.condition())
+    return {str(route): int(n) for route, n in rows}
+
+
+def _route_of(ctx: Context, alias: str) -> exp.Expr:
+    """The destination ``delivery.routes`` gives the channel of the row ``alias``."""
+    case = exp.Case(this=exp.column("channel", alias))
+    for channel, route in sorted(ctx.settings.delivery.routes.items()):
+        case = case.when(literal(channel), literal(route))
+    return case.else_(literal("webhook"))
+
+
+# -- requeueing failed messages ------------------------------------------------------------------
+
+_FAILED = """
+select o.message_id, o.enrollment_id, o.flow_id, o.flow_version, o.customer_id, o.step_id,
+    o.failure_reason,
+    o.due_at + :lateness * interval 1 second >= :now as is_within
+from flowhouse.messages as o
+where o.status = 'failed' and :flow and :reason and :since
+"""
+
+_RETRY_JOURNAL = """
+insert into flowhouse.decisions
+    (decision_id, enrollment_id, flow_id, flow_version, customer_id, step_id, step_kind,
+     effective_at, decided_at, outcome, reason, detail)
+select md5(f.message_id || ':send_retry:' || :stamp), f.enrollment_id, f.flow_id,
+    f.flow_version, f.customer_id, f.step_id, 'send_retry', :now, :now, 'requeued',
+    'failed before: ' || coalesce(f.failure_reason, 'no reason recorded'), f.message_id
+from _fh_failed as f
+where f.is_within
+"""
+
+_RETRY = """
+update flowhouse.messages as m
+set status = 'queued', claim_id = null, claimed_at = null, next_attempt_at = null,
+    failure_reason = null, updated_at = :now
+from _fh_failed as f
+where m.message_id = f.message_id and f.is_within and m.status = 'failed'
+"""
+
+
+@dataclass(frozen=True)
+class Retried:
+    """What ``--retry-failed`` did: rows requeued and rows left failed (past the flow's
+    ``max_lateness``), each by the reason they had failed with."""
+
+    requeued: dict[str, int]
+    stale: dict[str, int]
+
+
+@dataclass(frozen=True)
+class RetryFilter:
+    """Which failed rows to requeue: of one flow, whose reason contains a text (any case),
+    that failed at or after a time; None: any."""
+
+    flow: str | None = None
+    reason: str | None = None
+    since: datetime | None = None
+
+
+def retry_failed(ctx: Context, which: RetryFilter) -> Retried:
+    """Put failed rows that match ``which`` and are still within their flow's ``max_lateness``
+    back in the queue, each journaled in ``decisions`` (``send_retry``, ``requeued``, the reason
+    it had failed with); the others stay failed."""
+    lateness = per_flow(
+        ctx.flows,
+        lambda f: literal(int(f.flow.max_lateness.total_seconds())),
+        default=literal(7 * 86400),
+        on="o",
+    )
+    ctx.temp("_fh_failed", _FAILED, now=ctx.now, lateness=lateness, **_retry_filter(which))
+    counts = ctx.rows(
+        "select is_within, coalesce(failure_reason, ''), count(*) from _fh_failed group by 1, 2"
+    )
+    ctx.run(_RETRY_JOURNAL, now=ctx.now, stamp=ctx.now.isoformat())
+    ctx.run(_RETRY, now=ctx.now)
+    return Retried(
+        {str(r): int(n) for within, r, n in counts if within},
+        {str(r): int(n) for within, r, n in counts if not within},
+    )
+
+
+def _retry_filter(which: RetryFilter) -> dict[str, exp.Expr]:
+    true = exp.true()
+    return {
+        "flow": statement("o.flow_id = :f", f=which.flow) if which.flow else true,
+        "reason": (
+            statement("lower(o.failure_reason) like :p", p=f"%{which.reason.lower()}%")
+            if which.reason
+            else true
+        ),
+        "since": statement("o.updated_at >= :t", t=which.since) if which.since else true,
+    }

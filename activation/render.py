@@ -22,7 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from activation import recommend
 from activation.links import Claims, message_links
-from activation.message import Outgoing
+from activation.message import Outgoing, Sender
 from activation.providers.delivery import ProviderConfigs
 from flowhouse.rules.context import Context
 from flows.compile import CompiledFlow
@@ -167,6 +167,7 @@ def _outgoing(
         "customer": jsonable(profile),
         "send_at": row["send_at"],
         "is_marketing": bool(row["is_marketing"]),
+        "sender": _sender(renderer, row["flow_id"]),
     }
     if row["kind"] != "message":
         payload = json.loads(row["payload"]) if row["payload"] else {}
@@ -218,6 +219,15 @@ def _context(
         catalog=catalog,
         coupon=_coupon(renderer.settings, row) if row["coupon_code"] else None,
     )
+
+
+def _sender(renderer: Renderer, flow_id: str) -> Sender | None:
+    """The flow's own sender, if it names one (else the providers' defaults apply)."""
+    compiled = renderer.flows.get(flow_id)
+    given = compiled.flow.sender if compiled is not None else None
+    if given is None:
+        return None
+    return Sender(given.name, given.email, given.reply_to, given.sms_from)
 
 
 def _message(renderer: Renderer, flow_id: str, step_id: str) -> Message:

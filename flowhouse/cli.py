@@ -6,6 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
@@ -19,7 +20,7 @@ from activation.fake.failures import Failures
 from activation.fake.server import SECRET_ENV
 from activation.fake.server import serve as serve_fake
 from activation.fake.settings import WEBHOOK_SECRET, FakeSettings
-from activation.outbox import Bucket
+from activation.outbox import Bucket, RetryFilter
 from activation.providers.base import Secrets
 from activation.providers.delivery import delivery_problems, provider_configs
 from activation.receiver import serve as serve_receiver
@@ -328,7 +329,7 @@ def delivery_options(fn: F) -> F:
 
 def _delivery(
     provider_url: str | None, inbox: Path | None, bucket: str | None, limit: int | None
-) -> Any:
+) -> Options:
 
     try:
         parsed = Bucket.parse(bucket)
@@ -341,6 +342,21 @@ def _delivery(
 
 def _progress(line: str) -> None:
     click.echo(line, err=True)
+
+
+#: The exit code of ``send`` and ``tick`` when messages failed for good in the run (1 is an
+#: error that stopped it, 2 a bad command line).
+EXIT_FAILED = 3
+
+
+def _exit_on_failures(failed: int) -> None:
+    if failed:
+        click.echo(
+            f"{failed} message(s) failed (status failed, with the reason in failure_reason); "
+            "flowhouse send --retry-failed requeues them",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)
 
 
 @cli.command()
@@ -375,6 +391,7 @@ def tick(
         delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit),
     )
     click.echo(result.describe())
+    _exit_on_failures(result.sent.failed if result.sent else 0)
 
 
 @cli.command()
@@ -382,6 +399,18 @@ def tick(
 @flows_option
 @click.option("--now", "now", default=None, metavar="TS", help="The send's time (default: now).")
 @delivery_options
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="First requeue failed messages still within their flow's max_lateness (journaled).",
+)
+@click.option("--flow", "flow_id", default=None, metavar="F", help="--retry-failed: flow F only.")
+@click.option(
+    "--reason", default=None, metavar="R", help="--retry-failed: reasons containing R only."
+)
+@click.option(
+    "--since", default=None, metavar="TS", help="--retry-failed: failed at or after TS only."
+)
 @handles_errors
 def send(
     warehouse: str,
@@ -391,18 +420,31 @@ def send(
     inbox: Path | None,
     bucket: str | None,
     limit: int | None,
+    retry_failed: bool,
+    flow_id: str | None,
+    reason: str | None,
+    since: str | None,
 ) -> None:
     """Send the due messages: reconcile what a dead run left in flight, claim due rows, check the
     send-time rules again, render, and deliver through each provider with retries; every result
-    is written back to flowhouse.messages and flowhouse.send_attempts."""
+    is written back to flowhouse.messages and flowhouse.send_attempts.
 
+    Exits 0, or 3 when messages failed in the run (1 on an error, such as a missing API key:
+    then nothing is claimed)."""
+    retry = None
+    if retry_failed:
+        retry = RetryFilter(flow_id, reason, _timestamp(since, "--since"))
+    elif flow_id or reason or since:
+        raise click.UsageError("--flow, --reason and --since go with --retry-failed")
+    options = _delivery(provider_url, inbox, bucket, limit)
     report = send_run(
         Location.parse(warehouse),
         flows_dir or default_flows_dir(),
         now=_timestamp(now, "--now"),
-        options=_delivery(provider_url, inbox, bucket, limit),
+        options=replace(options, retry=retry),
     )
     click.echo(report.describe())
+    _exit_on_failures(report.failed)
 
 
 @cli.command()

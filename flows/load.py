@@ -24,7 +24,7 @@ from flows.checks import Loc, walk_steps
 from flows.compile import CompiledFlow, compile_flow
 from flows.files import ParsedFlow, Problem, YamlSyntaxError, flow_files, read_flow
 from flows.flowfile import Action, Flow, Send
-from flows.settings import SETTINGS_FILE, Settings, load_settings
+from flows.settings import SETTINGS_FILE, Settings, load_settings, off_domains
 from flows.templating import TEMPLATES_DIR, check_template, check_text
 from flows.vocabulary import Vocabulary
 
@@ -167,6 +167,7 @@ def _references(
                 yield from _pool(step.action.pool, (*loc, "action", "pool"), settings)
     if settings is not None:
         yield from _postal_address(flow, settings)
+        yield from _sender_domain(flow, settings)
 
 
 def _send_references(
@@ -249,3 +250,11 @@ def _postal_address(flow: Flow, settings: Settings) -> Iterator[Reference]:
                 None,
             )
             return
+
+
+def _sender_domain(flow: Flow, settings: Settings) -> Iterator[Reference]:
+    """The flow's from address must be on one of the store's validated sending domains."""
+    address = flow.sender.email if flow.sender else None
+    problem = off_domains(address, settings) if address else None
+    if problem:
+        yield ("sender", "email"), problem, address

@@ -135,6 +135,16 @@ def _default_routes() -> dict[str, Route]:
     }
 
 
+#: A domain name as ``sending_domains`` takes it (lowercase labels, dots between).
+DOMAIN = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def _domain(name: str) -> str:
+    if not DOMAIN.match(name):
+        raise ValueError("not a domain name (expected lowercase, e.g. shop.example, no @)")
+    return name
+
+
 class Delivery(Model):
     """Where each outbox channel goes and how each provider is reached (API keys come from the
     environment variables named there, never from this file).
@@ -150,6 +160,12 @@ class Delivery(Model):
         default=None, description="Where unsubscribe and preference links point; default: store url"
     )
     signing_key_env: str = "FLOWHOUSE_SIGNING_KEY"
+    sending_domains: list[Annotated[str, AfterValidator(_domain)]] = Field(
+        default_factory=list,
+        description="The domains authenticated with the e-mail provider (e.g. shop.example): "
+        "every from address, a flow's sender.email and the provider's default, must be on one; "
+        "empty: not checked",
+    )
 
     @property
     def sections(self) -> dict[str, Any]:
@@ -233,3 +249,20 @@ def load_settings(flows_dir: Path) -> Settings:
         ) from err
     settings._source = Source(str(path), lines)
     return settings
+
+
+def domain_of(address: str) -> str:
+    """The domain of an e-mail address, lowercase (what ``sending_domains`` lists)."""
+    return address.rpartition("@")[2].strip().lower()
+
+
+def off_domains(address: str, settings: Settings) -> str | None:
+    """Why ``address`` may not send for this store (its domain is not among
+    ``delivery.sending_domains``), or None when it may (or no domains are listed)."""
+    domains = settings.delivery.sending_domains
+    if not domains or domain_of(address) in domains:
+        return None
+    return (
+        f"not on a validated sending domain: {domain_of(address) or '(none)'} is not in "
+        f"delivery.sending_domains ({', '.join(domains)}) of {SETTINGS_FILE}"
+    )

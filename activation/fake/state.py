@@ -42,7 +42,9 @@ Member = tuple[tuple[str, str], ...]
 class Received:
     """One accepted message. ``message_id`` is flowhouse's own id (custom args, the status
     callback's query, Klaviyo's ``unique_id`` or the webhook's ``Idempotency-Key``);
-    ``provider_message_id`` the id the fake answered with; ``body`` an excerpt."""
+    ``provider_message_id`` the id the fake answered with; ``body`` an excerpt; ``sender`` who
+    it is from (SendGrid's ``Name <email>``, Twilio's ``From`` and/or ``MessagingServiceSid``)
+    and ``reply_to`` where replies go (SendGrid)."""
 
     provider: str
     message_id: str | None
@@ -53,6 +55,8 @@ class Received:
     send_at: datetime | None
     received_at: datetime
     customer_id: str | None = None
+    sender: str | None = None
+    reply_to: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

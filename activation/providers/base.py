@@ -44,6 +44,10 @@ class Call:
     message_ids: tuple[str, ...]
 
 
+class MissingSecret(ConfigError):
+    """A credential a destination needs is not in the environment (names the variable)."""
+
+
 class Secrets:
     """API keys read from the environment. ``fake`` fills missing ones with placeholders (only for
     the local fake provider). Values never appear in ``repr``; :meth:`redact` scrubs them from any
@@ -62,7 +66,7 @@ class Secrets:
         if not value and self._fake:
             value = _placeholder(name)
         if not value:
-            raise ConfigError(f"{what} is not set", expected=f"the environment variable {name}")
+            raise MissingSecret(f"{what} is not set", expected=f"the environment variable {name}")
         self._used.add(value)
         return value
 

@@ -1,7 +1,11 @@
 """The provider sections of ``delivery`` in ``_settings.yml``, validated with each provider's own
 model: :func:`delivery_problems` lists what is wrong, located at ``file:line`` with the dotted
 field (``flowhouse validate`` reports them); :func:`provider_configs` gives the typed
-configurations sending uses, or raises the first problem as a :class:`ConfigError`."""
+configurations sending uses, or raises the first problem as a :class:`ConfigError`.
+
+A provider's default from address (``from_email``, written or not) must be on one of the
+store's validated sending domains (``delivery.sending_domains``), as a flow's own sender must
+(:mod:`flows.load`)."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from activation.providers.twilio.config import Twilio
 from activation.providers.webhook.config import Webhook
 from flowhouse.core.errors import ConfigError, FileLocation
 from flows.files import Problem
-from flows.settings import Settings, Source
+from flows.settings import Settings, Source, off_domains
 
 SECTION = "delivery"
 
@@ -45,7 +49,7 @@ def delivery_problems(settings: Settings) -> list[Problem]:
     found: list[Problem] = []
     for checked in _validated(settings).values():
         found += [] if isinstance(checked, ProviderConfig) else checked
-    return found
+    return found + _off_domains(settings)
 
 
 def provider_configs(settings: Settings) -> ProviderConfigs:
@@ -55,6 +59,9 @@ def provider_configs(settings: Settings) -> ProviderConfigs:
         if not isinstance(checked, ProviderConfig):
             raise _error(checked[0])
         found[name] = checked
+    off = _off_domains(settings)
+    if off:
+        raise _error(off[0])
     return ProviderConfigs(**found)
 
 
@@ -64,6 +71,21 @@ def _validated(settings: Settings) -> dict[str, ProviderConfig | list[Problem]]:
         name: _section(settings.source, name, raw)
         for name, raw in settings.delivery.sections.items()
     }
+
+
+def _off_domains(settings: Settings) -> list[Problem]:
+    """Providers whose default from address is off the store's sending domains."""
+    found = []
+    for name in PROVIDERS:
+        raw = settings.delivery.sections.get(name) or {}
+        checked = _section(settings.source, name, raw)
+        address = getattr(checked, "from_email", None)
+        problem = off_domains(address, settings) if isinstance(address, str) else None
+        if problem:
+            loc = (SECTION, name, "from_email")
+            line = settings.source.line(loc) or settings.source.line((SECTION, "sending_domains"))
+            found.append(Problem(settings.source.file, line, _dotted(loc), problem, address))
+    return found
 
 
 def _section(source: Source, name: str, raw: Any) -> ProviderConfig | list[Problem]:

@@ -195,6 +195,8 @@ def _send_stats(row: Row) -> list[tuple[Stat, ...]]:
     lines: list[tuple[Stat, ...]] = [((count(row.get("messages_sent")), "sent"),)]
     if row.get("open_rate") is not None:
         lines[0] += ((pct(row["open_rate"]), "open"), (pct(row.get("click_rate")), "click"))
+    if row.get("messages_failed"):
+        lines.insert(1, ((count(row["messages_failed"]), "failed"),))
     skipped = [(count(row[k]), w) for k, w in _SKIPS if row.get(k)]
     if skipped:
         lines.append(tuple(skipped))

@@ -78,7 +78,9 @@ def _delivered(totals: Row) -> str:
 
 def _overview_row(flow: FlowData, currency: str) -> dict[str, Any]:
     t, h = flow.totals, flow.holdout_all
-    tone, word = words.status(t.get("enrolled"), flow.info.holdout, h)
+    tone, word = words.status(
+        t.get("enrolled"), flow.info.holdout, h, t.get("messages_sent"), t.get("messages_failed")
+    )
     measured = flow.info.holdout > 0 and words.measured(h)
     return {
         "anchor": anchor(flow.info.flow_id),
@@ -112,7 +114,11 @@ def _points_ci(row: Row) -> str:
 
 def _flow(flow: FlowData, currency: str) -> dict[str, Any]:
     info, spec = flow.info, flow.info.spec
-    tone, word = words.status(flow.totals.get("enrolled"), info.holdout, flow.holdout_all)
+    t = flow.totals
+    tone, word = words.status(
+        t.get("enrolled"), info.holdout, flow.holdout_all, t.get("messages_sent"),
+        t.get("messages_failed"),
+    )  # fmt: skip
     return {
         "anchor": anchor(info.flow_id),
         "flow_id": info.flow_id,

@@ -365,6 +365,7 @@ STAGES = {
     "refused": "Not enrolled",
     "skipped": "Message skipped",
     "exited": "Left the flow early",
+    "failed": "Message failed",
 }
 
 _REASONS: dict[str, str] = {
@@ -406,16 +407,23 @@ def reason_words(stage: str, token: str) -> str:
     """A reason token explained: ``consent`` -> ``no marketing consent for the channel``."""
     if token in _REASONS:
         return _REASONS[token]
+    if stage == "failed":
+        return token  # the provider's or the renderer's own words
     if stage == "exited":
         happened = _EVENTS.get(token, token.replace("_", " ") + " happened")
         return f"{happened} (an exit event of the flow)"
     return token.replace("_", " ")
 
 
-def status(enrolled: Any, holdout_share: float, holdout: Row | None) -> tuple[Tone, str]:
-    """One word for the overview: is the flow adding orders, by its holdout?"""
+def status(
+    enrolled: Any, holdout_share: float, holdout: Row | None, sent: Any = 0, failed: Any = 0
+) -> tuple[Tone, str]:
+    """One word for the overview: is the flow adding orders, by its holdout? A flow whose
+    messages fail at least as often as they go out is ``Failing``, whatever its holdout says."""
     if not enrolled:
         return "none", "No enrollments"
+    if failed and int(failed) >= int(sent or 0):
+        return "loss", "Failing"
     if holdout_share <= 0:
         return "none", "No holdout"
     if holdout is None or not holdout.get("holdout_enrollees") or _too_few(holdout):

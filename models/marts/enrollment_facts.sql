@@ -55,7 +55,7 @@ walked as (
         count(*) as steps_executed
     from {{ source('flowhouse', 'decisions') }} as decisions
     left join steps on steps.flow_id = decisions.flow_id and steps.step_id = decisions.step_id
-    where decisions.step_kind not in ('entry', 'end', 'send_check')
+    where decisions.step_kind not in ('entry', 'end', 'send_check', 'send_retry')
         and decisions.enrollment_id in (select enrollment_id from enrollments)
     group by decisions.enrollment_id
 

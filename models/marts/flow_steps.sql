@@ -1,7 +1,7 @@
 {#- One row per step of each flow's current version (and per step of an earlier version that decisions
     were journaled at, is_current false): how many enrollments reached it, ran it, wait at it
     now or left the flow at it (an exit is checked before each step), and for send steps what the
-    messages did. Counts are over the flow's whole history; reached = executed + exited_here +
+    messages did (failed: refused for good, reasons in flow_reasons). Counts are over the flow's whole history; reached = executed + exited_here +
     waiting_now. -#}
 
 with
@@ -33,7 +33,7 @@ removed_steps as (
         cast(null as {{ 'jsonb' if target.type == 'postgres' else 'json' }}) as params,
         false as is_current
     from {{ source('flowhouse', 'decisions') }} as decisions
-    where step_kind not in ('entry', 'end', 'send_check')
+    where step_kind not in ('entry', 'end', 'send_check', 'send_retry')
         and not exists (
             select 1 from current_steps
             where current_steps.flow_id = decisions.flow_id and current_steps.step_id = decisions.step_id
@@ -76,7 +76,7 @@ decided as (
         count(distinct case when outcome <> 'exited' then enrollment_id end) as executed,
         count(distinct case when outcome = 'exited' then enrollment_id end) as exited_here
     from {{ source('flowhouse', 'decisions') }}
-    where step_kind not in ('entry', 'end', 'send_check')
+    where step_kind not in ('entry', 'end', 'send_check', 'send_retry')
     group by 1, 2
 
 ),
@@ -95,7 +95,8 @@ sends as (
     select
         flow_id,
         step_id,
-        {{ flowhouse.message_counts() }}
+        {{ flowhouse.message_counts() }},
+        count(case when status = 'failed' then 1 end) as messages_failed
     from {{ ref('message_facts') }}
     where kind = 'message'
     group by 1, 2
@@ -132,6 +133,7 @@ counted as (
         coalesce(sends.messages_clicked, 0) as messages_clicked,
         coalesce(sends.messages_bounced, 0) as messages_bounced,
         coalesce(sends.messages_unsubscribed, 0) as messages_unsubscribed,
+        coalesce(sends.messages_failed, 0) as messages_failed,
         coalesce(sends.attributed_orders, 0) as attributed_orders,
         {{ flowhouse.money('coalesce(sends.attributed_revenue, 0)') }} as attributed_revenue
     from labelled
@@ -166,6 +168,7 @@ final as (
         messages_clicked,
         messages_bounced,
         messages_unsubscribed,
+        messages_failed,
         {{ flowhouse.ratio('messages_opened', 'messages_delivered') }} as open_rate,
         {{ flowhouse.ratio('messages_clicked', 'messages_delivered') }} as click_rate,
         attributed_orders,

@@ -19,7 +19,10 @@ On ``sent_messages``, over the marketing messages that went out (``sent``, ``del
   outside its channel's ``quiet_hours`` window, for the flows that keep quiet hours. The flows and
   settings are those of the files now, and the zone is the customer's as last built;
 - ``outbox_backlog`` (warning): the oldest queued message due at or before the run's time waits
-  less than ``FLOWHOUSE_BACKLOG_MINUTES`` (default 60).
+  less than ``FLOWHOUSE_BACKLOG_MINUTES`` (default 60);
+- ``no_failed_messages``: no message failed for good (status ``failed``) in the last
+  ``FLOWHOUSE_FAILED_HOURS`` (default 24) before the run's time; the metadata lists the failure
+  reasons with their counts. Requeueing them (``flowhouse send --retry-failed``) clears it.
 
 Each check opens the warehouse read-only in its body and closes it; the statements are sqlglot
 trees rendered for DuckDB or PostgreSQL.
@@ -38,6 +41,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    MetadataValue,
     asset_check,
     multi_asset_check,
 )
@@ -57,6 +61,10 @@ LOOKBACK = timedelta(days=7)
 #: Statuses of messages that went out.
 WENT_OUT = ("sent", "delivered", "bounced")
 EXAMPLES = 5
+FAILED_ENV = "FLOWHOUSE_FAILED_HOURS"
+DEFAULT_FAILED_HOURS = 24
+#: Failure reasons listed at most in the check's metadata.
+REASONS = 10
 
 
 @dataclass(frozen=True)
@@ -233,6 +241,64 @@ def backlog_threshold(environ: Mapping[str, str] | None = None) -> int:
     return int(value) if value else DEFAULT_BACKLOG_MINUTES
 
 
+# -- failures --------------------------------------------------------------------------------------
+
+_FAILED = """
+select coalesce(failure_reason, 'no reason recorded') as reason, count(*) as n,
+    min(message_id) as example
+from flowhouse.messages
+where status = 'failed' and updated_at > :since and updated_at <= :now
+group by 1
+order by 2 desc, 1
+"""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Messages that failed in the window, by reason (most frequent first)."""
+
+    reasons: list[tuple[str, int, str]]
+    hours: int
+
+    @property
+    def count(self) -> int:
+        return sum(n for _, n, _ in self.reasons)
+
+
+def failed_messages(wh: Warehouse, now: datetime, hours: int) -> Failed:
+    since = now - timedelta(hours=hours)
+    rows = wh.query(render(statement(_FAILED, since=since, now=now), wh.dialect))
+    return Failed([(str(r), int(n), str(e)) for r, n, e in rows], hours)
+
+
+def failed_hours(environ: Mapping[str, str] | None = None) -> int:
+    """Hours back the failure check looks (``FLOWHOUSE_FAILED_HOURS``)."""
+    value = (os.environ if environ is None else environ).get(FAILED_ENV)
+    return int(value) if value else DEFAULT_FAILED_HOURS
+
+
+def failed_result(failed: Failed) -> AssetCheckResult:
+    reasons = {reason[:200]: n for reason, n, _ in failed.reasons[:REASONS]}
+    return AssetCheckResult(
+        check_name="no_failed_messages",
+        asset_key="sent_messages",
+        passed=failed.count == 0,
+        severity=AssetCheckSeverity.ERROR,
+        description=(
+            f"no message failed in the last {failed.hours} h"
+            if failed.count == 0
+            else f"{failed.count} messages failed in the last {failed.hours} h "
+            "(flowhouse send --retry-failed requeues them once the cause is fixed)"
+        ),
+        metadata={
+            "failed": failed.count,
+            "reasons": MetadataValue.json(reasons),
+            "examples": ", ".join(e for _, _, e in failed.reasons[:EXAMPLES]) or "-",
+            "window_hours": failed.hours,
+        },
+    )
+
+
 def _in(values: tuple[str, ...]) -> exp.Expr:
     return exp.Tuple(expressions=[literal(v) for v in values])
 
@@ -285,6 +351,12 @@ _SENT_CHECKS = [
         description=f"The oldest due message waits less than {BACKLOG_ENV} minutes "
         f"(default {DEFAULT_BACKLOG_MINUTES}).",
     ),
+    AssetCheckSpec(
+        "no_failed_messages",
+        asset="sent_messages",
+        description=f"No message failed for good in the last {FAILED_ENV} hours "
+        f"(default {DEFAULT_FAILED_HOURS}); the reasons are in the metadata.",
+    ),
 ]
 
 
@@ -297,11 +369,13 @@ def sent_messages_checks(
         consent = sent_after_unsubscribe(wh, now)
         quiet = sent_in_quiet_hours(wh, flowhouse.flows(), now)
         waiting = backlog(wh, now)
+        failed = failed_messages(wh, now, failed_hours())
     yield _result(
         "no_send_after_unsubscribe", "sent_messages", consent, "no send after an unsubscribe"
     )
     yield _result("outside_quiet_hours", "sent_messages", quiet, "no send inside quiet hours")
     yield backlog_result(waiting, backlog_threshold())
+    yield failed_result(failed)
 
 
 def backlog_result(waiting: Backlog, threshold: int) -> AssetCheckResult:

@@ -67,3 +67,59 @@ def test_validate_reports_provider_sections_when_given_the_check(tmp_path: Path)
     result = CliRunner().invoke(cli, ["validate", str(flows)])
     assert result.exit_code == 1
     assert "_settings.yml:6: delivery.sendgrid.concurrency:" in result.output
+
+
+DOMAINS = """\
+store: {postal_address: 1 Main St}
+delivery:
+  sending_domains: [shop.example]
+  sendgrid: {from_email: hello@other.example}
+"""
+SENDER_FLOW = (
+    "flow: f\nname: F\ntrigger: {event: x}\nsender:\n  name: Shop\n  email: news@%s\n"
+    "steps:\n  - {id: a, wait: 1h}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("flow_domain", "from_email", "expected"),
+    [
+        ("shop.example", "hello@shop.example", []),
+        (
+            "shop.example",
+            "hello@other.example",
+            ["_settings.yml:4: delivery.sendgrid.from_email: not on a validated sending domain: "
+             "other.example is not in delivery.sending_domains (shop.example) of _settings.yml "
+             "(got 'hello@other.example')"],
+        ),
+        (
+            "Other.example",
+            "hello@shop.example",
+            ["f.yml:6: sender.email: not on a validated sending domain: other.example is not in "
+             "delivery.sending_domains (shop.example) of _settings.yml "
+             "(got 'news@Other.example')"],
+        ),
+    ],
+)  # fmt: skip
+def test_from_addresses_must_be_on_a_sending_domain(
+    tmp_path: Path, flow_domain: str, from_email: str, expected: list[str]
+) -> None:
+    (tmp_path / "_settings.yml").write_text(DOMAINS.replace("hello@other.example", from_email))
+    (tmp_path / "f.yml").write_text(SENDER_FLOW % flow_domain)
+    result = CliRunner().invoke(cli, ["validate", str(tmp_path)])
+    found = [line.replace(f"{tmp_path}/", "") for line in result.output.splitlines()[:-1]]
+    assert found == expected
+    assert result.exit_code == (1 if expected else 0)
+
+
+def test_no_sending_domains_listed_checks_nothing(tmp_path: Path) -> None:
+    text = "store: {postal_address: 1 Main St}\ndelivery: {sendgrid: {from_email: a@b.example}}\n"
+    (tmp_path / "_settings.yml").write_text(text)
+    assert delivery_problems(load_settings(tmp_path)) == []
+
+
+def test_a_sending_domain_must_be_a_domain(tmp_path: Path) -> None:
+    text = "delivery:\n  sending_domains: [hello@shop.example]\n"
+    (tmp_path / "_settings.yml").write_text(text)
+    with pytest.raises(ConfigError, match=r"_settings.yml:2: delivery.sending_domains.0: not a"):
+        load_settings(tmp_path)

@@ -314,3 +314,47 @@ def test_a_destination_that_cannot_be_built_fails_its_rows_only(
     assert {m["channel"] for m in failed} == {"sms"}
     assert all(m["failure_reason"].startswith("twilio: ") for m in failed)
     assert all(m["in_flight_at"] is None for m in failed), "nothing went in flight"
+
+
+def test_the_flows_sender_reaches_the_providers(store: Store, fake: FakeProvider) -> None:
+    sender = {"name": "Acme VIP", "email": "vip@shop.example", "reply_to": "desk@shop.example",
+              "sms_from": "+15555550100"}  # fmt: skip
+    vip = flow("vip", steps=[{"id": "m", "send": EMAIL}, {"id": "s", "send": SMS}], sender=sender)
+    plain = flow("plain", steps=[{"id": "m", "send": EMAIL}], trigger="order_placed")
+    store.sent_folder = deploy(store, vip, plain)  # type: ignore[attr-defined]
+    store.tick("2026-03-01 00:00")
+    for i in range(2):
+        store.customer(f"c{i}", first_name="Ann", phone=f"+1555000{i:04d}", sms_consent=True)
+        store.event(f"c{i}", "cart_abandoned", at="2026-03-01 10:00", cart_id=f"k{i}")
+        store.event(f"c{i}", "order_placed", at="2026-03-01 10:00", order_id=f"o{i}")
+    store.tick("2026-03-01 10:00")
+    report = send(store, fake, "2026-03-01 10:01")
+    assert report.outcomes == {"sent": 6}, report.describe()
+    flow_of = {m["message_id"]: m["flow_id"] for m in store.rows("messages")}
+    got = {(flow_of[r.message_id or ""], r.provider, r.sender, r.reply_to)
+           for r in fake.state.messages()}  # fmt: skip
+    assert got == {
+        ("vip", "sendgrid", "Acme VIP <vip@shop.example>", "desk@shop.example"),
+        ("vip", "twilio", "+15555550100 MG00000000000000000000000000000000", None),
+        ("plain", "sendgrid", "hello@shop.example", None),  # the configured default
+    }
+    # one `from` a request: the two flows' mails never share one
+    by_request: dict[str | None, set[str]] = {}
+    for r in fake.state.messages("sendgrid"):
+        by_request.setdefault(r.provider_message_id, set()).add(flow_of[r.message_id or ""])
+    assert sorted(map(sorted, by_request.values())) == [["plain"], ["vip"]]
+
+
+def test_an_sms_from_a_messaging_service_of_the_flow(store: Store, fake: FakeProvider) -> None:
+    sender = {"name": "Acme", "sms_from": "MG11111111111111111111111111111111"}
+    store.sent_folder = deploy(  # type: ignore[attr-defined]
+        store, flow("cart", steps=[{"id": "s", "send": SMS}], sender=sender)
+    )
+    store.tick("2026-03-01 00:00")
+    store.customer("c0", phone="+15550000000", sms_consent=True)
+    store.event("c0", "cart_abandoned", at="2026-03-01 10:00", cart_id="k0")
+    store.tick("2026-03-01 10:00")
+    send(store, fake, "2026-03-01 10:01")
+    assert [r.sender for r in fake.state.messages("twilio")] == [
+        "MG11111111111111111111111111111111"
+    ]

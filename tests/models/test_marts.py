@@ -486,3 +486,34 @@ def check_days(tmp_warehouse: Location) -> None:
         shift = timedelta(days=1 if zone != "UTC" else 0)
         assert local == [(day + shift, n) for day, n in utc] == [((T0 + shift).date(), 102)]
         assert entered == [((T0 + shift).date(),)]
+
+
+REFUSED = "400 personalizations.0.to.0.email: Does not contain a valid address."
+
+
+def check_failures(location: Location) -> None:
+    """Failed messages are counted per step and day, and their reasons listed."""
+    store = scenario()
+    failing = {f"b{i:02d}" for i in range(30, 33)}
+    for row in store.rows["messages"]:
+        if row["customer_id"] in failing and row["step_id"] == "send_b":
+            row.update(status="failed", failure_reason=REFUSED, sent_at=None, delivered_at=None)
+    write(store, location)
+    build_models(location, select=[f"+{MARTS}"], now=NOW)
+    with Warehouse.open(location) as wh:
+        steps = {r["step_id"]: r for r in read(wh, "flow_steps", ["step_id", "messages_failed"])}
+        assert steps["send_b"]["messages_failed"] == 3
+        assert sum(r["messages_failed"] for r in steps.values()) == 3
+        daily = read(wh, "flow_daily", ["messages_failed"])
+        assert sum(r["messages_failed"] for r in daily) == 3
+        reasons = read(wh, "flow_reasons", ["reason", "count"], "stage = 'failed'")
+        assert reasons == [{"reason": REFUSED, "count": 3}]
+
+
+def test_failed_messages_in_the_marts(tmp_warehouse: Location) -> None:
+    check_failures(tmp_warehouse)
+
+
+@pytest.mark.postgres
+def test_failed_messages_in_the_marts_on_postgres(pg_url: str) -> None:
+    check_failures(Location.parse(pg_url))

@@ -60,6 +60,7 @@ CUSTOM_CHECKS = {
     ("sent_messages", "no_send_after_unsubscribe"),
     ("sent_messages", "outside_quiet_hours"),
     ("sent_messages", "outbox_backlog"),
+    ("sent_messages", "no_failed_messages"),
 }
 
 

@@ -19,6 +19,9 @@ from orchestration.dagster.checks import (
     backlog_result,
     backlog_threshold,
     duplicate_message_ids,
+    failed_hours,
+    failed_messages,
+    failed_result,
     quiet_windows,
     sent_after_unsubscribe,
     sent_in_quiet_hours,
@@ -162,6 +165,38 @@ def test_backlog_of_due_messages(location: Location) -> None:
     result = backlog_result(stuck, 60)
     assert not result.passed and result.severity == AssetCheckSeverity.WARN
     assert backlog_result(stuck, 180).passed
+
+
+def test_failed_messages_turn_the_check_red_with_their_reasons(location: Location) -> None:
+    with Warehouse.open(location) as wh:
+        for mid, reason, ago in (
+            ("f1", "400 to.email: invalid", 1), ("f2", "400 to.email: invalid", 2),
+            ("f3", "twilio: The Twilio auth token is not set", 3), ("old", "old reason", 30),
+        ):  # fmt: skip
+            _message(wh, mid, "c1", status="failed", sent_at=None)
+            wh.execute(
+                f"update flowhouse.messages set failure_reason = '{reason}', updated_at = "
+                f"timestamp '{NOW - timedelta(hours=ago):%Y-%m-%d %H:%M:%S}' "
+                f"where message_id = '{mid}'"
+            )
+        _message(wh, "ok", "c1")
+        failed = failed_messages(wh, NOW, 24)
+        none = failed_messages(wh, NOW - timedelta(days=3), 24)
+    assert failed.count == 3
+    result = failed_result(failed)
+    assert not result.passed and result.severity == AssetCheckSeverity.ERROR
+    assert result.description is not None and result.description.startswith("3 messages failed")
+    assert result.metadata["reasons"].value == {
+        "400 to.email: invalid": 2,
+        "twilio: The Twilio auth token is not set": 1,
+    }
+    assert result.metadata["examples"].value == "f1, f3"
+    assert failed_result(none).passed
+
+
+def test_failed_hours_from_the_environment() -> None:
+    assert failed_hours({}) == 24
+    assert failed_hours({"FLOWHOUSE_FAILED_HOURS": "2"}) == 2
 
 
 def test_backlog_threshold_from_the_environment() -> None:

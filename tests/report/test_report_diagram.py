@@ -162,6 +162,17 @@ def test_step_stats_of_a_send_without_engagement_yet() -> None:
     assert lines == ((("5", "reached"),), (("0", "sent"),))
 
 
+def test_step_stats_show_failed_messages() -> None:
+    row = {"reached": 379, "messages_sent": 0, "messages_failed": 43, "messages_skipped": 3}
+    lines = step_stats("send email", row)
+    assert lines == (
+        (("379", "reached"),),
+        (("0", "sent"),),
+        (("43", "failed"),),
+        (("3", "skipped"),),
+    )
+
+
 def test_the_svg_is_well_formed_and_escapes_text() -> None:
     flow = Flow.model_validate({
         "flow": "escapes", "name": "Esc", "trigger": {"event": "order_placed"},

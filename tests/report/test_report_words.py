@@ -241,6 +241,30 @@ def test_status_words(
     assert words.status(enrolled, share, row) == expected
 
 
+@pytest.mark.parametrize(
+    ("sent", "failed", "expected"),
+    [
+        (0, 43, ("loss", "Failing")),
+        (40, 43, ("loss", "Failing")),
+        (43, 43, ("loss", "Failing")),
+        (400, 43, ("win", "Lifting")),  # a few failures: the step boxes show them
+        (400, 0, ("win", "Lifting")),
+        (None, None, ("win", "Lifting")),
+    ],
+)
+def test_a_flow_whose_messages_mostly_fail_is_failing(
+    sent: int | None, failed: int | None, expected: tuple[str, str]
+) -> None:
+    assert words.status(100, 0.1, CART, sent, failed) == expected
+    assert words.status(0, 0.1, CART, sent, failed) == ("none", "No enrollments")
+
+
+def test_failure_reasons_keep_the_providers_words() -> None:
+    reason = "400 personalizations.0.to.0.email: Does not contain a valid_address"
+    assert words.reason_words("failed", reason) == reason
+    assert words.STAGES["failed"] == "Message failed"
+
+
 def test_reasons_in_words() -> None:
     assert words.reason_words("skipped", "consent") == "no marketing consent for the channel"
     assert words.reason_words("refused", "duplicate_key").startswith(

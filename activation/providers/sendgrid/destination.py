@@ -6,6 +6,11 @@ inside the personalization, as the document types a top-level ``custom_args`` as
 carries the message's own mail headers (``List-Unsubscribe``), its subject and, when scheduled,
 ``send_at``. Every request has the category ``flowhouse``; flows are told apart by custom args.
 
+A request carries one ``from`` (and ``reply_to``): the message's flow's ``sender`` (its name,
+e-mail and reply-to), each field the flow leaves out taken from ``delivery.sendgrid``
+(``from_name``, ``from_email``, ``reply_to``). Messages with different senders never share a
+request.
+
 Two ways to carry content, never mixed in one request (SendGrid's document says substitutions
 must not be combined with a dynamic template):
 
@@ -44,7 +49,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.message import Found, Outcome, Outgoing
+from activation.message import Found, Outcome, Outgoing, Sender
 from activation.providers.base import Call, Destination, Reconcile, Secrets
 from activation.providers.sendgrid.config import SendGrid
 
@@ -92,9 +97,10 @@ class SendGridDestination(Destination):
         kind = self._kind(message)
         if kind == "direct" or not (message.address and EMAIL.match(message.address)):
             return ("alone", message.message_id)
+        sender = tuple(v or "" for v in self._sender(message.sender))
         if kind == "template":
-            return (kind, self.config.templates[message.template or ""])
-        return (kind, *_parts(message))
+            return (kind, *sender, self.config.templates[message.template or ""])
+        return (kind, *sender, *_parts(message))
 
     def _kind(self, message: Outgoing) -> str:
         """How the content travels: ``template`` (a dynamic template), ``rendered`` (through
@@ -108,7 +114,7 @@ class SendGridDestination(Destination):
         return self.config.templates.get(message.template) if message.template else None
 
     def _call(self, group: Sequence[Outgoing]) -> Call:
-        body = {**self._envelope(), **self._content(group)}
+        body = {**self._envelope(group[0].sender), **self._content(group)}
         request = httpx.Request(
             "POST", self.base_url + MAIL_SEND, headers=self._headers(), content=_dumps(body)
         )
@@ -117,14 +123,24 @@ class SendGridDestination(Destination):
     def _headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self._key}", "content-type": "application/json"}
 
-    def _envelope(self) -> dict[str, Any]:
+    def _sender(self, given: Sender | None) -> tuple[str, str | None, str | None]:
+        """E-mail, name and reply-to of a request: the flow's, else the configured defaults."""
+        given = given or Sender()
+        return (
+            given.email or self.config.from_email,
+            given.name or self.config.from_name,
+            given.reply_to or self.config.reply_to,
+        )
+
+    def _envelope(self, given: Sender | None) -> dict[str, Any]:
         """What every request carries: sender, reply-to and the flowhouse category."""
-        sender: dict[str, Any] = {"email": self.config.from_email}
-        if self.config.from_name:
-            sender["name"] = self.config.from_name
+        email, name, reply_to = self._sender(given)
+        sender: dict[str, Any] = {"email": email}
+        if name:
+            sender["name"] = name
         envelope: dict[str, Any] = {"from": sender, "categories": ["flowhouse"]}
-        if self.config.reply_to:
-            envelope["reply_to"] = {"email": self.config.reply_to}
+        if reply_to:
+            envelope["reply_to"] = {"email": reply_to}
         return envelope
 
     def _content(self, group: Sequence[Outgoing]) -> dict[str, Any]:

@@ -107,7 +107,17 @@ def _sendgrid_record(
         send_at=_from_unix(p.get("send_at", mail.get("send_at"))),
         received_at=now,
         customer_id=as_text(args.get("customer_id")),
+        sender=_who(mail.get("from")),
+        reply_to=_who(mail.get("reply_to")),
     )
+
+
+def _who(address: Any) -> str | None:
+    """``Name <email>`` (or the e-mail alone) of a SendGrid address object."""
+    if not isinstance(address, dict) or not address.get("email"):
+        return None
+    name = address.get("name")
+    return f"{name} <{address['email']}>" if name else str(address["email"])
 
 
 def _content(mail: dict[str, Any]) -> str:

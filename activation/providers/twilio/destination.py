@@ -3,7 +3,10 @@
 One form-encoded request per message, with HTTP Basic authentication (account SID and auth token,
 read from the environment variables named in ``delivery.twilio``). The sender is the configured
 Messaging Service (``MessagingServiceSid``) or else the configured number (``From``); one of them
-is required. ``StatusCallback`` carries the message's ``message_id`` and ``customer_id`` in its
+is required. A flow's ``sender.sms_from`` overrides them for that flow's messages: a Messaging
+Service SID (``MG...``) is sent as ``MessagingServiceSid``, a number as ``From`` (alongside the
+configured Messaging Service, if any: Twilio then sends from that number of the service's
+pool). ``StatusCallback`` carries the message's ``message_id`` and ``customer_id`` in its
 query so that delivery reports name the message they are about. A message with ``send_at`` is
 scheduled by Twilio (``SendAt`` with ``ScheduleType=fixed``) when a Messaging Service is
 configured, as only Messaging Services can schedule; Twilio accepts schedules from 15 minutes to
@@ -25,12 +28,14 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.message import Found, Outcome, Outgoing
+from activation.message import Found, Outcome, Outgoing, Sender
 from activation.providers.base import Call, Destination, Reconcile, Secrets
 from activation.providers.twilio.config import Twilio
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError
 
+#: How a Messaging Service SID begins (any other ``sms_from`` is a number or sender id).
+SERVICE_PREFIX = "MG"
 #: Messages listed at most by one lookup (the document's maximum page size).
 PAGE_SIZE = 1000
 #: How much earlier than the attempt Twilio's clock may date a message and it still match.
@@ -76,7 +81,7 @@ class TwilioDestination(Destination):
     def form(self, message: Outgoing) -> dict[str, str]:
         """The form fields that send ``message``."""
         fields = {"To": message.address or "", "Body": message.text or ""}
-        fields |= self._sender()
+        fields |= self._sender(message.sender)
         if self.config.status_callback:
             fields["StatusCallback"] = self._callback(message)
         when = self._schedule(message)
@@ -84,9 +89,16 @@ class TwilioDestination(Destination):
             fields |= {"SendAt": _iso(when), "ScheduleType": "fixed"}
         return fields
 
-    def _sender(self) -> dict[str, str]:
-        if self.config.messaging_service_sid:
-            return {"MessagingServiceSid": self.config.messaging_service_sid}
+    def _sender(self, given: Sender | None = None) -> dict[str, str]:
+        """The flow's ``sms_from`` (a number or a Messaging Service), else the configured one."""
+        own = given.sms_from if given else None
+        service = self.config.messaging_service_sid
+        if own and own.startswith(SERVICE_PREFIX):
+            return {"MessagingServiceSid": own}
+        if own:
+            return {"From": own} | ({"MessagingServiceSid": service} if service else {})
+        if service:
+            return {"MessagingServiceSid": service}
         return {"From": self.config.from_number or ""}
 
     def _callback(self, message: Outgoing) -> str:
@@ -96,7 +108,8 @@ class TwilioDestination(Destination):
 
     def _schedule(self, message: Outgoing) -> datetime | None:
         """When Twilio is asked to send ``message`` (only through a Messaging Service)."""
-        return message.send_at if self.config.messaging_service_sid else None
+        service = "MessagingServiceSid" in self._sender(message.sender)
+        return message.send_at if service else None
 
     def accepted(self, call: Call, response: httpx.Response) -> list[Outcome]:
         sid = _json(response).get("sid")

@@ -95,6 +95,7 @@ async def twilio_create(fake: Fake, request: Request) -> Response:
         send_at=send_at,
         received_at=now,
         customer_id=callback.get("customer_id"),
+        sender=" ".join(form[k] for k in ("From", "MessagingServiceSid") if form.get(k)),
     )
     fake.state.accept("twilio", [record])
     fake.state.add_twilio(now.replace(microsecond=0), message)
