@@ -204,6 +204,7 @@ class Store:
         self._ids = itertools.count(1)
         self.compiled: list[CompiledFlow] = []
         self.settings = Settings()
+        self.flows_dir = folder  # the folder of the last flows() (what the CLI is given)
         self.last: dict[str, int] = {}
         with self.wh.transaction():  # one commit: a scenario's setup stays in milliseconds
             self.wh.ensure_schema("core")
@@ -368,6 +369,7 @@ class Store:
         write_templates(folder)
         for i, text in enumerate(texts):
             (folder / f"flow_{i}.yml").write_text(text)
+        self.flows_dir = folder
         self.compiled, self.settings = load_flows(folder)
         return self.compiled
 
