@@ -180,8 +180,18 @@ def markdown(plans: list[FlowPlan], flows: list[CompiledFlow]) -> str:
 
 
 def _row(p: FlowPlan) -> str:
-    what = "<br>".join(f"`{line}`" for line in p.step_lines()) if p.steps else ""
-    notes = "<br>".join(p.consequences())
-    cell = "<br>".join(x for x in (what, notes) if x) or "deploys the new definition"
     sign = {"new": "+", "changed": "~", "removed": "-", "paused": "⏸", "resumed": "▶"}
-    return f"| {sign.get(p.status, '')} | `{p.flow_id}` | {p.head()} | {p.active} | {cell} |"
+    return f"| {sign.get(p.status, '')} | `{p.flow_id}` | {p.head()} | {p.active} | {_does(p)} |"
+
+
+def _does(p: FlowPlan) -> str:
+    """The last cell of a flow's row: its step changes and what happens to its enrollments."""
+    if p.status == "new":
+        parts = [f"goes live now with {len(p.steps)} step(s)"]
+    elif p.status == "changed":
+        parts = [f"`{line}`" for line in p.step_lines()] or ["deploys the new version"]
+    elif p.status == "removed" and not p.active:
+        parts = ["no enrollment in flight"]
+    else:
+        parts = []
+    return "<br>".join(parts + p.consequences())
