@@ -44,7 +44,9 @@ from flows.settings import load_settings
 from flows.validate import json_schema, validate_paths
 from orchestration.engine.backtest import backtest as run_backtest
 from orchestration.engine.coupons import add_codes, generate_codes
+from orchestration.engine.intent import Approval, markdown, plan_json, read_plan
 from orchestration.engine.plan import plan as make_plan
+from orchestration.engine.tick import load_deployment
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -359,15 +361,33 @@ def _exit_on_failures(failed: int) -> None:
         sys.exit(EXIT_FAILED)
 
 
+def tick_options(fn: F) -> F:
+    """When and how a tick runs (``tick`` and ``apply`` take the same)."""
+    options = [
+        warehouse_option,
+        flows_option,
+        click.option(
+            "--now", "now", default=None, metavar="TS", help="The tick's time (default: now)."
+        ),
+        click.option(
+            "--no-build", is_flag=True, help="Skip the dbt refresh; use the models as last built."
+        ),
+        click.option("--no-send", is_flag=True, help="Queue messages but do not send them."),
+        delivery_options,
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 @cli.command()
-@warehouse_option
-@flows_option
-@click.option("--now", "now", default=None, metavar="TS", help="The tick's time (default: now).")
+@tick_options
 @click.option(
-    "--no-build", is_flag=True, help="Skip the dbt refresh; use the models as last built."
+    "--allow-removals",
+    is_flag=True,
+    help="Remove flows and steps even where enrollments are in flight (they exit with "
+    "flow_removed or step_removed); without it such a tick stops and changes nothing.",
 )
-@click.option("--no-send", is_flag=True, help="Queue messages but do not send them.")
-@delivery_options
 @handles_errors
 def tick(
     warehouse: str,
@@ -379,17 +399,54 @@ def tick(
     inbox: Path | None,
     bucket: str | None,
     limit: int | None,
+    allow_removals: bool,
 ) -> None:
     """Run one engine cycle at --now: ingest provider webhooks, refresh models, enroll new
     triggers, advance every due enrollment, journal each decision, queue messages and send the
-    due ones. Rerunning at the same time changes nothing."""
+    due ones. Rerunning at the same time changes nothing.
+
+    A tick that would remove a flow or step with enrollments in flight stops with the list and
+    changes nothing, unless --allow-removals (or `flowhouse apply` of a reviewed plan)."""
     result = cycle(
         Location.parse(warehouse),
         flows_dir or default_flows_dir(),
         now=_timestamp(now, "--now"),
         build=not no_build,
         delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit),
+        approval=Approval(everything=allow_removals),
     )
+    click.echo(result.describe())
+    _exit_on_failures(result.sent.failed if result.sent else 0)
+
+
+@cli.command()
+@click.argument("plan_file", metavar="PLAN.json", type=click.Path(dir_okay=False, path_type=Path))
+@tick_options
+@handles_errors
+def apply(
+    plan_file: Path,
+    warehouse: str,
+    flows_dir: Path | None,
+    now: str | None,
+    no_build: bool,
+    no_send: bool,
+    provider_url: str | None,
+    inbox: Path | None,
+    bucket: str | None,
+    limit: int | None,
+) -> None:
+    """Run the tick a reviewed plan describes (`flowhouse plan --out PLAN.json`): the removals it
+    shows are made, ending the enrollments in flight there. Refused, changing nothing, when the
+    flow files changed since the plan was made or they remove more than the plan showed."""
+    result = cycle(
+        Location.parse(warehouse),
+        flows_dir or default_flows_dir(),
+        now=_timestamp(now, "--now"),
+        build=not no_build,
+        delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit),
+        approval=Approval(reviewed=read_plan(plan_file)),
+    )
+    click.echo(f"applied {plan_file}")
     click.echo(result.describe())
     _exit_on_failures(result.sent.failed if result.sent else 0)
 
@@ -572,23 +629,58 @@ def receive(
     serve_receiver(host, port, inbox, key, token, public_url)
 
 
+_PLAN_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown"}
+
+
 @cli.command()
 @warehouse_option
 @flows_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default=None,
+    help="text (default), markdown (for a pull-request comment) or json (for flowhouse apply); "
+    "with --out, taken from its extension (.json, .md) unless given.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the plan to this file (plan.json for `flowhouse apply`, plan.md for review).",
+)
 @handles_errors
-def plan(warehouse: str, flows_dir: Path | None) -> None:
-    """Show what the flow files change against what is deployed: new, changed and removed flows
-    and steps, and what the next tick does with the enrollments in flight."""
+def plan(warehouse: str, flows_dir: Path | None, fmt: str | None, out: Path | None) -> None:
+    """Show what the flow files change against what is deployed: new, changed, removed, paused
+    and resumed flows and steps, drafts, and what the next tick does with the enrollments in
+    flight. Removals that end enrollments in flight need `flowhouse apply` of this plan (written
+    with --out plan.json) or `flowhouse tick --allow-removals`."""
 
-    flows, _ = load_flows(flows_dir or default_flows_dir())
+    flows, _ = load_deployment(flows_dir or default_flows_dir())
     location = Location.parse(warehouse)
     with Warehouse.open(location, read_only=location.dialect == "duckdb") as wh:
         plans = make_plan(wh, flows)
-    for p in plans:
-        for line in p.lines():
-            click.echo(line)
-    changed = sum(p.status != "unchanged" for p in plans)
-    click.echo(f"{len(plans)} flow(s), {changed} to change at the next tick")
+    if out is not None and fmt is None:
+        fmt = _PLAN_FORMATS.get(out.suffix.lower())
+        if fmt is None:
+            raise ConfigError(
+                "--out: cannot tell the plan's format from the file name; give --format",
+                value=str(out),
+                expected="a file ending in .json, .md or .markdown",
+            )
+    if fmt == "json":
+        text = plan_json(plans, flows, utcnow())
+    elif fmt == "markdown":
+        text = markdown(plans, flows)
+    else:
+        lines = [line for p in plans for line in p.lines()]
+        changed = sum(p.changes for p in plans)
+        text = "\n".join([*lines, f"{len(plans)} flow(s), {changed} to change at the next tick"])
+    if out is None:
+        click.echo(text)
+        return
+    out.write_text(text + "\n")
+    click.echo(f"wrote {out}")
 
 
 @cli.command()

@@ -4,6 +4,8 @@ The engine (:mod:`orchestration.engine`) decides and queues; activation (:mod:`a
 sends. Neither knows the other: this module, the CLI's ``flowhouse tick`` and the Dagster
 assets compose them. Under the tick lock and the lock of the sender's bucket, one cycle
 
+0. refuses, changing nothing, when the flow files remove flows or steps with enrollments in
+   flight and ``approval`` does not cover it (:mod:`orchestration.engine.intent`),
 1. ingests the provider webhooks waiting in the inbox (so the refresh sees them),
 2. refreshes the dbt models as of ``now`` (unless told not to),
 3. runs the engine's transitions in one transaction (:func:`orchestration.engine.tick.run_tick`),
@@ -25,8 +27,8 @@ from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import STATE_SCHEMA
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
-from flows.load import load_flows
-from orchestration.engine.tick import TickResult, run_tick
+from orchestration.engine.intent import NO_APPROVAL, Approval
+from orchestration.engine.tick import TickResult, load_deployment, preflight, run_tick
 
 
 @dataclass
@@ -48,15 +50,18 @@ def cycle(
     build: bool = True,
     schema: str = STATE_SCHEMA,
     delivery: Options | None = None,
+    approval: Approval = NO_APPROVAL,
 ) -> CycleResult:
     """A tick at ``now`` and, with ``delivery``, the inbox ingested first and the due messages
     sent at the end (as ``flowhouse send`` would)."""
     now = utc(now or utcnow())
-    flows, settings = load_flows(flows_dir)
+    flows, settings = load_deployment(flows_dir)
     started = time.perf_counter()
     sent = None
     with tick_lock(location, schema), ExitStack() as stack:
         ingested = None
+        if build or delivery is not None:
+            preflight(location, schema, flows, approval)
         if delivery is not None:
             stack.enter_context(tick_lock(location, lock_name(schema, delivery.bucket)))
             ingested = ingest_inbox(location, delivery, now)
@@ -66,7 +71,7 @@ def cycle(
             )
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
-            counts = run_tick(wh, schema, now, flows, settings, started)
+            counts = run_tick(wh, schema, now, flows, settings, started, approval)
             if delivery is not None:
                 sent = send_open(wh, schema, now, flows, settings, flows_dir, delivery)
                 sent.ingested = ingested or sent.ingested

@@ -118,6 +118,7 @@ SKIPS = {
 }
 
 REFUSALS = {
+    "paused": "the flow was paused when the trigger came; triggers while paused do not enroll",
     "audience": "the customer was not in the flow's audience when the trigger happened",
     "reentry": "the re-entry policy ({reentry}) does not allow another enrollment yet",
     "concurrency": "an earlier enrollment in this flow was still active, and the flow does not "

@@ -316,6 +316,14 @@ class Flow(Model):
 
     flow: Annotated[str, Field(pattern=STEP_ID, description="The flow's id")]
     name: str
+    #: Not part of the flow's version (excluded from its canonical form): pausing a flow or
+    #: resuming it does not make a new version.
+    state: Literal["draft", "live", "paused"] = Field(
+        default="live",
+        exclude=True,
+        description="draft: validated, never deployed; live: runs; paused: no new enrollments, "
+        "and enrollments in flight hold their steps until the flow is live again",
+    )
     description: str | None = None
     trigger: Trigger
     audience: Audience = Audience()

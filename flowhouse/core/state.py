@@ -2,7 +2,7 @@
 
 | table | one row per |
 |---|---|
-| ``flows`` | flow: its current version, when it went live, when it was removed |
+| ``flows`` | flow: its current version, when it went live, was paused, was removed |
 | ``flow_versions`` | version of a flow ever deployed, with its canonical spec |
 | ``steps`` | step of a deployed flow version (the flattened graph) |
 | ``enrollments`` | customer walking a flow: where they are, when that step is due, how it ended |
@@ -43,6 +43,7 @@ TABLES: dict[str, Columns] = {
         ("considered_until", "timestamp", False),
         ("updated_at", "timestamp", True),
         ("removed_at", "timestamp", False),
+        ("paused_at", "timestamp", False),
     ),
     "flow_versions": (
         ("flow_id", "text", True),

@@ -370,6 +370,7 @@ STAGES = {
 
 _REASONS: dict[str, str] = {
     # refused triggers
+    "paused": "the flow was paused when the trigger came",
     "audience": "not in the flow's audience when the trigger happened",
     "reentry": "entered this flow too recently (re-entry rule)",
     "concurrency": "already walking this flow (no second enrollment at once)",

@@ -5,7 +5,7 @@
 
 {%- set entry_metrics = ['triggered', 'enrolled', 'enrolled_treatment', 'enrolled_holdout', 'refused',
     'refused_audience', 'refused_reentry', 'refused_concurrency', 'refused_before_live',
-    'refused_duplicate_key'] -%}
+    'refused_duplicate_key', 'refused_paused'] -%}
 {%- set message_metrics = ['messages_queued', 'messages_held_out', 'messages_skipped',
     'skipped_no_address', 'skipped_consent', 'skipped_unsubscribed', 'skipped_suppressed', 'skipped_stale',
     'skipped_frequency_cap', 'skipped_smart_sending', 'skipped_quiet_hours', 'skipped_discount_active',

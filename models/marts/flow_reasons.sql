@@ -1,5 +1,5 @@
 {#- Every reason, in long form, one row per flow, day (store time zone), stage and reason: triggers refused at entry
-    (audience, reentry, concurrency, before_live, duplicate_key), messages skipped (the stable skip tokens)
+    (audience, reentry, concurrency, before_live, duplicate_key, paused), messages skipped (the stable skip tokens)
     and enrollments that exited (the exit event's type, exit_condition, filter, step_removed, flow_removed,
     no_date), and messages that failed (the provider's or the renderer's words, first 200 characters). flow_daily has the fixed reasons as columns; this has them all, including exit events. -#}
 

@@ -2,7 +2,10 @@
 
 - ``enrollments``, ``decisions``, ``messages`` (group ``engine``): one multi-asset running one
   engine tick at the run's time (:func:`orchestration.engine.tick.tick` with ``build=False``, the
-  dbt assets having just refreshed the models, and no delivery);
+  dbt assets having just refreshed the models, and no delivery). A tick that would remove flows
+  or steps with enrollments in flight fails, changing nothing, with the list: such a change is
+  approved with ``flowhouse apply`` of a reviewed plan (or ``flowhouse tick --allow-removals``),
+  never by a scheduled run;
 - ``sent_messages`` (group ``activation``): ``flowhouse send`` at the run's time: the provider
   webhooks in the inbox are ingested, then the due outbox is delivered;
 - ``sync_<id>`` (group ``syncs``): one per enabled sync file, ``flowhouse sync <id>``. In the
@@ -21,6 +24,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
+    Failure,
     MaterializeResult,
     asset,
     multi_asset,
@@ -32,6 +36,7 @@ from flowhouse.core.sql import render, statement
 from flowhouse.core.warehouse import Location, Warehouse
 from flows.sync.syncfile import Sync
 from orchestration.dagster.resources import POOL, FlowhouseResource, run_time
+from orchestration.engine.intent import RemovalsNeedIntent
 from orchestration.engine.tick import tick
 
 ENGINE_TABLES = ("enrollments", "decisions", "messages")
@@ -72,7 +77,14 @@ def build_engine_assets(deps: Sequence[AssetKey], dialect: str) -> Any:
         context: AssetExecutionContext, flowhouse: FlowhouseResource
     ) -> Iterator[MaterializeResult[None]]:
         now = run_time(context)
-        result = tick(flowhouse.location(), flowhouse.flows(), now=now, build=False)
+        try:
+            result = tick(flowhouse.location(), flowhouse.flows(), now=now, build=False)
+        except RemovalsNeedIntent as err:
+            raise Failure(
+                description=str(err),
+                metadata={"removals": [str(r) for r in err.removals]},
+                allow_retries=False,
+            ) from err
         context.log.info(result.describe())
         metadata: dict[str, Any] = {
             "tick_at": now.isoformat(sep=" "),

@@ -1,5 +1,10 @@
 """Advance every enrollment whose step is due, in rounds, until nothing more is due at ``now``.
 
+Enrollments of a paused flow hold: none of their steps is executed (not even a wait or an exit
+check) until the flow is live again; then the first tick executes every step due by then, with
+what the warehouse knows at that tick, and a message due longer ago than the flow's maximum
+lateness is skipped ``stale``. Only a removed flow or step ends them while paused.
+
 A round takes the due enrollments, ends those whose exit is met (checked before every step; a
 ``wait_for`` is decided at its event or deadline, and so are its exits), then executes waits,
 ``wait_for``, branches and splits, which move each enrollment one step on. Sends and actions wait
@@ -33,14 +38,17 @@ join flowhouse.flows as fl on fl.flow_id = e.flow_id
 left join flowhouse.steps as s on s.flow_id = e.flow_id and s.step_id = e.step_id
 where e.status = 'active'
     and (
-        e.due_at <= :now
-        or fl.removed_at is not null
+        fl.removed_at is not null
         -- a step removed by a new version: its enrollments exit now, not when it was due
         or s.kind is null
+        -- a paused flow's enrollments hold where they are
+        or (fl.paused_at is null and e.due_at <= :now)
         or (
-            s.kind = 'wait_for'
+            fl.paused_at is null
+            and s.kind = 'wait_for'
             and (e.checked_at_tick is null or e.checked_at_tick <> :now)
             and (e.arrived_at_tick = :now
+                 or fl.updated_at = :now
                  or e.customer_id in (select customer_id from _fh_new_events))
         )
     )

@@ -3,8 +3,9 @@
 The flow runs in a scratch state schema (``flowhouse_backtest``, recreated each time) with the
 real engine, ticking every ``--every`` from ``--from`` to ``--to``: it goes live at ``--from`` as
 if launched then, sees each event once its ``loaded_at`` has passed, and queues messages that no
-one sends. Coupon pools get generated codes. The report: enrollments, refusals, messages per step
-by status, skips by reason, exits, and goal conversions of treatment against holdout.
+one sends. A draft or paused flow is backtested as if it were live. Coupon pools get generated
+codes. The report: enrollments, refusals, messages per step by status, skips by reason, exits,
+and goal conversions of treatment against holdout.
 
 Customer attributes are the models as last built (build with ``--now`` at the end of the span):
 an audience or branch predicate over attributes sees them as of that build, not as of each tick.
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -91,6 +92,7 @@ def backtest(
     if every <= timedelta(0):
         raise ConfigError("--every must be positive", value=str(every))
     began = time.perf_counter()
+    flow = replace(flow, flow=flow.flow.model_copy(update={"state": "live"}))
     _reset(wh)
     _fill_pools(wh, flow, start, end)
     ticks = 0

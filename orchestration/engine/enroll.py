@@ -2,11 +2,12 @@
 
 A trigger is considered once, by the first tick that sees it (its ``loaded_at`` in the flow's
 window ``(considered_until, now]``), in ``occurred_at`` order. It is refused for good — journaled
-with the reason — when it happened before the flow went live (``before_live``), the customer is
-outside the audience (``audience``), its entry key was already used (``duplicate_key``), the
-re-entry policy forbids it (``reentry``) or an enrollment is still active and the flow is not
-concurrent (``concurrency``). Otherwise it enrolls: enrollment id = md5(flow, trigger event[,
-customer for fanned-out catalog events]), holdout by a hash of flow and customer.
+with the reason — when the flow is paused (``paused``, whatever else holds), it happened before
+the flow went live (``before_live``), the customer is outside the audience (``audience``), its
+entry key was already used (``duplicate_key``), the re-entry policy forbids it (``reentry``) or
+an enrollment is still active and the flow is not concurrent (``concurrency``). Otherwise it
+enrolls: enrollment id = md5(flow, trigger event[, customer for fanned-out catalog events]),
+holdout by a hash of flow and customer.
 
 The stateful rules depend on earlier triggers of the same customer, so they run in rounds: each
 round refuses what the enrollments so far forbid, then enrolls every customer's earliest remaining
@@ -57,6 +58,7 @@ where ev.event_type = :event_type
 _CANDIDATES = """
 select event.*, :entry_key as entry_key,
     case
+        when :paused then 'paused'
         when not :past_triggers and event.occurred_at < :went_live then 'before_live'
         when customer.customer_id is null or not coalesce(:audience, false) then 'audience'
     end as refusal
@@ -188,6 +190,7 @@ def _enroll_flow(ctx: Context, f: CompiledFlow, since: object, went_live: object
         entry_key=(
             event_property(spec.entry.key) if spec.entry.key else exp.cast(exp.null(), "text")
         ),
+        paused=spec.state == "paused",
         past_triggers=spec.entry.past_triggers,
         went_live=went_live,
         audience=_audience(f),

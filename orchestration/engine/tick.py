@@ -1,7 +1,9 @@
 """One tick of the engine at time ``now``: a function of the warehouse state and ``now``.
 
 1. refresh the dbt models as of ``now`` (unless told not to);
-2. deploy the flow files: new flows go live now, new versions are recorded;
+2. deploy the flow files: new flows go live now, new versions are recorded, flows are paused or
+   resumed; draft flows are left out. A removal that would end enrollments in flight stops the
+   tick unless it was approved (:mod:`orchestration.engine.intent`);
 3. mark coupons redeemed by orders loaded since the previous tick;
 4. enroll the new triggers of every flow (:mod:`orchestration.engine.enroll`);
 5. advance every enrollment whose step is due at or before ``now``
@@ -32,6 +34,8 @@ from flows.settings import Settings
 from orchestration.engine.advance import advance
 from orchestration.engine.deploy import deploy
 from orchestration.engine.enroll import enroll
+from orchestration.engine.intent import NO_APPROVAL, Approval, check
+from orchestration.engine.plan import plan, removes
 
 
 @dataclass
@@ -57,22 +61,46 @@ def tick(
     now: datetime | None = None,
     build: bool = True,
     schema: str = STATE_SCHEMA,
+    approval: Approval = NO_APPROVAL,
 ) -> TickResult:
     """One tick under the tick lock: the model refresh (unless ``build`` is off), then
     :func:`run_tick`. Sending is not the engine's: :mod:`flowhouse.cycle` composes a tick with a
     send."""
     now = utc(now or utcnow())
-    flows, settings = load_flows(flows_dir)
+    flows, settings = load_deployment(flows_dir)
     started = time.perf_counter()
     with tick_lock(location, schema):
         if build:
+            preflight(location, schema, flows, approval)
             build_models(
                 location, tests=False, now=now, exclude=[MARTS], dbt_vars=settings.dbt_vars()
             )
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
-            counts = run_tick(wh, schema, now, flows, settings, started)
+            counts = run_tick(wh, schema, now, flows, settings, started, approval)
     return TickResult(now, time.perf_counter() - started, counts, not build)
+
+
+def load_deployment(flows_dir: Path) -> tuple[list[CompiledFlow], Settings]:
+    """The flows of `flows_dir` for a tick or a plan. A folder without a single flow file is an
+    error, never "remove every flow" (a wrong ``--flows`` must not end every enrollment)."""
+    flows, settings = load_flows(flows_dir)
+    if not flows:
+        raise ConfigError(
+            f"no flow files in {flows_dir}; a tick never takes an empty folder to mean "
+            "'remove every flow' (set `state: draft` in a flow file to stop deploying it)",
+            expected="a folder with flow files (*.yml)",
+        )
+    return flows, settings
+
+
+def preflight(
+    location: Location, schema: str, flows: list[CompiledFlow], approval: Approval
+) -> None:
+    """Refuse the tick before anything else runs (the model refresh, the inbox) when it would
+    make a removal nobody approved; :func:`run_tick` checks again in its transaction."""
+    with Warehouse.open(location) as wh:
+        check(plan(wh, flows, schema, counts=False), flows, approval)
 
 
 def run_tick(
@@ -82,12 +110,20 @@ def run_tick(
     flows: list[CompiledFlow],
     settings: Settings,
     started: float | None = None,
+    approval: Approval = NO_APPROVAL,
 ) -> dict[str, int]:
-    """Steps 2-5 in one transaction on an open warehouse (the caller holds the lock)."""
+    """Steps 2-5 in one transaction on an open warehouse (the caller holds the lock). `flows` is
+    every flow file, drafts included; `approval` names the removals of enrollments in flight
+    this tick may make."""
     started = time.perf_counter() if started is None else started
     wall = utcnow()
     with wh.transaction():
-        ctx = Context(wh, schema, now, None, flows, settings)
+        plans = plan(wh, flows, schema, counts=False)
+        if not flows and removes(plans):
+            raise ConfigError("no flows: a tick never takes none to mean 'remove every flow'")
+        check(plans, flows, approval)
+        live = [f for f in flows if f.flow.state != "draft"]
+        ctx = Context(wh, schema, now, None, live, settings)
         last = ctx.value("select max(tick_at) from flowhouse.ticks")
         if last is not None and now < last:
             raise ConfigError(

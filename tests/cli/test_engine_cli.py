@@ -137,6 +137,7 @@ def test_tick_goes_live_then_plan_shows_a_removed_step_and_the_tick_exits_it(
         ts(later),
         "--no-build",
         "--no-send",
+        "--allow-removals",
     )
     assert after.exit_code == 0, after.output
     with Warehouse.open(warehouse) as wh:

@@ -38,6 +38,7 @@ from flowhouse.core.warehouse import Location, Warehouse, column_type, create_ta
 from flows.compile import CompiledFlow
 from flows.load import load_flows
 from flows.settings import Settings
+from orchestration.engine.intent import NO_APPROVAL, Approval
 from orchestration.engine.tick import run_tick
 
 Columns = Sequence[tuple[str, ColumnType, bool]]
@@ -209,6 +210,7 @@ class Store:
         self._ids = itertools.count(1)
         self.compiled: list[CompiledFlow] = []
         self.settings = Settings()
+        self.flows_dir = folder  # the folder of the last flows() (what the CLI is given)
         self.last: dict[str, int] = {}
         with self.wh.transaction():  # one commit: a scenario's setup stays in milliseconds
             self.wh.ensure_schema("core")
@@ -376,13 +378,21 @@ class Store:
         write_templates(folder)
         for i, text in enumerate(texts):
             (folder / f"flow_{i}.yml").write_text(text)
+        self.flows_dir = folder
         self.compiled, self.settings = load_flows(folder)
         return self.compiled
 
-    def tick(self, now: str | datetime) -> dict[str, int]:
+    def tick(
+        self, now: str | datetime, allow_removals: bool = False, approval: Approval = NO_APPROVAL
+    ) -> dict[str, int]:
+        """A tick at `now`; `allow_removals` as ``flowhouse tick --allow-removals``."""
         moment = ts(now)
         assert moment is not None
-        self.last = run_tick(self.wh, self.schema, moment, self.compiled, self.settings)
+        if allow_removals:
+            approval = Approval(everything=True)
+        self.last = run_tick(
+            self.wh, self.schema, moment, self.compiled, self.settings, approval=approval
+        )
         return self.last
 
     # -- readers ---------------------------------------------------------------------------------

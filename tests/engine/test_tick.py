@@ -133,7 +133,7 @@ def test_editing_a_live_flow(store: Store) -> None:
         store.event(c, "cart_abandoned", at=at)
     store.tick("2026-03-02 10:00")  # early sits on wait_2d, late on wait_1d
     (v2,) = store.flows(flow("cart", V2))
-    store.tick("2026-03-02 11:00")
+    store.tick("2026-03-02 11:00", allow_removals=True)
     store.customer("new", phone="+15550002", sms_consent=True)
     store.event("new", "cart_abandoned", at="2026-03-02 12:00")
     for t in ("2026-03-02 12:00", "2026-03-03 12:00", "2026-03-04 12:00"):
@@ -188,7 +188,7 @@ def test_removing_a_flow_ends_its_enrollments(store: Store) -> None:
     store.event("c1", "cart_abandoned", at="2026-03-01 10:00")
     store.tick("2026-03-01 11:00")
     store.flows(flow("other", [{"id": "hi", "send": EMAIL}], trigger="opted_in"))
-    store.tick("2026-03-01 12:00")
+    store.tick("2026-03-01 12:00", allow_removals=True)
     assert store.trail("c1") == [
         ("_entry", "enrolled", "treatment", "2026-03-01 10:00"),
         ("wait_1d", "exited", "flow_removed", "2026-03-01 12:00"),

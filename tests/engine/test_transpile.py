@@ -90,8 +90,8 @@ def _scenario(store: Store) -> None:
         store.tick(t)
     # one flow removed, one edited (its last step gone)
     store.flows(files[0].replace("id: gift", "id: gift_renamed"), *files[1:3], settings=SETTINGS)
-    for t in ("2026-03-03 16:00", "2026-03-05 16:00"):
-        store.tick(t)
+    store.tick("2026-03-03 16:00", allow_removals=True)
+    store.tick("2026-03-05 16:00")
 
 
 def _record(store: Store) -> set[str]:
@@ -118,9 +118,9 @@ def statements(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         seen = _record(store)
         ticking = store.tick
 
-        def tick(now: Any) -> dict[str, int]:
+        def tick(now: Any, **intent: Any) -> dict[str, int]:
             before = set(seen)
-            counts = ticking(now)
+            counts = ticking(now, **intent)
             engine.update(seen - before)
             return counts
 

@@ -270,6 +270,7 @@ def test_reasons_in_words() -> None:
     assert words.reason_words("refused", "duplicate_key").startswith(
         "already enrolled for the same key"
     )
+    assert words.reason_words("refused", "paused") == "the flow was paused when the trigger came"
     assert (
         words.reason_words("exited", "order_placed")
         == "placed an order (an exit event of the flow)"
