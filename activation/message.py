@@ -27,7 +27,9 @@ class Outgoing:
     webhook's ``url``, an ``audience``, an admin ``task``). ``customer`` holds the profile fields a
     destination may need (email, phone, first_name, ...). ``send_at`` asks the provider to deliver
     later (UTC, naive) where it can schedule. ``headers`` are extra e-mail headers
-    (``List-Unsubscribe``).
+    (``List-Unsubscribe``). ``is_test`` marks a test send (``flowhouse test-send``): destinations
+    tag it where the provider's API allows (a SendGrid category and custom argument, a Klaviyo
+    event property).
     """
 
     message_id: str
@@ -46,6 +48,7 @@ class Outgoing:
     headers: dict[str, str] = field(default_factory=dict)
     send_at: datetime | None = None
     is_marketing: bool = True
+    is_test: bool = False
 
 
 @dataclass(frozen=True)
