@@ -245,7 +245,7 @@ def _sent(message: Outgoing, result: tuple[Final, Attempt | None]) -> SentTest:
         step_id=message.step_id,
         channel=message.channel,
         address=message.address or "",
-        subject=message.subject,
+        subject=message.subject or None,
         provider=attempt.provider if attempt else "-",
         status=final.status,
         status_code=attempt.status_code if attempt else None,
