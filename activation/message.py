@@ -39,7 +39,9 @@ class Outgoing:
     webhook's ``url``, an ``audience``, an admin ``task``). ``customer`` holds the profile fields a
     destination may need (email, phone, first_name, ...). ``send_at`` asks the provider to deliver
     later (UTC, naive) where it can schedule. ``headers`` are extra e-mail headers
-    (``List-Unsubscribe``). ``sender`` is the flow's sender, when it names one.
+    (``List-Unsubscribe``). ``sender`` is the flow's sender, when it names one. ``is_test`` marks a
+    test send (``flowhouse test-send``): destinations tag it where the provider's API allows (a
+    SendGrid category and custom argument, a Klaviyo event property).
     """
 
     message_id: str
@@ -59,6 +61,7 @@ class Outgoing:
     send_at: datetime | None = None
     is_marketing: bool = True
     sender: Sender | None = None
+    is_test: bool = False
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ where m.claim_id = :claim and m.status = :status
 order by m.message_id
 """
 
-_ROW_COLUMNS = (
+ROW_COLUMNS = (
     "message_id", "enrollment_id", "customer_id", "flow_id", "step_id", "channel", "kind",
     "is_marketing", "address", "template", "subject", "preheader", "destination", "coupon_code",
     "payload", "send_at", "due_at", "trigger_properties", "coupon_pool", "coupon_expires_at",
@@ -92,18 +92,15 @@ class Renderer:
 def load(ctx: Context, claim_id: str, status: str = "claimed") -> list[dict[str, Any]]:
     """The claimed rows, each a dict with its trigger properties and coupon."""
     rows = ctx.rows(_ROWS, claim=claim_id, status=status)
-    return [dict(zip(_ROW_COLUMNS, r, strict=True)) for r in rows]
+    return [dict(zip(ROW_COLUMNS, r, strict=True)) for r in rows]
 
 
-def customers(ctx: Context, claim_id: str, status: str) -> dict[str, dict[str, Any]]:
-    """The attributes of every customer in the claim, by id (one query)."""
+def customers(ctx: Context, table: str) -> dict[str, dict[str, Any]]:
+    """The attributes of every customer of ``table`` (a table with a ``customer_id``), by id."""
     names = ctx.wh.columns("core", "customer_attributes")
     rows = ctx.rows(
         "select customer.* from core.customer_attributes as customer where customer.customer_id "
-        "in (select customer_id from flowhouse.messages where claim_id = :claim "
-        "and status = :status)",
-        claim=claim_id,
-        status=status,
+        f"in (select customer_id from {table})"
     )
     return {str(r[names.index("customer_id")]): dict(zip(names, r, strict=True)) for r in rows}
 
@@ -113,16 +110,25 @@ def render_claim(
 ) -> Rendered:
     """Every row of the claim rendered, with what it needs read in a few queries."""
     rows = load(ctx, claim_id, status)
-    out = Rendered()
     if not rows:
-        return out
-    people = customers(ctx, claim_id, status)
+        return Rendered()
     ctx.temp("_fh_claimed", _CLAIMED_TABLE, claim=claim_id, status=status)
-    recs = recommend.recommendations(ctx.wh, "_fh_claimed", ctx.now, schema=ctx.schema)
+    return render_rows(ctx, renderer, rows, "_fh_claimed")
+
+
+def render_rows(
+    ctx: Context, renderer: Renderer, rows: Sequence[dict[str, Any]], table: str
+) -> Rendered:
+    """``rows`` (with the columns of :func:`load`) rendered, in or outside the outbox (a preview
+    renders rows it made itself). ``table`` names a table of their ``message_id, customer_id,
+    enrollment_id``; recommendations read the trigger of each enrollment in ``ctx.schema``."""
+    out = Rendered()
+    people = customers(ctx, table)
+    recs = recommend.recommendations(ctx.wh, table, ctx.now, schema=ctx.schema)
     catalog = renderer.catalog(ctx)
     env = renderer.environment()
     for row in rows:
-        route = _route(renderer.settings, row)
+        route = route_of(renderer.settings, row)
         try:
             outgoing = _outgoing(
                 renderer, env, row, people, recs, catalog, _wants_data(renderer, route, row)
@@ -142,7 +148,8 @@ def _wants_data(renderer: Renderer, route: str, row: Mapping[str, Any]) -> bool:
     return route != "twilio"
 
 
-def _route(settings: Settings, row: Mapping[str, Any]) -> str:
+def route_of(settings: Settings, row: Mapping[str, Any]) -> str:
+    """The destination a row goes to: its own, or the channel's route."""
     return str(row["destination"] or settings.delivery.routes.get(row["channel"], "webhook"))
 
 

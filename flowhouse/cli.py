@@ -35,9 +35,11 @@ from flowhouse.cycle import cycle
 from flowhouse.demo import run_demo
 from flowhouse.generate import continue_store, generate_store
 from flowhouse.load import load_file
+from flowhouse.preview import preview as make_preview
 from flowhouse.report import existing, write_report
 from flowhouse.status import render_json, render_text, status_at
 from flowhouse.summary import render_summary
+from flowhouse.testsend import run_test_send
 from flows.flowfile import parse_duration
 from flows.load import load_flows
 from flows.settings import load_settings
@@ -729,6 +731,112 @@ def status(warehouse: str, flow_id: str, customer_id: str, as_json: bool) -> Non
 
     found = status_at(Location.parse(warehouse), flow_id, customer_id)
     click.echo(render_json(found) if as_json else render_text(found))
+
+
+@cli.command()
+@warehouse_option
+@flows_option
+@click.argument("flow_id", metavar="FLOW")
+@click.option("--customer", "customer_id", required=True, metavar="ID", help="The customer.")
+@click.option(
+    "--trigger",
+    "trigger",
+    default=None,
+    metavar="EVENT_ID",
+    help="The trigger event (default: the customer's latest event of the flow's trigger type).",
+)
+@click.option("--step", default=None, metavar="S", help="Render only this send or action step.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for index.html and the rendered steps (default: preview/FLOW/CUSTOMER/).",
+)
+@handles_errors
+def preview(
+    warehouse: str,
+    flows_dir: Path | None,
+    flow_id: str,
+    customer_id: str,
+    trigger: str | None,
+    step: str | None,
+    out: Path | None,
+) -> None:
+    """Render every message and action of FLOW for one customer, as sending would, into files a
+    browser opens, and print the path the customer would take from the trigger, each decision
+    with its reason (the real engine in the scratch schema flowhouse_preview; nothing is sent and
+    the live state is untouched)."""
+
+    found = make_preview(
+        Location.parse(warehouse),
+        flows_dir or default_flows_dir(),
+        flow_id,
+        customer_id,
+        trigger=trigger,
+        step=step,
+        out=out,
+    )
+    for line in found.lines():
+        click.echo(line)
+
+
+@cli.command("test-send")
+@warehouse_option
+@flows_option
+@click.argument("flow_id", metavar="FLOW")
+@click.option(
+    "--to",
+    "to",
+    multiple=True,
+    required=True,
+    metavar="ADDRESS",
+    help="Seed address: an e-mail address for e-mail steps, a phone number for SMS steps "
+    "(give --to twice for both).",
+)
+@click.option("--step", default=None, metavar="S", help="Send only this step.")
+@click.option(
+    "--customer",
+    "customer_id",
+    default=None,
+    metavar="ID",
+    help="Whose data personalises the messages (default: the customer of the flow's latest "
+    "trigger event).",
+)
+@click.option(
+    "--provider-url",
+    envvar="FLOWHOUSE_PROVIDER_URL",
+    default=None,
+    metavar="URL",
+    help="Send every destination to this server, the fake provider (env FLOWHOUSE_PROVIDER_URL).",
+)
+@handles_errors
+def test_send(
+    warehouse: str,
+    flows_dir: Path | None,
+    flow_id: str,
+    to: tuple[str, ...],
+    step: str | None,
+    customer_id: str | None,
+    provider_url: str | None,
+) -> None:
+    """Send FLOW's e-mail and SMS messages, rendered as `flowhouse preview` renders them, to a
+    seed address through the configured destinations, marked as tests ([TEST] subject, category
+    flowhouse_test). Recorded in flowhouse.test_sends, never in flowhouse.messages: the marts,
+    caps and smart sending never count them."""
+
+    report = run_test_send(
+        Location.parse(warehouse),
+        flows_dir or default_flows_dir(),
+        flow_id,
+        to,
+        step=step,
+        customer_id=customer_id,
+        provider_url=provider_url,
+    )
+    for line in report.lines():
+        click.echo(line)
+    if any(s.status != "sent" for s in report.sent):
+        sys.exit(1)
 
 
 @cli.command()

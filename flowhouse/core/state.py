@@ -10,6 +10,8 @@
 | ``messages`` | message or external action in the outbox: queued, held out or skipped and why,
   then how it was delivered (claimed, in flight, sent, delivered, bounced, failed) |
 | ``send_attempts`` | request attempt: destination, timing, HTTP status, outcome, reason |
+| ``test_sends`` | test send (``flowhouse test-send``): step, seed address, what the provider said;
+  never in ``messages``, so never in the marts or the caps |
 | ``coupon_codes`` | code in a coupon pool: to whom it was issued, until when, whether redeemed |
 | ``profile_updates`` | warehouse action applied to a customer: tag, list, property, points, tier |
 | ``ticks`` | tick: its time, how long it took, what it did |
@@ -143,6 +145,22 @@ TABLES: dict[str, Columns] = {
         ("outcome", "text", True),
         ("reason", "text", False),
         ("provider_message_id", "text", False),
+    ),
+    "test_sends": (
+        ("test_id", "text", True),
+        ("flow_id", "text", True),
+        ("flow_version", "text", True),
+        ("step_id", "text", True),
+        ("customer_id", "text", False),
+        ("channel", "text", True),
+        ("address", "text", True),
+        ("subject", "text", False),
+        ("provider", "text", True),
+        ("sent_at", "timestamp", True),
+        ("status", "text", True),
+        ("status_code", "integer", False),
+        ("provider_message_id", "text", False),
+        ("reason", "text", False),
     ),
     "coupon_codes": (
         ("pool", "text", True),

@@ -1140,3 +1140,24 @@ def test_audience_has_no_document() -> None:
 def test_missing_secret_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="SENDGRID_API_KEY"):
         SendGridDestination(SendGrid.model_validate({}), Secrets({}))
+
+
+def test_test_sends_are_marked_and_kept_apart() -> None:
+    """A test send (flowhouse test-send) has the category and custom argument flowhouse_test,
+    never shares a SendGrid request with real messages, and is flagged in Klaviyo's event."""
+    real, test = email(1), dataclasses.replace(email(2), is_test=True)
+    calls = sendgrid().calls([real, test])
+    assert len(calls) == 2
+    assert all(specs.problems(c.request) == [] for c in calls)
+    sent = {c.message_ids[0]: body(c.request) for c in calls}
+    assert sent[real.message_id]["categories"] == ["flowhouse"]
+    assert sent[test.message_id]["categories"] == ["flowhouse", "flowhouse_test"]
+    args = sent[test.message_id]["personalizations"][0]["custom_args"]
+    assert args["flowhouse_test"] == "true"
+    assert "flowhouse_test" not in sent[real.message_id]["personalizations"][0]["custom_args"]
+    event = body(klaviyo().calls([test])[0].request)["data"]["attributes"]["properties"]
+    assert event["flowhouse_test"] is True
+    assert (
+        "flowhouse_test"
+        not in body(klaviyo().calls([real])[0].request)["data"]["attributes"]["properties"]
+    )

@@ -3,7 +3,8 @@
 flowhouse decides who gets what and when; Klaviyo sends. Each message becomes one event
 (``POST /api/events``, JSON:API) whose metric, ``"{metric_prefix} {flow_id} {step_id}"``, is the
 trigger of a Klaviyo flow that holds the template. The event's properties are the render context
-(``Outgoing.data``) plus ``subject``, ``message_id``, ``flow`` and ``step``; its profile is the
+(``Outgoing.data``) plus ``subject``, ``message_id``, ``flow`` and ``step`` (and
+``flowhouse_test`` on a test send); its profile is the
 customer (e-mail, phone in E.164, first name, ``external_id`` = customer id); its ``time`` is
 when it is meant to be sent; its ``unique_id`` is the message id, on which Klaviyo deduplicates.
 Klaviyo cannot be told to deliver later: a Klaviyo flow triggers when it receives the event.
@@ -123,6 +124,7 @@ def _properties(message: Outgoing) -> dict[str, Any]:
         "message_id": message.message_id,
         "flow": message.flow_id,
         "step": message.step_id,
+        "flowhouse_test": True if message.is_test else None,
     }
     return {**message.data, **{k: v for k, v in own.items() if v is not None}}
 

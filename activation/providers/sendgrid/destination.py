@@ -4,7 +4,9 @@ One request carries up to 1,000 personalizations (one per recipient). Each perso
 names its message in ``custom_args`` (``message_id``, ``customer_id``, ``flow_id``, ``step_id``;
 inside the personalization, as the document types a top-level ``custom_args`` as a string), and
 carries the message's own mail headers (``List-Unsubscribe``), its subject and, when scheduled,
-``send_at``. Every request has the category ``flowhouse``; flows are told apart by custom args.
+``send_at``. Every request has the category ``flowhouse``; flows are told apart by custom args. A
+test send (``flowhouse test-send``) also has the category ``flowhouse_test`` and the custom
+argument ``flowhouse_test``, and never shares a request with real messages.
 
 A request carries one ``from`` (and ``reply_to``): the message's flow's ``sender`` (its name,
 e-mail and reply-to), each field the flow leaves out taken from ``delivery.sendgrid``
@@ -64,6 +66,8 @@ MAIL_SEND = "/v3/mail/send"
 #: An address SendGrid can take (the loader's rule); others go alone, as SendGrid refuses them.
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$")
 ACTIVITY = "/v3/messages"
+#: The category and custom argument of test sends.
+TEST_CATEGORY = "flowhouse_test"
 
 
 class SendGridDestination(Destination):
@@ -95,6 +99,8 @@ class SendGridDestination(Destination):
         """Messages bound to be refused (no valid address) or sent with their own content go
         alone, so that they cannot take a whole request down with them."""
         kind = self._kind(message)
+        if message.is_test:
+            return ("test", message.message_id)
         if kind == "direct" or not (message.address and EMAIL.match(message.address)):
             return ("alone", message.message_id)
         sender = tuple(v or "" for v in self._sender(message.sender))
@@ -115,6 +121,8 @@ class SendGridDestination(Destination):
 
     def _call(self, group: Sequence[Outgoing]) -> Call:
         body = {**self._envelope(group[0].sender), **self._content(group)}
+        if group[0].is_test:
+            body["categories"] = [*body["categories"], TEST_CATEGORY]
         request = httpx.Request(
             "POST", self.base_url + MAIL_SEND, headers=self._headers(), content=_dumps(body)
         )
@@ -229,6 +237,8 @@ def _personalization(message: Outgoing) -> dict[str, Any]:
             "step_id": message.step_id,
         },
     }
+    if message.is_test:
+        person["custom_args"][TEST_CATEGORY] = "true"
     if message.headers:
         person["headers"] = dict(message.headers)
     if message.subject:
