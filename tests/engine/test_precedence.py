@@ -20,6 +20,7 @@ import pytest
 from harness import EMAIL, Store, flow, ts
 
 from activation.outbox import Bucket, claim, recheck
+from flowhouse.core.sql import render, statement
 from flowhouse.rules.context import Context
 from flowhouse.rules.sendtime import REASONS
 
@@ -95,12 +96,20 @@ def _prior_at(pair: tuple[str, str], before: datetime) -> datetime | None:
 def _active_coupon(store: Store, customer: str) -> None:
     code = f"OLD-{customer}"
     store.codes("old", code)
-    store.wh.execute(
-        "update flowhouse.coupon_codes set customer_id = ?, message_id = ?, "
+    _run(
+        store,
+        "update flowhouse.coupon_codes set customer_id = :customer, message_id = :message, "
         "issued_at = cast('2026-02-20 00:00' as timestamp), "
-        "expires_at = cast('2026-04-01 00:00' as timestamp) where code = ?",
-        [customer, f"m-{customer}", code],
+        "expires_at = cast('2026-04-01 00:00' as timestamp) where code = :code",
+        customer=customer,
+        message=f"m-{customer}",
+        code=code,
     )
+
+
+def _run(store: Store, text: str, **values: Any) -> None:
+    """A statement with bound values, written for the store's warehouse."""
+    store.wh.execute(render(statement(text, **values), store.wh.dialect))
 
 
 def _reasons(store: Store, flows: tuple[str, ...]) -> dict[str, str | None]:
@@ -154,12 +163,16 @@ def test_the_first_reason_is_recorded_when_sent(store: Store, pairs: list[tuple[
             store.attributes(customer, **_attributes(pair))
         sent = _prior_at(pair, DECIDED)
         if sent is not None:  # an earlier marketing e-mail that went out
-            store.wh.execute(
+            _run(
+                store,
                 "insert into flowhouse.messages (message_id, enrollment_id, flow_id, flow_version, "
                 "step_id, customer_id, channel, kind, is_marketing, due_at, queued_at, status, "
-                "sent_at, updated_at) values (?, ?, 'prior', 'v1', 'news', ?, 'email', 'message', "
-                "true, ?, ?, 'sent', ?, ?)",
-                [f"p-{customer}", f"e-{customer}", customer, sent, sent, sent, sent],
+                "sent_at, updated_at) values (:id, :enrollment, 'prior', 'v1', 'news', :customer, "
+                "'email', 'message', true, :sent, :sent, 'sent', :sent, :sent)",
+                id=f"p-{customer}",
+                enrollment=f"e-{customer}",
+                customer=customer,
+                sent=sent,
             )
     ctx = Context(store.wh, store.schema, DECIDED, None, store.compiled, store.settings)
     claim(ctx, "check", Bucket(), 10_000)
