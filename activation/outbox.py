@@ -44,10 +44,14 @@ _CLAIM = """
 update flowhouse.messages
 set status = 'claimed', claim_id = :claim, claimed_at = :now, send_at = null, updated_at = :now
 where message_id in (
-    select message_id from flowhouse.messages
-    where status = 'queued' and kind in ('message', 'action') and due_at <= :now
-        and (next_attempt_at is null or next_attempt_at <= :now) and :bucket
-    order by due_at, message_id
+    select m.message_id from flowhouse.messages as m
+    where m.status = 'queued' and m.kind in ('message', 'action') and m.due_at <= :now
+        and (m.next_attempt_at is null or m.next_attempt_at <= :now) and :bucket
+        and not exists (
+            select 1 from flowhouse.flows as f
+            where f.flow_id = m.flow_id and f.paused_at is not null
+        )
+    order by m.due_at, m.message_id
     limit :limit
 )
 """

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from harness import EMAIL, Store, flow
 
+from activation.outbox import Bucket, claim, recheck
 from flowhouse.core.errors import ConfigError
+from flowhouse.rules.context import Context
 from orchestration.engine.intent import Approval, RemovalsNeedIntent, plan_json, read_plan
 from orchestration.engine.plan import plan
 
@@ -267,3 +269,37 @@ def test_no_flows_at_all_never_removes_every_flow(store: Store) -> None:
     with pytest.raises(ConfigError, match="never takes none to mean 'remove every flow'"):
         store.tick("2026-03-01 13:00", allow_removals=True)
     assert store.snapshot() == before
+
+
+def test_messages_already_queued_are_held_while_the_flow_is_paused(store: Store) -> None:
+    """A message in the outbox when its flow is paused is not claimed; on resume it goes out if
+    still within the flow's max lateness, else the send-time re-check skips it ``stale``."""
+    store.flows(flow("now", [{"id": "hi", "send": EMAIL}], max_lateness="2h"))
+    store.tick("2026-03-01 00:00")
+    for c in ("c1", "c2"):
+        store.customer(c)
+    store.event("c1", "cart_abandoned", at="2026-03-01 10:00")
+    store.event("c2", "cart_abandoned", at="2026-03-01 11:30")
+    store.tick("2026-03-01 11:30")
+    assert {m["customer_id"]: m["status"] for m in store.messages()} == {
+        "c1": "queued",
+        "c2": "queued",
+    }
+    store.flows(flow("now", [{"id": "hi", "send": EMAIL}], max_lateness="2h", state="paused"))
+    store.tick("2026-03-01 11:31")
+    assert _claimed(store, "2026-03-01 11:32") == 0  # held
+    store.flows(flow("now", [{"id": "hi", "send": EMAIL}], max_lateness="2h"))
+    store.tick("2026-03-01 12:30")
+    assert _claimed(store, "2026-03-01 12:30") == 2
+    recheck(_context(store, "2026-03-01 12:30"), "claim", scheduling=())
+    reasons = {m["customer_id"]: (m["status"], m["skip_reason"]) for m in store.messages()}
+    assert reasons == {"c1": ("skipped", "stale"), "c2": ("claimed", None)}
+
+
+def _context(store: Store, at: str) -> Context:
+    return Context(store.wh, store.schema, datetime.fromisoformat(at), None, store.compiled,
+                   store.settings)  # fmt: skip
+
+
+def _claimed(store: Store, at: str) -> int:
+    return claim(_context(store, at), "claim", Bucket(), 100)
