@@ -1,27 +1,30 @@
 """Every flow of the shipped library previewed for a generated customer (`flowhouse generate` +
 `flowhouse build`): each send and action step renders, with its file; coupon sends show the
-placeholder code; and a test send of a library flow reaches the fake provider as previewed."""
+placeholder code; and each flow's test send reaches the fake provider as previewed (every e-mail
+and SMS, to the seed addresses, marked [TEST])."""
 
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from activation.fake.common import EXCERPT
-from activation.fake.server import running
+from activation.fake.server import FakeProvider, running
 from activation.fake.settings import FakeSettings
 from flowhouse.cli import cli
 from flowhouse.core.paths import FLOWS
 from flowhouse.core.warehouse import Warehouse
 from flowhouse.preview import PREVIEW_COUPON
-from flowhouse.testsend import sample_customer
+from flowhouse.testsend import TEST_PREFIX, sample_customer
 from flows.compile import CompiledFlow
 from flows.load import load_flows
 
 FLOWS_LIST, _ = load_flows(FLOWS)
+SEED_EMAIL, SEED_PHONE = "seed@example.org", "+15555550100"
 
 
 def run(*args: str) -> str:
@@ -41,14 +44,21 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, str]
     return warehouse, customers
 
 
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeProvider]:
+    """One fake provider for every test send of the module."""
+    with running(FakeSettings()) as server:
+        yield server
+
+
 @pytest.mark.parametrize("flow", FLOWS_LIST, ids=lambda f: f.id)
-def test_every_library_flow_renders(
-    store: tuple[str, dict[str, str]], flow: CompiledFlow, tmp_path: Path
+def test_every_library_flow_renders_and_test_sends_as_previewed(
+    store: tuple[str, dict[str, str]], fake: FakeProvider, flow: CompiledFlow, tmp_path: Path
 ) -> None:
     warehouse, customers = store
     flow_id = flow.id
-    out = run("preview", flow_id, "--customer", customers[flow_id], "--warehouse", warehouse,
-              "--out", str(tmp_path))  # fmt: skip
+    common = ["--customer", customers[flow_id], "--warehouse", warehouse]
+    out = run("preview", flow_id, *common, "--out", str(tmp_path))
     assert "FAILED to render" not in out
     steps = [s for s in flow.steps if s.kind in ("send", "action")]
     files = {p.stem: p for p in tmp_path.iterdir() if p.name != "index.html"}
@@ -60,22 +70,22 @@ def test_every_library_flow_renders(
             assert PREVIEW_COUPON in files[s.step_id].read_text(), s.step_id
     assert "end: " in out or "refused" in out or "not enrolled" in out
 
-
-def test_library_test_send_matches_preview(
-    store: tuple[str, dict[str, str]], tmp_path: Path
-) -> None:
-    warehouse, customers = store
-    common = ["--customer", customers["welcome"], "--warehouse", warehouse]
-    run("preview", "welcome", *common, "--out", str(tmp_path))
-    with running(FakeSettings()) as fake:
-        out = run("test-send", "welcome", "--to", "seed@example.org", *common,
-                  "--provider-url", fake.url)  # fmt: skip
-        received = {r.subject: r for r in fake.state.messages() if r.provider == "sendgrid"}
+    channels = {s.step_id: s.params.get("channel") for s in steps}
+    emails = [files[i] for i, c in channels.items() if c == "email"]
+    texts = [files[i] for i, c in channels.items() if c == "sms"]
+    before = len(fake.state.messages())
+    run("test-send", flow_id, "--to", SEED_EMAIL, "--to", SEED_PHONE, *common,
+        "--provider-url", fake.url)  # fmt: skip
+    received = fake.state.messages()[before:]
+    mails = [r for r in received if r.provider == "sendgrid"]
+    sms = [r for r in received if r.provider == "twilio"]
+    assert len(mails) == len(emails) and len(sms) == len(texts), out
     index = (tmp_path / "index.html").read_text()
-    emails = [p for p in tmp_path.glob("*.html") if p.name != "index.html"]
-    assert len(received) == len(emails) > 0, out
-    for subject, mail in received.items():
-        assert subject is not None and subject.startswith("[TEST] ")
-        assert html.escape(subject.removeprefix("[TEST] ")) in index
-        assert mail.address == "seed@example.org"
+    for mail in mails:
+        assert mail.address == SEED_EMAIL and (mail.subject or "").startswith(TEST_PREFIX)
+        assert html.escape((mail.subject or "").removeprefix(TEST_PREFIX)) in index
         assert any(mail.body == p.read_text()[:EXCERPT] for p in emails)
+    for text in sms:
+        assert text.address == SEED_PHONE and (text.body or "").startswith(TEST_PREFIX)
+        body = (text.body or "").removeprefix(TEST_PREFIX)
+        assert any(p.read_text().startswith(body[: EXCERPT - len(TEST_PREFIX)]) for p in texts)
