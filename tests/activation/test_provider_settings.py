@@ -76,7 +76,7 @@ delivery:
   sendgrid: {from_email: hello@other.example}
 """
 SENDER_FLOW = (
-    "flow: f\nname: F\ntrigger: {event: x}\nsender:\n  name: Shop\n  email: news@%s\n"
+    "flow: f\nname: F\ntrigger: {event: cart_abandoned}\nsender:\n  name: Shop\n  email: news@%s\n"
     "steps:\n  - {id: a, wait: 1h}\n"
 )
 
