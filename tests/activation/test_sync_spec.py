@@ -183,7 +183,8 @@ BAD = [
       "with a letter (got 'VIP to Klaviyo')"]),
     ("not a mapping", "- sync: x\n", ["{f}:1: a sync file is a YAML mapping (sync:, name:, ...)"]),
     ("not YAML", "sync: x\nname: [unclosed\n",
-     ["{f}:3: not valid YAML: expected ',' or ']', but got '<stream end>'"]),
+     ["{f}:3:1: not valid YAML: expected ',' or ']', but got '<stream end>' "
+      "(while parsing a flow sequence)"]),
 ]  # fmt: skip
 
 
