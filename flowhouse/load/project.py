@@ -148,7 +148,6 @@ def project(
             f"{where}: {spec.name}.columns: no canonical column {', '.join(unknown_columns)}; "
             f"expected some of {', '.join(spec.column_names)}"
         )
-    provided = [c for c in spec.column_names if c in values]
     kept: list[str] = []
     ignored: list[str] = []
     if m.lines_from_columns is not None:
@@ -165,6 +164,7 @@ def project(
             )
     else:
         ignored = [h for h, _ in cols.unused()]
+    provided = [c for c in spec.column_names if c in values]
     selected = [exp.cast(values.get(c, exp.null()), "varchar").as_(c) for c in spec.column_names]
     email = [exp.cast(values["customer_id"], "varchar").as_(EMAIL_LOOKUP)] if email_lookup else []
     if email_lookup:
@@ -264,7 +264,7 @@ def _grouped(cols: _Columns, m: InputMapping, source: exp.Select) -> exp.Select:
 
 def _packed_field(text: exp.Expr, key: str) -> exp.Expr:
     pattern = exp.Literal.string(f"(?:^|\\|){key}:([^|]*)")
-    return _blank_to_null(exp.func("regexp_extract", text, pattern, exp.Literal.number(1)))
+    return _blank_to_null(exp.RegexpExtract(this=text, expression=pattern, group=exp.Literal.number(1)))
 
 
 def _with_packed_lines(cols: _Columns, spec: LinesFromColumns, base: exp.Subquery) -> exp.Subquery:

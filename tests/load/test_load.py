@@ -266,8 +266,8 @@ def test_load_into_postgres(tmp_path: Path, pg_url: str) -> None:
     seed_customers(location, tmp_path)
     path = write(
         tmp_path, "e.csv", EVENTS_HEADER,
-        'e1,c1,order_placed,2026-09-01T10:00:00+02:00,2026-09-01,"{""value"": 5}"',
-        "e2,c404,order_placed,2026-09-01,2026-09-01,{}",
+        'e1,c1,loyalty_signup,2026-09-01T10:00:00+02:00,2026-09-01,"{""value"": 5}"',
+        "e2,c404,customer_created,2026-09-01,2026-09-01,{}",
     )  # fmt: skip
     report = load_file(location, "events", path)
     assert (report.rows_loaded, report.rows_rejected) == (1, 1)
