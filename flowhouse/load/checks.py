@@ -3,10 +3,10 @@
 A failed check on a required field (or the row as a whole) rejects the row (action ``rejected``); on
 an optional customer field (a contact, the time zone, the birthday...) it drops only that field
 (action ``field_dropped``): the customer is kept with the field null. Event properties are checked
-against the event contract (``flowhouse.core.contract.EVENT_PROPERTIES``): a missing required
-property or a value of the wrong JSON type rejects the event. Types a store declares itself
-(``events.custom``) are not in the contract and pass unchecked, as do properties the contract does
-not declare.
+against the event contract (``flowhouse.core.contract.EVENT_PROPERTIES``) for the raw event types:
+a missing required property or a value of the wrong JSON type rejects the event. Types a store
+declares itself (``events.custom``, or a derived type it sends) pass unchecked, as do properties the
+contract does not declare.
 """
 
 from __future__ import annotations
@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from flowhouse.core.contract import CATALOG_EVENT_TYPES, EVENT_PROPERTIES, Column, Input, Property
+from flowhouse.core.contract import (
+    CATALOG_EVENT_TYPES,
+    EVENT_PROPERTIES,
+    RAW_EVENT_TYPES,
+    Column,
+    Input,
+    Property,
+)
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s.]{2,}$"
 PHONE_PATTERN = r"^\+[1-9][0-9]{6,14}$"
@@ -56,6 +63,7 @@ class Check:
     reason: str
     action: str = REJECTED
     value: exp.Expr | None = None  # the value shown; the field's own by default
+    event_type: str | None = None  # checked only on events of this type
 
 
 def present(col: exp.Expr) -> exp.Expr:
@@ -202,12 +210,11 @@ def _props() -> exp.Expr:
 
 
 def _property_check(event_type: str, p: Property) -> list[Check]:
-    kind = exp.func("lower", exp.func("trim", exp.column("event_type")))
     path = exp.Literal.string("$." + '"' + p.name + '"')
     props = exp.column("_props")
     json_type = exp.func("json_type", props, path)
     field = f"properties.{p.name}"
-    this_type = exp.and_(kind.eq(exp.Literal.string(event_type)), props.is_(exp.null()).not_())
+    this_type = props.is_(exp.null()).not_()
     absent = exp.or_(json_type.is_(exp.null()), json_type.eq(exp.Literal.string("NULL")))
     wrong = exp.and_(
         absent.not_(), json_type.isin(*[exp.Literal.string(t) for t in JSON_TYPES[p.type]]).not_()
@@ -219,18 +226,23 @@ def _property_check(event_type: str, p: Property) -> list[Check]:
     value = exp.cast(exp.func("json_extract", props, path), "varchar")
     out = [
         Check(field, exp.and_(this_type, wrong),
-              f"{event_type}.{p.name} is not {p.type}; expected {EXPECTED[p.type]}", value=value),
+              f"{event_type}.{p.name} is not {p.type}; expected {EXPECTED[p.type]}", value=value,
+              event_type=event_type),
     ]  # fmt: skip
     if p.required:
         reason = f"missing required property {p.name} ({p.type}) of {event_type}"
-        out.append(Check(field, exp.and_(this_type, absent), reason, value=exp.null()))
+        missing_ = exp.and_(this_type, absent)
+        out.append(Check(field, missing_, reason, value=exp.null(), event_type=event_type))
     return out
 
 
 def property_checks() -> list[Check]:
+    """Checks for the raw event types; a derived type a store sends itself (settings
+    ``events.raw_types``) is its own and passes like a custom type."""
     return [
         check
         for event_type, properties in EVENT_PROPERTIES.items()
+        if event_type in RAW_EVENT_TYPES
         for p in properties
         for check in _property_check(event_type, p)
     ]

@@ -264,7 +264,9 @@ def _grouped(cols: _Columns, m: InputMapping, source: exp.Select) -> exp.Select:
 
 def _packed_field(text: exp.Expr, key: str) -> exp.Expr:
     pattern = exp.Literal.string(f"(?:^|\\|){key}:([^|]*)")
-    return _blank_to_null(exp.RegexpExtract(this=text, expression=pattern, group=exp.Literal.number(1)))
+    return _blank_to_null(
+        exp.RegexpExtract(this=text, expression=pattern, group=exp.Literal.number(1))
+    )
 
 
 def _with_packed_lines(cols: _Columns, spec: LinesFromColumns, base: exp.Subquery) -> exp.Subquery:

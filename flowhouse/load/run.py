@@ -45,6 +45,7 @@ from flowhouse.load.read import READERS, detect_format
 from flowhouse.load.report import SHOWN_REJECTS, LoadReport, Reject
 
 Progress = Callable[[str], None]
+MEMORY_LIMIT = "3GB"  # a 10M-row file loads within 4 GB of process memory
 
 
 def _quiet(message: str) -> None:
@@ -93,6 +94,7 @@ class _Load:
     def run(self, kind: str, mapping: tuple[InputMapping, str] | None, shown: int) -> LoadReport:
         wh, con, spec = self.wh, self.con, self.spec
         con.execute("set TimeZone = 'UTC'")
+        con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")  # past it, DuckDB spills to disk
         report = LoadReport(spec.name, str(self.path), uuid.uuid4().hex[:12])
         projection = self.read(kind, mapping)
         report.kept_in_properties = projection.kept_in_properties
@@ -292,7 +294,24 @@ def _find_problems(con: Any, checks: list[Check], spec: Input) -> None:
     keep = exp.Lambda(
         this=exp.column("x").is_(exp.null()).not_(), expressions=[exp.to_identifier("x")]
     )
-    failed = exp.func("list_filter", exp.Array(expressions=[problem(c) for c in checks]), keep)
+
+    def failed_of(some: list[Check]) -> exp.Expr:
+        return exp.func("list_filter", exp.Array(expressions=[problem(c) for c in some]), keep)
+
+    by_type: dict[str, list[Check]] = {}
+    for c in checks:
+        if c.event_type:
+            by_type.setdefault(c.event_type, []).append(c)
+    failed = failed_of([c for c in checks if not c.event_type])
+    if by_type:
+        kind = exp.func("lower", exp.func("trim", exp.column("event_type")))
+        per_type = exp.Case(
+            this=kind,
+            ifs=[
+                exp.If(this=exp.Literal.string(t), true=failed_of(cs)) for t, cs in by_type.items()
+            ],
+        )
+        failed = exp.func("list_concat", failed, per_type)
     found = exp.If(
         this=exp.column("_unreadable").is_(exp.null()).not_(),
         true=exp.Array(expressions=[unreadable]), false=failed,

@@ -89,7 +89,9 @@ def test_a_single_channel_store_loads_customers(
     assert rows(tmp_warehouse, f"select {contact}, {other} from raw.customers") == [(value, None)]
 
 
-def test_extra_event_columns_go_to_properties_typed(tmp_path: Path, tmp_warehouse: Location) -> None:
+def test_extra_event_columns_go_to_properties_typed(
+    tmp_path: Path, tmp_warehouse: Location
+) -> None:
     seed(tmp_warehouse, tmp_path)
     path = write(
         tmp_path, "e.csv", "Event_Type,event_id,query,customer_id,occurred_at,results_count,channel_hint",
@@ -165,10 +167,26 @@ def test_shopify_exports(tmp_path: Path, tmp_warehouse: Location) -> None:
     assert event[0][:3] == ("shopify-order-5550001", "7001", "order_placed")
     assert event[0][3].hour == 9  # 10:00 +0100 in UTC
     p = props(event[0][4])
-    assert {k: p[k] for k in ("order_id", "subtotal", "discount", "shipping", "value", "currency", "coupon_code")} == {  # fmt: skip
-        "order_id": "#1001", "subtotal": 50, "discount": 10, "shipping": 5, "value": 45,
-        "currency": "EUR", "coupon_code": "SPRING",
-    }  # fmt: skip
+    assert {
+        k: p[k]
+        for k in (
+            "order_id",
+            "subtotal",
+            "discount",
+            "shipping",
+            "value",
+            "currency",
+            "coupon_code",
+        )
+    } == {
+        "order_id": "#1001",
+        "subtotal": 50,
+        "discount": 10,
+        "shipping": 5,
+        "value": 45,
+        "currency": "EUR",
+        "coupon_code": "SPRING",
+    }
     assert p["lines"] == [
         {"sku": "SOCK-1", "name": "Wool socks", "quantity": 2, "price": 15},
         {"sku": "HAT-1", "name": "Beanie", "quantity": 1, "price": 20},
@@ -210,11 +228,19 @@ def test_a_store_writes_its_own_mapping(tmp_path: Path, tmp_warehouse: Location)
 
 MAPPING_ERRORS = [
     ("unknown mapping", "magento", "no mapping 'magento'"),
-    ("no such source column", "customers:\n  columns:\n    customer_id: Kunde\n", "no column 'Kunde'"),
-    ("no such canonical column", "customers:\n  columns:\n    shoe_size: id\n", "no canonical column shoe_size"),  # fmt: skip
+    (
+        "no such source column",
+        "customers:\n  columns:\n    customer_id: Kunde\n",
+        "no column 'Kunde'",
+    ),
+    (
+        "no such canonical column",
+        "customers:\n  columns:\n    shoe_size: id\n",
+        "no canonical column shoe_size",
+    ),
     ("bad key", "customers:\n  colums: {}\n", "colums"),
     ("no section", "products:\n  columns: {}\n", "no customers section"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(("case", "mapping", "message"), MAPPING_ERRORS, ids=[c[0] for c in MAPPING_ERRORS])  # fmt: skip
