@@ -34,7 +34,7 @@ from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.cycle import cycle
 from flowhouse.demo import run_demo
 from flowhouse.generate import continue_store, generate_store
-from flowhouse.load import load_file
+from flowhouse.load import SHOWN_REJECTS, load_file
 from flowhouse.preview import preview as make_preview
 from flowhouse.report import existing, write_report
 from flowhouse.status import render_json, render_text, status_at
@@ -175,18 +175,39 @@ def generate(
     show_default=True,
     help="Input format; auto reads it from the file's extension.",
 )
+@click.option(
+    "--mapping",
+    default=None,
+    metavar="shopify|woocommerce|FILE.yml",
+    help="Read a store's own export through a mapping (shipped, or a YAML file of your own).",
+)
+@click.option(
+    "--show",
+    "shown",
+    type=click.IntRange(min=0),
+    default=SHOWN_REJECTS,
+    show_default=True,
+    help="How many rejects to print (all are in raw.rejects).",
+)
 @handles_errors
-def load(warehouse: str, input_name: str, file: Path, fmt: str) -> None:
+def load(
+    warehouse: str, input_name: str, file: Path, fmt: str, mapping: str | None, shown: int
+) -> None:
     """Load a CSV, Parquet or JSON Lines FILE into raw.events, raw.customers or raw.products.
 
-    Rows that break the contract go to raw.rejects with their row number and reason; good rows are
-    always loaded. Loading the same events twice is a no-op (event ids are unique); customers and
-    products are upserted by key.
+    Columns are read by name, in any order and case. Rows that break the contract go to raw.rejects
+    with their row number, field, value and reason; a bad optional customer field (a contact, the
+    time zone...) is dropped and the customer kept; good rows are always loaded. Loading the same
+    events twice is a no-op (event ids are unique); customers and products are upserted by key.
+    Progress goes to stderr.
     """
 
-    report = load_file(Location.parse(warehouse), input_name, file, fmt)
+    def progress(message: str) -> None:
+        click.echo(message, err=True)
+
+    report = load_file(Location.parse(warehouse), input_name, file, fmt, mapping, shown, progress)
     click.echo(report.describe())
-    if report.rows_rejected:
+    if report.problems:
         sys.exit(2)
 
 

@@ -143,6 +143,7 @@ REJECTS_COLUMNS: tuple[tuple[str, ColumnType, bool], ...] = (
     ("reason", "text", True),
     ("record", "text", False),
     ("rejected_at", "timestamp", True),
+    ("action", "text", False),  # rejected (the row was left out) or field_dropped (kept without it)
 )
 
 LOADS_COLUMNS: tuple[tuple[str, ColumnType, bool], ...] = (
@@ -287,6 +288,7 @@ class Warehouse:
         for spec in INPUTS.values():
             self.execute(input_table_ddl(spec, self.dialect))
         self.execute(create_table(f"{RAW_SCHEMA}.rejects", REJECTS_COLUMNS, self.dialect))
+        self.execute(f"alter table {RAW_SCHEMA}.rejects add column if not exists action text")
         self.execute(create_table(f"{RAW_SCHEMA}.loads", LOADS_COLUMNS, self.dialect))
         self.commit()
 

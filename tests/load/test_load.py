@@ -66,9 +66,9 @@ def test_bad_event_rows_are_rejected_and_good_rows_kept(
     seed_customers(tmp_warehouse, tmp_path)
     path = write(
         tmp_path, "events.csv", EVENTS_HEADER,
-        "e1,c1,order_placed,2026-09-01T10:00:00Z,2026-09-01T10:00:05Z,{}",
+        'e1,c1,customer_created,2026-09-01T10:00:00Z,2026-09-01T10:00:05Z,"{""query"": ""boots""}"',
         line,
-        'e2,,price_changed,2026-09-01,2026-09-01,"{""sku"": ""s1""}"',
+        'e2,,price_changed,2026-09-01,2026-09-01,"{""sku"": ""s1"", ""price"": 5}"',
     )  # fmt: skip
     report = load_file(tmp_warehouse, "events", path)
     assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (3, 2, 1)
@@ -78,31 +78,50 @@ def test_bad_event_rows_are_rejected_and_good_rows_kept(
         assert sorted(r[0] for r in wh.query("select event_id from raw.events")) == ["e1", "e2"]
 
 
+# (case, bad line, field, reason fragment, action): a bad optional field is dropped and the
+# customer kept; a bad required field rejects the row.
 BAD_CUSTOMERS = [
-    ("invalid email", "c2,not-an-email,,Bo,2026-01-01,,US,,true,false,{},2026-01-01", "email", "e-mail"),
-    ("invalid phone", "c2,bo@example.com,555-0100,Bo,2026-01-01,,US,,true,false,{},2026-01-01", "phone", "E.164"),
-    ("bad date", "c2,bo@example.com,,Bo,2026-01-01,,US,1990-13-01,true,false,{},2026-01-01", "birthday", "unparsable date"),
-    ("bad boolean", "c2,bo@example.com,,Bo,2026-01-01,,US,,maybe,false,{},2026-01-01", "email_opt_in", "boolean"),
-    ("missing created_at", "c2,bo@example.com,,Bo,,,US,,true,false,{},2026-01-01", "created_at", "missing"),
+    ("invalid email", "c2,not-an-email,,Bo,2026-01-01,,US,,true,false,{},2026-01-01", "email", "e-mail", "field_dropped"),
+    ("invalid phone", "c2,bo@example.com,555-0100,Bo,2026-01-01,,US,,true,false,{},2026-01-01", "phone", "E.164", "field_dropped"),
+    ("bad date", "c2,bo@example.com,,Bo,2026-01-01,,US,1990-13-01,true,false,{},2026-01-01", "birthday", "unparsable date", "field_dropped"),
+    ("bad boolean", "c2,bo@example.com,,Bo,2026-01-01,,US,,maybe,false,{},2026-01-01", "email_opt_in", "boolean", "field_dropped"),
+    ("unknown time zone", "c2,bo@example.com,,Bo,2026-01-01,Mars/Olympus,US,,true,false,{},2026-01-01", "timezone", "time zone", "field_dropped"),
+    ("bad country", "c2,bo@example.com,,Bo,2026-01-01,,USA,,true,false,{},2026-01-01", "country", "ISO 3166", "field_dropped"),
+    ("missing created_at", "c2,bo@example.com,,Bo,,,US,,true,false,{},2026-01-01", "created_at", "missing", "rejected"),
+    ("bad updated_at", "c2,bo@example.com,,Bo,2026-01-01,,US,,true,false,{},someday", "updated_at", "unparsable", "rejected"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("case", "line", "field", "reason"), BAD_CUSTOMERS, ids=[c[0] for c in BAD_CUSTOMERS]
+    ("case", "line", "field", "reason", "action"), BAD_CUSTOMERS, ids=[c[0] for c in BAD_CUSTOMERS]
 )
-def test_bad_customer_rows_are_rejected(
-    tmp_path: Path, tmp_warehouse: Location, case: str, line: str, field: str, reason: str
-) -> None:
+def test_bad_customer_fields_are_dropped_or_rows_rejected(
+    tmp_path: Path, tmp_warehouse: Location, case: str, line: str, field: str, reason: str,
+    action: str,
+) -> None:  # fmt: skip
     report = load_file(
         tmp_warehouse, "customers", write(tmp_path, "c.csv", CUSTOMERS_HEADER, GOOD_CUSTOMER, line)
     )
-    assert (report.rows_loaded, report.rows_rejected) == (1, 1)
-    assert [(row, f) for row, f, r in rejects(tmp_warehouse) if reason in r] == [(2, field)]
+    kept = action == "field_dropped"
+    assert (report.rows_loaded, report.rows_rejected, report.fields_dropped) == (
+        (2, 0, 1) if kept else (1, 1, 0)
+    )
+    with Warehouse.open(tmp_warehouse) as wh:
+        found = wh.query("select row_number, field, reason, action from raw.rejects")
+        assert [(r[0], r[1], r[3]) for r in found if reason in r[2]] == [(2, field, action)]
+        if kept:
+            row = wh.query(
+                f"select {field}, first_name, email from raw.customers where customer_id = 'c2'"
+            )
+            assert row[0][0] is None and row[0][1] == "Bo"
+            assert row[0][2] == (None if field == "email" else "bo@example.com")
 
 
 def test_loading_events_twice_changes_nothing(tmp_path: Path, tmp_warehouse: Location) -> None:
     seed_customers(tmp_warehouse, tmp_path)
-    path = write(tmp_path, "e.csv", EVENTS_HEADER, "e1,c1,order_placed,2026-09-01,2026-09-01,{}")
+    path = write(
+        tmp_path, "e.csv", EVENTS_HEADER, "e1,c1,customer_created,2026-09-01,2026-09-01,{}"
+    )
     first = load_file(tmp_warehouse, "events", path)
     second = load_file(tmp_warehouse, "events", path)
     assert (first.rows_loaded, first.rows_unchanged) == (1, 0)
@@ -118,8 +137,8 @@ def test_duplicate_event_ids_in_one_file_keep_the_first(
     seed_customers(tmp_warehouse, tmp_path)
     path = write(
         tmp_path, "e.csv", EVENTS_HEADER,
-        "e1,c1,order_placed,2026-09-01,2026-09-01,{}",
-        "e1,c1,order_refunded,2026-09-02,2026-09-02,{}",
+        "e1,c1,customer_created,2026-09-01,2026-09-01,{}",
+        "e1,c1,customer_created,2026-09-02,2026-09-02,{}",
     )  # fmt: skip
     report = load_file(tmp_warehouse, "events", path)
     assert (report.rows_loaded, report.rows_rejected) == (1, 1)
@@ -149,7 +168,7 @@ def test_timestamps_with_offsets_are_stored_in_utc(tmp_path: Path, tmp_warehouse
         tmp_path,
         "e.csv",
         EVENTS_HEADER,
-        "e1,c1,searched,2026-09-01T10:00:00+02:00,2026-09-01T08:00:01Z,{}",
+        "e1,c1,customer_created,2026-09-01T10:00:00+02:00,2026-09-01T08:00:01Z,{}",
     )
     load_file(tmp_warehouse, "events", path)
     with Warehouse.open(tmp_warehouse) as wh:
@@ -163,7 +182,7 @@ def test_missing_loaded_at_column_means_now(tmp_path: Path, tmp_warehouse: Locat
         tmp_path,
         "e.csv",
         "event_id,customer_id,event_type,occurred_at",
-        "e1,c1,searched,2026-09-01",
+        "e1,c1,customer_created,2026-09-01",
     )
     assert load_file(tmp_warehouse, "events", path).rows_loaded == 1
     with Warehouse.open(tmp_warehouse) as wh:
@@ -174,7 +193,8 @@ def test_jsonl_reports_line_numbers_and_bad_json(tmp_path: Path, tmp_warehouse: 
     seed_customers(tmp_warehouse, tmp_path)
     good = {"event_id": "e1", "customer_id": "c1", "event_type": "order_placed",
             "occurred_at": "2026-09-01T10:00:00Z", "loaded_at": "2026-09-01T10:00:01Z",
-            "properties": {"order_id": "o1", "lines": [{"sku": "s1", "quantity": 1}]}}  # fmt: skip
+            "properties": {"order_id": "o1", "subtotal": 10, "discount": 0, "shipping": 0,
+                           "value": 10, "currency": "EUR", "lines": [{"sku": "s1", "quantity": 1}]}}  # fmt: skip
     path = write(
         tmp_path, "e.jsonl", json.dumps(good), "{not json", json.dumps({**good, "event_id": "e2"})
     )
@@ -224,8 +244,12 @@ def test_cli_reports_rejects_and_exits_2(tmp_path: Path, tmp_warehouse: Location
         cli, ["load", "customers", str(path), "--warehouse", str(tmp_warehouse)]
     )
     assert result.exit_code == 2, result.output
-    assert "1 loaded" in result.output
-    assert "row 2: email = 'bad': invalid e-mail address" in result.output
+    assert "2 loaded" in result.stdout and "1 with a field dropped" in result.stdout
+    assert (
+        "row 2: email = 'bad': invalid e-mail address (row kept without this field)"
+        in result.stdout
+    )
+    assert "c.csv: read 2 rows" in result.stderr  # progress goes to stderr
 
 
 def test_cli_error_without_traceback(tmp_path: Path, tmp_warehouse: Location) -> None:
@@ -242,8 +266,8 @@ def test_load_into_postgres(tmp_path: Path, pg_url: str) -> None:
     seed_customers(location, tmp_path)
     path = write(
         tmp_path, "e.csv", EVENTS_HEADER,
-        'e1,c1,order_placed,2026-09-01T10:00:00+02:00,2026-09-01,"{""value"": 5}"',
-        "e2,c404,order_placed,2026-09-01,2026-09-01,{}",
+        'e1,c1,loyalty_signup,2026-09-01T10:00:00+02:00,2026-09-01,"{""value"": 5}"',
+        "e2,c404,customer_created,2026-09-01,2026-09-01,{}",
     )  # fmt: skip
     report = load_file(location, "events", path)
     assert (report.rows_loaded, report.rows_rejected) == (1, 1)
@@ -260,10 +284,10 @@ def test_malformed_csv_record_is_rejected_and_later_rows_keep_their_numbers(
     seed_customers(tmp_warehouse, tmp_path)
     path = write(
         tmp_path, "e.csv", EVENTS_HEADER,
-        "e1,c1,searched,2026-09-01,2026-09-01,{}",
-        'e2,c1,searched,2026-09-01,2026-09-01,"{""a"": "b"}"',
-        "e3,c1,searched,2026-09-01,2026-09-01,{}",
-        "e4,c404,searched,2026-09-01,2026-09-01,{}",
+        "e1,c1,customer_created,2026-09-01,2026-09-01,{}",
+        'e2,c1,customer_created,2026-09-01,2026-09-01,"{""a"": "b"}"',
+        "e3,c1,customer_created,2026-09-01,2026-09-01,{}",
+        "e4,c404,customer_created,2026-09-01,2026-09-01,{}",
     )  # fmt: skip
     report = load_file(tmp_warehouse, "events", path)
     assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (4, 2, 2)
@@ -279,9 +303,16 @@ def test_jsonl_columns_come_from_every_line(tmp_path: Path, tmp_warehouse: Locat
         "customer_id": "c1",
         "event_type": "searched",
         "occurred_at": "2026-09-01",
+        "Properties": {"query": "socks"},
     }
     later = {**first, "event_id": "e2", "Properties": {"query": "boots"}, "extra_key": 1}
     path = write(tmp_path, "e.jsonl", json.dumps(first), json.dumps(later))
     report = load_file(tmp_warehouse, "events", path)
-    assert (report.rows_loaded, report.ignored_columns) == (2, ["Properties", "extra_key"])
-    assert "ignored columns (not in the contract): Properties, extra_key" in report.describe()
+    assert (report.rows_loaded, report.kept_in_properties) == (2, ["extra_key"])
+    assert "columns kept in properties: extra_key" in report.describe()
+    with Warehouse.open(tmp_warehouse) as wh:
+        found = wh.query("select event_id, properties from raw.events order by 1")
+    assert [(e, json.loads(p) if isinstance(p, str) else p) for e, p in found] == [
+        ("e1", {"query": "socks"}),
+        ("e2", {"query": "boots", "extra_key": "1"}),
+    ]
