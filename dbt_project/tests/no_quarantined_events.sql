@@ -1,4 +1,4 @@
-{{ config(severity='warn') }}
+{{ config(severity='warn', meta={'dagster': {'ref': {'name': 'quarantined_events'}}}) }}
 
 {#- Events left out of the stream for breaking the event contract (staging.quarantined_events) and still in
     raw.events. A warning, not an error: the build and the cycle go on without them. Fix them at the source

@@ -9,8 +9,10 @@ import json
 from datetime import datetime
 
 import pytest
+from click.testing import CliRunner
 from sqlglot import exp
 
+from flowhouse.cli import cli
 from flowhouse.core.build import build_models
 from flowhouse.core.contract import DBT_CONTRACT_MACRO, dbt_contract_macro
 from flowhouse.core.paths import DBT_PROJECT
@@ -94,3 +96,15 @@ def test_bad_rows_are_quarantined_on_postgres(pg_url: str) -> None:
     location = Location.parse(pg_url)
     load_store(location)
     check_quarantine(location)
+
+
+@pytest.mark.slow
+def test_a_tick_goes_on_past_a_bad_row(tmp_warehouse: Location) -> None:
+    load_store(tmp_warehouse)
+    where = str(tmp_warehouse.path)
+    result = CliRunner().invoke(
+        cli, ["tick", "--warehouse", where, "--now", "2026-09-02", "--no-send"]
+    )
+    assert result.exit_code == 0, result.output
+    with Warehouse.open(tmp_warehouse) as wh:
+        assert wh.count("staging.quarantined_events") == len(EXPECTED)
