@@ -65,6 +65,13 @@ def _sections(wh: Warehouse) -> Iterable[str]:
     rejected = wh.count("raw.rejects")
     if rejected:
         yield f"  rejects: {rejected:,} problems in raw.rejects"
+    if wh.table_exists("staging", "quarantined_events"):
+        quarantined = wh.count("staging.quarantined_events")
+        if quarantined:
+            yield (
+                f"  quarantine: {quarantined:,} problems in staging.quarantined_events "
+                "(events left out of the stream; docs/events.md)"
+            )
     yield ""
     yield "Raw events by type"
     yield from _table(_counts_by(wh, "raw.events", "event_type"), ("event_type", "events"))

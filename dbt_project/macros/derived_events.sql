@@ -19,7 +19,7 @@
     not listed here is still unioned (found in the graph) once its table exists. -#}
 {% macro derived_event_types() -%}
     {{ return([
-        'cart_abandoned', 'browse_abandoned', 'first_purchase', 'repeat_purchase', 'milestone_order',
+        'customer_created', 'cart_abandoned', 'browse_abandoned', 'first_purchase', 'repeat_purchase', 'milestone_order',
         'high_value_order', 'became_inactive', 'purchase_anniversary', 'birthday', 'back_in_stock',
         'price_dropped', 'low_stock', 'replenishment_due', 'subscription_renewal_due',
         'search_without_purchase', 'viewed_product_n_times', 'segment_entered', 'segment_exited',
@@ -116,9 +116,9 @@
 {%- endmacro %}
 
 
-{#- A property holding an ISO 8601 UTC timestamp, as a timestamp (null when missing). -#}
+{#- A property holding an ISO 8601 UTC timestamp, as a timestamp (null when missing or not a timestamp). -#}
 {% macro derived_json_timestamp(column, key) -%}
-    cast({{ flowhouse.json_text(column, key) }} as timestamp)
+    {{ flowhouse.safe_timestamp(flowhouse.json_text(column, key)) }}
 {%- endmacro %}
 
 

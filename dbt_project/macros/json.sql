@@ -14,8 +14,9 @@
 {%- endmacro %}
 
 
+{#- A property as a number; null when missing or not a number (safe_number: never fails a build). -#}
 {% macro json_number(column, key) -%}
-    cast({{ flowhouse.json_text(column, key) }} as double precision)
+    {{ flowhouse.safe_number(flowhouse.json_text(column, key)) }}
 {%- endmacro %}
 
 

@@ -4,7 +4,10 @@
     both streams (a `reentry: once` flow keyed on the cart, two carts). Declare the type under
     `events.raw` in the flows' _settings.yml, which switches its derivation off. -#}
 {%- set derived = [] %}
-{%- for event_type in flowhouse.derived_event_types() if flowhouse.derived_is_enabled(event_type) %}
+{#- customer_created is left out: its derivation skips the customers the store already sent one for
+    (docs/events.md), so a store may send it for some customers and leave the others to flowhouse. -#}
+{%- for event_type in flowhouse.derived_event_types() if flowhouse.derived_is_enabled(event_type)
+    and event_type != 'customer_created' %}
     {%- do derived.append(event_type) %}
 {%- endfor %}
 

@@ -104,10 +104,14 @@ RAW_EVENT_TYPES: tuple[str, ...] = (
     "message_complained",
 )  # fmt: skip
 
+#: Derived in dbt (``models/derived``). ``customer_created`` is also a raw type: flowhouse derives
+#: it for a customer first seen in ``raw.customers`` without a raw one (``docs/events.md``), and a
+#: store that sends it for every customer switches the derivation off with ``events.raw``.
 DERIVED_EVENT_TYPES: tuple[str, ...] = (
-    "cart_abandoned", "browse_abandoned", "first_purchase", "repeat_purchase", "milestone_order",
-    "high_value_order", "became_inactive", "purchase_anniversary", "birthday", "segment_entered",
-    "segment_exited", "tier_changed", "back_in_stock", "price_dropped", "low_stock",
+    "customer_created", "cart_abandoned", "browse_abandoned", "first_purchase", "repeat_purchase",
+    "milestone_order", "high_value_order", "became_inactive", "purchase_anniversary", "birthday",
+    "segment_entered", "segment_exited", "tier_changed", "back_in_stock", "price_dropped",
+    "low_stock",
     "replenishment_due", "subscription_renewal_due", "search_without_purchase",
     "viewed_product_n_times",
 )  # fmt: skip
@@ -115,7 +119,8 @@ DERIVED_EVENT_TYPES: tuple[str, ...] = (
 #: Events about the catalog rather than a person: their ``customer_id`` is empty.
 CATALOG_EVENT_TYPES: frozenset[str] = frozenset({"inventory_changed", "price_changed"})
 
-EVENT_TYPES: tuple[str, ...] = RAW_EVENT_TYPES + DERIVED_EVENT_TYPES
+#: Every type once, raw first (``customer_created`` is both).
+EVENT_TYPES: tuple[str, ...] = tuple(dict.fromkeys(RAW_EVENT_TYPES + DERIVED_EVENT_TYPES))
 
 # -- the event contract: the properties each event type carries -----------------------------------
 
@@ -226,3 +231,29 @@ def contract_table() -> str:
         shown = ", ".join(f"`{p.name}{'' if p.required else '?'}` {p.type}" for p in properties)
         rows.append(f"| `{name}` | {shown} |")
     return "\n".join(rows)
+
+
+#: The dbt macro file written from :data:`EVENT_PROPERTIES` (a test keeps it current).
+DBT_CONTRACT_MACRO = "event_contract.sql"
+
+
+def dbt_contract_macro() -> str:
+    """The dbt macro ``event_property_rules()``: every typed (not ``text``) property of the
+    contract as ``[event_type, property, type]``, which the quarantine checks raw events
+    against (``models/staging/quarantined_events.sql``)."""
+    rules = [
+        f"        ['{name}', '{p.name}', '{p.type}'],"
+        for name, properties in EVENT_PROPERTIES.items()
+        for p in properties
+        if p.type != "text"
+    ]
+    return "\n".join([
+        "{#- Generated from flowhouse/core/contract.py (EVENT_PROPERTIES) by dbt_contract_macro();",
+        "    tests/models/test_quarantine.py checks it is current. Do not edit by hand. -#}",
+        "{% macro event_property_rules() -%}",
+        "    {{ return([",
+        *rules,
+        "    ]) }}",
+        "{%- endmacro %}",
+        "",
+    ])  # fmt: skip

@@ -6,16 +6,25 @@ source as (
 
 ),
 
+quarantined as (
+
+    select event_id from {{ ref('quarantined_events') }}
+
+),
+
 final as (
 
     select
-        event_id,
-        customer_id,
-        event_type,
-        occurred_at,
-        loaded_at,
-        properties
+        source.event_id,
+        source.customer_id,
+        source.event_type,
+        source.occurred_at,
+        source.loaded_at,
+        source.properties
     from source
+    where not exists (
+        select 1 from quarantined where quarantined.event_id = source.event_id
+    )
 
 )
 

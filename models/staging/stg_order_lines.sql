@@ -64,7 +64,9 @@ final as (
         sku,
         cast(coalesce(quantity, 1) as integer) as quantity,
         price,
-        {{ flowhouse.money('coalesce(quantity, 1) * price') }} as line_value,
+        {{ flowhouse.money(
+            'case when abs(coalesce(quantity, 1) * price) < 1e15 then coalesce(quantity, 1) * price end'
+        ) }} as line_value,
         category,
         cost,
         ordered_at
