@@ -208,7 +208,7 @@ class ErasureReport:
 
 def erase(location: Location, customer_ids: Sequence[str], now: datetime) -> ErasureReport:
     """Erase `customer_ids` (and any erased customer the warehouse got back) in one transaction."""
-    report = ErasureReport(list(customer_ids))
+    report = ErasureReport(list(dict.fromkeys(i.strip() for i in customer_ids if i.strip())))
     with Warehouse.open(location) as wh:
         wh.ensure_raw_tables()
         ensure_retracted(wh)

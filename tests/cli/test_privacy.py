@@ -291,3 +291,22 @@ def test_erase_leaves_no_trace_keeps_the_totals_and_removes_from_the_destination
     assert shop.query(anonymous) == [(1,)]
     assert len(shop.fake.state.messages()) == sent_before
     assert shop.marts(T0 + timedelta(hours=7)) == marts
+
+
+def test_id_files_and_empty_requests_are_clear_errors(tmp_path: Path) -> None:
+    warehouse = str(tmp_path / "w.duckdb")
+    missing = run("events", "retract", "--file", str(tmp_path / "nope.txt"), "--reason", "x",
+                  "--warehouse", warehouse)  # fmt: skip
+    assert missing.exit_code == 1 and "nope.txt: cannot read the event id file" in missing.output
+    empty = tmp_path / "ids.txt"
+    empty.write_text("# nothing but a comment\n\n")
+    none = run("events", "retract", "--file", str(empty), "--reason", "x", "--warehouse", warehouse)
+    assert none.exit_code == 1 and "no event id given" in none.output
+    blank = run("events", "retract", "e1", "--reason", " ", "--warehouse", warehouse)
+    assert blank.exit_code == 1 and "--reason is empty" in blank.output
+    (tmp_path / "customers.txt").write_text("c1\nc2  # a comment\nc1\n")
+    erased = run("erase", "--file", str(tmp_path / "customers.txt"), "--warehouse", warehouse)
+    assert erased.exit_code == 0, erased.output
+    assert "erased 2 customer(s) (2 given): 0 customer row(s)" in erased.output
+    with Warehouse.open(warehouse) as wh:
+        assert wh.count("flowhouse.erased_customers") == 2
