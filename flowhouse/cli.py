@@ -31,8 +31,10 @@ from flowhouse.core.clock import parse_now, utcnow
 from flowhouse.core.errors import ConfigError, FlowhouseError
 from flowhouse.core.paths import FLOWS
 from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.corrections import read_ids, retract
 from flowhouse.cycle import cycle
 from flowhouse.demo import run_demo
+from flowhouse.erasure import erase as run_erase
 from flowhouse.generate import continue_store, generate_store
 from flowhouse.load import SHOWN_REJECTS, load_file
 from flowhouse.preview import preview as make_preview
@@ -918,6 +920,51 @@ def coupons_add(
             assert count is not None
             n = generate_codes(wh, pool, count, now, prefix)
     click.echo(f"added {n} code(s) to pool {pool}")
+
+
+@cli.group()
+def events() -> None:
+    """Corrections to loaded events (docs/events.md, "Corrections")."""
+
+
+@events.command("retract")
+@warehouse_option
+@click.argument("event_ids", nargs=-1, metavar="EVENT_ID...")
+@click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="More event ids, one a line.")  # fmt: skip
+@click.option("--reason", required=True, help="Why the events are retracted (kept with them).")
+@handles_errors
+def events_retract(
+    warehouse: str, event_ids: tuple[str, ...], file: Path | None, reason: str
+) -> None:
+    """Move events out of raw.events into raw.retracted_events (the row, the reason, when), so
+    that a corrected version can be loaded with the same id. A correction is a retraction, then
+    the corrected event loaded with the same id. Unknown ids are listed; exits 1 if none matched."""
+
+    ids = [*event_ids, *(read_ids(file, "event id") if file else [])]
+    report = retract(Location.parse(warehouse), ids, reason, utcnow())
+    click.echo(report.describe())
+    if not report.retracted:
+        click.echo("Error: none of the event ids is in raw.events", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@warehouse_option
+@click.option("--customer", "customer_ids", multiple=True, metavar="ID",
+              help="A customer to erase (repeatable).")  # fmt: skip
+@click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="More customer ids, one a line.")  # fmt: skip
+@handles_errors
+def erase(warehouse: str, customer_ids: tuple[str, ...], file: Path | None) -> None:
+    """Erase customers (GDPR): delete their raw rows, anonymise the engine's and the marts' rows,
+    skip their queued messages, and suppress them for good; a mirror sync removes them from its
+    destination on its next run (docs/privacy.md). One transaction. Without ids, erases again
+    whatever the warehouse got back about customers erased before."""
+
+    ids = [*customer_ids, *(read_ids(file, "customer id") if file else [])]
+    report = run_erase(Location.parse(warehouse), ids, utcnow())
+    click.echo(report.describe())
 
 
 @cli.command()

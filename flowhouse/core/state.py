@@ -18,6 +18,10 @@
 | ``sync_state`` | row a sync's destination holds: key, hash and values of the fields it was told |
 | ``sync_runs`` | sync run: when, mode, how many rows added, changed, removed, rejected |
 | ``sync_rows`` | row a sync run sent: the operation, accepted or rejected, and why |
+| ``erased_customers`` | customer erased (``flowhouse erase``): the md5 of their id, never the id |
+
+Beside them, in ``raw``: ``retracted_events`` (:data:`RETRACTED_EVENTS`), one row per event taken
+out of ``raw.events`` by ``flowhouse events retract``: the row as it was, why and when.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from collections.abc import Sequence
 
 from sqlglot import exp
 
-from flowhouse.core.contract import ColumnType
+from flowhouse.core.contract import EVENTS, RAW_SCHEMA, ColumnType
 from flowhouse.core.warehouse import Warehouse, column_type, create_table
 
 Columns = Sequence[tuple[str, ColumnType, bool]]
@@ -217,6 +221,10 @@ TABLES: dict[str, Columns] = {
         ("destination_id", "text", False),
         ("logged_at", "timestamp", True),
     ),
+    "erased_customers": (
+        ("customer_hash", "text", True),
+        ("erased_at", "timestamp", True),
+    ),
     "ticks": (
         ("tick_at", "timestamp", True),
         ("started_at", "timestamp", True),
@@ -229,6 +237,20 @@ TABLES: dict[str, Columns] = {
         ("messages", "bigint", True),
     ),
 }
+
+
+#: ``raw.retracted_events``: an event's columns as loaded, then why and when it was retracted.
+RETRACTED_EVENTS: Columns = (
+    *((c.name, c.type, c.required) for c in EVENTS.columns),
+    ("reason", "text", True),
+    ("retracted_at", "timestamp", True),
+)
+
+
+def ensure_retracted(wh: Warehouse) -> None:
+    """Create ``raw.retracted_events`` when missing (idempotent; the caller commits)."""
+    wh.ensure_schema(RAW_SCHEMA)
+    wh.execute(create_table(f"{RAW_SCHEMA}.retracted_events", RETRACTED_EVENTS, wh.dialect))
 
 
 def ensure_state(wh: Warehouse, schema: str) -> None:

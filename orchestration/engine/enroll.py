@@ -5,7 +5,9 @@ window ``(considered_until, now]``), in ``occurred_at`` order. It is refused for
 with the reason — when the flow is paused (``paused``, whatever else holds), it happened before
 the flow went live (``before_live``), the customer is outside the audience (``audience``), its
 entry key was already used (``duplicate_key``), the re-entry policy forbids it (``reentry``) or
-an enrollment is still active and the flow is not concurrent (``concurrency``). Otherwise it
+an enrollment is still active and the flow is not concurrent (``concurrency``). A trigger of an
+erased customer (``flowhouse.erased_customers``, docs/privacy.md) is ignored, journaled nowhere.
+Otherwise it
 enrolls: enrollment id = md5(flow, trigger event[, customer for fanned-out catalog events]),
 holdout by a hash of flow and customer.
 
@@ -71,6 +73,10 @@ where coalesce(:trigger_where, false)
     and not exists (
         select 1 from flowhouse.decisions as done
         where done.decision_id = md5(event.enrollment_id || ':_entry')
+    )
+    and not exists (
+        select 1 from flowhouse.erased_customers as erased
+        where erased.customer_hash = md5(event.customer_id)
     )
 """
 

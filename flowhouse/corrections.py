@@ -1,0 +1,159 @@
+"""Corrections: retract raw events, so a corrected version can be loaded with the same id.
+
+Events are immutable and keyed by ``event_id`` (a second load of an id is "already present"). A
+correction is a retraction, then the corrected event loaded with the same id:
+:func:`retract` moves the rows out of ``raw.events`` into ``raw.retracted_events`` (the row as it
+was, with the reason and when), in one transaction.
+
+Downstream (docs/events.md, "Corrections"):
+
+- derived events: the derived models are incremental and only append, so a retraction empties
+  their tables (``core.derived_*``); the next build re-derives every derived event from the raw
+  stream. Derived event ids are deterministic and a derived model's rows do not depend on how
+  often it is built, so what comes back is what was there less what the retracted rows produced;
+- the engine: nothing is undone. An enrollment a retracted event triggered goes on, its decisions
+  stay journaled and nothing is sent again; an enrollment id is the md5 of the flow and the
+  trigger's event id, so the corrected event, loaded with the same id, enrolls nobody again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+from flowhouse.core.contract import EVENTS, RAW_SCHEMA
+from flowhouse.core.errors import ConfigError
+from flowhouse.core.sql import array_column, render, statement
+from flowhouse.core.state import ensure_retracted
+from flowhouse.core.warehouse import Location, Warehouse
+
+#: The schema of the derived-event tables (``models/derived``, built incrementally).
+DERIVED_SCHEMA = "core"
+
+_EVENT_COLUMNS = ", ".join(EVENTS.column_names)
+
+_FOUND = "select event_id from raw.events where event_id in (select event_id from _fh_retract)"
+
+_KEEP = f"""
+insert into raw.retracted_events ({_EVENT_COLUMNS}, reason, retracted_at)
+select {_EVENT_COLUMNS}, :reason, :now from raw.events
+where event_id in (select event_id from _fh_retract)
+"""
+
+_REMOVE = "delete from raw.events where event_id in (select event_id from _fh_retract)"
+
+_DERIVED_TABLES = """
+select table_name from information_schema.tables
+where table_schema = :derived_schema and substr(table_name, 1, 8) = 'derived_'
+    and table_type = 'BASE TABLE'
+order by table_name
+"""
+
+
+@dataclass
+class RetractReport:
+    retracted: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
+    #: Derived-event tables emptied, re-derived in full by the next build.
+    emptied: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        lines = [f"retracted {len(self.retracted)} event(s) into {RAW_SCHEMA}.retracted_events"]
+        if self.unknown:
+            lines.append(
+                f"  not in {RAW_SCHEMA}.events (unknown or already retracted): "
+                + ", ".join(self.unknown)
+            )
+        if self.emptied:
+            lines.append(
+                f"  {len(self.emptied)} derived-event table(s) emptied: the next build "
+                "(flowhouse build or tick) derives them again without the retracted rows"
+            )
+        return "\n".join(lines)
+
+
+def read_ids(path: Path, what: str) -> list[str]:
+    """Ids from a file, one a line (blank lines and ``#`` comments skipped)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read the {what} file: {err.strerror}") from err
+    out = []
+    for line in text.splitlines():
+        value = line.split("#", 1)[0].strip()
+        if value:
+            out.append(value)
+    return out
+
+
+def unique(ids: Sequence[str], what: str) -> list[str]:
+    """`ids` stripped and without repeats, in order; an error when none is left."""
+    found = list(dict.fromkeys(i.strip() for i in ids if i.strip()))
+    if not found:
+        raise ConfigError(f"no {what} given", expected=f"one or more {what}s, or --file")
+    return found
+
+
+def id_table(wh: Warehouse, name: str, column: str, ids: Sequence[str]) -> None:
+    """Temp table ``name(column)`` holding `ids`, bound as one array parameter."""
+    _drop_temp(wh, name)
+    rows = exp.select(array_column(column, "text"))
+    create = exp.Create(
+        this=exp.to_table(name),
+        kind="TABLE",
+        expression=rows,
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+    )
+    wh.execute(create, [list(ids)])
+
+
+def _drop_temp(wh: Warehouse, name: str) -> None:
+    wh.execute(exp.Drop(tables=[exp.to_table(name)], kind="TABLE", exists=True))
+
+
+def run(wh: Warehouse, text: str, schema: str = "flowhouse", **values: Any) -> None:
+    """One statement text (DuckDB dialect, ``:name`` values) run on the warehouse."""
+    wh.execute(render(statement(text, schema, **values), wh.dialect))
+
+
+def rows(wh: Warehouse, text: str, schema: str = "flowhouse", **values: Any) -> list[Any]:
+    return wh.query(render(statement(text, schema, **values), wh.dialect))
+
+
+def retract(
+    location: Location, event_ids: Sequence[str], reason: str, now: datetime
+) -> RetractReport:
+    """Move the events `event_ids` out of ``raw.events``, in one transaction."""
+    if not reason.strip():
+        raise ConfigError("--reason is empty", expected="why the events are retracted")
+    ids = unique(event_ids, "event id")
+    report = RetractReport()
+    with Warehouse.open(location) as wh:
+        wh.ensure_raw_tables()
+        ensure_retracted(wh)
+        wh.commit()
+        with wh.transaction():
+            id_table(wh, "_fh_retract", "event_id", ids)
+            found = {r[0] for r in rows(wh, _FOUND)}
+            report.retracted = [i for i in ids if i in found]
+            report.unknown = [i for i in ids if i not in found]
+            if found:
+                run(wh, _KEEP, reason=reason.strip(), now=now)
+                run(wh, _REMOVE)
+                report.emptied = empty_derived(wh)
+            _drop_temp(wh, "_fh_retract")
+    return report
+
+
+def empty_derived(wh: Warehouse) -> list[str]:
+    """Delete every row of the derived-event tables; the next build derives them again in full
+    (``derived_since`` reads the whole stream for an empty table)."""
+    tables = [r[0] for r in rows(wh, _DERIVED_TABLES, derived_schema=DERIVED_SCHEMA)]
+    for table in tables:
+        wh.execute(exp.delete(exp.to_table(f"{DERIVED_SCHEMA}.{table}")))
+    return tables
