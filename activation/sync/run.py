@@ -276,10 +276,19 @@ insert into flowhouse.sync_state (sync_id, sync_key, row_hash, fields, destinati
 select :sync, r.sync_key, r.row_hash, r.fields, r.destination_id, :now from :rows
 """
 
+#: The log of a run's rows; the key of an erased customer (the removal that erasure queued) is
+#: logged as the erasure writes it, never in clear.
 _LOG = """
 insert into flowhouse.sync_rows
     (run_id, sync_id, sync_key, operation, status, reason, destination_id, logged_at)
-select :run, :sync, r.sync_key, r.operation, r.status, r.reason, r.destination_id, :now
+select :run, :sync,
+    case
+        when exists (
+            select 1 from flowhouse.erased_customers as e where e.customer_hash = md5(r.sync_key)
+        ) then 'erased:' || md5(r.sync_key)
+        else r.sync_key
+    end,
+    r.operation, r.status, r.reason, r.destination_id, :now
 from :rows
 """
 
