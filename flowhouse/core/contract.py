@@ -151,7 +151,9 @@ def _props(spec: str) -> tuple[Property, ...]:
     return tuple(found)
 
 
-_MESSAGE = "message_id:text, flow_id:text, step_id:text, channel:text, url:text?, bounce_type:text?"
+#: Engagement: a provider's webhook for a message whose outbox row is unknown (sent by another
+#: system, or erased) still loads without flow and step, so a bounce always suppresses.
+_MESSAGE = "message_id:text, flow_id:text?, step_id:text?, channel:text, url:text?, bounce_type:text?"
 _CATALOG_FAN_OUT = "interest:text?"  # `cart` or `view`, on each customer's fanned-out copy
 
 #: The properties of every event type flowhouse knows (``docs/events.md`` describes each; a test
@@ -166,8 +168,8 @@ EVENT_PROPERTIES: dict[str, tuple[Property, ...]] = {
         "added_to_cart": "session_id:text?, cart_id:text, sku:text, quantity:number, price:number",
         "checkout_started": "session_id:text?, cart_id:text, value:number, currency:text, "
         "lines:list",
-        "order_placed": "order_id:text, cart_id:text?, subtotal:number, discount:number, "
-        "shipping:number, value:number, currency:text, coupon_code:text?, lines:list",
+        "order_placed": "order_id:text, cart_id:text?, subtotal:number?, discount:number?, "
+        "shipping:number?, value:number, currency:text?, coupon_code:text?, lines:list?",
         "payment_succeeded": "order_id:text?, subscription_id:text?, amount:number, method:text?",
         "payment_failed": "order_id:text, amount:number, reason:text?",
         "order_shipped": "order_id:text, carrier:text?, tracking_number:text?, "
