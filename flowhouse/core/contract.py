@@ -153,7 +153,9 @@ def _props(spec: str) -> tuple[Property, ...]:
 
 #: Engagement: a provider's webhook for a message whose outbox row is unknown (sent by another
 #: system, or erased) still loads without flow and step, so a bounce always suppresses.
-_MESSAGE = "message_id:text, flow_id:text?, step_id:text?, channel:text, url:text?, bounce_type:text?"
+_MESSAGE = (
+    "message_id:text, flow_id:text?, step_id:text?, channel:text, url:text?, bounce_type:text?"
+)
 _CATALOG_FAN_OUT = "interest:text?"  # `cart` or `view`, on each customer's fanned-out copy
 
 #: The properties of every event type flowhouse knows (``docs/events.md`` describes each; a test
