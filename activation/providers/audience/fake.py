@@ -49,17 +49,26 @@ def members(payload: Any) -> tuple[list[Member], str | None]:
     return [m for m in found if m], None
 
 
-async def audience_add(fake: Fake, request: Request) -> Response:
-    """``POST /audiences/{audience}/users``: add hashed members (a set: repeats are harmless)."""
+async def _request_members(
+    fake: Fake, request: Request
+) -> tuple[str, list[Member], Response | None]:
+    """The audience and the members a request names, or the answer that refuses it."""
     refused = bearer(fake, "audience", request)
     body = await request.body()
     payload, bad = (None, refused) if refused else read_json(fake, "audience", body)
     if bad:
-        return bad
+        return "", [], bad
     found, problem = members(payload)
     if problem:
-        return reject(fake, "audience", 400, "invalid", problem)
-    audience = request.path_params["audience"]
+        return "", [], reject(fake, "audience", 400, "invalid", problem)
+    return request.path_params["audience"], found, None
+
+
+async def audience_add(fake: Fake, request: Request) -> Response:
+    """``POST /audiences/{audience}/users``: add hashed members (a set: repeats are harmless)."""
+    audience, found, refused = await _request_members(fake, request)
+    if refused is not None:
+        return refused
     added = fake.state.add_members(audience, found)
     _log_members(fake, "add", audience, found)
     record = Received(
@@ -81,15 +90,9 @@ async def audience_add(fake: Fake, request: Request) -> Response:
 async def audience_remove(fake: Fake, request: Request) -> Response:
     """``DELETE /audiences/{audience}/users`` (the body of a POST): take members out, each
     matched exactly as it was added (a member not there is no error)."""
-    refused = bearer(fake, "audience", request)
-    body = await request.body()
-    payload, bad = (None, refused) if refused else read_json(fake, "audience", body)
-    if bad:
-        return bad
-    found, problem = members(payload)
-    if problem:
-        return reject(fake, "audience", 400, "invalid", problem)
-    audience = request.path_params["audience"]
+    audience, found, refused = await _request_members(fake, request)
+    if refused is not None:
+        return refused
     removed = fake.state.remove_members(audience, found)
     _log_members(fake, "remove", audience, found)
     size = len(fake.state.members(audience))
