@@ -1,8 +1,8 @@
 """Provider engagement back into the warehouse: webhook files in, canonical events and outbox
 statuses out.
 
-The receiver (:mod:`activation.receiver`) stores every webhook it accepts as one JSON file in an
-inbox, one folder per source::
+The receiver (:mod:`flowhouse.activation.receiver`) stores every webhook it accepts as one JSON file
+in an inbox, one folder per source::
 
     <inbox>/sendgrid/*.json    SendGrid event webhook bodies (a JSON array of events)
     <inbox>/twilio/*.json      one Twilio status callback each (form fields, our query, received_at)
@@ -10,11 +10,11 @@ inbox, one folder per source::
 
 :func:`ingest` reads every file in one set-based pass in an in-memory DuckDB, maps the providers'
 notifications onto canonical events (each provider's ``inbound.py``,
-:mod:`activation.providers.inbound`, assembled here with flowhouse's own :data:`LINKS`), writes the
-new ones to ``raw.events`` through the loader (so they are validated like any other load, on DuckDB
-or PostgreSQL), marks the outbox rows they concern ``delivered`` or ``bounced``, and only then moves
-the files to ``done/``. A file that is not JSON or lacks a required field moves to ``rejected/`` and
-is named in the report.
+:mod:`flowhouse.activation.providers.inbound`, assembled here with flowhouse's own :data:`LINKS`),
+writes the new ones to ``raw.events`` through the loader (so they are validated like any other load,
+on DuckDB or PostgreSQL), marks the outbox rows they concern ``delivered`` or ``bounced``, and only
+then moves the files to ``done/``. A file that is not JSON or lacks a required field moves to
+``rejected/`` and is named in the report.
 
 Every step can be repeated: an event's id is the md5 of its provider and the provider's own id for
 the notification, ids already in ``raw.events`` are skipped, and the outbox updates only move a
@@ -36,8 +36,8 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from activation.providers import INBOUND
-from activation.providers.inbound import Inbound
+from flowhouse.activation.providers import INBOUND
+from flowhouse.activation.providers.inbound import Inbound
 from flowhouse.core.clock import utc
 from flowhouse.core.contract import RAW_SCHEMA
 from flowhouse.core.sql import STATE_SCHEMA, literal, statement
