@@ -5,9 +5,8 @@
     python benchmarks/sending.py --emails 2000 --sms 0 --profile 25
 
 Steps:
-1. the fake provider starts as its own process (``python -m flowhouse.activation.fake.server``) on a
-  free
-   port, so that client and server do not share an interpreter;
+1. the fake provider starts as its own process (``python -m flowhouse.activation.fake.server``) on
+   a free port, so that client and server do not share an interpreter;
 2. its raw capacity, measured by the plain load generator
   (:mod:`flowhouse.activation.fake.loadgen`):
    SendGrid requests of 1,000 personalizations each, then Twilio requests of one message each;

@@ -29,7 +29,9 @@ from flowhouse.activation.sync.run import SyncOptions, run_syncs
 from flowhouse.core.build import MARTS, build_models
 from flowhouse.core.clock import parse_now, utcnow
 from flowhouse.core.errors import ConfigError, FlowhouseError
-from flowhouse.core.paths import FLOWS
+from flowhouse.core.paths import DBT_PACKAGE
+from flowhouse.core.project import ENV_VAR as PROJECT_ENV
+from flowhouse.core.project import Project, current, locate, use
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.corrections import read_ids, retract
 from flowhouse.cycle import cycle
@@ -47,7 +49,8 @@ from flowhouse.orchestration.engine.intent import Approval, markdown, plan_json,
 from flowhouse.orchestration.engine.plan import plan as make_plan
 from flowhouse.orchestration.engine.tick import load_deployment
 from flowhouse.preview import preview as make_preview
-from flowhouse.report import existing, write_report
+from flowhouse.report import existing, marts_now, write_report
+from flowhouse.scaffolding import init_project
 from flowhouse.status import render_json, render_text, status_at
 from flowhouse.summary import render_summary
 from flowhouse.testsend import run_test_send
@@ -72,8 +75,8 @@ def flows_option(fn: F) -> F:
         envvar="FLOWHOUSE_FLOWS",
         type=click.Path(file_okay=False, path_type=Path),
         default=None,
-        help="Folder of flow files and _settings.yml (env FLOWHOUSE_FLOWS; default: the shipped "
-        "flows/library/).",
+        help="Folder of flow files and _settings.yml (env FLOWHOUSE_FLOWS; default: the project's "
+        "flows/, or the shipped library outside a project).",
     )(fn)
 
 
@@ -105,14 +108,29 @@ def handles_errors(fn: F) -> F:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="flowhouse")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-def cli(debug: bool) -> None:
+@click.option(
+    "--project",
+    "project_dir",
+    envvar=PROJECT_ENV,
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The store's project (made by `flowhouse init`; env FLOWHOUSE_PROJECT; default: the "
+    "working folder or the nearest one above it, else the example store).",
+)
+def cli(debug: bool, project_dir: Path | None) -> None:
     """flowhouse: warehouse-native marketing flows for e-commerce.
 
     Events, customers and products live in the warehouse; dbt turns them into attributes, segments
-    and
-    derived events; flows (YAML in flows/) turn those into messages; every decision is written back.
+    and derived events; flows (YAML in flows/) turn those into messages; every decision is written
+    back.
 
+    Commands work on the store's project around the working folder (see `flowhouse init`), or on
+    the example store outside one.
     """
+    try:
+        use(locate(project_dir))
+    except ConfigError as err:
+        raise click.UsageError(str(err)) from None
 
 
 @cli.command()
@@ -278,7 +296,9 @@ def summary(warehouse: str) -> None:
 @handles_errors
 def demo(warehouse: str, customers: int, days: int, simulate_days: int, seed: int) -> None:
     """Run the main job end to end on a fresh synthetic store: generate, build, then run the flow
-    library through simulated days of ticks and print per-flow counts."""
+    library through simulated days of ticks and print per-flow counts (always the example store,
+    whatever the project)."""
+    use(Project.example())
 
     run_demo(
         Location.parse(warehouse),
@@ -888,7 +908,9 @@ def report(warehouse: str, out: Path, currency: str, build: bool, flows_dir: Pat
     location = existing(warehouse)
     if build:
         settings = load_settings(flows_dir or default_flows_dir())
-        click.echo(build_models(location, select=[MARTS], dbt_vars=settings.dbt_vars()).describe())
+        now = marts_now(location)
+        built = build_models(location, now=now, select=[MARTS], dbt_vars=settings.dbt_vars())
+        click.echo(built.describe())
     path = write_report(location, out, currency=currency)
     click.echo(f"wrote {path}")
 
@@ -980,9 +1002,26 @@ def schema(out: Path | None) -> None:
         click.echo(f"wrote {out}")
 
 
-def default_flows_dir() -> Path:
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", default=None, help="The dbt project's name (default: from the folder's).")
+@click.option("--title", default=None, help="The store's name in the settings and templates.")
+@handles_errors
+def init(directory: Path, name: str | None, title: str | None) -> None:
+    """Create a store's own project in DIRECTORY: flows, a dbt project on flowhouse's dbt package,
+    the mapping of the store's tables, a Dagster code location and a README."""
+    click.echo(init_project(directory, name, title).describe())
 
-    return FLOWS
+
+@cli.command("dbt-package")
+def dbt_package() -> None:
+    """Print the folder of flowhouse's dbt package (for FLOWHOUSE_DBT_PACKAGE when running dbt
+    yourself)."""
+    click.echo(str(DBT_PACKAGE))
+
+
+def default_flows_dir() -> Path:
+    return current().flows_dir
 
 
 def main() -> None:

@@ -4,11 +4,10 @@ the path that customer would take, with each decision's reason; nothing sent, li
 Two parts, each reusing what a real run uses:
 
 - **The path.** The real engine (:func:`flowhouse.orchestration.engine.tick.run_tick`) runs the flow
-  in a
-  scratch state schema, ``flowhouse_preview`` (recreated each time, like ``backtest``'s), for this
-  customer and one trigger event (``--trigger``, default their latest event of the flow's trigger
-  type): the first tick sees the trigger, then time jumps to each due time until the enrollment
-  ends. The decisions are read back and explained by :mod:`flowhouse.status`.
+  in a scratch state schema, ``flowhouse_preview`` (recreated each time, like ``backtest``'s), for
+  this customer and one trigger event (``--trigger``, default their latest event of the flow's
+  trigger type): the first tick sees the trigger, then time jumps to each due time until the
+  enrollment ends. The decisions are read back and explained by :mod:`flowhouse.status`.
 - **The messages.** Every send and action step is rendered by
   :func:`flowhouse.activation.render.render_rows`,
   the code that renders claimed outbox rows before sending: subject, preheader, HTML or text,

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from flowhouse.core.contract import DERIVED_EVENT_TYPES
-from flowhouse.core.paths import DBT_PROJECT
+from flowhouse.core.paths import DBT_PACKAGE
 
 #: Vars flowhouse sets itself: the tick's time, and those with a home of their own in the settings.
 RESERVED = {
@@ -34,8 +34,8 @@ RESERVED = {
 
 @cache
 def declared_vars() -> dict[str, Any]:
-    """The vars ``dbt_project.yml`` declares, with their defaults."""
-    text = (DBT_PROJECT / "dbt_project.yml").read_text(encoding="utf-8")
+    """The vars flowhouse's ``dbt_project.yml`` declares, with their defaults."""
+    text = (DBT_PACKAGE / "dbt_project.yml").read_text(encoding="utf-8")
     project = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return dict(project.get("vars") or {})
 

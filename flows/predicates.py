@@ -21,18 +21,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import sqlglot
-import yaml
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from flowhouse.core.contract import EVENTS
-from flowhouse.core.paths import MODELS
+from flowhouse.flows.dbtmodels import customer_attributes
 
-CUSTOMER_MODEL = MODELS / "customers" / "customer_attributes.yml"
 EVENT_COLUMNS = frozenset(EVENTS.column_names)
 
 #: A table's columns: their names, or their names and types (``text``, ``number``, ``boolean``,
@@ -82,19 +78,16 @@ class PredicateError:
     value: object = None
 
 
-@cache
-def customer_columns(model_yml: Path = CUSTOMER_MODEL) -> frozenset[str]:
-    """Columns of ``core.customer_attributes``, as its model documentation lists them."""
-    return frozenset(customer_types(model_yml))
+def customer_columns() -> frozenset[str]:
+    """Columns of ``core.customer_attributes``, as the models' documentation lists them."""
+    return frozenset(customer_types())
 
 
-@cache
-def customer_types(model_yml: Path = CUSTOMER_MODEL) -> dict[str, str]:
+def customer_types() -> dict[str, str]:
     """Columns of ``core.customer_attributes`` and their types (each column's ``data_type`` in
-    the model's documentation; ``""`` when it gives none)."""
-    doc = yaml.safe_load(model_yml.read_text())
-    model = next(m for m in doc["models"] if m["name"] == "customer_attributes")
-    return {c["name"]: _TYPES.get(str(c.get("data_type", "")), "") for c in model["columns"]}
+    the models' documentation, the store's attribute models' included; ``""`` when it gives
+    none)."""
+    return {name: _TYPES.get(kind, "") for name, kind in customer_attributes().items()}
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:

@@ -2,8 +2,7 @@
 files' JSON Schema.
 
 Flows are read by :func:`flowhouse.flows.load.read_flows`, the reader the tick uses too; sync files
-by
-:func:`flowhouse.flows.sync.files.validate_syncs`.
+by :func:`flowhouse.flows.sync.files.validate_syncs`.
 """
 
 from __future__ import annotations

@@ -20,13 +20,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from pathlib import Path
-
-import yaml
 
 from flowhouse.core.contract import EVENT_PROPERTIES, EVENT_TYPES
-from flowhouse.core.paths import MODELS
+from flowhouse.flows.dbtmodels import segment_models
 
 SETTINGS_FILE = "_settings.yml"
 
@@ -35,20 +31,6 @@ def suggest(name: str, known: Iterable[str]) -> str:
     """``"; did you mean a, b?"`` for the close matches of ``name``, or nothing."""
     close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
     return f"; did you mean {', '.join(close)}?" if close else ""
-
-
-@cache
-def segment_models(models_dir: Path = MODELS) -> dict[str, str]:
-    """Segment name -> model name: every model documented under ``models_dir`` whose config has
-    ``meta: {segment: <name>}`` (as the dbt macro ``segment_models`` finds them)."""
-    found: dict[str, str] = {}
-    for path in sorted(models_dir.rglob("*.yml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for model in doc.get("models") or ():
-            meta = (model.get("config") or {}).get("meta") or model.get("meta") or {}
-            if meta.get("segment"):
-                found[str(meta["segment"])] = str(model["name"])
-    return found
 
 
 def _contract() -> dict[str, dict[str, str] | None]:

@@ -176,7 +176,7 @@
     {%- set relations = [] -%}
     {%- if execute -%}
         {%- for node in graph.nodes.values() | sort(attribute='name') -%}
-            {%- if node.resource_type == 'model' and node.package_name == project_name
+            {%- if node.resource_type == 'model' and node.package_name == model.package_name
                 and node.name.startswith('derived_') -%}
                 {%- if node.unique_id in model.depends_on.nodes -%}
                     {%- do relations.append(ref(node.name)) -%}

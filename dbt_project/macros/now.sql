@@ -4,6 +4,6 @@
     {%- if var('now', none) -%}
         cast('{{ var("now") }}' as timestamp)
     {%- else -%}
-        (select coalesce(max(loaded_at), cast('1970-01-01' as timestamp)) from {{ source('raw', 'events') }})
+        (select coalesce(max(loaded_at), cast('1970-01-01' as timestamp)) from {{ flowhouse.input('events') }})
     {%- endif -%}
 {%- endmacro %}

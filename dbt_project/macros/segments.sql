@@ -23,7 +23,8 @@
     {%- if missing -%}
         {{ exceptions.raise_compiler_error(
             "segment model " ~ node.name ~ " reads " ~ (missing | join(', ')) ~ ", which "
-            ~ model.name ~ " does not depend on: add `-- depends_on: {{ ref('<model>') }}` for it to "
+            ~ model.name ~ " does not depend on: list it in the var flowhouse_segment_inputs (a model"
+            ~ " of a store's own project), or add `-- depends_on: {{ ref('<model>') }}` for it to "
             ~ model.original_file_path) }}
     {%- endif -%}
     select distinct

@@ -8,7 +8,7 @@ select quarantined.input, quarantined.field, quarantined.reason, count(*) as qua
     min(quarantined.event_id) as example_event_id
 from {{ ref('quarantined_events') }} as quarantined
 where exists (
-    select 1 from {{ source('raw', 'events') }} as raw_events
+    select 1 from {{ flowhouse.input('events') }} as raw_events
     where raw_events.event_id = quarantined.event_id
 )
 group by quarantined.input, quarantined.field, quarantined.reason

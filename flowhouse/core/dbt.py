@@ -1,7 +1,9 @@
 """Run the dbt project in-process against a warehouse.
 
-Each adapter gets its own target path (``dbt_project/target-duckdb``, ``target-postgres``) so
-switching warehouses never forces a full reparse. dbtRunner reports failures instead of raising;
+dbt runs on the project of the process (:mod:`flowhouse.core.project`): the example store's dbt
+project, or a store's own, whose flowhouse dbt package is installed (``dbt deps``) the first time.
+Each adapter gets its own target path (``target-duckdb``, ``target-postgres``) so switching
+warehouses never forces a full reparse. dbtRunner reports failures instead of raising;
 :func:`run_dbt` turns them into :class:`DbtError` naming each failing node.
 """
 
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowhouse.core.errors import DbtError
-from flowhouse.core.paths import DBT_PROJECT
+from flowhouse.core.paths import DBT_PACKAGE
+from flowhouse.core.project import Project, current
 from flowhouse.core.warehouse import Location
 
 
@@ -42,8 +45,8 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def target_path(location: Location) -> str:
-    return str(DBT_PROJECT / f"target-{location.dialect}")
+def target_path(location: Location, project: Project | None = None) -> str:
+    return str((project or current()).work_dir / f"target-{location.dialect}")
 
 
 def dbt_args(
@@ -52,12 +55,13 @@ def dbt_args(
     extra: Sequence[str] = (),
     dbt_vars: Mapping[str, Any] | None = None,
 ) -> list[str]:
+    project = current()
     args = [
         command,
-        "--project-dir", str(DBT_PROJECT),
-        "--profiles-dir", str(DBT_PROJECT),
-        "--target-path", target_path(location),
-        "--log-path", str(DBT_PROJECT / "logs"),
+        "--project-dir", str(project.dbt_dir),
+        "--profiles-dir", str(project.dbt_dir),
+        "--target-path", target_path(location, project),
+        "--log-path", str(project.work_dir / "logs"),
     ]  # fmt: skip
     if dbt_vars:
         args += ["--vars", json.dumps(dict(dbt_vars))]
@@ -74,10 +78,11 @@ def run_dbt(
     """Run ``dbt <command>`` (build, run, test, parse, ...) and return one result per node."""
     from dbt.cli.main import dbtRunner
 
+    install_package(location)
     args = dbt_args(command, location, extra, dbt_vars)
     if quiet:
         args = ["--quiet", "--no-print", *args] if command != "parse" else ["--quiet", *args]
-    with environment(location.dbt_env()):
+    with environment({**location.dbt_env(), **current().dbt_env()}):
         outcome = dbtRunner().invoke(args)
     results = _node_results(outcome.result)
     if not outcome.success:
@@ -86,6 +91,32 @@ def run_dbt(
         cause = f"\n  {outcome.exception}" if outcome.exception else ""
         raise DbtError(f"dbt {command} failed{cause}\n{detail}".rstrip())
     return results
+
+
+def install_package(location: Location) -> None:
+    """A store's project gets flowhouse's dbt package (``dbt deps``) when it lacks it or has
+    another copy's; the example store is flowhouse's dbt project itself."""
+    from dbt.cli.main import dbtRunner
+
+    project = current()
+    installed = project.packages_dir / "flowhouse"
+    if not project.own or (installed.exists() and installed.resolve() == DBT_PACKAGE):
+        return
+    with environment({**location.dbt_env(), **project.dbt_env()}):
+        outcome = dbtRunner().invoke(
+            [
+                "--quiet",
+                "deps",
+                "--project-dir",
+                str(project.dbt_dir),
+                "--profiles-dir",
+                str(project.dbt_dir),
+                "--log-path",
+                str(project.work_dir / "logs"),
+            ]
+        )
+    if not outcome.success:
+        raise DbtError(f"dbt deps failed in {project.dbt_dir}: {outcome.exception or ''}".rstrip())
 
 
 def _node_results(result: Any) -> list[NodeResult]:

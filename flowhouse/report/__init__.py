@@ -25,7 +25,7 @@ from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.report.data import Reader, ReportData
 from flowhouse.report.page import render_page
 
-__all__ = ["read_report_data", "write_report"]
+__all__ = ["marts_now", "read_report_data", "write_report"]
 
 REPORT_FILE = "index.html"
 
@@ -40,6 +40,18 @@ def existing(location: str | Location) -> Location:
             expected="a warehouse file where flows ran (flowhouse demo, flowhouse tick)",
         )
     return loc
+
+
+def marts_now(location: Location, state_schema: str = STATE_SCHEMA) -> datetime:
+    """The time the marts are built as of for a report: now, or the last tick when ticks ran
+    later (``--now`` in the future). The newest raw event is not enough: a quiet store keeps
+    ticking, and marts built as of its last event would leave out the days since."""
+    now = utcnow()
+    with Warehouse.open(location) as wh:
+        if not wh.table_exists(state_schema, "ticks"):
+            return now
+        last = wh.scalar(f"select max(tick_at) from {state_schema}.ticks")
+    return max(now, last) if isinstance(last, datetime) else now
 
 
 def read_report_data(

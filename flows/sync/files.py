@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Iterator, Sequence
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from sqlglot.errors import ParseError, SqlglotError
 
 from flowhouse.core.contract import INPUTS, RAW_SCHEMA
 from flowhouse.core.errors import ConfigError
-from flowhouse.core.paths import DBT_PROJECT, MODELS
+from flowhouse.flows.dbtmodels import relations, segment_models
 from flowhouse.flows.files import FLOW_SUFFIXES, Lines, Problem, line_of, read_yaml, yaml_problem
 from flowhouse.flows.predicates import check_predicate, customer_columns
 from flowhouse.flows.sync.syncfile import CUSTOMER_RELATION, Sync
@@ -353,48 +352,11 @@ def relation_columns(relation: str) -> frozenset[str] | None:
     return dbt_relations().get(relation)
 
 
-@cache
-def dbt_relations(models_dir: Path = MODELS) -> dict[str, frozenset[str]]:
-    """Every model documented under ``models_dir``: ``schema.name`` -> its documented columns. The
-    schema is the model's ``config.schema``, else its folder's ``+schema`` in dbt_project.yml."""
-    folders = _folder_config()
-    found: dict[str, frozenset[str]] = {}
-    for yml in sorted(models_dir.rglob("*.yml")):
-        for model in _models_in(yml):
-            config = model.get("config") or {}
-            schema = config.get("schema") or _schema(folders, yml.relative_to(models_dir).parent)
-            if schema:
-                columns = model.get("columns") or []
-                found[f"{schema}.{model['name']}"] = frozenset(c["name"] for c in columns)
-    return found
+def dbt_relations() -> dict[str, frozenset[str]]:
+    """Every documented model of the project: ``schema.name`` -> its documented columns."""
+    return relations()
 
 
-@cache
-def segment_names(models_dir: Path = MODELS) -> frozenset[str]:
-    """The segments the project defines: ``meta.segment`` of its models (models/segments/)."""
-    names: set[str] = set()
-    for yml in sorted(models_dir.rglob("*.yml")):
-        for model in _models_in(yml):
-            meta = (model.get("config") or {}).get("meta") or model.get("meta") or {}
-            if meta.get("segment"):
-                names.add(str(meta["segment"]))
-    return frozenset(names)
-
-
-def _models_in(yml: Path) -> list[dict[str, Any]]:
-    doc = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
-    return [m for m in doc.get("models") or [] if isinstance(m, dict) and "name" in m]
-
-
-def _folder_config() -> dict[str, Any]:
-    doc = yaml.safe_load((DBT_PROJECT / "dbt_project.yml").read_text(encoding="utf-8"))
-    return dict((doc.get("models") or {}).get(doc.get("name"), {}) or {})
-
-
-def _schema(config: dict[str, Any], folder: Path) -> str | None:
-    """The innermost ``+schema`` configured on the way down to ``folder``."""
-    schema = config.get("+schema")
-    for part in folder.parts:
-        config = config.get(part) or {}
-        schema = config.get("+schema", schema)
-    return str(schema) if schema else None
+def segment_names() -> frozenset[str]:
+    """The segments the project defines: ``meta.segment`` of its models."""
+    return frozenset(segment_models())

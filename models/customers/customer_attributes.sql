@@ -219,4 +219,16 @@ final as (
 
 )
 
-select * from final
+{#- A store's own attribute models (var flowhouse_attribute_models, keyed by customer_id) add their
+    columns; see flowhouse.attribute_columns. -#}
+{%- set extras = var('flowhouse_attribute_models', none) or [] %}
+select
+    final.*
+    {%- for name in extras %}
+    {{- flowhouse.attribute_columns(ref(name), 'extra_' ~ loop.index) }}
+    {%- endfor %}
+from final
+{%- for name in extras %}
+left join {{ ref(name) }} as extra_{{ loop.index }}
+    on extra_{{ loop.index }}.customer_id = final.customer_id
+{%- endfor %}

@@ -2,8 +2,8 @@
 
 {#- The one stream flows read: every raw event (stg_events) and every derived event, with is_derived.
 
-    The derived models are found in the dbt graph: every enabled model of this project named derived_*
-    (those in models/segments too), so adding a derivation is one new model file. dbt cannot learn a
+    The derived models are found in the dbt graph: every enabled model of flowhouse named derived_* (those
+    in models/segments too), so adding a derivation is one new model file. dbt cannot learn a
     model's parents from the graph while it parses (the graph is empty then), so the derivations in
     derived_event_types() that are switched on are declared as parents below; that orders them before
     this view. A derived_* model missing from that list is still unioned once its table exists. -#}

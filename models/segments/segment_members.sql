@@ -7,6 +7,10 @@
 -- depends_on: {{ ref('list_members') }}
 -- depends_on: {{ ref('stg_customers') }}
 -- depends_on: {{ ref('stg_events') }}
+{#- A store's segments may read models of its own: the var flowhouse_segment_inputs lists them. #}
+{%- for name in var('flowhouse_segment_inputs', none) or [] %}
+-- depends_on: {{ ref(name) }}
+{%- endfor %}
 
 {%- set segments = flowhouse.segment_models() %}
 

@@ -7,7 +7,7 @@
         post_hook=[
             "delete from {{ this.schema }}.quarantined_events_checked",
             "insert into {{ this.schema }}.quarantined_events_checked
-                select max(loaded_at) from {{ source('raw', 'events') }}",
+                select max(loaded_at) from {{ flowhouse.input('events') }}",
         ],
     )
 }}
@@ -34,7 +34,7 @@ events as (
         loaded_at,
         properties,
         {{ flowhouse.json_kind('properties') }} as properties_kind
-    from {{ source('raw', 'events') }}
+    from {{ flowhouse.input('events') }}
     where loaded_at > {{ checked }} or loaded_at is null
 
 ),

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'events') }}
+    select * from {{ flowhouse.input('events') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('raw', 'products') }}
+    select * from {{ flowhouse.input('products') }}
 
 ),
 

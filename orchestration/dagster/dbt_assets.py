@@ -31,7 +31,7 @@ from dagster_dbt import (
 from flowhouse.core.build import MARTS, prepare_sources
 from flowhouse.core.dbt import environment, target_path
 from flowhouse.core.errors import ConfigError
-from flowhouse.core.paths import DBT_PROJECT
+from flowhouse.core.project import current
 from flowhouse.core.warehouse import Location
 from flowhouse.flows.settings import load_settings
 from flowhouse.orchestration.dagster.resources import POOL, FlowhouseResource, run_time
@@ -53,10 +53,9 @@ def dbt_cli(project: DbtProject) -> DbtCliResource:
 
 
 def dbt_project(location: Location) -> DbtProject:
-    """The dbt project, with the target path of the warehouse's adapter."""
-    return DbtProject(
-        project_dir=DBT_PROJECT, target_path=Path(target_path(location)), profiles_dir=DBT_PROJECT
-    )
+    """The project's dbt project, with the target path of the warehouse's adapter."""
+    root = current().dbt_dir
+    return DbtProject(project_dir=root, target_path=Path(target_path(location)), profiles_dir=root)
 
 
 def read_manifest(project: DbtProject) -> dict[str, Any]:

@@ -34,12 +34,13 @@ from flowhouse.activation.deliver import Options
 from flowhouse.activation.providers.delivery import provider_configs
 from flowhouse.activation.sync.run import SyncOptions
 from flowhouse.core.clock import parse_now, utc
-from flowhouse.core.paths import FLOWS, ROOT
+from flowhouse.core.paths import FLOWS
+from flowhouse.core.project import Project, current
 from flowhouse.core.warehouse import ENV_VAR as WAREHOUSE_ENV
 from flowhouse.core.warehouse import Location
 from flowhouse.flows.settings import Settings, load_settings
 
-DEMO_WAREHOUSE = ROOT / "demo" / "warehouse.duckdb"
+DEMO_WAREHOUSE = Project.example().warehouse
 FLOWS_ENV = "FLOWHOUSE_FLOWS"
 PROVIDER_URL_ENV = "FLOWHOUSE_PROVIDER_URL"
 INBOX_ENV = "FLOWHOUSE_INBOX"
@@ -114,12 +115,13 @@ def resource_from_env(environ: Mapping[str, str] | None = None) -> FlowhouseReso
     def given(name: str, default: str | None = None) -> Any:
         return EnvVar(name) if env.get(name) else default
 
-    flows_dir = env.get(FLOWS_ENV) or str(FLOWS)
+    project = current()
+    flows_dir = env.get(FLOWS_ENV) or str(project.flows_dir)
     settings = load_settings(Path(flows_dir))
     secrets = {field: given(name(settings)) for field, name in SECRETS.items()}
     return FlowhouseResource(
-        warehouse=given(WAREHOUSE_ENV, str(DEMO_WAREHOUSE)),
-        flows_dir=given(FLOWS_ENV, str(FLOWS)),
+        warehouse=given(WAREHOUSE_ENV, str(project.warehouse)),
+        flows_dir=given(FLOWS_ENV, str(project.flows_dir)),
         provider_url=given(PROVIDER_URL_ENV),
         inbox=given(INBOX_ENV),
         **secrets,

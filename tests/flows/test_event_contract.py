@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 
 from flowhouse.core.contract import EVENT_PROPERTIES, EVENT_TYPES, contract_table
-from flowhouse.core.paths import ROOT
+from flowhouse.core.paths import CHECKOUT
 
-DOC = ROOT / "docs" / "events.md"
+DOC = CHECKOUT / "docs" / "events.md"
 MARKER = "<!-- contract:"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from flowhouse.core.paths import FLOWS, ROOT
+from flowhouse.core.paths import CHECKOUT, FLOWS
 from flowhouse.flows.flowfile import Flow, Message
 from flowhouse.flows.settings import Settings, Store
 from flowhouse.flows.templating import (
@@ -272,6 +272,6 @@ def test_validate_asks_for_a_postal_address_and_reports_bad_settings(
 
 
 def test_every_context_variable_is_documented() -> None:
-    doc = (ROOT / "docs" / "flows.md").read_text()
+    doc = (CHECKOUT / "docs" / "flows.md").read_text()
     missing = [name for name in context_variables() if f"`{name}" not in doc]
     assert missing == []

@@ -168,10 +168,10 @@ def test_durations(text: str, seconds: int) -> None:
 
 
 def test_the_published_schema_is_current() -> None:
-    from flowhouse.core.paths import ROOT
+    from flowhouse.core.paths import CHECKOUT
     from flowhouse.flows.validate import json_schema
 
-    published = (ROOT / "docs" / "flow.schema.json").read_text()
+    published = (CHECKOUT / "docs" / "flow.schema.json").read_text()
     assert published == json_schema() + "\n", "run: flowhouse schema --out docs/flow.schema.json"
 
 

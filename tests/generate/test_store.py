@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from flowhouse.core.contract import CATALOG_EVENT_TYPES, RAW_EVENT_TYPES
-from flowhouse.core.paths import ROOT
+from flowhouse.core.paths import CHECKOUT
 from flowhouse.core.warehouse import Location
 from flowhouse.generate import GenerateStats
 
@@ -21,7 +21,7 @@ GENERATED_TYPES = {t for t in RAW_EVENT_TYPES if not t.startswith("message_")}
 
 def documented_properties() -> dict[str, set[str]]:
     """The property keys of each raw event type, read from the table in docs/events.md."""
-    text = (ROOT / "docs" / "events.md").read_text()
+    text = (CHECKOUT / "docs" / "events.md").read_text()
     raw_table = text.split("## Raw events", 1)[1].split("## Derived events", 1)[0]
     keys: dict[str, set[str]] = {}
     for line in raw_table.splitlines():

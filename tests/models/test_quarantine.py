@@ -15,7 +15,7 @@ from sqlglot import exp
 from flowhouse.cli import cli
 from flowhouse.core.build import build_models
 from flowhouse.core.contract import DBT_CONTRACT_MACRO, dbt_contract_macro
-from flowhouse.core.paths import DBT_PROJECT
+from flowhouse.core.paths import DBT_PACKAGE
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.summary import render_summary
 
@@ -76,7 +76,7 @@ def check_quarantine(location: Location) -> None:
 
 
 def test_contract_macro_is_current() -> None:
-    written = (DBT_PROJECT / "macros" / DBT_CONTRACT_MACRO).read_text(encoding="utf-8")
+    written = (DBT_PACKAGE / "macros" / DBT_CONTRACT_MACRO).read_text(encoding="utf-8")
     assert written == dbt_contract_macro(), "regenerate it from dbt_contract_macro()"
 
 

@@ -37,7 +37,7 @@ from flowhouse.activation.providers.delivery import provider_configs
 from flowhouse.core.clock import parse_now
 from flowhouse.core.dbt import target_path
 from flowhouse.core.errors import ConfigError
-from flowhouse.core.paths import DBT_PROJECT, FLOWS, ROOT
+from flowhouse.core.paths import CHECKOUT, DBT_PACKAGE, FLOWS
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.demo import DEMO_START
@@ -64,7 +64,7 @@ CUSTOM_CHECKS = {
 }
 
 
-DEMO = Location.parse(str(ROOT / "demo" / "warehouse.duckdb"))
+DEMO = Location.parse(str(CHECKOUT / "demo" / "warehouse.duckdb"))
 
 
 def _manifest(location: Location) -> dict[str, Any]:
@@ -183,7 +183,7 @@ def test_schedule_interval_from_the_environment() -> None:
 def test_definitions_validate_with_the_shipped_instance(tmp_path: Path) -> None:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(ROOT / "orchestration" / "dagster" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(CHECKOUT / "orchestration" / "dagster" / "dagster.yaml", home / "dagster.yaml")
     config = DagsterInstance.from_config(str(home)).get_concurrency_config()
     assert config.run_queue_config is not None
     assert config.run_queue_config.max_concurrent_runs == 1
@@ -210,7 +210,7 @@ def test_definitions_validate_with_the_shipped_instance(tmp_path: Path) -> None:
 
 
 def test_a_missing_manifest_names_the_prepare_command(tmp_path: Path) -> None:
-    project = DbtProject(project_dir=DBT_PROJECT, target_path=tmp_path / "target-duckdb")
+    project = DbtProject(project_dir=DBT_PACKAGE, target_path=tmp_path / "target-duckdb")
     with pytest.raises(ConfigError, match=r"python -m orchestration\.dagster\.prepare"):
         read_manifest(project)
     assert PREPARE == "python -m flowhouse.orchestration.dagster.prepare"
@@ -226,7 +226,7 @@ def test_the_resource_reads_the_environment_without_showing_secrets(tmp_path: Pa
     assert isinstance(resource.warehouse, EnvVar) and resource.warehouse == "FLOWHOUSE_WAREHOUSE"
     assert isinstance(resource.sendgrid_api_key, EnvVar)
     assert resource.twilio_auth_token is None and resource.inbox is None
-    assert resource_from_env({}).warehouse == str(ROOT / "demo" / "warehouse.duckdb")
+    assert resource_from_env({}).warehouse == str(CHECKOUT / "demo" / "warehouse.duckdb")
     given = FlowhouseResource(warehouse=str(tmp_path / "w.duckdb"), sendgrid_api_key="sg-secret")
     assert given.environ() == {
         provider_configs(load_settings(FLOWS)).sendgrid.api_key_env: "sg-secret"
@@ -331,7 +331,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
 def test_the_cycle_materialises_and_sends_to_the_fake_provider(
     store: Location, tmp_path: Path
 ) -> None:
-    from flowhouse.orchestration.dagster.definitions import build_definitions
+    from flowhouse.orchestration.dagster.location import build_definitions
 
     location = store
     models = _models(_manifest(location))

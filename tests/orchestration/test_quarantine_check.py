@@ -22,7 +22,7 @@ EVENT_COLUMNS = ["event_id", "customer_id", "event_type", "occurred_at", "loaded
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:AssetExecutionContext.op is deprecated:DeprecationWarning")
 def test_a_bad_row_warns_and_the_cycle_goes_on(tmp_warehouse: Location) -> None:
-    from flowhouse.orchestration.dagster.definitions import build_definitions
+    from flowhouse.orchestration.dagster.location import build_definitions
 
     generate_store(tmp_warehouse, customers=150, days=3, seed=5, start=DEMO_START)
     launch = DEMO_START + timedelta(days=3)
