@@ -106,11 +106,18 @@ def customer_attributes(folders: Sequence[Path] | None = None) -> dict[str, str]
 
 def attribute_models() -> list[str]:
     """The store's attribute models: the var ``flowhouse_attribute_models`` of its project."""
+    return [str(name) for name in project_vars().get(ATTRIBUTE_MODELS_VAR) or []]
+
+
+def project_vars() -> dict[str, Any]:
+    """The vars a store's own ``dbt_project.yml`` sets (global, and scoped to ``flowhouse:``);
+    nothing outside a store's project."""
     project = current()
     if not project.own:
-        return []
-    listed = dict(_project_doc(project.dbt_dir).get("vars") or {}).get(ATTRIBUTE_MODELS_VAR) or []
-    return [str(name) for name in listed]
+        return {}
+    given = dict(_project_doc(project.dbt_dir).get("vars") or {})
+    scoped = given.pop("flowhouse", None)
+    return given | (scoped if isinstance(scoped, dict) else {})
 
 
 def _type(column: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@ from pydantic import (
 
 from flowhouse.core.contract import EVENT_TYPES, PropertyType
 from flowhouse.core.errors import ConfigError, FileLocation
+from flowhouse.flows.dbtmodels import project_vars
 from flowhouse.flows.files import Lines, YamlSyntaxError, line_of, read_yaml, yaml_problem
 from flowhouse.flows.flowfile import Cap, Duration, LocalTime, Model, Route, Share
 from flowhouse.flows.modelvars import check_model_var, check_raw_type, model_vars
@@ -229,7 +230,7 @@ def load_settings(flows_dir: Path) -> Settings:
 
     path = flows_dir / SETTINGS_FILE
     if not path.exists():
-        settings = Settings()
+        settings = Settings.model_validate(_with_project_zone({}))
         settings._source = Source(str(path))
         return settings
     try:
@@ -237,7 +238,7 @@ def load_settings(flows_dir: Path) -> Settings:
     except yaml.YAMLError as err:
         raise YamlSyntaxError(yaml_problem(str(path), err)) from err
     try:
-        settings = Settings.model_validate(data or {})
+        settings = Settings.model_validate(_with_project_zone(data or {}))
     except ValidationError as err:
         first = err.errors(include_url=False)[0]
         loc = tuple(first["loc"])
@@ -249,6 +250,16 @@ def load_settings(flows_dir: Path) -> Settings:
         ) from err
     settings._source = Source(str(path), lines)
     return settings
+
+
+def _with_project_zone(data: Any) -> Any:
+    """The store's time zone, when the settings do not give one: the var ``store_timezone`` of a
+    store's own dbt project (so the models and the engine agree)."""
+    zone = project_vars().get("store_timezone")
+    store = data.get("store", {}) if isinstance(data, dict) else None
+    if not zone or not isinstance(store, dict) or "timezone" in store:
+        return data
+    return {**data, "store": {**store, "timezone": zone}}
 
 
 def domain_of(address: str) -> str:

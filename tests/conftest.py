@@ -10,9 +10,17 @@ from urllib.parse import urlparse, urlunparse
 
 import pytest
 
+from flowhouse.core.project import Project, using
 from flowhouse.core.warehouse import Location
 
 PG_ENV = "FLOWHOUSE_TEST_POSTGRES_URL"
+
+
+@pytest.fixture(autouse=True)
+def example_project() -> Iterator[None]:
+    """Every test starts on the example store; one that enters a store's project leaves it."""
+    with using(Project.example()):
+        yield
 
 
 @pytest.fixture

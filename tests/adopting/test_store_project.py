@@ -143,3 +143,23 @@ def test_a_store_project_from_init_to_sent_messages(warehouse: str, tmp_path: Pa
     assert "wrote" in report
     page = (project / "report" / "index.html").read_text()
     assert "Thanks, repeat buyers" in page
+
+    # the project's Dagster code location loads: its dbt assets include the store's models
+    if location.dialect == "duckdb":
+        prepared = subprocess.run(
+            [sys.executable, "-m", "flowhouse.orchestration.dagster.prepare"],
+            cwd=project, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert prepared.returncode == 0, prepared.stderr
+        assert str(project / "target-duckdb" / "manifest.json") in prepared.stdout
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        dagster = Path(sys.executable).parent / "dagster"
+        done = subprocess.run(
+            [str(dagster), "definitions", "validate", "-f", "definitions.py"],
+            cwd=project, env={**env, "DAGSTER_HOME": str(home)},
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        manifest = (project / "target-duckdb" / "manifest.json").read_text()
+        assert "model.shop.seg_repeat_buyers" in manifest
