@@ -173,9 +173,13 @@ def echo() -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = sending_store(Location.parse(str(tmp_path / "store.duckdb")), tmp_path)
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "postgres":
+        location = Location.parse(request.getfixturevalue("pg_url"))
+    else:
+        location = Location.parse(str(tmp_path / "store.duckdb"))
+    s = sending_store(location, tmp_path)
     try:
         yield s
     finally:
@@ -186,7 +190,8 @@ def every_table(wh: Warehouse) -> str:
     """Every row of every table in the warehouse, as text."""
     tables = wh.query(
         "select table_schema, table_name from information_schema.tables "
-        "where table_type = 'BASE TABLE' order by 1, 2"
+        "where table_type = 'BASE TABLE' "
+        "and table_schema not in ('pg_catalog', 'information_schema') order by 1, 2"
     )
     return "\n".join(repr(wh.query(f'select * from {s}."{t}"')) for s, t in tables)
 
