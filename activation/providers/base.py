@@ -115,7 +115,8 @@ def check_secret(name: str, what: str, value: str) -> None:
     )
 
 
-#: Forms shorter than this are not redacted (they would blank unrelated words).
+#: Derived forms shorter than this are not redacted (they would blank unrelated words); the value
+#: itself always is.
 MIN_FORM = 6
 
 
@@ -132,7 +133,7 @@ def forms(value: str) -> set[str]:
     for skip in range(3):
         aligned = raw[skip : skip + (len(raw) - skip) // 3 * 3]
         found |= {base64.b64encode(aligned).decode(), base64.urlsafe_b64encode(aligned).decode()}
-    return {f for f in found if len(f) >= MIN_FORM}
+    return {f for f in found if len(f) >= MIN_FORM} | ({value} if value else set())
 
 
 def _placeholder(name: str) -> str:
