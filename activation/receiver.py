@@ -2,11 +2,11 @@
 
 It does no warehouse work: every accepted request becomes one JSON file in an inbox folder, written
 atomically (a hidden temp name, then a rename) under a name that sorts by arrival, and
-:func:`activation.engagement.ingest` loads the inbox later. So the receiver answers in
+:func:`flowhouse.activation.engagement.ingest` loads the inbox later. So the receiver answers in
 milliseconds and never holds the DuckDB warehouse's single writer lock.
 
 - ``POST /webhooks/sendgrid``: the SendGrid event webhook body (a JSON array), as is, once its
-  ECDSA signature checks out (:mod:`activation.providers.sendgrid.signature`) and its timestamp is
+  ECDSA signature checks out (:mod:`flowhouse.activation.providers.sendgrid.signature`) and its timestamp is
   within the tolerance.
 - ``POST /webhooks/twilio``: a status callback's fields, the ``message_id`` and ``customer_id`` of
   its query and ``received_at``, once ``X-Twilio-Signature`` checks out.
@@ -44,10 +44,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from activation import links
-from activation.providers import sendgrid_signature
-from activation.providers.base import Secrets
-from activation.providers.delivery import ProviderConfigs
+from flowhouse.activation import links
+from flowhouse.activation.providers import sendgrid_signature
+from flowhouse.activation.providers.base import Secrets
+from flowhouse.activation.providers.delivery import ProviderConfigs
 from flowhouse.core.errors import ConfigError
 
 SIGNATURE_HEADER = "X-Twilio-Signature"

@@ -192,7 +192,7 @@ _counter = itertools.count()
 
 class Sink(Protocol):
     """Where simulated webhooks go: the inbox folder, or a receiver they are posted to
-    (:class:`activation.fake.webhooks.Poster`)."""
+    (:class:`flowhouse.activation.fake.webhooks.Poster`)."""
 
     @property
     def enabled(self) -> bool: ...

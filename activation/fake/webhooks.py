@@ -3,7 +3,7 @@ as they sign it: SendGrid's event batches with the fake's own Signed Event Webho
 (:data:`SENDGRID_KEY`; its verification key is :data:`SENDGRID_PUBLIC_KEY`), Twilio's status
 callbacks with ``X-Twilio-Signature`` under the auth token the fake is given.
 
-A :class:`Poster` stands in for the inbox folder (:class:`activation.fake.engagement.Inbox`) when
+A :class:`Poster` stands in for the inbox folder (:class:`flowhouse.activation.fake.engagement.Inbox`) when
 the fake is started with a receiver's URL; a post the receiver refuses is kept in
 :attr:`Poster.refused`, never dropped silently.
 """
@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from activation.providers import sendgrid_signature
-from activation.receiver import SIGNATURE_HEADER, twilio_signature
+from flowhouse.activation.providers import sendgrid_signature
+from flowhouse.activation.receiver import SIGNATURE_HEADER, twilio_signature
 
 #: The fake's Signed Event Webhook key pair (fixed, so its verification key can be written down).
 SENDGRID_KEY = ec.derive_private_key(

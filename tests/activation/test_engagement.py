@@ -17,11 +17,11 @@ import pytest
 from sqlglot import exp
 from starlette.exceptions import StarletteDeprecationWarning
 
-from activation import engagement, links
-from activation.engagement import IngestReport, ingest
-from activation.fake.webhooks import SENDGRID_KEY, SENDGRID_PUBLIC_KEY
-from activation.providers import sendgrid_signature
-from activation.receiver import Verification, create_app
+from flowhouse.activation import engagement, links
+from flowhouse.activation.engagement import IngestReport, ingest
+from flowhouse.activation.fake.webhooks import SENDGRID_KEY, SENDGRID_PUBLIC_KEY
+from flowhouse.activation.providers import sendgrid_signature
+from flowhouse.activation.receiver import Verification, create_app
 from flowhouse.core.sql import literal
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse

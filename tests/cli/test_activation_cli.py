@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 from harness import EMAIL, flow
 from sending import deploy, sending_store
 
-from activation.fake.webhooks import SENDGRID_PUBLIC_KEY
-from activation.links import Claims, sign
+from flowhouse.activation.fake.webhooks import SENDGRID_PUBLIC_KEY
+from flowhouse.activation.links import Claims, sign
 from flowhouse.cli import cli
 from flowhouse.core.warehouse import Location, Warehouse
 

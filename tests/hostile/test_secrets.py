@@ -27,14 +27,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 from harness import EMAIL, SMS, Store, flow
 from sending import deploy, sending_store
 
-from activation.deliver import Options, send_open
-from activation.providers.base import REASON_LIMIT, BadSecret, MissingSecret, Secrets
-from activation.sender import Policy
-from activation.sync.run import SyncOptions, run_sync
+from flowhouse.activation.deliver import Options, send_open
+from flowhouse.activation.providers.base import REASON_LIMIT, BadSecret, MissingSecret, Secrets
+from flowhouse.activation.sender import Policy
+from flowhouse.activation.sync.run import SyncOptions, run_sync
 from flowhouse.cli import cli
 from flowhouse.core.warehouse import Location, Warehouse
-from flows.settings import Settings
-from flows.sync.syncfile import Sync
+from flowhouse.flows.settings import Settings
+from flowhouse.flows.sync.syncfile import Sync
 
 SENDGRID_KEY = "SG.sentinelKEY-0123456789abcdef.ZYXWVUTSRQponmlk-9876543210"
 TWILIO_TOKEN = "twSentinelToken0123456789abcdefABCDEF"

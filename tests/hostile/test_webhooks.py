@@ -34,13 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 from harness import EMAIL, SMS, flow
 from sending import deploy, sending_store
 
-from activation.deliver import Options, send_open
-from activation.engagement import ingest
-from activation.fake.server import running
-from activation.fake.settings import FakeSettings
-from activation.fake.webhooks import SENDGRID_PUBLIC_KEY, TWILIO_AUTH_TOKEN, Poster
-from activation.providers import sendgrid_signature
-from activation.receiver import MAX_BODY, MAX_DEPTH, Verification, create_app
+from flowhouse.activation.deliver import Options, send_open
+from flowhouse.activation.engagement import ingest
+from flowhouse.activation.fake.server import running
+from flowhouse.activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.webhooks import SENDGRID_PUBLIC_KEY, TWILIO_AUTH_TOKEN, Poster
+from flowhouse.activation.providers import sendgrid_signature
+from flowhouse.activation.receiver import MAX_BODY, MAX_DEPTH, Verification, create_app
 from flowhouse.cli import cli
 from flowhouse.core.warehouse import Location
 
