@@ -384,7 +384,8 @@ def _reachable(
         try:
             destinations.get(route)
         except ConfigError as err:
-            finals = [Final(m.message_id, "failed", reason=f"{route}: {err}") for m in messages]
+            reason = destinations.secrets.redact(f"{route}: {err}")
+            finals = [Final(m.message_id, "failed", reason=reason) for m in messages]
             record(ctx, claim_id, finals, [])
             report.add(route, finals)
             continue

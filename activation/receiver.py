@@ -5,9 +5,17 @@ atomically (a hidden temp name, then a rename) under a name that sorts by arriva
 :func:`flowhouse.activation.engagement.ingest` loads the inbox later. So the receiver answers in
 milliseconds and never holds the DuckDB warehouse's single writer lock.
 
-- ``POST /webhooks/sendgrid``: the SendGrid event webhook body (a JSON array), as is.
+- ``POST /webhooks/sendgrid``: the SendGrid event webhook body (a JSON array), as is, once its
+  ECDSA signature checks out (:mod:`flowhouse.activation.providers.sendgrid.signature`) and its
+  timestamp is within the tolerance.
 - ``POST /webhooks/twilio``: a status callback's fields, the ``message_id`` and ``customer_id`` of
   its query and ``received_at``, once ``X-Twilio-Signature`` checks out.
+
+A provider's webhooks are checked unless it is listed in :attr:`Verification.unverified` (the
+documented opt-out, ``flowhouse receive --unverified``); without its key and not listed, every post
+is refused. A post without a signature answers 401, a wrong one 403, and neither stores anything;
+a body past :data:`MAX_BODY` answers 413, JSON nested deeper than :data:`MAX_DEPTH` or not an
+array of objects 400.
 - ``GET /unsubscribe?token=``: nothing; a confirmation page (link scanners follow GETs).
 - ``POST /unsubscribe?token=``: an unsubscribe, once the signed token checks out (RFC 8058
   one-click, or the confirmation page's button).
@@ -21,8 +29,11 @@ import hmac
 import html
 import json
 import os
+import time
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,9 +45,70 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from flowhouse.activation import links
+from flowhouse.activation.providers import sendgrid_signature
+from flowhouse.activation.providers.base import Secrets
+from flowhouse.activation.providers.delivery import ProviderConfigs
+from flowhouse.core.errors import ConfigError
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MAX_BODY = 5 * 1024 * 1024  # bytes: SendGrid batches stay far below this
+#: How deep a SendGrid post may nest (the array, its events, their lists and objects).
+MAX_DEPTH = 8
+PROVIDERS = ("sendgrid", "twilio")
+
+
+@dataclass(frozen=True)
+class Verification:
+    """How provider webhooks are checked: SendGrid's verification key (base64 DER), Twilio's auth
+    token, the public URL Twilio signs (behind a proxy), the replay tolerance of SendGrid's
+    timestamps, and the providers whose webhooks are accepted unchecked (the opt-out)."""
+
+    sendgrid_public_key: str | None = None
+    twilio_auth_token: str | None = None
+    public_url: str | None = None
+    tolerance: timedelta = sendgrid_signature.DEFAULT_TOLERANCE
+    unverified: frozenset[str] = frozenset()
+
+
+def verification(
+    configs: ProviderConfigs,
+    environ: Mapping[str, str] | None = None,
+    unverified: Iterable[str] = (),
+    public_url: str | None = None,
+) -> Verification:
+    """The keys ``flowhouse receive`` checks webhooks with, read from the environment; one error
+    naming each key to set (or the opt-out) when a provider's is missing and not opted out."""
+    env = os.environ if environ is None else environ
+    secrets = Secrets(env)
+    skipped = frozenset(unverified)
+    sendgrid_env = configs.sendgrid.webhook_public_key_env
+    twilio_env = configs.twilio.auth_token_env
+    wanted = {
+        "sendgrid": (sendgrid_env, "the SendGrid event webhook verification key"),
+        "twilio": (twilio_env, "the Twilio auth token"),
+    }
+    found: dict[str, str] = {}
+    missing = []
+    for provider, (variable, what) in wanted.items():
+        if env.get(variable):
+            found[provider] = secrets.get(variable, what)  # refuses control characters
+        elif provider not in skipped:
+            missing.append(f"{variable} ({what}) or pass --unverified {provider}")
+    if missing:
+        raise ConfigError(
+            "webhooks cannot be verified; set " + "; set ".join(missing),
+            expected="a key for each provider whose webhooks are received",
+        )
+    if "sendgrid" in found:
+        sendgrid_signature.public_key(found["sendgrid"], sendgrid_env)
+    return Verification(
+        found.get("sendgrid"),
+        found.get("twilio"),
+        public_url,
+        configs.sendgrid.webhook_tolerance,
+        skipped,
+    )
+
 
 _CONFIRM_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Unsubscribe</title></head>
@@ -132,27 +204,60 @@ def _form(body: bytes) -> list[tuple[str, str]]:
 
 
 def create_app(
-    inbox: Path, signing_key: str, twilio_auth_token: str | None, public_url: str | None
+    inbox: Path,
+    signing_key: str,
+    checks: Verification,
+    clock: Callable[[], float] = time.time,
 ) -> Starlette:
-    """The receiver, storing into ``inbox``; Twilio callbacks are checked when a token is given,
-    against ``public_url`` (the address Twilio was given) when the app sits behind a proxy."""
+    """The receiver, storing into ``inbox``; provider webhooks are checked as ``checks`` says
+    (Twilio's against ``checks.public_url``, the address Twilio was given, behind a proxy);
+    ``clock`` is the Unix time SendGrid's timestamps are compared with."""
+    sendgrid_key = (
+        None
+        if checks.sendgrid_public_key is None
+        else sendgrid_signature.public_key(checks.sendgrid_public_key, "the configuration")
+    )
 
     async def sendgrid(request: Request) -> Response:
         body = await _body(request)
         if body is None:
             return PlainTextResponse("payload too large", status_code=413)
-        if not _is_json_array(body):
-            return PlainTextResponse("expected a JSON array of events", status_code=400)
+        refused = _sendgrid_refusal(request, body)
+        if refused is not None:
+            return refused
+        if not _is_event_array(body):
+            return PlainTextResponse(
+                f"expected a JSON array of event objects, nested {MAX_DEPTH} deep at most",
+                status_code=400,
+            )
         await _store(inbox, "sendgrid", body)
         return PlainTextResponse("ok")
+
+    def _sendgrid_refusal(request: Request, body: bytes) -> Response | None:
+        if "sendgrid" in checks.unverified:
+            return None
+        if sendgrid_key is None:
+            return PlainTextResponse("SendGrid webhooks are not configured", status_code=403)
+        refusal = sendgrid_signature.check(
+            sendgrid_key,
+            body,
+            request.headers.get(sendgrid_signature.SIGNATURE_HEADER),
+            request.headers.get(sendgrid_signature.TIMESTAMP_HEADER),
+            clock(),
+            checks.tolerance,
+        )
+        if refusal is None:
+            return None
+        return PlainTextResponse(refusal.reason, status_code=refusal.status_code)
 
     async def twilio(request: Request) -> Response:
         body = await _body(request)
         if body is None:
             return PlainTextResponse("payload too large", status_code=413)
         params = _form(body)
-        if twilio_auth_token is not None and not _signed(request, params):
-            return PlainTextResponse("bad signature", status_code=403)
+        refused = _twilio_refusal(request, params)
+        if refused is not None:
+            return refused
         record: dict[str, Any] = dict(params)
         for key in ("message_id", "customer_id"):
             record[key] = request.query_params.get(key)
@@ -160,12 +265,19 @@ def create_app(
         await _store(inbox, "twilio", _json(record))
         return PlainTextResponse("ok")
 
-    def _signed(request: Request, params: list[tuple[str, str]]) -> bool:
-        assert twilio_auth_token is not None
-        url = _public_url(request, public_url)
-        expected = twilio_signature(twilio_auth_token, url, params)
+    def _twilio_refusal(request: Request, params: list[tuple[str, str]]) -> Response | None:
+        if "twilio" in checks.unverified:
+            return None
+        token = checks.twilio_auth_token
+        if token is None:
+            return PlainTextResponse("Twilio webhooks are not configured", status_code=403)
         given = request.headers.get(SIGNATURE_HEADER, "")
-        return hmac.compare_digest(expected.encode(), given.encode())
+        if not given:
+            return PlainTextResponse(f"{SIGNATURE_HEADER} is required", status_code=401)
+        expected = twilio_signature(token, _public_url(request, checks.public_url), params)
+        if not hmac.compare_digest(expected.encode(), given.encode()):
+            return PlainTextResponse("the signature does not match", status_code=403)
+        return None
 
     async def unsubscribe_page(request: Request) -> Response:
         token = request.query_params.get("token", "")
@@ -222,11 +334,29 @@ async def _body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def _is_json_array(body: bytes) -> bool:
+def _is_event_array(body: bytes) -> bool:
+    """Whether ``body`` is a JSON array of objects nested :data:`MAX_DEPTH` deep at most."""
     try:
-        return isinstance(json.loads(body), list)
-    except ValueError:
+        events = json.loads(body)
+    except (ValueError, RecursionError):
         return False
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        return False
+    return _depth(events) <= MAX_DEPTH
+
+
+def _depth(value: Any) -> int:
+    """How deep lists and objects nest in ``value`` (walked without recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack += [(c, level + 1) for c in children]
+    return deepest
 
 
 async def _form_token(request: Request) -> str:
@@ -248,17 +378,10 @@ def _bad_link() -> Response:
     return PlainTextResponse("This link is not valid.", status_code=400)
 
 
-def serve(
-    host: str,
-    port: int,
-    inbox: Path,
-    signing_key: str,
-    twilio_auth_token: str | None = None,
-    public_url: str | None = None,
-) -> None:
+def serve(host: str, port: int, inbox: Path, signing_key: str, checks: Verification) -> None:
     """Run the receiver until interrupted."""
     import uvicorn
 
-    app = create_app(inbox, signing_key, twilio_auth_token, public_url)
+    app = create_app(inbox, signing_key, checks)
     # no access log: request lines carry unsubscribe tokens
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -21,10 +21,12 @@ from flowhouse.activation.fake.failures import Failures
 from flowhouse.activation.fake.server import SECRET_ENV
 from flowhouse.activation.fake.server import serve as serve_fake
 from flowhouse.activation.fake.settings import WEBHOOK_SECRET, FakeSettings
+from flowhouse.activation.fake.webhooks import SENDGRID_PUBLIC_KEY, TWILIO_AUTH_TOKEN
 from flowhouse.activation.outbox import Bucket, RetryFilter
 from flowhouse.activation.providers.base import Secrets
 from flowhouse.activation.providers.delivery import delivery_problems, provider_configs
 from flowhouse.activation.receiver import serve as serve_receiver
+from flowhouse.activation.receiver import verification as webhook_checks
 from flowhouse.activation.sync.run import SyncOptions, run_syncs
 from flowhouse.core.build import MARTS, build_models
 from flowhouse.core.clock import parse_now, utcnow
@@ -602,6 +604,13 @@ def sync(
     default=None,
     help="Append every accepted message to received.jsonl here.",
 )
+@click.option(
+    "--webhook-url",
+    default=None,
+    metavar="URL",
+    help="Post the engagement webhooks, signed, to this receiver (flowhouse receive) instead of "
+    "writing them to --inbox.",
+)
 @click.option("--rate-limited", type=click.FloatRange(0, 1), default=0.0, help="Share of 429s.")
 @click.option("--retry-after", type=click.IntRange(min=0), default=1, show_default=True)
 @click.option("--server-errors", type=click.FloatRange(0, 1), default=0.0, help="Share of 500s.")
@@ -613,6 +622,7 @@ def fake_provider(
     port: int,
     inbox: Path | None,
     record: Path | None,
+    webhook_url: str | None,
     rate_limited: float,
     retry_after: int,
     server_errors: float,
@@ -636,9 +646,17 @@ def fake_provider(
     )
     secret = os.environ.get(SECRET_ENV) or WEBHOOK_SECRET
     settings = FakeSettings(
-        failures=failures, inbox=inbox, record_dir=record, webhook_secret=secret
+        failures=failures,
+        inbox=inbox,
+        record_dir=record,
+        webhook_secret=secret,
+        webhook_url=webhook_url,
+        twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or TWILIO_AUTH_TOKEN,
     )
     click.echo(f"fake provider on http://127.0.0.1:{port} (Ctrl-C stops it)")
+    if webhook_url:
+        click.echo(f"posting signed webhooks to {webhook_url}; SendGrid's verification key:")
+        click.echo(f"  SENDGRID_WEBHOOK_PUBLIC_KEY={SENDGRID_PUBLIC_KEY}")
     serve_fake("127.0.0.1", port, settings)
 
 
@@ -657,21 +675,37 @@ def fake_provider(
     default=None,
     help="This receiver's public URL, as Twilio signs it (needed to verify Twilio callbacks).",
 )
+@click.option(
+    "--unverified",
+    multiple=True,
+    type=click.Choice(["sendgrid", "twilio"]),
+    help="Accept this provider's webhooks without checking their signature (only where something "
+    "in front already checks them). Repeatable.",
+)
 @flows_option
 @handles_errors
 def receive(
-    host: str, port: int, inbox: Path, public_url: str | None, flows_dir: Path | None
+    host: str,
+    port: int,
+    inbox: Path,
+    public_url: str | None,
+    unverified: tuple[str, ...],
+    flows_dir: Path | None,
 ) -> None:
-    """Receive provider webhooks (SendGrid events at /webhooks/sendgrid, Twilio status callbacks
-    at /webhooks/twilio, checked with TWILIO_AUTH_TOKEN) and one-click unsubscribes from signed
-    links (/unsubscribe), storing each in the inbox; `flowhouse send` and `tick` ingest it."""
+    """Receive provider webhooks (SendGrid events at /webhooks/sendgrid, checked with
+    SENDGRID_WEBHOOK_PUBLIC_KEY; Twilio status callbacks at /webhooks/twilio, checked with
+    TWILIO_AUTH_TOKEN) and one-click unsubscribes from signed links (/unsubscribe), storing each
+    in the inbox; `flowhouse send` and `tick` ingest it. Without a provider's key it does not
+    start, unless --unverified names the provider."""
 
     settings = load_settings(flows_dir or default_flows_dir())
     secrets = Secrets()
     key = secrets.get(settings.delivery.signing_key_env, "the key that signs unsubscribe links")
-    token = os.environ.get(provider_configs(settings).twilio.auth_token_env)
+    checks = webhook_checks(provider_configs(settings), None, unverified, public_url)
     click.echo(f"receiving webhooks on http://{host}:{port}, storing them in {inbox}")
-    serve_receiver(host, port, inbox, key, token, public_url)
+    for name in sorted(checks.unverified):
+        click.echo(f"warning: {name} webhooks are accepted without checking their signature")
+    serve_receiver(host, port, inbox, key, checks)
 
 
 _PLAN_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown"}

@@ -29,6 +29,7 @@ from flowhouse.activation.fake.engagement import Engagement
 from flowhouse.activation.fake.failures import Failures, Fault, Injector
 from flowhouse.activation.fake.settings import FakeSettings
 from flowhouse.activation.fake.state import Clock, Recording
+from flowhouse.activation.fake.webhooks import Poster
 from flowhouse.activation.providers import FAKES
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -42,12 +43,19 @@ def create_app(settings: FakeSettings) -> Starlette:
         state=Recording(settings.record_dir),
         injector=Injector(settings.failures),
         clock=clock,
-        engagement=Engagement(settings.engagement, settings.inbox, clock.now),
+        engagement=Engagement(settings.engagement, settings.inbox, clock.now, _poster(settings)),
         shapes={name: api.error for name, api in FAKES.items()},
     )
     app = Starlette(routes=_routes(), lifespan=_lifespan)
     app.state.fake = fake
     return app
+
+
+def _poster(settings: FakeSettings) -> Poster | None:
+    """Where engagement is posted, when the fake is given a receiver's URL."""
+    if settings.webhook_url is None:
+        return None
+    return Poster(settings.webhook_url, settings.twilio_auth_token)
 
 
 @asynccontextmanager

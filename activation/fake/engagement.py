@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -190,12 +190,26 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _counter = itertools.count()
 
 
+class Sink(Protocol):
+    """Where simulated webhooks go: the inbox folder, or a receiver they are posted to
+    (:class:`flowhouse.activation.fake.webhooks.Poster`)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def write(self, provider: str, ident: str, payload: Any) -> object: ...
+
+
 class Inbox:
     """Where simulated webhooks are written (nothing is written without a directory)."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = None if root is None else Path(root)
         self._made: set[Path] = set()
+
+    @property
+    def enabled(self) -> bool:
+        return self.root is not None
 
     def write(self, provider: str, ident: str, payload: Any) -> Path | None:
         """Write ``payload`` as ``<root>/<provider>/<sortable name>.json``, atomically."""
@@ -223,10 +237,14 @@ class Engagement:
     """
 
     def __init__(
-        self, rates: Rates, inbox: Path | None, clock: Callable[[], datetime] | None = None
+        self,
+        rates: Rates,
+        inbox: Path | None,
+        clock: Callable[[], datetime] | None = None,
+        sink: Sink | None = None,
     ) -> None:
         self.rates = rates
-        self.inbox = Inbox(inbox)
+        self.inbox: Sink = sink or Inbox(inbox)
         self.clock = clock or utcnow
         self._events: list[dict[str, Any]] = []
         self._callbacks: list[tuple[int, str, dict[str, str]]] = []
@@ -234,7 +252,7 @@ class Engagement:
 
     @property
     def enabled(self) -> bool:
-        return self.inbox.root is not None
+        return self.inbox.enabled
 
     def sendgrid(self, message_id: str, recipients: list[Recipient], url: str) -> None:
         """Hold the events of one mail-send request (``message_id``: its ``X-Message-Id``)."""

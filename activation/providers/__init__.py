@@ -60,6 +60,7 @@ from flowhouse.activation.providers.klaviyo.config import Klaviyo
 from flowhouse.activation.providers.klaviyo.destination import KlaviyoDestination
 from flowhouse.activation.providers.klaviyo.fake import FAKE as KLAVIYO_FAKE
 from flowhouse.activation.providers.klaviyo.sync import KlaviyoTarget
+from flowhouse.activation.providers.sendgrid import signature as sendgrid_signature
 from flowhouse.activation.providers.sendgrid.config import SendGrid
 from flowhouse.activation.providers.sendgrid.destination import SendGridDestination
 from flowhouse.activation.providers.sendgrid.fake import FAKE as SENDGRID_FAKE
@@ -121,4 +122,9 @@ INBOUND: tuple[Inbound, ...] = tuple(p.inbound for p in PROVIDERS.values() if p.
 #: The providers' endpoints in the fake provider (:mod:`flowhouse.activation.fake.app`), by name.
 FAKES: dict[str, FakeApi] = {n: p.fake for n, p in PROVIDERS.items() if p.fake}
 
-__all__ = ["DESTINATIONS", "FAKES", "INBOUND", "PROVIDERS", "TARGETS", "Provider"]
+#: SendGrid's Signed Event Webhook (checked by :mod:`flowhouse.activation.receiver`) is
+#: :mod:`flowhouse.activation.providers.sendgrid.signature`, reached as ``sendgrid_signature``.
+
+__all__ = [
+    "DESTINATIONS", "FAKES", "INBOUND", "PROVIDERS", "TARGETS", "Provider", "sendgrid_signature",
+]  # fmt: skip

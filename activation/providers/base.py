@@ -20,8 +20,12 @@ How a message left in flight by a crash is settled (``reconcile``):
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import json
 import os
+import unicodedata
+import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,15 +53,28 @@ class MissingSecret(ConfigError):
     """A credential a destination needs is not in the environment (names the variable)."""
 
 
+class BadSecret(MissingSecret):
+    """A credential holds what no key does (a control character: a CRLF ``.env`` file); the
+    error names the variable, never the value."""
+
+
+#: How long a stored or printed provider reason may be (cut after redaction, never before).
+REASON_LIMIT = 500
+REDACTED = "[redacted]"
+
+
 class Secrets:
     """API keys read from the environment. ``fake`` fills missing ones with placeholders (only for
-    the local fake provider). Values never appear in ``repr``; :meth:`redact` scrubs them from any
-    text (a provider's error message) before it is logged or stored."""
+    the local fake provider). Values never appear in ``repr``; a value holding a control character
+    is refused when read (:class:`BadSecret`). :meth:`redact` scrubs every value read, in each form
+    an error text may carry it (:func:`forms`), from any text before it is logged or stored, and
+    only then cuts it to its limit."""
 
     def __init__(self, environ: Mapping[str, str] | None = None, fake: bool = False) -> None:
         self._environ = dict(os.environ if environ is None else environ)
         self._fake = fake
         self._used: set[str] = set()
+        self._forms: list[str] = []
 
     def __repr__(self) -> str:
         return f"Secrets(fake={self._fake})"
@@ -68,14 +85,56 @@ class Secrets:
             value = _placeholder(name)
         if not value:
             raise MissingSecret(f"{what} is not set", expected=f"the environment variable {name}")
-        self._used.add(value)
+        self._remember(value)
+        check_secret(name, what, value)
         return value
 
-    def redact(self, text: str) -> str:
-        for value in self._used:
-            if value:
-                text = text.replace(value, "[redacted]")
-        return text
+    def _remember(self, value: str) -> None:
+        if value not in self._used:
+            self._used.add(value)
+            found = {f for v in self._used for f in forms(v)}
+            self._forms = sorted(found, key=len, reverse=True)
+
+    def redact(self, text: str, limit: int | None = REASON_LIMIT) -> str:
+        """``text`` without any secret read so far, then cut to ``limit`` characters."""
+        for form in self._forms:
+            text = text.replace(form, REDACTED)
+        return text if limit is None else text[:limit]
+
+
+def check_secret(name: str, what: str, value: str) -> None:
+    """Refuse a value holding a control character (naming ``name``, never showing the value)."""
+    bad = sorted({c for c in value if unicodedata.category(c) == "Cc"})
+    if not bad:
+        return
+    hint = " (a carriage return: was it read from a .env file with CRLF line endings?)"
+    shown = ", ".join(repr(c) for c in bad)
+    raise BadSecret(
+        f"{what} in the environment variable {name} holds a control character ({shown})"
+        + (hint if "\r" in bad else ""),
+        expected="the key exactly as the provider issued it, on one line",
+    )
+
+
+#: Derived forms shorter than this are not redacted (they would blank unrelated words); the value
+#: itself always is.
+MIN_FORM = 6
+
+
+def forms(value: str) -> set[str]:
+    """Every way an error text may carry ``value``: as is and stripped, escaped as Python
+    (``repr``) and JSON write it, URL-encoded, and base64-encoded inside a longer text (the
+    ``user:key`` of HTTP Basic authentication) at each of base64's three alignments."""
+    found = {value, value.strip()}
+    found |= {repr(value)[1:-1], value.encode("unicode_escape").decode("ascii")}
+    found |= {json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    found |= {urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value)}
+    found |= {urllib.parse.quote(value)}
+    raw = value.encode()
+    for skip in range(3):
+        aligned = raw[skip : skip + (len(raw) - skip) // 3 * 3]
+        found |= {base64.b64encode(aligned).decode(), base64.urlsafe_b64encode(aligned).decode()}
+    return {f for f in found if len(f) >= MIN_FORM} | ({value} if value else set())
 
 
 def _placeholder(name: str) -> str:
@@ -113,7 +172,7 @@ class Destination(ABC):
         code = response.status_code
         if 200 <= code < 300:
             return self.accepted(call, response)
-        reason = self.secrets.redact(f"{code} {self.reason(response)}".strip())
+        reason = self.secrets.redact(f"{code} {self.reason(response)}".strip(), REASON_LIMIT)
         status: Literal["retry", "failed"] = (
             "retry" if code in (408, 429) or code >= 500 else "failed"
         )
@@ -128,8 +187,9 @@ class Destination(ABC):
         """Outcomes of a 2xx response (per message, with the provider's id for each)."""
 
     def reason(self, response: httpx.Response) -> str:
-        """The provider's own words for a refusal (its error body, shortened)."""
-        return response.text[:500]
+        """The provider's own words for a refusal (its error body, whole: :meth:`outcomes`
+        redacts it, then cuts it)."""
+        return response.text
 
     async def lookup(self, client: httpx.AsyncClient, message: Outgoing, since: datetime) -> Found:
         """Whether the provider holds ``message`` (sent on or after ``since``); destinations

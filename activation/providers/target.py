@@ -100,7 +100,8 @@ def options_of(model: type[M], options: Mapping[str, Any], target: str) -> M:
 
 
 def text_reason(response: httpx.Response) -> str:
-    return response.text[:500]
+    """The answer's body, whole (redacted, then cut, by :func:`send`)."""
+    return response.text
 
 
 async def send(

@@ -55,6 +55,8 @@ OPERATIONS = {
     "add_only": ("add",),
 }
 SAMPLE = 5
+#: How long a failed run's error may be in ``flowhouse.sync_runs`` (cut after redaction).
+ERROR_LIMIT = 1000
 
 
 @dataclass
@@ -179,13 +181,16 @@ def run_sync(
         return report
     report.run_id = uuid.uuid4().hex
     _begin(ctx, sync, report)
+    secrets = Secrets(options.environ, fake=options.provider_url is not None)
     try:
         pending = _pending(report, sync, compute(ctx, sync))
-        chosen = target or _target(sync, settings, options)
+        chosen = target or _target(sync, settings, options, secrets)
         asyncio.run(_send(ctx, sync, chosen, pending, report, options.progress))
         report.status = "partial" if report.rejected or report.retried else "succeeded"
     except Exception as err:  # recorded, then raised: the run must not stay "running"
-        report.status, report.error = "failed", f"{type(err).__name__}: {err}"[:1000]
+        secrets = target.secrets if target is not None else secrets
+        report.status = "failed"
+        report.error = secrets.redact(f"{type(err).__name__}: {err}", ERROR_LIMIT)
         ctx.wh.commit()
         raise
     finally:
@@ -209,11 +214,9 @@ def _pending(report: SyncReport, sync: Sync, diff: Diff) -> list[Pending]:
     return pending
 
 
-def _target(sync: Sync, settings: Settings, options: SyncOptions) -> SyncTarget:
-
+def _target(sync: Sync, settings: Settings, options: SyncOptions, secrets: Secrets) -> SyncTarget:
     name = sync.target_name
     base = target_urls(options.provider_url).get(name) if options.provider_url else None
-    secrets = Secrets(options.environ, fake=options.provider_url is not None)
     provider = provider_configs(settings)[name]
     target_options = {**sync.target_options, "sync_id": sync.sync}
     return TARGETS[name](target_options, provider, secrets, base)

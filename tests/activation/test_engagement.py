@@ -19,7 +19,9 @@ from starlette.exceptions import StarletteDeprecationWarning
 
 from flowhouse.activation import engagement, links
 from flowhouse.activation.engagement import IngestReport, ingest
-from flowhouse.activation.receiver import create_app
+from flowhouse.activation.fake.webhooks import SENDGRID_KEY, SENDGRID_PUBLIC_KEY
+from flowhouse.activation.providers import sendgrid_signature
+from flowhouse.activation.receiver import Verification, create_app
 from flowhouse.core.sql import literal
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
@@ -536,10 +538,20 @@ def test_an_event_for_an_unknown_customer_is_a_load_reject(wh_loc: Location, inb
 # -- the receiver ---------------------------------------------------------------------------------
 
 
+CHECKS = Verification(SENDGRID_PUBLIC_KEY, TOKEN)
+
+
 @pytest.fixture
 def client(inbox: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(inbox, KEY, TOKEN, None)) as c:
+    with TestClient(create_app(inbox, KEY, CHECKS)) as c:
         yield c
+
+
+def post_events(client: TestClient, body: bytes | list[dict[str, Any]]) -> int:
+    """Post SendGrid events signed as SendGrid signs them (here with the fake's key pair)."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = sendgrid_signature.sign(SENDGRID_KEY, content, int(datetime.now(UTC).timestamp()))
+    return client.post("/webhooks/sendgrid", content=content, headers=headers).status_code
 
 
 def signature(url: str, params: dict[str, str], token: str = TOKEN) -> str:
@@ -556,11 +568,11 @@ def stored(inbox: Path, source: str) -> list[Path]:
 
 def test_a_sendgrid_body_is_stored_as_is(client: TestClient, inbox: Path) -> None:
     body = json.dumps([sg("open"), sg("click", "sg2", url="https://x")]).encode()
-    assert client.post("/webhooks/sendgrid", content=body).status_code == 200
+    assert post_events(client, body) == 200
     [path] = stored(inbox, "sendgrid")
     assert path.read_bytes() == body
-    assert client.post("/webhooks/sendgrid", content=b'{"event": "open"}').status_code == 400
-    assert client.post("/webhooks/sendgrid", content=b"[{").status_code == 400
+    assert post_events(client, b'{"event": "open"}') == 400
+    assert post_events(client, b"[{") == 400
     assert len(stored(inbox, "sendgrid")) == 1
 
 
@@ -568,7 +580,7 @@ def test_stored_names_sort_by_arrival_and_no_temp_file_is_left(
     client: TestClient, inbox: Path
 ) -> None:
     for i in range(5):
-        client.post("/webhooks/sendgrid", json=[sg("open", f"sg{i}")])
+        post_events(client, [sg("open", f"sg{i}")])
     paths = stored(inbox, "sendgrid")
     assert [json.loads(p.read_text())[0]["sg_event_id"] for p in paths] == [
         f"sg{i}" for i in range(5)
@@ -596,7 +608,6 @@ def test_a_signed_twilio_callback_is_stored_with_its_query(client: TestClient, i
 @pytest.mark.parametrize(
     "headers",
     [
-        {},
         {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"},
         {"X-Twilio-Signature": signature("http://testserver" + CALLBACK, TWILIO_FORM, "other")},
         # signed for other parameters
@@ -615,7 +626,8 @@ def test_an_unsigned_or_forged_twilio_callback_is_refused(
 
 
 def test_the_signature_covers_the_public_url_behind_a_proxy(inbox: Path) -> None:
-    app = create_app(inbox, KEY, TOKEN, "https://hooks.shop.example/")
+    checks = Verification(SENDGRID_PUBLIC_KEY, TOKEN, "https://hooks.shop.example/")
+    app = create_app(inbox, KEY, checks)
     public = signature("https://hooks.shop.example" + CALLBACK, TWILIO_FORM)
     local = signature("http://testserver" + CALLBACK, TWILIO_FORM)
     with TestClient(app) as c:
@@ -629,8 +641,12 @@ def test_the_signature_covers_the_public_url_behind_a_proxy(inbox: Path) -> None
         )
 
 
-def test_without_an_auth_token_twilio_callbacks_are_not_checked(inbox: Path) -> None:
-    with TestClient(create_app(inbox, KEY, None, None)) as c:
+def test_without_an_auth_token_twilio_callbacks_are_refused_unless_opted_out(inbox: Path) -> None:
+    with TestClient(create_app(inbox, KEY, Verification(SENDGRID_PUBLIC_KEY))) as c:
+        assert c.post(CALLBACK, data=TWILIO_FORM).status_code == 403
+    assert stored(inbox, "twilio") == []
+    unchecked = Verification(SENDGRID_PUBLIC_KEY, unverified=frozenset({"twilio"}))
+    with TestClient(create_app(inbox, KEY, unchecked)) as c:
         assert c.post(CALLBACK, data=TWILIO_FORM).status_code == 200
     assert len(stored(inbox, "twilio")) == 1
 
@@ -694,7 +710,7 @@ def test_what_the_receiver_stores_ingests(
     client: TestClient, inbox: Path, wh_loc: Location
 ) -> None:
     message(wh_loc, "m1", "sent")
-    client.post("/webhooks/sendgrid", json=[sg("delivered", "sgd", "m1")])
+    assert post_events(client, [sg("delivered", "sgd", "m1")]) == 200
     form = {**TWILIO_FORM, "MessageStatus": "failed", "ErrorCode": "21610"}
     url = "/webhooks/twilio?message_id=m2&customer_id=c1"
     client.post(

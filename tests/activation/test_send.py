@@ -245,7 +245,8 @@ def test_api_keys_never_reach_the_tables(store: Store, fake: FakeProvider) -> No
     for value in keys.values():
         if value.startswith("AC"):
             continue  # the account id is part of Twilio's URLs, not a secret
-        assert value not in dump
+        pieces = {value[i : i + 8] for i in range(len(value) - 7)}  # no part of 8 characters
+        assert not [p for p in pieces if p in dump], value
 
 
 @pytest.mark.parametrize("bad", ["1/1", "2/2", "x"])

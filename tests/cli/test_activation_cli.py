@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 from harness import EMAIL, flow
 from sending import deploy, sending_store
 
+from flowhouse.activation.fake.webhooks import SENDGRID_PUBLIC_KEY
 from flowhouse.activation.links import Claims, sign
 from flowhouse.cli import cli
 from flowhouse.core.warehouse import Location, Warehouse
@@ -117,7 +118,8 @@ def test_receive_stores_an_unsubscribe_that_the_next_send_ingests(tmp_path: Path
     port = free_port()
     proc = serve(
         "receive", "--port", str(port), "--inbox", str(inbox),
-        env={"FLOWHOUSE_SIGNING_KEY": SIGNING_KEY},
+        env={"FLOWHOUSE_SIGNING_KEY": SIGNING_KEY, "TWILIO_AUTH_TOKEN": "token",
+             "SENDGRID_WEBHOOK_PUBLIC_KEY": SENDGRID_PUBLIC_KEY},
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:

@@ -150,7 +150,7 @@ def klaviyo_reason(response: httpx.Response) -> str:
         parts = [_error(e) for e in errors if isinstance(e, dict)]
     except (ValueError, AttributeError):
         parts = []
-    return "; ".join(parts)[:500] or response.text[:500]
+    return "; ".join(parts) or response.text
 
 
 def _error(error: Mapping[str, Any]) -> str:

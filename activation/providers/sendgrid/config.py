@@ -12,6 +12,16 @@ from flowhouse.flows.flowfile import Duration
 
 class SendGrid(ProviderConfig):
     api_key_env: str = "SENDGRID_API_KEY"
+    webhook_public_key_env: str = Field(
+        default="SENDGRID_WEBHOOK_PUBLIC_KEY",
+        description="The environment variable holding the Signed Event Webhook's verification "
+        "key (flowhouse receive checks every event post with it)",
+    )
+    webhook_tolerance: Duration = Field(
+        default=timedelta(minutes=10),
+        description="How old a signed event post may be (by its timestamp) before it is refused "
+        "as a replay",
+    )
     from_email: str = "hello@shop.example"
     from_name: str | None = None
     reply_to: str | None = None

@@ -273,7 +273,7 @@ def sendgrid_reason(response: httpx.Response) -> str:
         parts = [_error(e) for e in errors if isinstance(e, dict)]
     except (ValueError, AttributeError):
         parts = []
-    return "; ".join(p for p in parts if p)[:500] or response.text[:500]
+    return "; ".join(p for p in parts if p) or response.text
 
 
 def _error(error: Mapping[str, Any]) -> str:

@@ -269,7 +269,7 @@ def blamed_contacts(answer: Answer, count: int) -> dict[int, str]:
         index = _index(error)
         if index is not None and index < count:
             message = f"{error.get('field')}: {error.get('message') or 'refused'}"
-            blamed[index] = "; ".join(filter(None, [blamed.get(index), message]))[:500]
+            blamed[index] = "; ".join(filter(None, [blamed.get(index), message]))
     return blamed
 
 

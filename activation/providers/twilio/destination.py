@@ -120,8 +120,8 @@ class TwilioDestination(Destination):
     def reason(self, response: httpx.Response) -> str:
         body = _json(response)
         if body.get("code") is None and not body.get("message"):
-            return response.text[:500]
-        return f"{body.get('code')}: {body.get('message') or ''}".strip()[:500]
+            return response.text
+        return f"{body.get('code')}: {body.get('message') or ''}".strip()
 
     def lookup_request(self, message: Outgoing, since: datetime) -> httpx.Request:
         """The list of messages to ``message``'s number sent on or after ``since``."""
