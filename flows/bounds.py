@@ -1,7 +1,7 @@
 """Bounds on rendering one message: time, size and depth, so that no template, however hostile,
 can hang a send, exhaust its memory or stop the other messages.
 
-The sandbox of :mod:`flows.templating` already refuses attribute escapes and ranges over
+The sandbox of :mod:`flowhouse.flows.templating` already refuses attribute escapes and ranges over
 100,000 items. This module adds, per message rendered with :func:`render_bounded`:
 
 - **time**: a deadline (:attr:`Limits.seconds`) checked at every step of every ``for`` loop and

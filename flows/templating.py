@@ -30,10 +30,10 @@ from jinja2 import (
 from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
-from flows.bounds import DEFAULT_LIMITS, BoundedSandbox, Limits, render_bounded
-from flows.flowfile import Flow, Message
-from flows.predicates import customer_columns
-from flows.settings import Settings
+from flowhouse.flows.bounds import DEFAULT_LIMITS, BoundedSandbox, Limits, render_bounded
+from flowhouse.flows.flowfile import Flow, Message
+from flowhouse.flows.predicates import customer_columns
+from flowhouse.flows.settings import Settings
 
 TEMPLATES_DIR = "templates"
 LAYOUT = "_layout.html.j2"
@@ -137,7 +137,7 @@ def _finalize(value: Any) -> Any:
 def template_environment(templates_dir: Path) -> SandboxedEnvironment:
     """The sandbox templates render in: no attribute escapes, no mutation of the context,
     HTML escaping for ``.html.j2``, an error for any undefined name, and the time, size and
-    depth bounds of :mod:`flows.bounds`."""
+    depth bounds of :mod:`flowhouse.flows.bounds`."""
     env = BoundedSandbox(
         loader=FileSystemLoader(templates_dir),
         autoescape=_autoescape,

@@ -1,5 +1,5 @@
 """Hostile templates: each fails its own message, located, within the render bounds of
-:mod:`flows.bounds`; no template stops a send or leaves a message claimed. On DuckDB and
+:mod:`flowhouse.flows.bounds`; no template stops a send or leaves a message claimed. On DuckDB and
 PostgreSQL for the send through the command line."""
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 from harness import flow
 from sending import TEMPLATES, deploy, sending_store
 
-from activation.fake.server import FakeProvider, running
-from activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.server import FakeProvider, running
+from flowhouse.activation.fake.settings import FakeSettings
 from flowhouse.cli import cli
 from flowhouse.core.warehouse import Location, Warehouse
-from flows.bounds import Limits, describe, output_chars, render_bounded
-from flows.templating import render, template_environment
+from flowhouse.flows.bounds import Limits, describe, output_chars, render_bounded
+from flowhouse.flows.templating import render, template_environment
 
 LIMIT = "(the limit is 1,000,000)"
 RANGE = "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000). (OverflowError)"
