@@ -3,9 +3,10 @@
 Everything a template sees is read in a few set-based queries for the whole claim — the rows with
 their trigger event and coupon, the customers' attributes, product recommendations
 (:mod:`flowhouse.activation.recommend`) and the catalog — and each message is then rendered in the
-sandbox of :mod:`flowhouse.flows.templating`: HTML auto-escaped, undefined names an error. A
-template that fails to render fails its message with the error as the reason; the rest of the claim
-goes on.
+sandbox of :mod:`flowhouse.flows.templating`: HTML auto-escaped, undefined names an error, and each
+message within the time, size and depth bounds of :mod:`flowhouse.flows.bounds`. A template that
+fails to render, for whatever reason (an error, a bound), fails its message with a reason naming the
+flow, the step, the template file and line, and the error; the rest of the claim goes on.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from flowhouse.activation import recommend
 from flowhouse.activation.links import Claims, message_links
 from flowhouse.activation.message import Outgoing, Sender
 from flowhouse.activation.providers.delivery import ProviderConfigs
+from flowhouse.flows.bounds import DEFAULT_LIMITS, Limits, describe, output_chars, render_bounded
 from flowhouse.flows.compile import CompiledFlow
 from flowhouse.flows.flowfile import Message
 from flowhouse.flows.settings import Settings
@@ -54,6 +55,9 @@ select message_id, customer_id, enrollment_id from flowhouse.messages
 where claim_id = :claim and status = :status
 """
 
+#: Longest rendered subject or preheader, in characters.
+SUBJECT_CHARS = 1_000
+
 #: Customer fields a destination may need beyond the template (profiles, audiences).
 PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "country", "effective_timezone")
 
@@ -76,6 +80,7 @@ class Renderer:
     signing_key: str
     configs: ProviderConfigs = field(default_factory=ProviderConfigs)
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
+    limits: Limits = DEFAULT_LIMITS
     #: Read once per run, not once per claim: the catalog, the compiled templates.
     _once: dict[str, Any] = field(default_factory=dict)
 
@@ -134,11 +139,22 @@ def render_rows(
             outgoing = _outgoing(
                 renderer, env, row, people, recs, catalog, _wants_data(renderer, route, row)
             )
-        except (TemplateError, KeyError, ValueError, TypeError) as err:
-            out.failed[row["message_id"]] = f"render: {type(err).__name__}: {err}"[:500]
+        except Exception as err:
+            out.failed[row["message_id"]] = failure_reason(renderer, row, err)
             continue
         out.ready.append((route, outgoing))
     return out
+
+
+def failure_reason(renderer: Renderer, row: Mapping[str, Any], err: BaseException) -> str:
+    """Why ``row`` could not be rendered: ``render failed: flow cart, step s1, template
+    templates/cart.html.j2 line 3: division by zero (ZeroDivisionError)``."""
+    where = describe(err, renderer.flows_dir / TEMPLATES_DIR)
+    if where.startswith("text line"):
+        where = f"subject or preheader{where[4:]}"
+    elif not where.startswith("template"):
+        where = f"template {TEMPLATES_DIR}/{row['template']}: {where}"
+    return f"render failed: flow {row['flow_id']}, step {row['step_id']}, {where}"[:500]
 
 
 def _wants_data(renderer: Renderer, route: str, row: Mapping[str, Any]) -> bool:
@@ -182,10 +198,12 @@ def _outgoing(
         event = _properties(row["trigger_properties"])
         return Outgoing(**base, payload=payload, data=jsonable({"event": event}))
     context = _context(renderer, row, customer, recs, catalog)
-    subject = _render_text(env, row["subject"], context)
-    preheader = _render_text(env, row["preheader"], context)
+    limits = renderer.limits
+    subject = _render_text(env, row["subject"], context, limits)
+    preheader = _render_text(env, row["preheader"], context, limits)
     context["message"] = {"subject": subject, "preheader": preheader}
-    body = env.get_template(row["template"]).render(context)
+    template = env.get_template(row["template"])
+    body = render_bounded(template, context, limits, output_chars(row["channel"]))
     html, text = (body, None) if row["channel"] == "email" else (None, body.strip())
     headers = (
         _headers(context["links"]) if row["channel"] == "email" and row["is_marketing"] else {}
@@ -249,13 +267,15 @@ def _message(renderer: Renderer, flow_id: str, step_id: str) -> Message:
     return renderer.messages[key]
 
 
-def _render_text(env: SandboxedEnvironment, text: str | None, context: Mapping[str, Any]) -> str:
+def _render_text(
+    env: SandboxedEnvironment, text: str | None, context: Mapping[str, Any], limits: Limits
+) -> str:
     """A subject or preheader, rendered with the message's context as the body is."""
     if not text:
         return ""
     if "{" not in text:
         return text
-    return env.from_string(text).render(context)
+    return render_bounded(env.from_string(text), context, limits, SUBJECT_CHARS)
 
 
 def _headers(links: Mapping[str, str]) -> dict[str, str]:

@@ -28,8 +28,9 @@ from jinja2 import (
     pass_context,
 )
 from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment
 
+from flowhouse.flows.bounds import DEFAULT_LIMITS, BoundedSandbox, Limits, render_bounded
 from flowhouse.flows.flowfile import Flow, Message
 from flowhouse.flows.predicates import customer_columns
 from flowhouse.flows.settings import Settings
@@ -135,8 +136,9 @@ def _finalize(value: Any) -> Any:
 
 def template_environment(templates_dir: Path) -> SandboxedEnvironment:
     """The sandbox templates render in: no attribute escapes, no mutation of the context,
-    HTML escaping for ``.html.j2``, and an error for any undefined name."""
-    env = ImmutableSandboxedEnvironment(
+    HTML escaping for ``.html.j2``, an error for any undefined name, and the time, size and
+    depth bounds of :mod:`flowhouse.flows.bounds`."""
+    env = BoundedSandbox(
         loader=FileSystemLoader(templates_dir),
         autoescape=_autoescape,
         undefined=StrictUndefined,
@@ -220,8 +222,11 @@ def _product_lookup(
     return product
 
 
-def render(templates_dir: Path, name: str, context: Mapping[str, Any]) -> str:
-    return template_environment(templates_dir).get_template(name).render(context)
+def render(
+    templates_dir: Path, name: str, context: Mapping[str, Any], limits: Limits = DEFAULT_LIMITS
+) -> str:
+    template = template_environment(templates_dir).get_template(name)
+    return render_bounded(template, context, limits, limits.max_chars)
 
 
 # -- checks --------------------------------------------------------------------------------------
