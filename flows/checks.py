@@ -81,8 +81,21 @@ def check_flow(flow: Flow, vocabulary: Vocabulary | None = None) -> Iterator[Fin
         seen.setdefault(step.id, loc)
         if isinstance(step, Branch):
             yield from _check_branch(step, loc)
-        if isinstance(step, Split) and len({a.name for a in step.split}) != len(step.split):
-            yield (*loc, "split"), "split arm names must be unique", None
+        if isinstance(step, Split):
+            yield from _check_split(step, loc)
+
+
+def _check_split(step: Split, loc: Loc) -> Iterator[Finding]:
+    if not step.split:
+        yield (*loc, "split"), "a split needs at least one arm", None
+    elif len({a.name for a in step.split}) != len(step.split):
+        yield (*loc, "split"), "split arm names must be unique", None
+    elif not any(a.weight > 0 for a in step.split):
+        yield (
+            (*loc, "split"),
+            "at least one arm needs a weight above 0 (an arm weighted 0 gets nobody new)",
+            None,
+        )
 
 
 def _check_branch(step: Branch, loc: Loc) -> Iterator[Finding]:
