@@ -23,10 +23,9 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-import yaml
-
 from flowhouse.core.contract import EVENT_PROPERTIES, EVENT_TYPES
 from flowhouse.core.paths import MODELS
+from flowhouse.core.yamlfile import load_yaml
 
 SETTINGS_FILE = "_settings.yml"
 
@@ -43,7 +42,7 @@ def segment_models(models_dir: Path = MODELS) -> dict[str, str]:
     ``meta: {segment: <name>}`` (as the dbt macro ``segment_models`` finds them)."""
     found: dict[str, str] = {}
     for path in sorted(models_dir.rglob("*.yml")):
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        doc = load_yaml(path) or {}
         for model in doc.get("models") or ():
             meta = (model.get("config") or {}).get("meta") or model.get("meta") or {}
             if meta.get("segment"):

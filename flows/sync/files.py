@@ -26,6 +26,7 @@ from sqlglot.errors import ParseError, SqlglotError
 from flowhouse.core.contract import INPUTS, RAW_SCHEMA
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.paths import DBT_PROJECT, MODELS
+from flowhouse.core.yamlfile import load_yaml
 from flows.files import FLOW_SUFFIXES, Lines, Problem, line_of, read_yaml, yaml_problem
 from flows.predicates import check_predicate, customer_columns
 from flows.sync.syncfile import CUSTOMER_RELATION, Sync
@@ -382,12 +383,12 @@ def segment_names(models_dir: Path = MODELS) -> frozenset[str]:
 
 
 def _models_in(yml: Path) -> list[dict[str, Any]]:
-    doc = yaml.safe_load(yml.read_text(encoding="utf-8")) or {}
+    doc = load_yaml(yml) or {}
     return [m for m in doc.get("models") or [] if isinstance(m, dict) and "name" in m]
 
 
 def _folder_config() -> dict[str, Any]:
-    doc = yaml.safe_load((DBT_PROJECT / "dbt_project.yml").read_text(encoding="utf-8"))
+    doc = load_yaml(DBT_PROJECT / "dbt_project.yml")
     return dict((doc.get("models") or {}).get(doc.get("name"), {}) or {})
 
 
