@@ -34,6 +34,12 @@ def walk_steps(steps: Sequence[Step], loc: Loc) -> Iterator[tuple[Step, Loc]]:
 Tables = dict[str, Columns]
 
 
+def flow_predicates(flow: Flow) -> Iterator[tuple[Loc, str]]:
+    """Every predicate of ``flow`` (SQL text) and where it is in the file."""
+    for loc, sql, _, _ in _predicates(flow, Vocabulary()):
+        yield loc, sql
+
+
 def _predicates(flow: Flow, vocabulary: Vocabulary) -> Iterator[tuple[Loc, str, Tables, str]]:
     """Every predicate, the tables it sees and the event type ``event`` is."""
     trigger = flow.trigger.event

@@ -56,6 +56,8 @@ class CompiledFlow:
     version: str
     steps: list[StepRow]
     paths: dict[str, list[CompiledPath]]
+    #: The flow file it was read from ("" when compiled from a model).
+    source: str = ""
 
     @property
     def id(self) -> str:

@@ -37,6 +37,8 @@ from flowhouse.enrollments as e
 join flowhouse.flows as fl on fl.flow_id = e.flow_id
 left join flowhouse.steps as s on s.flow_id = e.flow_id and s.step_id = e.step_id
 where e.status = 'active'
+    -- a flow whose predicate failed this tick holds where it is (orchestration/engine/isolate.py)
+    and e.flow_id not in (select flow_id from _fh_skipped)
     and (
         fl.removed_at is not null
         -- a step removed by a new version: its enrollments exit now, not when it was due
