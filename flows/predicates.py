@@ -29,7 +29,7 @@ from pathlib import Path
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, TokenError
 
 from flowhouse.core.contract import EVENTS
 from flowhouse.core.paths import MODELS
@@ -154,6 +154,10 @@ def check_predicate(
     except ParseError as err:
         first = err.errors[0] if err.errors else {}
         return [PredicateError(f"not valid SQL: {first.get('description', err)}", sql)]
+    except TokenError as err:
+        return [PredicateError(f"not valid SQL: {err}", sql)]
+    except (TypeError, ValueError, IndexError):  # sqlglot fails on some fragments (``->``)
+        return [PredicateError("not valid SQL", sql)]
     except RecursionError:
         return [PredicateError(f"nested too deeply (at most {LIMITS.nesting} levels)")]
     too_big = _tree_limits(tree)

@@ -50,6 +50,9 @@ PREDICATES: list[tuple[str, str, list[str]]] = [
      [f"5: trigger.where: function list_transform() is not allowed in a predicate: {UNBOUNDED} "
       "(got 'list_transform')",
       "5: trigger.where: a lambda (->) is not allowed in a predicate"]),
+    ("unterminated comment", "/*",
+     ["5: trigger.where: not valid SQL: Error tokenizing '/' (got '/*')"]),
+    ("a lone arrow", "->", ["5: trigger.where: not valid SQL (got '->')"]),
     ("3,000 parentheses", "(" * 3000 + "true" + ")" * 3000,
      ["5: trigger.where: too long: 6004 characters, at most 4000 in a predicate"]),
     ("1,500 parentheses", "(" * 1500 + "true" + ")" * 1500,
