@@ -18,9 +18,7 @@ SQL_BITS = st.sampled_from(
      "1", "'x'", "range(10)", "repeat('x', 9)", "count(*)", "[", "]", ",", "->", "::int",
      "coalesce(", "lower(", "select", ";", "--", "/*", "'", '"', "\\", "1e309", "null"]
 )  # fmt: skip
-PREDICATES = st.one_of(
-    st.text(max_size=200), st.lists(SQL_BITS, max_size=60).map("".join)
-)
+PREDICATES = st.one_of(st.text(max_size=200), st.lists(SQL_BITS, max_size=60).map("".join))
 
 GOOD = """\
 flow: fuzz
