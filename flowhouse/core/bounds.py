@@ -2,7 +2,7 @@
 
 A predicate in a flow file runs inside the engine's statements, for every row of every tick; one
 that asks for too much must fail fast and alone (the tick then skips its flow, see
-:mod:`orchestration.engine.isolate`), not hold the warehouse for an hour or exhaust its memory.
+:mod:`flowhouse.orchestration.engine.isolate`), not hold the warehouse for an hour or exhaust its memory.
 
 - PostgreSQL: ``statement_timeout`` and ``work_mem``, set for the tick's transaction
   (``set local``).

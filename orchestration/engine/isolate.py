@@ -25,10 +25,10 @@ from flowhouse.core.bounds import Bounds, bounded
 from flowhouse.core.errors import WarehouseError
 from flowhouse.core.sql import literal, render, statement
 from flowhouse.core.warehouse import Warehouse
+from flowhouse.flows.checks import Loc, flow_predicates
+from flowhouse.flows.compile import CompiledFlow, predicate
+from flowhouse.flows.files import read_flow
 from flowhouse.rules.context import Context
-from flows.checks import Loc, flow_predicates
-from flows.compile import CompiledFlow, predicate
-from flows.files import read_flow
 
 #: The latest events and their customers, for each predicate on its own.
 _PROBE = """

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.load import read_flows
+from flowhouse.flows.load import read_flows
 
 FLOW = """\
 flow: hostile

@@ -10,8 +10,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flows.files import read_flow
-from flows.predicates import check_predicate, event_and_customer
+from flowhouse.flows.files import read_flow
+from flowhouse.flows.predicates import check_predicate, event_and_customer
 
 SQL_BITS = st.sampled_from(
     ["(", ")", " and ", " or ", " not ", "event.value", "customer.order_count", " > ", " = ",
