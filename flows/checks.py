@@ -34,6 +34,12 @@ def walk_steps(steps: Sequence[Step], loc: Loc) -> Iterator[tuple[Step, Loc]]:
 Tables = dict[str, Columns]
 
 
+def flow_predicates(flow: Flow) -> Iterator[tuple[Loc, str]]:
+    """Every predicate of ``flow`` (SQL text) and where it is in the file."""
+    for loc, sql, _, _ in _predicates(flow, Vocabulary()):
+        yield loc, sql
+
+
 def _predicates(flow: Flow, vocabulary: Vocabulary) -> Iterator[tuple[Loc, str, Tables, str]]:
     """Every predicate, the tables it sees and the event type ``event`` is."""
     trigger = flow.trigger.event
@@ -81,8 +87,21 @@ def check_flow(flow: Flow, vocabulary: Vocabulary | None = None) -> Iterator[Fin
         seen.setdefault(step.id, loc)
         if isinstance(step, Branch):
             yield from _check_branch(step, loc)
-        if isinstance(step, Split) and len({a.name for a in step.split}) != len(step.split):
-            yield (*loc, "split"), "split arm names must be unique", None
+        if isinstance(step, Split):
+            yield from _check_split(step, loc)
+
+
+def _check_split(step: Split, loc: Loc) -> Iterator[Finding]:
+    if not step.split:
+        yield (*loc, "split"), "a split needs at least one arm", None
+    elif len({a.name for a in step.split}) != len(step.split):
+        yield (*loc, "split"), "split arm names must be unique", None
+    elif not any(a.weight > 0 for a in step.split):
+        yield (
+            (*loc, "split"),
+            "at least one arm needs a weight above 0 (an arm weighted 0 gets nobody new)",
+            None,
+        )
 
 
 def _check_branch(step: Branch, loc: Loc) -> Iterator[Finding]:

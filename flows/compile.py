@@ -66,6 +66,8 @@ class CompiledFlow:
     version: str
     steps: list[StepRow]
     paths: dict[str, list[CompiledPath]]
+    #: The flow file it was read from ("" when compiled from a model).
+    source: str = ""
 
     @property
     def id(self) -> str:
@@ -120,7 +122,7 @@ def _children(step: Step) -> Iterator[tuple[str, Sequence[Step], exp.Expr | None
             label = "else" if p.otherwise else f"path_{j + 1}"
             yield label, p.steps, (predicate(p.when) if p.when else None), 0.0
     elif isinstance(step, Split):
-        total = sum(a.weight for a in step.split)
+        total = sum(a.weight for a in step.split) or 1.0
         for arm in step.split:
             yield arm.name, arm.steps, None, arm.weight / total
     elif isinstance(step, WaitFor):

@@ -16,10 +16,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from flowhouse.core.paths import MODELS
 from flowhouse.core.project import current
+from flowhouse.core.yamlfile import load_yaml
 
 #: The var of a store's dbt_project.yml that lists its attribute models.
 ATTRIBUTE_MODELS_VAR = "flowhouse_attribute_models"
@@ -63,13 +62,10 @@ def _models(folders: tuple[Path, ...]) -> tuple[Model, ...]:
 
 
 def _models_in(yml: Path, folder: Path) -> Iterator[Model]:
-    doc = yaml.load(yml.read_text(encoding="utf-8"), Loader=_LOADER) or {}
+    doc = load_yaml(yml) or {}
     for model in doc.get("models") or [] if isinstance(doc, dict) else []:
         if isinstance(model, dict) and "name" in model:
             yield Model(str(model["name"]), yml, folder, model)
-
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def segment_models(folders: Sequence[Path] | None = None) -> dict[str, str]:
@@ -131,8 +127,7 @@ def _project_of(folder: Path) -> Path:
 
 @cache
 def _project_doc(dbt_dir: Path) -> dict[str, Any]:
-    text = (dbt_dir / "dbt_project.yml").read_text(encoding="utf-8")
-    return dict(yaml.load(text, Loader=_LOADER) or {})
+    return dict(load_yaml(dbt_dir / "dbt_project.yml") or {})
 
 
 def _folder_config(dbt_dir: Path) -> dict[str, Any]:

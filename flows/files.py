@@ -16,6 +16,8 @@ import yaml
 from pydantic import ValidationError
 
 from flowhouse.core.errors import ConfigError
+from flowhouse.core.yamlfile import Lines as Lines
+from flowhouse.core.yamlfile import read_yaml as read_yaml_file
 from flowhouse.flows.checks import check_flow
 from flowhouse.flows.flowfile import STEP_KINDS, Flow
 from flowhouse.flows.vocabulary import Vocabulary
@@ -42,31 +44,10 @@ class Problem:
         return f"{where}:{field} {self.message}{got}"
 
 
-Lines = dict[tuple[str | int, ...], int]
-
-
-def _compose(node: yaml.Node, path: tuple[str | int, ...], lines: Lines) -> Any:
-    """Build plain Python data from a YAML node, recording each value's 1-based line."""
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[str, Any] = {}
-        for key, value in node.value:
-            name = str(yaml.safe_load(yaml.serialize(key)))
-            lines[(*path, name)] = key.start_mark.line + 1
-            out[name] = _compose(value, (*path, name), lines)
-            lines[(*path, name)] = key.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_compose(item, (*path, i), lines) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
-
-
 def read_yaml(path: Path) -> tuple[Any, Lines]:
-    text = path.read_text(encoding="utf-8")
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
-    lines: Lines = {}
-    data = _compose(node, (), lines) if node is not None else None
-    return data, lines
+    """The data of a YAML file and the line of each value, within the reader's limits
+    (:mod:`flowhouse.core.yamlfile`)."""
+    return read_yaml_file(path)
 
 
 def _clean_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

@@ -232,7 +232,10 @@ class Branch(StepBase):
 
 class Arm(Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]
-    weight: Annotated[float, Field(gt=0)]
+    weight: Annotated[
+        float,
+        Field(ge=0, description="Relative; 0 ends the arm (nobody new is routed to it)"),
+    ]
     steps: list[Step] = Field(default_factory=list)
 
 

@@ -16,7 +16,7 @@ sections under ``delivery``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flowhouse.core.errors import ConfigError
@@ -123,7 +123,7 @@ def load_flows(
         listed = "\n  ".join(str(p) for p in found.problems)
         raise ConfigError(f"invalid flow files (run flowhouse validate):\n  {listed}")
     settings = found.settings.get(flows_dir) or load_settings(flows_dir)
-    return [compile_flow(flow) for _, flow in found.flows], settings
+    return [replace(compile_flow(flow), source=str(path)) for path, flow in found.flows], settings
 
 
 def _settings(

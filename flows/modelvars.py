@@ -20,10 +20,9 @@ import difflib
 from functools import cache
 from typing import Any
 
-import yaml
-
 from flowhouse.core.contract import DERIVED_EVENT_TYPES
 from flowhouse.core.paths import DBT_PACKAGE
+from flowhouse.core.yamlfile import load_yaml
 
 #: Vars flowhouse sets itself: the tick's time, and those with a home of their own in the settings.
 RESERVED = {
@@ -35,8 +34,7 @@ RESERVED = {
 @cache
 def declared_vars() -> dict[str, Any]:
     """The vars flowhouse's ``dbt_project.yml`` declares, with their defaults."""
-    text = (DBT_PACKAGE / "dbt_project.yml").read_text(encoding="utf-8")
-    project = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    project = load_yaml(DBT_PACKAGE / "dbt_project.yml")
     return dict(project.get("vars") or {})
 
 

@@ -13,7 +13,10 @@ Where a column's type is known, a literal compared with it must be of that type:
 'ten'`` compares a number with text, which the warehouse would answer with no match, never an error.
 
 Only expressions are accepted: no statements, no subqueries, and no function sqlglot does not know
-(so nothing can read files, settings or other tables).
+(so nothing can read files, settings or other tables). A predicate runs for every row of every tick,
+so it is bounded too: no function that generates a set or a value of unbounded size
+(``generate_series``, ``range``, ``repeat``, ``lpad``, ``unnest``, lambdas), no aggregate or window
+function, and limits on its length, nesting, size and literals (:data:`LIMITS`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, TokenError
 
 from flowhouse.core.contract import EVENTS
 from flowhouse.flows.dbtmodels import customer_attributes
@@ -56,6 +59,39 @@ _FORBIDDEN: tuple[type[exp.Expr], ...] = (
 _FORBIDDEN_FUNCTIONS = (
     "READ_", "GETENV", "CURRENT_SETTING", "GLOB", "PARQUET_", "SNIFF_", "QUERY", "PG_", "DUCKDB_",
 )  # fmt: skip
+#: Functions that generate sets or values of unbounded size: one call can exhaust the warehouse's
+#: memory on every tick.
+_UNBOUNDED: tuple[type[exp.Expr], ...] = (
+    exp.GenerateSeries, exp.GenerateDateArray, exp.GenerateTimestampArray,
+    exp.Repeat, exp.Pad, exp.Space, exp.Format, exp.Explode, exp.Unnest, exp.Inline,
+    exp.Transform, exp.ArrayFilter, exp.Reduce, exp.Lambda,
+)  # fmt: skip
+_UNBOUNDED_NAMES = ("RANGE", "GENERATE_", "REPEAT", "LPAD", "RPAD", "UNNEST", "PRINTF", "LIST_")
+#: What a user wrote, where sqlglot names a function otherwise.
+_WRITTEN = {
+    "GENERATE_SERIES": "range()/generate_series", "PAD": "lpad()/rpad", "EXPLODE": "unnest",
+    "TRANSFORM": "list_transform", "ARRAY_FILTER": "list_filter",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How big a predicate may be."""
+
+    #: characters of the predicate's text
+    length: int = 4000
+    #: parentheses (and brackets) open at once
+    nesting: int = 20
+    #: depth of its expression tree
+    depth: int = 40
+    #: nodes of its expression tree (columns, literals, operators, functions)
+    nodes: int = 500
+    #: characters of one text literal
+    literal: int = 1000
+
+
+LIMITS = Limits()
+
 _BOOLEAN_NODES: tuple[type[exp.Expr], ...] = (
     exp.Predicate, exp.Connector, exp.Not, exp.Boolean, exp.Column, exp.RegexpLike,
     exp.StartsWith, exp.ArrayContains, exp.Xor,
@@ -103,11 +139,23 @@ def check_predicate(
     """Every problem with `sql` as a predicate over `tables` (name -> columns, typed or not;
     None: any). ``kinds`` names what a table's rows are (``{"event": "cart_abandoned"}``), so
     an unknown ``event.<name>`` is reported as a property that type does not have."""
+    too_big = _text_limits(sql)
+    if too_big:
+        return [too_big]
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
     except ParseError as err:
         first = err.errors[0] if err.errors else {}
         return [PredicateError(f"not valid SQL: {first.get('description', err)}", sql)]
+    except TokenError as err:
+        return [PredicateError(f"not valid SQL: {err}", sql)]
+    except (TypeError, ValueError, IndexError):  # sqlglot fails on some fragments (``->``)
+        return [PredicateError("not valid SQL", sql)]
+    except RecursionError:
+        return [PredicateError(f"nested too deeply (at most {LIMITS.nesting} levels)")]
+    too_big = _tree_limits(tree)
+    if too_big:
+        return [too_big]
     problems = [
         PredicateError(
             f"only an expression is allowed here, not {type(node).__name__.upper()}", sql
@@ -121,14 +169,73 @@ def check_predicate(
         return [
             PredicateError("expected a boolean expression such as customer.order_count > 0", sql)
         ]
-    problems += [
-        PredicateError(f"function {_name(node)}() is not allowed in a predicate", _name(node))
-        for node in tree.find_all(exp.Func)
-        if isinstance(node, exp.Anonymous) or _name(node).upper().startswith(_FORBIDDEN_FUNCTIONS)
-    ]
+    problems += _function_problems(tree)
     problems += _column_problems(tree, tables, kinds or {})
     problems += _type_problems(tree, tables)
     return problems
+
+
+def _text_limits(sql: str) -> PredicateError | None:
+    """The predicate's length and nesting, checked before it is parsed (a parser recurses)."""
+    if len(sql) > LIMITS.length:
+        return PredicateError(
+            f"too long: {len(sql)} characters, at most {LIMITS.length} in a predicate"
+        )
+    depth = deepest = 0
+    quote: str | None = None
+    for char in sql:
+        if quote:
+            quote = None if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    if deepest > LIMITS.nesting:
+        return PredicateError(
+            f"nested too deeply: {deepest} levels of parentheses, at most {LIMITS.nesting}"
+        )
+    return None
+
+
+def _tree_limits(tree: exp.Expr) -> PredicateError | None:
+    """The size and depth of the parsed predicate, and of its text literals."""
+    for nodes, node in enumerate(tree.walk(), start=1):
+        if nodes > LIMITS.nodes:
+            return PredicateError(f"too large: more than {LIMITS.nodes} terms in a predicate")
+        if node.depth > LIMITS.depth:
+            return PredicateError(f"nested too deeply: at most {LIMITS.depth} levels of operators")
+        if isinstance(node, exp.Literal) and node.is_string and len(node.this) > LIMITS.literal:
+            return PredicateError(
+                f"text literal too long: {len(node.this)} characters, at most {LIMITS.literal}"
+            )
+    return None
+
+
+def _function_problems(tree: exp.Expr) -> Iterable[PredicateError]:
+    for node in tree.find_all(exp.Func, exp.Window, exp.Lambda):
+        if isinstance(node, (exp.Window, exp.Lambda)):
+            what = "a window function (OVER)" if isinstance(node, exp.Window) else "a lambda (->)"
+            yield PredicateError(f"{what} is not allowed in a predicate")
+            continue
+        assert isinstance(node, exp.Func)
+        upper = _name(node).upper()
+        name = _WRITTEN.get(upper, _name(node))
+        if isinstance(node, exp.AggFunc):
+            yield PredicateError(
+                f"aggregate function {name}() is not allowed in a predicate (it judges one row)",
+                name,
+            )
+        elif isinstance(node, _UNBOUNDED) or upper.startswith(_UNBOUNDED_NAMES):
+            yield PredicateError(
+                f"function {name}() is not allowed in a predicate: it generates a set or a "
+                "value of unbounded size",
+                name,
+            )
+        elif isinstance(node, exp.Anonymous) or upper.startswith(_FORBIDDEN_FUNCTIONS):
+            yield PredicateError(f"function {name}() is not allowed in a predicate", name)
 
 
 def _column_problems(

@@ -225,6 +225,14 @@ TABLES: dict[str, Columns] = {
         ("customer_hash", "text", True),
         ("erased_at", "timestamp", True),
     ),
+    "flow_skips": (
+        ("tick_at", "timestamp", True),
+        ("flow_id", "text", True),
+        ("file", "text", False),
+        ("line", "integer", False),
+        ("field", "text", False),
+        ("error", "text", True),
+    ),
     "ticks": (
         ("tick_at", "timestamp", True),
         ("started_at", "timestamp", True),

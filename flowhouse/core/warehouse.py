@@ -15,6 +15,7 @@ it.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -165,6 +166,9 @@ class Warehouse:
         self.location = location
         self.dialect: Dialect = location.dialect
         self._con = connection
+        #: Seconds one DuckDB statement may run before it is interrupted (None: no bound;
+        #: PostgreSQL bounds its statements itself, see :mod:`flowhouse.core.bounds`).
+        self.statement_timeout: float | None = None
 
     # -- opening and closing -------------------------------------------------------------------
     @classmethod
@@ -201,7 +205,7 @@ class Warehouse:
         sql = statement if isinstance(statement, str) else self.render(statement)
         try:
             if self.dialect == "duckdb":
-                self._con.execute(sql, list(params))
+                self._duckdb(sql, params)
             else:
                 with self._con.cursor() as cur:
                     cur.execute(sql, tuple(params) or None)
@@ -213,7 +217,7 @@ class Warehouse:
         sql = statement if isinstance(statement, str) else self.render(statement)
         try:
             if self.dialect == "duckdb":
-                rows = self._con.execute(sql, list(params)).fetchall()
+                rows = self._duckdb(sql, params).fetchall()
                 return int(rows[0][0]) if rows else 0
             with self._con.cursor() as cur:
                 cur.execute(sql, tuple(params) or None)
@@ -225,12 +229,24 @@ class Warehouse:
         sql = statement if isinstance(statement, str) else self.render(statement)
         try:
             if self.dialect == "duckdb":
-                return list(self._con.execute(sql, list(params)).fetchall())
+                return list(self._duckdb(sql, params).fetchall())
             with self._con.cursor() as cur:
                 cur.execute(sql, tuple(params) or None)
                 return list(cur.fetchall())
         except Exception as err:
             raise WarehouseError(f"{type(err).__name__}: {err}\n  in: {_excerpt(sql)}") from err
+
+    def _duckdb(self, sql: str, params: Sequence[Any]) -> Any:
+        """Run on DuckDB, interrupted past :attr:`statement_timeout` (DuckDB has no setting)."""
+        if self.statement_timeout is None:
+            return self._con.execute(sql, list(params))
+        timer = threading.Timer(self.statement_timeout, self._con.interrupt)
+        timer.start()
+        try:
+            # fetched within the bound: DuckDB may run part of a query at fetch time
+            return _Fetched(self._con.execute(sql, list(params)).fetchall())
+        finally:
+            timer.cancel()
 
     def scalar(self, statement: exp.Expr | str, params: Sequence[Any] = ()) -> Any:
         rows = self.query(statement, params)
@@ -294,6 +310,16 @@ class Warehouse:
 
     def count(self, table: str) -> int:
         return int(self.scalar(exp.select("count(*)").from_(table)) or 0)
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    """Rows already fetched, read like a DuckDB result."""
+
+    rows: list[tuple[Any, ...]]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
 
 
 def _connect_duckdb(loc: Location, read_only: bool) -> Any:

@@ -33,6 +33,7 @@ from sqlglot import exp, parse_one
 from sqlglot.errors import ParseError
 
 from flowhouse.core.errors import LoadError
+from flowhouse.core.yamlfile import describe, load_yaml
 
 SHIPPED = Path(__file__).parent / "mappings"
 
@@ -96,10 +97,10 @@ def load_mapping(name_or_path: str, input_name: str) -> tuple[InputMapping, str]
             "or the path of a mapping file"
         )
     try:
-        raw: Any = yaml.safe_load(path.read_text())
+        raw: Any = load_yaml(path)
         mapping = Mapping.model_validate(raw or {})
     except yaml.YAMLError as err:
-        raise LoadError(f"{path}: not valid YAML: {err}") from err
+        raise LoadError(f"{path}: not valid YAML: {describe(err)}") from err
     except ValidationError as err:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()

@@ -172,7 +172,7 @@ def _arms(step: Split) -> tuple[PathSpec, ...]:
     total = sum(a.weight for a in step.split)
     out = []
     for i, arm in enumerate(step.split):
-        share = f"{arm.weight / total * 100:.0f}% of enrollees"
+        share = f"{arm.weight / total * 100:.0f}% of enrollees" if arm.weight else "ended"
         role = " (control)" if i == 0 else ""
         out.append(
             PathSpec(arm.name, Label("path", f"{arm.name}{role}", (share,)), tuple(arm.steps))

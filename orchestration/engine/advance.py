@@ -37,6 +37,8 @@ from flowhouse.enrollments as e
 join flowhouse.flows as fl on fl.flow_id = e.flow_id
 left join flowhouse.steps as s on s.flow_id = e.flow_id and s.step_id = e.step_id
 where e.status = 'active'
+    -- a flow whose predicate failed this tick holds where it is (orchestration/engine/isolate.py)
+    and e.flow_id not in (select flow_id from _fh_skipped)
     and (
         fl.removed_at is not null
         -- a step removed by a new version: its enrollments exit now, not when it was due
@@ -291,12 +293,16 @@ def _choice(f: CompiledFlow, s: StepRow) -> exp.Expr:
         for p in paths:
             case = case.when(p.when if p.when is not None else exp.true(), literal(p.label))
         return case.else_(literal("none"))
+    # An arm weighted 0 gets nobody new; the last arm with a weight takes what the others leave.
+    arms = [p for p in paths if p.weight > 0]
+    if len(arms) == 1:
+        return literal(arms[0].label)
     bucket = unit_hash(statement("event.enrollment_id || ':' || event.step_id"))
     upper = 0.0
-    for p in paths[:-1]:
+    for p in arms[:-1]:
         upper += p.weight
         case = case.when(exp.LT(this=bucket.copy(), expression=literal(upper)), literal(p.label))
-    return case.else_(literal(paths[-1].label))
+    return case.else_(literal(arms[-1].label))
 
 
 def _next(f: CompiledFlow, s: StepRow) -> exp.Expr:

@@ -137,7 +137,9 @@ def enroll(ctx: Context) -> None:
             continue
         _enroll_flow(ctx, f, since, live)
     ctx.run(
-        "update flowhouse.flows set considered_until = :now where removed_at is null", now=ctx.now
+        "update flowhouse.flows set considered_until = :now where removed_at is null "
+        "and flow_id not in (select flow_id from _fh_skipped)",
+        now=ctx.now,
     )
     arrive(ctx, "select enrollment_id, next_step, at from _fh_entering")
 

@@ -11,7 +11,10 @@
    (:mod:`flowhouse.orchestration.engine.queue`).
 
 Steps 2-5 run in one transaction: a tick that fails or is killed leaves nothing half done, and a
-rerun at the same ``now`` changes nothing. A lock keeps two ticks from running at once.
+rerun at the same ``now`` changes nothing. A lock keeps two ticks from running at once. Its
+statements keep to the engine's bounds (:mod:`flowhouse.core.bounds`); when one fails, the flows
+whose predicate fails on its own are skipped and the tick runs again without them
+(:mod:`flowhouse.orchestration.engine.isolate`).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from flowhouse.core.bounds import Bounds, bounded
 from flowhouse.core.build import MARTS, build_models
 from flowhouse.core.clock import utc, utcnow
-from flowhouse.core.errors import ConfigError
+from flowhouse.core.errors import ConfigError, WarehouseError
 from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import STATE_SCHEMA
 from flowhouse.core.state import ensure_state
@@ -35,6 +39,7 @@ from flowhouse.orchestration.engine.advance import advance
 from flowhouse.orchestration.engine.deploy import deploy
 from flowhouse.orchestration.engine.enroll import enroll
 from flowhouse.orchestration.engine.intent import NO_APPROVAL, Approval, check
+from flowhouse.orchestration.engine.isolate import Skip, culprits, skip, skipped_at
 from flowhouse.orchestration.engine.plan import plan, removes
 from flowhouse.rules.context import Context
 
@@ -45,14 +50,17 @@ class TickResult:
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)
     skipped_build: bool = False
+    #: Flows skipped this tick because a predicate of theirs failed.
+    skips: list[Skip] = field(default_factory=list)
 
     def describe(self) -> str:
         c = self.counts
+        skipped = "".join(f"\n  skipped: {s}" for s in self.skips)
         return (
             f"tick at {self.now:%Y-%m-%d %H:%M:%S}: {c.get('triggers', 0)} triggers, "
             f"{c.get('enrolled', 0)} enrolled, {c.get('refused', 0)} refused, "
             f"{c.get('decisions', 0)} decisions, {c.get('messages', 0)} messages and actions, "
-            f"{c.get('exited', 0)} exits in {self.seconds:.2f} s"
+            f"{c.get('exited', 0)} exits in {self.seconds:.2f} s{skipped}"
         )
 
 
@@ -79,7 +87,8 @@ def tick(
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
             counts = run_tick(wh, schema, now, flows, settings, started, approval)
-    return TickResult(now, time.perf_counter() - started, counts, not build)
+            skips = skipped_at(wh, schema, now)
+    return TickResult(now, time.perf_counter() - started, counts, not build, skips)
 
 
 def load_deployment(flows_dir: Path) -> tuple[list[CompiledFlow], Settings]:
@@ -112,13 +121,39 @@ def run_tick(
     settings: Settings,
     started: float | None = None,
     approval: Approval = NO_APPROVAL,
+    bounds: Bounds | None = None,
 ) -> dict[str, int]:
     """Steps 2-5 in one transaction on an open warehouse (the caller holds the lock). `flows` is
     every flow file, drafts included; `approval` names the removals of enrollments in flight
-    this tick may make."""
+    this tick may make. Statements keep to `bounds` (default: :meth:`Bounds.from_env`); the
+    flows whose predicate makes one fail are skipped, and the others proceed."""
     started = time.perf_counter() if started is None else started
+    bounds = bounds or Bounds.from_env()
+    skips: dict[str, Skip] = {}
+    while True:
+        try:
+            return _run_tick(wh, schema, now, flows, settings, started, approval, bounds, skips)
+        except WarehouseError:
+            live = [f for f in flows if f.flow.state != "draft"]
+            found = culprits(wh, schema, now, live, bounds, skips)
+            if not found:
+                raise
+            skips.update(found)
+
+
+def _run_tick(
+    wh: Warehouse,
+    schema: str,
+    now: datetime,
+    flows: list[CompiledFlow],
+    settings: Settings,
+    started: float,
+    approval: Approval,
+    bounds: Bounds,
+    skips: dict[str, Skip],
+) -> dict[str, int]:
     wall = utcnow()
-    with wh.transaction():
+    with wh.transaction(), bounded(wh, bounds):
         plans = plan(wh, flows, schema, counts=False)
         if not flows and removes(plans):
             raise ConfigError("no flows: a tick never takes none to mean 'remove every flow'")
@@ -134,6 +169,7 @@ def run_tick(
             )
         ctx.previous = last
         deploy(ctx)
+        skip(ctx, skips)
         ctx.temp("_fh_window", _WINDOW, now=now, since=last)
         _redeem(ctx)
         enroll(ctx)
