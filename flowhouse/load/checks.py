@@ -149,10 +149,16 @@ def checks_for(
 ) -> list[Check]:
     """Every check a row of ``spec`` must pass (the first: the record was readable at all);
     ``now`` is the load's clock, naive UTC."""
-    nul = exp.func("contains", exp.column("_record"), exp.func("chr", exp.Literal.number(0)))
+    record = exp.column("_record")
+    nul = exp.or_(
+        exp.func("contains", record, exp.func("chr", exp.Literal.number(0))),
+        exp.func("contains", record, exp.Literal.string("\\u0000")),
+    )
     out: list[Check] = [
         Check(None, present(exp.column("_extra")), "more fields than the header names"),
-        Check(None, nul, "a NUL byte in the record; expected text without NUL (0x00) characters"),
+        Check(
+            None, nul, "a NUL character in the record (0x00 or \\u0000); expected text without NUL"
+        ),
     ]
     for c in spec.columns:
         if c.required and not (spec.name == "events" and c.name in ("customer_id", "loaded_at")):

@@ -587,6 +587,12 @@ def _count_problems(con: Any, report: LoadReport) -> None:
     report.problems = sum(n for _, n in counts.values())
 
 
+def _no_nul(text: exp.Expr) -> exp.Expr:
+    """`text` with each NUL byte written ``\\0`` (PostgreSQL text cannot hold one)."""
+    nul = exp.func("chr", exp.Literal.number(0))
+    return exp.func("replace", text, nul, exp.Literal.string("\\0"))
+
+
 def _record_rejects(wh: Warehouse, con: Any, report: LoadReport, shown: int) -> list[Reject]:
     """Every problem, with the row's text, into raw.rejects; returns the first ``shown``."""
     rejects = (
@@ -594,8 +600,9 @@ def _record_rejects(wh: Warehouse, con: Any, report: LoadReport, shown: int) -> 
             exp.Literal.string(report.load_id).as_("load_id"),
             exp.Literal.string(report.input).as_("input"),
             exp.Literal.string(report.source_file).as_("source_file"),
-            exp.column("row_number", "p"), exp.column("field", "p"), exp.column("value", "p"),
-            exp.column("reason", "p"), exp.column("_record", "i").as_("record"),
+            exp.column("row_number", "p"), exp.column("field", "p"),
+            _no_nul(exp.column("value", "p")).as_("value"), exp.column("reason", "p"),
+            _no_nul(exp.column("_record", "i")).as_("record"),
             exp.cast(exp.func("current_timestamp"), "timestamp").as_("rejected_at"),
             exp.column("action", "p"),
         )

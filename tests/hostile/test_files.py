@@ -77,7 +77,7 @@ CASES = [
     Case("csv byte order mark", "e.csv", b"\xef\xbb\xbf" + HEADER + row("e1"), (1, 1, 0),
          loaded=["e1"]),
     Case("csv NUL byte", "e.csv", HEADER + row("e1") + row("e2", "{}\x00") + row("e3"),
-         (3, 2, 1), [(2, None, "a NUL byte in the record"), (2, "properties", "bad JSON")],
+         (3, 2, 1), [(2, None, "a NUL character in the record"), (2, "properties", "bad JSON")],
          ["e1", "e3"]),
     Case("csv latin-1 record", "e.csv",
          HEADER + row("e1") + row("e2").replace(b"{}", b'"{""n"": ""caf\xe9""}"') + row("e3"),
@@ -110,6 +110,8 @@ CASES = [
     Case("jsonl deeply nested properties", "e.jsonl",
          line("e1") + line("e2").replace(b'"properties": {}', NESTED), (2, 2, 0),
          loaded=["e1", "e2"]),
+    Case("jsonl escaped NUL", "e.jsonl", line("e1") + line("e2", properties={"n": "a\x00b"}),
+         (2, 1, 1), [(2, None, "a NUL character in the record")], ["e1"]),
     Case("jsonl blank lines keep line numbers", "e.jsonl",
          line("e1") + b"\n   \n" + b"{oops\n" + line("e2"), (3, 2, 1), [(4, None, "bad JSON")],
          ["e1", "e2"]),
@@ -140,6 +142,23 @@ def seed(location: Location, tmp_path: Path) -> None:
 def test_every_record_is_loaded_or_rejected(
     tmp_path: Path, tmp_warehouse: Location, case: Case
 ) -> None:
+    check(tmp_warehouse, tmp_path, case)
+
+
+ON_POSTGRES = [c for c in CASES if "NUL" in c.name or "UTF-8" in c.name or "unterminated" in c.name
+               or "2099" in c.name or "over the" in c.name]  # fmt: skip
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("case", ON_POSTGRES, ids=[c.name for c in ON_POSTGRES])
+def test_every_record_is_loaded_or_rejected_on_postgres(
+    tmp_path: Path, pg_url: str, case: Case
+) -> None:
+    check(Location.parse(pg_url), tmp_path, case)
+
+
+def check(location: Location, tmp_path: Path, case: Case) -> None:
+    tmp_warehouse = location
     seed(tmp_warehouse, tmp_path)
     path = tmp_path / case.file
     path.write_bytes(case.data)
