@@ -208,15 +208,16 @@ def unreadable_reason(error_type: exp.Expr) -> exp.Expr:
     return exp.Case(this=error_type, ifs=known, default=other)
 
 
-def file_lines(con: Any, path: Path) -> None:
-    """Temp table ``_file_lines(row_number, line, _unreadable, _record)``: every line of the file
-    by its line number; a line the reader cannot read has a null ``line`` and its reason."""
+def file_lines(con: Any, path: Path, shape: dict[str, exp.Expr]) -> None:
+    """Temp table ``_file_lines(row_number, <shape>, _unreadable)``: every line of the file by its
+    line number, as the columns `shape` makes of ``line``; a line the reader cannot read has them
+    null (but ``_record``, its text) and its reason in ``_unreadable``."""
     for table in ("_file_line_errors", "_file_line_scans"):
         con.execute(exp.Drop(tables=[exp.to_table(table)], kind="TABLE", exists=True).sql("duckdb"))
     reader = _line_reader(path).subquery("l")
     lines = exp.select(
-        exp.column("row_number"), exp.column("line"),
-        exp.cast(exp.null(), "varchar").as_("_unreadable"), exp.column("line").as_("_record"),
+        exp.column("row_number"), *[e.as_(name) for name, e in shape.items()],
+        exp.cast(exp.null(), "varchar").as_("_unreadable"),
     ).from_(reader)  # fmt: skip
     con.execute(
         exp.Create(
@@ -226,25 +227,36 @@ def file_lines(con: Any, path: Path) -> None:
     )  # fmt: skip
     for statement in _UNREADABLE_LINES:
         con.execute(statement)
-    bad = exp.select(
-        exp.column("row_number"), exp.null(), unreadable_reason(exp.column("error_type")),
-        exp.func("left", exp.column("record"), exp.Literal.number(RECORD_SHOWN)),
-    ).from_("_bad_lines")  # fmt: skip
-    con.execute(exp.insert(bad, "_file_lines").sql("duckdb"))
+    columns = ["row_number", "_unreadable"]
+    bad = [exp.column("row_number"), unreadable_reason(exp.column("error_type"))]
+    if "_record" in shape:
+        columns.append("_record")
+        bad.append(exp.func("left", exp.column("record"), exp.Literal.number(RECORD_SHOWN)))
+    rows = exp.select(*bad).from_("_bad_lines")
+    con.execute(exp.insert(rows, "_file_lines", columns=columns).sql("duckdb"))
+
+
+def _csv_shape() -> dict[str, exp.Expr]:
+    """What the CSV checks keep of a line: how many quotes it has, and whether it is blank."""
+    line = exp.column("line")
+    without = exp.func("replace", line, exp.Literal.string('"'), exp.Literal.string(""))
+    quotes = exp.func("length", line) - exp.func("length", without)
+    text = exp.func("coalesce", line, exp.Literal.string(""))
+    blank = exp.func("trim", text, exp.func("chr", exp.Literal.number(13)))
+    return {
+        "quotes": exp.func("coalesce", quotes, exp.Literal.number(0)),
+        "is_blank": blank.eq(exp.Literal.string("")),
+    }
 
 
 _OPEN_QUOTE = """
-with counted as (
-    select row_number, length(line) - length(replace(line, '"', '')) as quotes
-    from _file_lines where line is not null
-),
-running as (
+with running as (
     select row_number, quotes,
            coalesce(sum(quotes) over (order by row_number rows between unbounded preceding
                                       and 1 preceding), 0) as before
-    from counted
+    from _file_lines where _unreadable is null
 )
-select (select sum(quotes) from counted) % 2 = 1 as unclosed,
+select (select sum(quotes) from running) % 2 = 1 as unclosed,
        (select max(row_number) from running where before % 2 = 0 and quotes % 2 = 1) as opened_at
 """
 
@@ -253,7 +265,7 @@ def check_quotes(con: Any, path: Path) -> None:
     """Refuse a CSV file whose quotes do not pair up: a quote opened and never closed (or a stray
     quote read as one) would make every later record part of one field, so none of them could be
     told apart; the error names the line of the last quote that opens a field never closed."""
-    file_lines(con, path)
+    file_lines(con, path, _csv_shape())
     unclosed, line = con.execute(_OPEN_QUOTE).fetchall()[0]
     if unclosed:
         raise LoadError(
@@ -310,7 +322,7 @@ def _jsonl_source(con: Any, path: Path, header: list[str]) -> exp.Select:
 
 def _jsonl_header(con: Any, path: Path) -> list[str]:
     """Every key the file's JSON objects use, in the order they first appear."""
-    file_lines(con, path)
+    file_lines(con, path, {"line": exp.column("line"), "_record": exp.column("line")})
     line = exp.column("line")
     objects = _is_object(line)
     keys = (

@@ -181,7 +181,7 @@ _MALFORMED = (
     """create or replace temp table _malformed as
        select m.line - 1 - (select count(*) from _file_lines b
                             where b.row_number < p.physical and b._unreadable is null
-                              and trim(coalesce(b.line, ''), chr(13)) = '') as row_number,
+                              and b.is_blank) as row_number,
               row_number() over (order by m.line) as j, p.physical, m.error_type, m.record
        from _malformed_found m join _malformed_lines p using (byte_position)""",
     """update _incoming set row_number = _incoming.row_number + (
