@@ -36,7 +36,7 @@ records it (SendGrid's event webhook reports ``sg_message_id`` as that id plus a
 Reconciliation (``reconcile = "lookup"`` when ``delivery.sendgrid.lookup`` is on): a message is
 looked up by its ``message_id`` custom argument through SendGrid's Email Activity API
 (``GET /v3/messages``). That API is documented by SendGrid but is not part of the OpenAPI
-documents shipped in ``specs/``, so its request is not validated by :mod:`activation.openapi`; it
+documents shipped in ``specs/``, so its request is not validated by :mod:`flowhouse.activation.openapi`; it
 needs SendGrid's extended activity history on the account, and it lags behind sending by a few
 minutes.
 """
@@ -51,9 +51,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.message import Found, Outcome, Outgoing, Sender
-from activation.providers.base import Call, Destination, Reconcile, Secrets
-from activation.providers.sendgrid.config import SendGrid
+from flowhouse.activation.message import Found, Outcome, Outgoing, Sender
+from flowhouse.activation.providers.base import Call, Destination, Reconcile, Secrets
+from flowhouse.activation.providers.sendgrid.config import SendGrid
 
 #: Substitution tags of the shared content in rendered mode.
 HTML_TAG = "-fh-html-"

@@ -28,9 +28,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.message import Found, Outcome, Outgoing, Sender
-from activation.providers.base import Call, Destination, Reconcile, Secrets
-from activation.providers.twilio.config import Twilio
+from flowhouse.activation.message import Found, Outcome, Outgoing, Sender
+from flowhouse.activation.providers.base import Call, Destination, Reconcile, Secrets
+from flowhouse.activation.providers.twilio.config import Twilio
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError
 
