@@ -221,6 +221,8 @@ def load(
     with their row number, field, value and reason; a bad optional customer field (a contact, the
     time zone...) is dropped and the customer kept; good rows are always loaded. Loading the same
     events twice is a no-op (event ids are unique); customers and products are upserted by key.
+    No record vanishes: a timestamp more than 24 hours ahead, a JSON line over 2 MiB or not UTF-8
+    is rejected alone; a CSV file whose quote never closes is refused, naming the line.
     Progress goes to stderr.
     """
 

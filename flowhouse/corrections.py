@@ -11,6 +11,9 @@ Downstream (docs/events.md, "Corrections"):
   their tables (``core.derived_*``); the next build re-derives every derived event from the raw
   stream. Derived event ids are deterministic and a derived model's rows do not depend on how
   often it is built, so what comes back is what was there less what the retracted rows produced;
+- observations: the segment membership and tier histories record what each build saw at its now;
+  what they record after the retraction's clock (a build that took "now" from a row from the
+  future) is undone, so the next build observes again from the right time;
 - the engine: nothing is undone. An enrollment a retracted event triggered goes on, its decisions
   stay journaled and nothing is sent again; an enrollment id is the md5 of the flow and the
   trigger's event id, so the corrected event, loaded with the same id, enrolls nobody again.
@@ -28,7 +31,7 @@ from sqlglot import exp
 
 from flowhouse.core.contract import EVENTS, RAW_SCHEMA
 from flowhouse.core.errors import ConfigError
-from flowhouse.core.sql import array_column, render, statement
+from flowhouse.core.sql import array_column, literal, render, statement
 from flowhouse.core.state import ensure_retracted
 from flowhouse.core.warehouse import Location, Warehouse
 
@@ -47,6 +50,17 @@ where event_id in (select event_id from _fh_retract)
 
 _REMOVE = "delete from raw.events where event_id in (select event_id from _fh_retract)"
 
+#: History tables that record observations at a build's now: (table, opened at, closed at).
+_HISTORIES = (
+    ("segment_membership_history", "entered_at", "exited_at"),
+    ("customer_tier_history", "valid_from", "valid_to"),
+)
+
+_TABLES = """
+select table_name from information_schema.tables
+where table_schema = :derived_schema and table_type = 'BASE TABLE'
+"""
+
 _DERIVED_TABLES = """
 select table_name from information_schema.tables
 where table_schema = :derived_schema and substr(table_name, 1, 8) = 'derived_'
@@ -61,6 +75,8 @@ class RetractReport:
     unknown: list[str] = field(default_factory=list)
     #: Derived-event tables emptied, re-derived in full by the next build.
     emptied: list[str] = field(default_factory=list)
+    #: History rows dated after the retraction's clock, undone (:func:`undo_future_observations`).
+    undone: int = 0
 
     def describe(self) -> str:
         lines = [f"retracted {len(self.retracted)} event(s) into {RAW_SCHEMA}.retracted_events"]
@@ -73,6 +89,11 @@ class RetractReport:
             lines.append(
                 f"  {len(self.emptied)} derived-event table(s) emptied: the next build "
                 "(flowhouse build or tick) derives them again without the retracted rows"
+            )
+        if self.undone:
+            lines.append(
+                f"  {self.undone} segment or tier observation(s) dated after now undone: "
+                "the next build observes from the right time"
             )
         return "\n".join(lines)
 
@@ -146,6 +167,7 @@ def retract(
                 run(wh, _KEEP, reason=reason.strip(), now=now)
                 run(wh, _REMOVE)
                 report.emptied = empty_derived(wh)
+                report.undone = undo_future_observations(wh, now)
             _drop_temp(wh, "_fh_retract")
     return report
 
@@ -157,3 +179,20 @@ def empty_derived(wh: Warehouse) -> list[str]:
     for table in tables:
         wh.execute(exp.delete(exp.to_table(f"{DERIVED_SCHEMA}.{table}")))
     return tables
+
+
+def undo_future_observations(wh: Warehouse, now: datetime) -> int:
+    """Undo what the history tables record after `now`: a period opened later is deleted, one
+    closed later is open again. Only a build that took "now" from a row from the future records
+    such a change (a build's now is never past the wall clock); returns the rows changed."""
+    present = {r[0] for r in rows(wh, _TABLES, derived_schema=DERIVED_SCHEMA)}
+    changed = 0
+    for table, opened, closed in _HISTORIES:
+        if table not in present:
+            continue
+        target = exp.to_table(f"{DERIVED_SCHEMA}.{table}")
+        later = exp.column(opened) > literal(now)
+        changed += wh.execute_count(exp.delete(target, where=later))
+        reopen = exp.update(target, {closed: exp.null()}, where=exp.column(closed) > literal(now))
+        changed += wh.execute_count(reopen)
+    return changed

@@ -6,13 +6,15 @@ an optional customer field (a contact, the time zone, the birthday...) it drops 
 against the event contract (``flowhouse.core.contract.EVENT_PROPERTIES``) for the raw event types:
 a missing required property or a value of the wrong JSON type rejects the event. Types a store
 declares itself (``events.custom``, or a derived type it sends) pass unchecked, as do properties the
-contract does not declare.
+contract does not declare. A timestamp more than :data:`FUTURE_TOLERANCE` after the load's own clock
+rejects the row: a time from the future would otherwise stand for "now" in every later build.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlglot import exp
 
@@ -31,6 +33,7 @@ COUNTRY_PATTERN = r"^[A-Za-z]{2}$"
 EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*$"
 BOOLEAN_WORDS = ("true", "false", "t", "f", "1", "0", "yes", "no", "y", "n")
 TRUE_WORDS = ("true", "t", "1", "yes", "y")
+FUTURE_TOLERANCE = timedelta(hours=24)  # past the load's clock: clocks a little ahead still load
 REJECTED = "rejected"
 FIELD_DROPPED = "field_dropped"
 #: Customer fields a bad value drops (the customer is kept); other bad fields reject the row.
@@ -122,12 +125,40 @@ def _pattern_check(name: str, pattern: str, reason: str) -> Check:
     return Check(name, failed, reason)
 
 
+def _future_check(c: Column, now: datetime) -> Check:
+    """A timestamp later than the load's clock plus :data:`FUTURE_TOLERANCE` rejects the row."""
+    latest = now + FUTURE_TOLERANCE
+    stamp = latest.strftime("%Y-%m-%d %H:%M:%S")
+    when = exp.TryCast(this=exp.column(c.name), to=exp.DataType.build("timestamptz"))
+    utc = exp.cast(exp.AtTimeZone(this=when, zone=exp.Literal.string("UTC")), "timestamp")
+    failed = utc > exp.cast(exp.Literal.string(stamp), "timestamp")
+    reason = (
+        f"in the future: later than {stamp} UTC, {FUTURE_TOLERANCE.total_seconds() / 3600:g} "
+        f"hours past the load's clock ({now:%Y-%m-%d %H:%M:%S} UTC); expected a time that has "
+        "already happened"
+    )
+    return Check(c.name, failed, reason)
+
+
 def checks_for(
-    spec: Input, provided: Sequence[str], customers_table: str | None, zones_table: str | None
+    spec: Input,
+    provided: Sequence[str],
+    customers_table: str | None,
+    zones_table: str | None,
+    now: datetime,
 ) -> list[Check]:
-    """Every check a row of ``spec`` must pass (the first: the record was readable at all)."""
+    """Every check a row of ``spec`` must pass (the first: the record was readable at all);
+    ``now`` is the load's clock, naive UTC."""
+    record = exp.column("_record")
+    nul = exp.or_(
+        exp.func("contains", record, exp.func("chr", exp.Literal.number(0))),
+        exp.func("contains", record, exp.Literal.string("\\u0000")),
+    )
     out: list[Check] = [
-        Check(None, present(exp.column("_extra")), "more fields than the header names")
+        Check(None, present(exp.column("_extra")), "more fields than the header names"),
+        Check(
+            None, nul, "a NUL character in the record (0x00 or \\u0000); expected text without NUL"
+        ),
     ]
     for c in spec.columns:
         if c.required and not (spec.name == "events" and c.name in ("customer_id", "loaded_at")):
@@ -135,6 +166,8 @@ def checks_for(
         typed = _type_check(c)
         if typed:
             out.append(typed)
+        if c.type == "timestamp":
+            out.append(_future_check(c, now))
         if c.type == "json":
             out.append(_json_object_check(c.name))
     if spec.name == "events":

@@ -19,7 +19,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
+from flowhouse.core.clock import utcnow
 from flowhouse.core.contract import INPUTS, RAW_SCHEMA, Column, Input
 from flowhouse.core.errors import LoadError
 from flowhouse.core.warehouse import REJECTS_COLUMNS, Location, Warehouse
@@ -41,7 +42,13 @@ from flowhouse.load.checks import (
 )
 from flowhouse.load.mapping import InputMapping, load_mapping
 from flowhouse.load.project import EMAIL_LOOKUP, Projection, project
-from flowhouse.load.read import READERS, detect_format
+from flowhouse.load.read import (
+    READERS,
+    RECORD_SHOWN,
+    detect_format,
+    lines_at,
+    unreadable_reason,
+)
 from flowhouse.load.report import SHOWN_REJECTS, LoadReport, Reject
 
 Progress = Callable[[str], None]
@@ -60,10 +67,13 @@ def load_file(
     mapping: str | None = None,
     shown: int = SHOWN_REJECTS,
     progress: Progress = _quiet,
+    now: datetime | None = None,
 ) -> LoadReport:
     """Check and load one file; returns what was read, loaded, already present and rejected.
 
     ``mapping`` is a shipped mapping's name (``shopify``, ``woocommerce``) or a mapping file's path.
+    ``now`` is the load's clock (naive UTC; the wall clock by default): the ``loaded_at`` of rows
+    without one, and the bound past which a timestamp is from the future (``FUTURE_TOLERANCE``).
     """
     spec = INPUTS.get(input_name)
     if spec is None:
@@ -76,15 +86,18 @@ def load_file(
         wh.ensure_raw_tables()
         con = wh.connection if wh.dialect == "duckdb" else duckdb.connect()
         try:
-            return _Load(wh, con, spec, path, progress).run(kind, section, shown)
+            load = _Load(wh, con, spec, path, progress, now or utcnow())
+            return load.run(kind, section, shown)
         finally:
             if con is not wh.connection:
                 con.close()
 
 
 class _Load:
-    def __init__(self, wh: Warehouse, con: Any, spec: Input, path: Path, progress: Progress):
-        self.wh, self.con, self.spec, self.path = wh, con, spec, path
+    def __init__(
+        self, wh: Warehouse, con: Any, spec: Input, path: Path, progress: Progress, now: datetime
+    ):
+        self.wh, self.con, self.spec, self.path, self.now = wh, con, spec, path, now
         self.progress = progress
         self.started = time.monotonic()
 
@@ -105,9 +118,10 @@ class _Load:
             _customers_by_email(wh, con)
         customers = _known_customers(wh, con) if spec.name == "events" else None
         zones = _zones(con) if spec.name == "customers" else None
-        _find_problems(con, checks_for(spec, projection.provided, customers, zones), spec)
+        checks = checks_for(spec, projection.provided, customers, zones, self.now)
+        _find_problems(con, checks, spec)
         self.step("checked")
-        _typed_rows(con, spec, projection.provided)
+        _typed_rows(con, spec, projection.provided, self.now)
         report.rows_loaded, report.rows_unchanged = _write(wh, con, spec)
         self.step(f"wrote {report.rows_loaded} rows")
         _count_problems(con, report)
@@ -128,7 +142,7 @@ class _Load:
             _require(self.spec, projection, header, self.path)
             _temp_table(self.con, "_incoming", projection.query)
             if kind == "csv":
-                _keep_malformed_records(self.con)
+                _keep_malformed_records(self.con, self.path)
         except duckdb.Error as err:
             raise LoadError(f"{self.path}: cannot read as {kind}: {err}") from err
         return projection
@@ -156,26 +170,64 @@ def _require(spec: Input, projection: Projection, header: list[str], path: Path)
 
 
 # Constant DuckDB statements over the CSV reader's own reject table (no values are interpolated).
+# The reader numbers a record by the lines before it less those inside quoted fields, blank lines
+# included; the record number counts only records, so the blank lines before it come off.
 _MALFORMED = (
-    """create or replace temp table _malformed as
-       select line - 1 as row_number, row_number() over (order by line) as j,
-              'malformed CSV record (' || string_agg(distinct lower(error_type), ', ') || ')'
-                  as reason,
-              min(csv_line) as record
+    """create or replace temp table _malformed_found as
+       select line, min(byte_position) as byte_position,
+              string_agg(distinct error_type, ', ') as error_type,
+              ltrim(min(csv_line), chr(10) || chr(13)) as record
        from reject_errors group by line""",
+    """create or replace temp table _malformed as
+       select m.line - 1 - (select count(*) from _file_lines b
+                            where b.row_number < p.physical and b._unreadable is null
+                              and b.is_blank) as row_number,
+              row_number() over (order by m.line) as j, p.physical, m.error_type, m.record
+       from _malformed_found m join _malformed_lines p using (byte_position)""",
     """update _incoming set row_number = _incoming.row_number + (
          select count(*) from _malformed m where m.row_number - m.j < _incoming.row_number)""",
-    """insert into _incoming (row_number, _unreadable, _record)
-       select row_number, reason, record from _malformed""",
 )
+_SPANNING = """select physical, row_number, record from _malformed
+               where strpos(record, chr(10)) > 0 order by row_number limit 1"""
 
 
-def _keep_malformed_records(con: Any) -> None:
-    """Records the CSV reader cannot split (a broken quote, say) become rejects, and the good rows
-    after them keep the row numbers they have in the file.
-    """
-    for statement in _MALFORMED:
-        con.execute(statement)
+def _keep_malformed_records(con: Any, path: Path) -> None:
+    """Records the CSV reader cannot split (text after a closing quote, not UTF-8, too long) become
+    rejects, located by their line, and the good rows after them keep their row numbers.
+
+    A malformed record that runs over several lines is a quote out of place that swallowed the
+    lines after it: which of them were records cannot be told, so the file is refused."""
+    con.execute(_MALFORMED[0])
+    found_at = con.execute("select byte_position from _malformed_found").fetchall()
+    positions = [int(r[0]) for r in found_at]
+    found = lines_at(path, positions)
+    table = pa.table({"byte_position": pa.array(list(found), pa.int64()),
+                      "physical": pa.array(list(found.values()), pa.int64())})  # fmt: skip
+    con.register("_malformed_lines", table)
+    for step in _MALFORMED[1:]:
+        con.execute(step)
+    con.unregister("_malformed_lines")
+    spanning = con.execute(_SPANNING).fetchall()
+    if spanning:
+        line, row, record = spanning[0]
+        first = str(record).split("\n", 1)[0]
+        raise LoadError(
+            f"{path}: line {line} (record {row}, {first[:80]!r}): a quote out of place makes "
+            f"this record run over {str(record).count(chr(10)) + 1} lines, so the records in "
+            "them cannot be told apart; nothing was loaded. Expected every quoted field closed "
+            'and a quote inside a field doubled (""); fix the record and load the file again'
+        )
+    reason = exp.func(
+        "concat", exp.Literal.string("malformed CSV record at line "),
+        exp.cast(exp.column("physical"), "varchar"), exp.Literal.string(": "),
+        unreadable_reason(exp.column("error_type")),
+    )  # fmt: skip
+    rows = exp.select(
+        exp.column("row_number"), reason,
+        exp.func("left", exp.column("record"), exp.Literal.number(RECORD_SHOWN)),
+    ).from_("_malformed")  # fmt: skip
+    into = exp.insert(rows, "_incoming", columns=["row_number", "_unreadable", "_record"])
+    con.execute(into.sql("duckdb"))
 
 
 def _temp_table(con: Any, name: str, query: exp.Expr) -> None:
@@ -405,11 +457,9 @@ def _typed(c: Column) -> exp.Expr:
     return exp.TryCast(this=col, to=exp.DataType.build(to[c.type]))
 
 
-def _typed_rows(con: Any, spec: Input, provided: list[str]) -> None:
+def _typed_rows(con: Any, spec: Input, provided: list[str], now: datetime) -> None:
     """The rows to write, typed; a field with a ``field_dropped`` problem is null."""
-    loaded_now = exp.cast(
-        exp.Literal.string(datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")), "timestamp"
-    )
+    loaded_now = exp.cast(exp.Literal.string(now.strftime("%Y-%m-%d %H:%M:%S")), "timestamp")
     cols: list[exp.Expr] = []
     for c in spec.columns:
         if c.name in provided:
@@ -537,6 +587,12 @@ def _count_problems(con: Any, report: LoadReport) -> None:
     report.problems = sum(n for _, n in counts.values())
 
 
+def _no_nul(text: exp.Expr) -> exp.Expr:
+    """`text` with each NUL byte written ``\\0`` (PostgreSQL text cannot hold one)."""
+    nul = exp.func("chr", exp.Literal.number(0))
+    return exp.func("replace", text, nul, exp.Literal.string("\\0"))
+
+
 def _record_rejects(wh: Warehouse, con: Any, report: LoadReport, shown: int) -> list[Reject]:
     """Every problem, with the row's text, into raw.rejects; returns the first ``shown``."""
     rejects = (
@@ -544,8 +600,9 @@ def _record_rejects(wh: Warehouse, con: Any, report: LoadReport, shown: int) -> 
             exp.Literal.string(report.load_id).as_("load_id"),
             exp.Literal.string(report.input).as_("input"),
             exp.Literal.string(report.source_file).as_("source_file"),
-            exp.column("row_number", "p"), exp.column("field", "p"), exp.column("value", "p"),
-            exp.column("reason", "p"), exp.column("_record", "i").as_("record"),
+            exp.column("row_number", "p"), exp.column("field", "p"),
+            _no_nul(exp.column("value", "p")).as_("value"), exp.column("reason", "p"),
+            _no_nul(exp.column("_record", "i")).as_("record"),
             exp.cast(exp.func("current_timestamp"), "timestamp").as_("rejected_at"),
             exp.column("action", "p"),
         )
