@@ -211,7 +211,7 @@ def test_definitions_validate_with_the_shipped_instance(tmp_path: Path) -> None:
 
 def test_a_missing_manifest_names_the_prepare_command(tmp_path: Path) -> None:
     project = DbtProject(project_dir=DBT_PACKAGE, target_path=tmp_path / "target-duckdb")
-    with pytest.raises(ConfigError, match=r"python -m orchestration\.dagster\.prepare"):
+    with pytest.raises(ConfigError, match=r"python -m flowhouse\.orchestration\.dagster\.prepare"):
         read_manifest(project)
     assert PREPARE == "python -m flowhouse.orchestration.dagster.prepare"
 
