@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from flowhouse.cli import cli
 from flowhouse.core.paths import FLOWS
 from flowhouse.flows.flowfile import Audience, Filter, Flow
+from flowhouse.report.labels import trigger_label
+from flowhouse.status import explain_exit
 
 FLOW = """\
 flow: f
@@ -109,3 +111,22 @@ def test_unset_new_fields_leave_a_flows_version_alone() -> None:
     assert dumped["filter"] == "customer.order_count > 0"
     assert Audience(not_segment="vip").model_dump()["not_segment"] == "vip"
     assert "no_recent_event" not in Filter().model_dump()
+
+
+def test_status_and_report_name_the_object_forms() -> None:
+    spec = {"filter": {"where": None, "not_segment": "vip", "no_recent_event": ["order_refunded"],
+                       "within": "14d"}}  # fmt: skip
+    assert explain_exit("filter", spec) == (
+        "the flow filter (not_segment: vip, no_recent_event: ['order_refunded'], within: 14d) "
+        "no longer held before a send"
+    )
+    flow = Flow.model_validate(
+        {
+            "flow": "f",
+            "name": "F",
+            "trigger": {"event": "first_purchase"},
+            "audience": {"not_segment": "vip", "not_list": "newsletter"},
+            "steps": [{"id": "w", "wait": "1h"}],
+        }
+    )
+    assert trigger_label(flow).detail == ("audience: not segment vip and not list newsletter",)
