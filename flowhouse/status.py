@@ -484,8 +484,15 @@ def explain_exit(reason: str | None, spec: Spec) -> str:
     exit_where = spec.get("exit", {}).get("where")
     return EXITS[reason].format(
         exit_where=f" ({exit_where})" if exit_where else "",
-        filter=f" ({spec['filter']})" if spec.get("filter") else "",
+        filter=f" ({_shown(spec['filter'])})" if spec.get("filter") else "",
     )
+
+
+def _shown(condition: Any) -> str:
+    """A filter as written: its predicate, or its object form's fields (``not_segment: vip``)."""
+    if not isinstance(condition, dict):
+        return str(condition)
+    return ", ".join(f"{k}: {v}" for k, v in condition.items() if v is not None)
 
 
 def explain_refusal(reason: str | None, spec: Spec, flow: FlowFacts) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from flowhouse.flows.flowfile import Branch, Flow, Split, Step, WaitFor
+from flowhouse.flows.flowfile import Branch, Filter, Flow, Split, Step, Suppress, WaitFor
 from flowhouse.flows.predicates import Columns, check_predicate, customer_only, event_and_customer
 from flowhouse.flows.vocabulary import Vocabulary, suggest
 
@@ -61,10 +61,14 @@ def _predicates_of(flow: Flow, both: Tables, customer: Tables) -> Iterator[tuple
         yield ("audience", "where"), flow.audience.where, customer
     if flow.exit.where:
         yield ("exit", "where"), flow.exit.where, both
-    if flow.filter:
+    if isinstance(flow.filter, str):
         yield ("filter",), flow.filter, customer
-    if flow.suppress:
+    elif flow.filter and flow.filter.where:
+        yield ("filter", "where"), flow.filter.where, customer
+    if isinstance(flow.suppress, str):
         yield ("suppress",), flow.suppress, both
+    elif flow.suppress and flow.suppress.where:
+        yield ("suppress", "where"), flow.suppress.where, both
     for step, loc in walk_steps(flow.steps, ("steps",)):
         if isinstance(step, Branch):
             for j, path in enumerate(step.branch):
@@ -129,15 +133,38 @@ def _names(flow: Flow, vocabulary: Vocabulary) -> Iterator[Finding]:
     problem = vocabulary.check_event_type(flow.trigger.event, trigger=True)
     if problem:
         yield ("trigger", "event"), problem, flow.trigger.event
+    events += list(_recent_events(flow))
     for loc, name in events:
         problem = vocabulary.check_event_type(name)
         if problem:
             yield loc, problem, name
-    if flow.audience.segment:
-        problem = vocabulary.check_segment(flow.audience.segment)
+    for loc, name in memberships(flow, "segment"):
+        problem = vocabulary.check_segment(name)
         if problem:
-            yield ("audience", "segment"), problem, flow.audience.segment
+            yield loc, problem, name
     yield from _entry_key(flow, vocabulary)
+
+
+def memberships(flow: Flow, kind: str) -> Iterator[tuple[Loc, str]]:
+    """The segments (``kind`` segment) or lists (``list``) the audience and the filter name, in
+    or out, and where."""
+    for part, spec in (("audience", flow.audience), ("filter", flow.filter)):
+        if spec is None or isinstance(spec, str):
+            continue
+        for field in (kind, f"not_{kind}"):
+            name = getattr(spec, field)
+            if name:
+                yield (part, field), name
+
+
+def _recent_events(flow: Flow) -> Iterator[tuple[Loc, str]]:
+    """The event types the filter and the suppression look for in the customer's recent events."""
+    if isinstance(flow.filter, Filter) and flow.filter.no_recent_event:
+        for i, name in enumerate(flow.filter.no_recent_event):
+            yield ("filter", "no_recent_event", i), name
+    if isinstance(flow.suppress, Suppress) and flow.suppress.recent_event:
+        for i, name in enumerate(flow.suppress.recent_event):
+            yield ("suppress", "recent_event", i), name
 
 
 def _entry_key(flow: Flow, vocabulary: Vocabulary) -> Iterator[Finding]:

@@ -51,12 +51,13 @@ def read_yaml(path: Path) -> tuple[Any, Lines]:
 
 
 def _clean_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    """Drop the union tags pydantic adds (``steps.1.wait.wait`` -> ``steps.1.wait``)."""
+    """Drop the union tags pydantic adds (``steps.1.wait.wait`` -> ``steps.1.wait``,
+    ``suppress.object-form.within`` -> ``suppress.within``)."""
     out: list[str | int] = []
     for i, part in enumerate(loc):
         if part in STEP_KINDS and i > 0 and isinstance(loc[i - 1], int):
             continue
-        if isinstance(part, str) and part.startswith("function-"):
+        if isinstance(part, str) and (part.startswith("function-") or part.endswith("-form")):
             continue
         out.append(part)
     return tuple(out)

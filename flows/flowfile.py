@@ -94,13 +94,85 @@ class Trigger(Model):
     )
 
 
+def _unset(value: Any) -> bool:
+    """Fields added after flows were versioned are left out of the canonical form while unset
+    (``exclude_if=_unset``), so a flow that does not use them keeps its version."""
+    return value is None
+
+
+def _names(value: Any) -> Any:
+    """``order_refunded`` -> ``["order_refunded"]`` (one event type or a list of them)."""
+    return [value] if isinstance(value, str) else value
+
+
+EventTypes = Annotated[
+    list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]],
+    BeforeValidator(_names),
+    Field(min_length=1),
+]
+
+
 class Audience(Model):
     """Who may enter, judged once at entry: a SQL predicate over customer attributes, a segment, a
-    list, or several (all must hold)."""
+    list, outside a segment or a list, or several (all must hold)."""
 
     where: Sql | None = None
     segment: str | None = None
     list: str | None = None
+    not_segment: str | None = Field(
+        default=None, exclude_if=_unset, description="Only customers outside this segment"
+    )
+    not_list: str | None = Field(
+        default=None, exclude_if=_unset, description="Only customers not on this list"
+    )
+
+
+def _within_with_events(events: Any, within: Any, name: str) -> None:
+    if (events is None) != (within is None):
+        raise ValueError(f"{name} and within go together: e.g. {name}: order_refunded, within: 14d")
+
+
+class Filter(Audience):
+    """The object form of ``filter`` (re-checked before every send; all given must hold): the
+    audience's fields, and no event of these types by the customer within ``within`` before the
+    message's due time."""
+
+    no_recent_event: EventTypes | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Event types the customer must not have had recently",
+    )
+    within: Duration | None = Field(
+        default=None, exclude_if=_unset, description="How recently, before the due time"
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> Filter:
+        _within_with_events(self.no_recent_event, self.within, "no_recent_event")
+        return self
+
+
+def _form(value: Any) -> str:
+    return "sql-form" if isinstance(value, str) else "object-form"
+
+
+class Suppress(Model):
+    """The object form of ``suppress`` (checked when a message is queued; any that holds skips it
+    as ``suppressed``): a predicate, or an event of these types by the customer within ``within``
+    before the message's due time."""
+
+    where: Sql | None = None
+    recent_event: EventTypes | None = Field(
+        None, description="Event types that suppress a message when the customer had one recently"
+    )
+    within: Duration | None = Field(None, description="How recently, before the due time")
+
+    @model_validator(mode="after")
+    def _window(self) -> Suppress:
+        _within_with_events(self.recent_event, self.within, "recent_event")
+        if not (self.where or self.recent_event):
+            raise ValueError("suppress needs where or recent_event (with within)")
+        return self
 
 
 ReentryPolicy = Annotated[str, Field(pattern=r"^(once|always|after \S+)$")]
@@ -154,6 +226,17 @@ class Sender(Model):
     reply_to: str | None = None
     postal_address: str | None = None
     sms_from: str | None = None
+
+
+#: ``filter`` and ``suppress``: a SQL predicate, or the object form (the union's tags end in
+#: ``-form``, which error locations leave out).
+FilterSpec = Annotated[
+    Annotated[Sql, Tag("sql-form")] | Annotated[Filter, Tag("object-form")], Discriminator(_form)
+]
+SuppressSpec = Annotated[
+    Annotated[Sql, Tag("sql-form")] | Annotated[Suppress, Tag("object-form")],
+    Discriminator(_form),
+]
 
 
 # -- steps -----------------------------------------------------------------------------------------
@@ -332,14 +415,19 @@ class Flow(Model):
     audience: Audience = Audience()
     entry: Entry = Entry()
     exit: Exit = Exit()
-    filter: Sql | None = Field(default=None, description="Re-checked before every send")
+    filter: FilterSpec | None = Field(
+        default=None,
+        description="Re-checked before every send: a predicate, or where, segment, list, "
+        "not_segment, not_list and no_recent_event with within (all must hold)",
+    )
     goal: Goal = Goal()
     holdout: Share = 0.1
     max_lateness: Duration = timedelta(hours=24)
     transactional: bool = False
-    suppress: Sql | None = Field(
+    suppress: SuppressSpec | None = Field(
         default=None,
-        description="Checked when a message is queued: when true, it is skipped as `suppressed`",
+        description="Checked when a message is queued: a predicate, or where and recent_event "
+        "with within; when one holds, the message is skipped as `suppressed`",
     )
     smart_sending: Duration | Literal[False] | None = Field(
         default=None,

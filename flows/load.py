@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flowhouse.core.errors import ConfigError
-from flowhouse.flows.checks import Loc, walk_steps
+from flowhouse.flows.checks import Loc, memberships, walk_steps
 from flowhouse.flows.compile import CompiledFlow, compile_flow
 from flowhouse.flows.files import ParsedFlow, Problem, YamlSyntaxError, flow_files, read_flow
 from flowhouse.flows.flowfile import Action, Flow, Send
@@ -153,10 +153,10 @@ def _references(
     """Problems with what the flow names outside itself: templates, coupon pools, lists, the
     address."""
     templates = flows_dir / TEMPLATES_DIR
-    if flow.audience.list:
-        problem = vocabulary.check_list(flow.audience.list)
+    for loc, name in memberships(flow, "list"):
+        problem = vocabulary.check_list(name)
         if problem:
-            yield ("audience", "list"), problem, flow.audience.list
+            yield loc, problem, name
     event = vocabulary.properties(flow.trigger.event)
     for step, loc in walk_steps(flow.steps, ("steps",)):
         if isinstance(step, Send):

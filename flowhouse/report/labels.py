@@ -182,7 +182,8 @@ def _arms(step: Split) -> tuple[PathSpec, ...]:
 
 def trigger_label(flow: Flow) -> Label:
     detail = [f"where {flow.trigger.where}"] if flow.trigger.where else []
-    if flow.audience.where or flow.audience.segment or flow.audience.list:
+    a = flow.audience
+    if a.where or a.segment or a.list or a.not_segment or a.not_list:
         detail.append("audience: " + _audience(flow))
     return Label("trigger", f"When {flow.trigger.event}", tuple(detail))
 
@@ -190,4 +191,6 @@ def trigger_label(flow: Flow) -> Label:
 def _audience(flow: Flow) -> str:
     a = flow.audience
     parts = [f"segment {a.segment}" if a.segment else "", f"list {a.list}" if a.list else ""]
+    parts += [f"not segment {a.not_segment}" if a.not_segment else ""]
+    parts += [f"not list {a.not_list}" if a.not_list else ""]
     return " and ".join(p for p in (*parts, a.where or "") if p)

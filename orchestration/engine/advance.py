@@ -20,6 +20,7 @@ from sqlglot import exp
 
 from flowhouse.core.sql import literal, statement, unit_hash
 from flowhouse.flows.compile import CompiledFlow, StepRow, event_property, predicate
+from flowhouse.flows.conditions import filter_condition
 from flowhouse.orchestration.engine.moves import arrive, journal
 from flowhouse.orchestration.engine.queue import send_batch
 from flowhouse.rules.context import Context, per_flow, per_step
@@ -187,7 +188,7 @@ def _exit(ctx: Context) -> None:
             "filter",
             lambda: per_flow(
                 ctx.flows,
-                lambda f: predicate(f.flow.filter) if f.flow.filter else None,
+                lambda f: filter_condition(f.flow, ctx.now),
                 exp.true(),
             ),
         ),

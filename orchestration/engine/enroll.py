@@ -24,6 +24,7 @@ from sqlglot import exp
 
 from flowhouse.core.contract import CATALOG_EVENT_TYPES, DERIVED_EVENT_TYPES
 from flowhouse.flows.compile import CompiledFlow, event_property, predicate
+from flowhouse.flows.conditions import audience_condition
 from flowhouse.orchestration.engine.moves import arrive, journal
 from flowhouse.rules.context import Context
 
@@ -167,27 +168,6 @@ def _trigger_table(ctx: Context, f: CompiledFlow, text: str, since: object) -> i
     )
 
 
-def _audience(f: CompiledFlow) -> exp.Expr:
-    audience = f.flow.audience
-    parts: list[exp.Expr] = [exp.true()]
-    if audience.where:
-        parts.append(predicate(audience.where))
-    if audience.segment:
-        parts.append(_member("segment_members", "segment", audience.segment))
-    if audience.list:
-        parts.append(_member("list_members", "list_name", audience.list))
-    return exp.and_(*parts)
-
-
-def _member(table: str, column: str, name: str) -> exp.Expr:
-    return exp.Exists(
-        this=exp.select("1")
-        .from_(exp.to_table(f"core.{table}").as_("m"))
-        .where(exp.column("customer_id", "m").eq(exp.column("customer_id", "customer")))
-        .where(exp.column(column, "m").eq(exp.Literal.string(name)))
-    )
-
-
 def _enroll_flow(ctx: Context, f: CompiledFlow, since: object, went_live: object) -> None:
     spec = f.flow
     if not _triggers(ctx, f, since):
@@ -201,7 +181,7 @@ def _enroll_flow(ctx: Context, f: CompiledFlow, since: object, went_live: object
         paused=spec.state == "paused",
         past_triggers=spec.entry.past_triggers,
         went_live=went_live,
-        audience=_audience(f),
+        audience=audience_condition(f.flow.audience),
         trigger_where=predicate(spec.trigger.where) if spec.trigger.where else exp.true(),
     )
     ctx.add("triggers", n)

@@ -21,7 +21,8 @@ from typing import Any
 from sqlglot import exp
 
 from flowhouse.core.sql import literal, statement
-from flowhouse.flows.compile import WAREHOUSE_ACTIONS, CompiledFlow, StepRow, predicate
+from flowhouse.flows.compile import WAREHOUSE_ACTIONS, CompiledFlow, StepRow
+from flowhouse.flows.conditions import suppress_condition
 from flowhouse.flows.settings import Settings
 from flowhouse.orchestration.engine.moves import arrive, journal
 from flowhouse.rules.context import Context, per_flow
@@ -199,9 +200,7 @@ def send_batch(ctx: Context) -> int:
 
 def _early_reason(ctx: Context) -> exp.Expr:
     """The first of the early send-time checks that stops a due row (null when none does)."""
-    suppress = per_flow(
-        ctx.flows, lambda f: predicate(f.flow.suppress) if f.flow.suppress else None
-    )
+    suppress = per_flow(ctx.flows, lambda f: suppress_condition(f.flow, ctx.now))
     return reason_of(early_checks(QUEUED, ctx.now, address=True, flow_suppressed=suppress))
 
 
