@@ -26,7 +26,7 @@ from activation.message import Outcome, Outgoing
 from activation.providers import DESTINATIONS
 from activation.providers.audience.config import Audience
 from activation.providers.audience.destination import AudienceDestination
-from activation.providers.base import Call, Destination, Secrets
+from activation.providers.base import Call, Destination, Listing, Secrets, match
 from activation.providers.identity import hashed_row, normalize_email, normalize_phone
 from activation.providers.klaviyo.config import Klaviyo
 from activation.providers.klaviyo.destination import KlaviyoDestination
@@ -149,11 +149,13 @@ def respond(call: Call, response: httpx.Response) -> httpx.Response:
 
 
 def lookup(destination: Destination, message: Outgoing, handler: Any, since: datetime) -> str:
-    async def run() -> str:
+    """Where the lookup of ``message`` alone settles it."""
+
+    async def run() -> Listing | None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             return await destination.lookup(client, message, since)
 
-    return asyncio.run(run())
+    return match([message.message_id], [asyncio.run(run())], set())[0].found
 
 
 # -- the registry --------------------------------------------------------------------------------

@@ -234,6 +234,13 @@ def test_buckets_split_the_outbox_without_overlap(store: Store, fake: FakeProvid
     assert fake.state.duplicates() == {}
 
 
+def test_a_customers_messages_share_one_bucket(store: Store, fake: FakeProvider) -> None:
+    queue(store, 10, EMAIL, SMS)
+    first = send(store, fake, "2026-03-01 10:01", bucket=Bucket(0, 2))
+    sent = {m["customer_id"] for m in store.rows("messages") if m["status"] == "sent"}
+    assert first.claimed == 2 * len(sent)  # both of each customer's messages, or neither
+
+
 def test_api_keys_never_reach_the_tables(store: Store, fake: FakeProvider) -> None:
     queue(store, 2, EMAIL, SMS)
     keys = {"SENDGRID_API_KEY": "SG.secret-key-1", "TWILIO_AUTH_TOKEN": "tw-secret-2",
