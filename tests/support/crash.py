@@ -137,7 +137,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return not (self.duplicates or self.lost or self.tick_mismatches or self.diverged_syncs)
+        return not (self.duplicates or self.lost or self.tick_mismatches or self.problems)
 
     def describe(self) -> str:
         return (
@@ -241,18 +241,19 @@ def killed_run(
     argvs: Sequence[Sequence[str]],
     ready: Callable[[], bool],
     rng: random.Random,
+    result: Result,
     deadline: float = 60,
-) -> int:
-    """Start the commands at once and kill each at its own random moment; how many kills landed
-    (a command that ends first is left alone: it may have stopped on the lock)."""
+) -> None:
+    """Start the commands at once and kill each at its own random moment, counting the kills
+    that landed in ``result``. A command that ends first is left alone; it must have succeeded
+    (0, or 3: some messages failed) or stopped on the lock another one held."""
     procs = [start(a) for a in argvs]
-    kills = 0
-    for proc in procs:
-        kills += kill_when(proc, ready, rng, deadline)
-    for proc in procs:
-        if proc.poll() is None:
-            proc.wait(timeout=600)
-    return kills
+    killed = [kill_when(proc, ready, rng, deadline) for proc in procs]
+    result.kills += sum(killed)
+    for argv, proc, kill in zip(argvs, procs, killed, strict=True):
+        output = proc.communicate(timeout=600)[0].decode(errors="replace")
+        if not kill and proc.returncode not in (0, 3) and "holds the lock" not in output:
+            result.problems.append(f"{argv[3]} exited {proc.returncode}: {output[-500:]}")
 
 
 def timer(seconds: float) -> Callable[[], bool]:
@@ -392,7 +393,7 @@ def trial(
             ticks = [command("tick", here, flows, FIRST_TICK, "--no-build", "--no-send")]
             if concurrent:
                 ticks.append(ticks[0])
-            result.kills += killed_run(ticks, timer(rng.uniform(0.5, 1.2) * startup), rng)
+            killed_run(ticks, timer(rng.uniform(0.5, 1.2) * startup), rng, result)
             finish(ticks[0])
             result.problems += same_tick(here, twin_store.wh, "10:00 tick")
             # 3. sends killed while the provider (failing some requests) accepts messages
@@ -402,7 +403,7 @@ def trial(
                 senders = [[*senders[0], "--bucket", b] for b in ("0/2", "1/2")]
             for _ in range(rng.randint(1, 3)):
                 ready = grown(accepted, rng.randint(1, max(2, customers // 3)))
-                result.kills += killed_run(senders, ready, rng)
+                killed_run(senders, ready, rng, result)
             sent_before = accepted() + rng.randint(0, customers)
             # 4. the 11:01 tick, which queues the SMS and sends them, killed and rerun
             twin_store.tick(SECOND_TICK)
@@ -410,13 +411,13 @@ def trial(
             if concurrent:
                 ticks.append(ticks[0])
             ready = timer(rng.uniform(0.5, 1.5) * startup)
-            result.kills += killed_run(ticks, lambda: ready() or accepted() > sent_before, rng)
+            killed_run(ticks, lambda: ready() or accepted() > sent_before, rng, result)
             finish(ticks[0], allowed=(0, 3))
             result.problems += same_tick(here, twin_store.wh, "11:01 tick")
             twin_store.close()
             # 5. the sync, killed and rerun
             syncs = [command("sync", here, flows, SYNC_AT, *url)]
-            result.kills += killed_run(syncs, grown(synced, 1), rng, deadline=20)
+            killed_run(syncs, grown(synced, 1), rng, result, deadline=20)
             finish(syncs[0], allowed=(0, 3))
             # 6. the last send and sync, without failures
             fake.set_failures(Failures())
@@ -430,7 +431,7 @@ def trial(
                 if not in_sync(wh, fake.state, sync)[0]:
                     result.diverged_syncs += 1
                     result.problems.append(f"sync {SYNC_NAME}: destination differs from source")
-    result.tick_mismatches = sum("tick" in p for p in result.problems)
+    result.tick_mismatches = sum("uninterrupted tick" in p for p in result.problems)
     result.problems = [f"trial {seed}: {p}" for p in result.problems]
     result.seconds = time.perf_counter() - started
     return result
