@@ -14,13 +14,13 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	$(BIN)/python -m orchestration.dagster.prepare
+	$(BIN)/python -m flowhouse.orchestration.dagster.prepare
 	touch $(STAMP)
 
 ## The dbt manifest the Dagster definitions load (dbt parse; no warehouse needed), refreshed
 ## before the tests and the UI so that model changes are seen.
 prepare: install
-	$(BIN)/python -m orchestration.dagster.prepare
+	$(BIN)/python -m flowhouse.orchestration.dagster.prepare
 
 ## The main job end to end on the embedded DuckDB default.
 demo: install

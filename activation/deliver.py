@@ -4,21 +4,21 @@ One run:
 
 1. rows a dead run claimed but never put in flight go back to the queue;
 2. rows a dead run left in flight are reconciled, per destination (see
-   :mod:`activation.providers.base`): looked up in the provider's records, resent with the
+   :mod:`flowhouse.activation.providers.base`): looked up in the provider's records, resent with the
    same idempotency key, or marked ``unconfirmed``;
 3. the destinations the due rows route to are built first: a credential missing from the
    environment stops the run before anything is claimed (:func:`check_credentials`);
 4. then, claim after claim (earliest due first): the send-time rules are checked again, the rows
    are rendered, and each destination's messages are sent in waves, each wave recorded in flight
    before it goes out and its results recorded when it is settled
-   (:mod:`activation.sender`).
+   (:mod:`flowhouse.activation.sender`).
 
 ``bucket`` splits the outbox between parallel senders (``I/N``: the messages of the customers
 whose id hashes to I);
 each run holds a lock for its bucket, so two senders never share a row.
 
 ``Options.retry`` (``flowhouse send --retry-failed``) first puts failed rows still within their
-flow's ``max_lateness`` back in the queue (:func:`activation.outbox.retry_failed`), journaled.
+flow's ``max_lateness`` back in the queue (:func:`flowhouse.activation.outbox.retry_failed`), journaled.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from pathlib import Path
 
 import httpx
 
-from activation.engagement import ingest
-from activation.message import Outgoing
-from activation.outbox import (
+from flowhouse.activation.engagement import ingest
+from flowhouse.activation.message import Outgoing
+from flowhouse.activation.outbox import (
     Attempt,
     Bucket,
     Final,
@@ -50,8 +50,8 @@ from activation.outbox import (
     retry_failed,
     unclaim,
 )
-from activation.providers import DESTINATIONS
-from activation.providers.base import (
+from flowhouse.activation.providers import DESTINATIONS
+from flowhouse.activation.providers.base import (
     Destination,
     Listing,
     Match,
@@ -59,19 +59,19 @@ from activation.providers.base import (
     Secrets,
     match,
 )
-from activation.providers.delivery import ProviderConfigs, provider_configs
-from activation.render import Renderer, by_route, render_claim
-from activation.sender import CLOCK_SLACK, Policy, Run, deliver
+from flowhouse.activation.providers.delivery import ProviderConfigs, provider_configs
+from flowhouse.activation.render import Renderer, by_route, render_claim
+from flowhouse.activation.sender import CLOCK_SLACK, Policy, Run, deliver
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import STATE_SCHEMA, array_rows, literal, render, statement
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.flows.compile import CompiledFlow
+from flowhouse.flows.load import load_flows
+from flowhouse.flows.settings import Settings
 from flowhouse.rules.context import Context, per_flow
-from flows.compile import CompiledFlow
-from flows.load import load_flows
-from flows.settings import Settings
 
 #: Rows claimed at once; each claim is checked, rendered and sent before the next.
 CLAIM_SIZE = 5000
@@ -209,7 +209,7 @@ class Options:
 
     ``provider_url`` points every destination at one server (the fake provider; credentials
     missing from the environment are then placeholders). ``inbox`` is where provider webhooks
-    land (see :mod:`activation.receiver`); it is ingested before anything is sent.
+    land (see :mod:`flowhouse.activation.receiver`); it is ingested before anything is sent.
     """
 
     provider_url: str | None = None

@@ -1,7 +1,7 @@
 """Provider engagement back into the warehouse: webhook files in, canonical events and outbox
 statuses out.
 
-The receiver (:mod:`activation.receiver`) stores every webhook it accepts as one JSON file in an
+The receiver (:mod:`flowhouse.activation.receiver`) stores every webhook it accepts as one JSON file in an
 inbox, one folder per source::
 
     <inbox>/sendgrid/*.json    SendGrid event webhook bodies (a JSON array of events)
@@ -10,7 +10,7 @@ inbox, one folder per source::
 
 :func:`ingest` reads every file in one set-based pass in an in-memory DuckDB, maps the providers'
 notifications onto canonical events (each provider's ``inbound.py``,
-:mod:`activation.providers.inbound`, assembled here with flowhouse's own :data:`LINKS`), writes the
+:mod:`flowhouse.activation.providers.inbound`, assembled here with flowhouse's own :data:`LINKS`), writes the
 new ones to ``raw.events`` through the loader (so they are validated like any other load, on DuckDB
 or PostgreSQL), marks the outbox rows they concern ``delivered`` or ``bounced``, and only then moves
 the files to ``done/``. A file that is not JSON or lacks a required field moves to ``rejected/`` and
@@ -36,8 +36,8 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
-from activation.providers import INBOUND
-from activation.providers.inbound import Inbound
+from flowhouse.activation.providers import INBOUND
+from flowhouse.activation.providers.inbound import Inbound
 from flowhouse.core.clock import utc
 from flowhouse.core.contract import RAW_SCHEMA
 from flowhouse.core.sql import STATE_SCHEMA, literal, statement

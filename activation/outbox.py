@@ -7,7 +7,7 @@ before the step that depends on it, so a crash leaves each row in a state that s
 
 - ``claimed``: its request never went out; the next run sends it;
 - ``sending``: it may have reached the provider; the next run reconciles it
-  (:mod:`activation.deliver`).
+  (:mod:`flowhouse.activation.deliver`).
 
 The re-check before sending repeats the rules that can change between queueing and sending:
 consent and unsubscribes (as last built, and any ``unsubscribed`` event loaded since the message

@@ -2,7 +2,7 @@
 
 It does no warehouse work: every accepted request becomes one JSON file in an inbox folder, written
 atomically (a hidden temp name, then a rename) under a name that sorts by arrival, and
-:func:`activation.engagement.ingest` loads the inbox later. So the receiver answers in
+:func:`flowhouse.activation.engagement.ingest` loads the inbox later. So the receiver answers in
 milliseconds and never holds the DuckDB warehouse's single writer lock.
 
 - ``POST /webhooks/sendgrid``: the SendGrid event webhook body (a JSON array), as is.
@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from activation import links
+from flowhouse.activation import links
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MAX_BODY = 5 * 1024 * 1024  # bytes: SendGrid batches stay far below this

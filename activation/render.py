@@ -1,9 +1,9 @@
-"""Turning claimed outbox rows into :class:`~activation.message.Outgoing` messages.
+"""Turning claimed outbox rows into :class:`~flowhouse.activation.message.Outgoing` messages.
 
 Everything a template sees is read in a few set-based queries for the whole claim — the rows with
 their trigger event and coupon, the customers' attributes, product recommendations
-(:mod:`activation.recommend`) and the catalog — and each message is then rendered in the sandbox
-of :mod:`flows.templating`: HTML auto-escaped, undefined names an error. A template that fails to
+(:mod:`flowhouse.activation.recommend`) and the catalog — and each message is then rendered in the sandbox
+of :mod:`flowhouse.flows.templating`: HTML auto-escaped, undefined names an error. A template that fails to
 render fails its message with the error as the reason; the rest of the claim goes on.
 """
 
@@ -20,15 +20,15 @@ from typing import Any
 from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from activation import recommend
-from activation.links import Claims, message_links
-from activation.message import Outgoing, Sender
-from activation.providers.delivery import ProviderConfigs
+from flowhouse.activation import recommend
+from flowhouse.activation.links import Claims, message_links
+from flowhouse.activation.message import Outgoing, Sender
+from flowhouse.activation.providers.delivery import ProviderConfigs
+from flowhouse.flows.compile import CompiledFlow
+from flowhouse.flows.flowfile import Message
+from flowhouse.flows.settings import Settings
+from flowhouse.flows.templating import TEMPLATES_DIR, render_context, template_environment
 from flowhouse.rules.context import Context
-from flows.compile import CompiledFlow
-from flows.flowfile import Message
-from flows.settings import Settings
-from flows.templating import TEMPLATES_DIR, render_context, template_environment
 
 _ROWS = """
 select m.message_id, m.enrollment_id, m.customer_id, m.flow_id, m.step_id, m.channel, m.kind,

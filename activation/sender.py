@@ -1,7 +1,7 @@
 """Sending one destination's messages: batches, bounded concurrency and rate, retries.
 
 :func:`deliver` takes the rendered messages of one destination and returns where each ended
-(:class:`~activation.outbox.Final`) and every attempt it took (:class:`~activation.outbox.Attempt`).
+(:class:`~flowhouse.activation.outbox.Final`) and every attempt it took (:class:`~flowhouse.activation.outbox.Attempt`).
 Messages go in waves: each wave is recorded in flight (durably, through ``on_flight``) before any
 of its requests goes out, sent as the destination's batches under a semaphore (``concurrency``)
 and a token bucket (``rate_per_second``), and its results are handed to ``on_done``.
@@ -27,9 +27,9 @@ from datetime import datetime, timedelta
 
 import httpx
 
-from activation.message import Outcome, Outgoing
-from activation.outbox import Attempt, Final
-from activation.providers.base import Call, Destination, Match, match
+from flowhouse.activation.message import Outcome, Outgoing
+from flowhouse.activation.outbox import Attempt, Final
+from flowhouse.activation.providers.base import Call, Destination, Match, match
 from flowhouse.core.clock import utcnow
 
 #: The longest a run waits before one retry; a provider asking for more is retried next run.

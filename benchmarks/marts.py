@@ -56,15 +56,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from flows.compile import (  # noqa: E402
+from flowhouse.flows.compile import (  # noqa: E402
     WAREHOUSE_ACTIONS,
     CompiledFlow,
     StepRow,
     compile_flow,
     predicate,
 )
-from flows.files import flow_files, read_flow  # noqa: E402
-from flows.flowfile import Flow  # noqa: E402
+from flowhouse.flows.files import flow_files, read_flow  # noqa: E402
+from flowhouse.flows.flowfile import Flow  # noqa: E402
 
 START = datetime(2026, 9, 1)
 MARTS = (

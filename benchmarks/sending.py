@@ -5,9 +5,9 @@
     python benchmarks/sending.py --emails 2000 --sms 0 --profile 25
 
 Steps:
-1. the fake provider starts as its own process (``python -m activation.fake.server``) on a free
+1. the fake provider starts as its own process (``python -m flowhouse.activation.fake.server``) on a free
    port, so that client and server do not share an interpreter;
-2. its raw capacity, measured by the plain load generator (:mod:`activation.fake.loadgen`):
+2. its raw capacity, measured by the plain load generator (:mod:`flowhouse.activation.fake.loadgen`):
    SendGrid requests of 1,000 personalizations each, then Twilio requests of one message each;
 3. flowhouse's throughput, one channel at a time, each in a child process of its own (so its
    peak RSS is its own): a fresh DuckDB store (the sending scenario harness of the tests) gets its
@@ -95,9 +95,9 @@ def main() -> None:
 
 @contextmanager
 def fake_provider() -> Iterator[str]:
-    """``python -m activation.fake.server`` on a free port (no inbox, no record), until SIGTERM."""
+    """``python -m flowhouse.activation.fake.server`` on a free port (no inbox, no record), until SIGTERM."""
     port = _free_port()
-    command = [sys.executable, "-m", "activation.fake.server", "--port", str(port)]
+    command = [sys.executable, "-m", "flowhouse.activation.fake.server", "--port", str(port)]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -164,7 +164,7 @@ def run_all(args: argparse.Namespace, url: str, workdir: Path) -> None:
 
 def capacity(url: str, kind: str, requests: int, concurrency: int, batch: int) -> dict[str, Any]:
     """The fake's raw capacity for ``kind`` as the plain load generator measures it."""
-    from activation.fake.loadgen import measure
+    from flowhouse.activation.fake.loadgen import measure
 
     reset(url)
     result = asyncio.run(measure(url, kind, requests, concurrency, batch))  # type: ignore[arg-type]
@@ -277,8 +277,8 @@ def build_store(folder: Path, customers: int, channel: Channel, count: int) -> t
 
     from flowhouse.core.paths import FLOWS
     from flowhouse.core.warehouse import Location
-    from flows.load import load_flows
-    from orchestration.engine.tick import run_tick
+    from flowhouse.flows.load import load_flows
+    from flowhouse.orchestration.engine.tick import run_tick
 
     store = sending_store(Location.parse(str(folder / "store.duckdb")), folder)
     flows, settings = load_flows(FLOWS)
@@ -395,7 +395,7 @@ def queue_inserts(flows: Sequence[Any], channel: Channel, count: int) -> list[An
 
 def send(store: Any, flows: Any, settings: Any, url: str, profile: int) -> Any:
     """``send_open`` on the store against the fake (under cProfile when ``profile``)."""
-    from activation.deliver import Options, send_open
+    from flowhouse.activation.deliver import Options, send_open
     from flowhouse.core.paths import FLOWS
 
     def run() -> Any:

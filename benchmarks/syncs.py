@@ -81,13 +81,13 @@ def main() -> None:
     bench._harness()
     from sending import sending_store  # type: ignore[import-not-found]
 
-    from activation.fake.server import running
-    from activation.sync.compare import in_sync
-    from activation.sync.run import SyncOptions, run_sync
+    from flowhouse.activation.fake.server import running
+    from flowhouse.activation.sync.compare import in_sync
+    from flowhouse.activation.sync.run import SyncOptions, run_sync
     from flowhouse.core.sql import render, statement
     from flowhouse.core.warehouse import Location
-    from flows.settings import Settings
-    from flows.sync.syncfile import Sync
+    from flowhouse.flows.settings import Settings
+    from flowhouse.flows.sync.syncfile import Sync
 
     sync = Sync.model_validate(SYNC)
     with tempfile.TemporaryDirectory() as folder, running() as fake:

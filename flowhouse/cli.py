@@ -14,18 +14,18 @@ from typing import Any, TypeVar
 
 import click
 
-from activation.deliver import Options
-from activation.deliver import send as send_run
-from activation.fake.failures import Failures
-from activation.fake.server import SECRET_ENV
-from activation.fake.server import serve as serve_fake
-from activation.fake.settings import WEBHOOK_SECRET, FakeSettings
-from activation.outbox import Bucket, RetryFilter
-from activation.providers.base import Secrets
-from activation.providers.delivery import delivery_problems, provider_configs
-from activation.receiver import serve as serve_receiver
-from activation.sync.run import SyncOptions, run_syncs
 from flowhouse import __version__
+from flowhouse.activation.deliver import Options
+from flowhouse.activation.deliver import send as send_run
+from flowhouse.activation.fake.failures import Failures
+from flowhouse.activation.fake.server import SECRET_ENV
+from flowhouse.activation.fake.server import serve as serve_fake
+from flowhouse.activation.fake.settings import WEBHOOK_SECRET, FakeSettings
+from flowhouse.activation.outbox import Bucket, RetryFilter
+from flowhouse.activation.providers.base import Secrets
+from flowhouse.activation.providers.delivery import delivery_problems, provider_configs
+from flowhouse.activation.receiver import serve as serve_receiver
+from flowhouse.activation.sync.run import SyncOptions, run_syncs
 from flowhouse.core.build import MARTS, build_models
 from flowhouse.core.clock import parse_now, utcnow
 from flowhouse.core.errors import ConfigError, FlowhouseError
@@ -35,22 +35,22 @@ from flowhouse.corrections import read_ids, retract
 from flowhouse.cycle import cycle
 from flowhouse.demo import run_demo
 from flowhouse.erasure import erase as run_erase
+from flowhouse.flows.flowfile import parse_duration
+from flowhouse.flows.load import load_flows
+from flowhouse.flows.settings import load_settings
+from flowhouse.flows.validate import json_schema, validate_paths
 from flowhouse.generate import continue_store, generate_store
 from flowhouse.load import SHOWN_REJECTS, load_file
+from flowhouse.orchestration.engine.backtest import backtest as run_backtest
+from flowhouse.orchestration.engine.coupons import add_codes, generate_codes
+from flowhouse.orchestration.engine.intent import Approval, markdown, plan_json, read_plan
+from flowhouse.orchestration.engine.plan import plan as make_plan
+from flowhouse.orchestration.engine.tick import load_deployment
 from flowhouse.preview import preview as make_preview
 from flowhouse.report import existing, write_report
 from flowhouse.status import render_json, render_text, status_at
 from flowhouse.summary import render_summary
 from flowhouse.testsend import run_test_send
-from flows.flowfile import parse_duration
-from flows.load import load_flows
-from flows.settings import load_settings
-from flows.validate import json_schema, validate_paths
-from orchestration.engine.backtest import backtest as run_backtest
-from orchestration.engine.coupons import add_codes, generate_codes
-from orchestration.engine.intent import Approval, markdown, plan_json, read_plan
-from orchestration.engine.plan import plan as make_plan
-from orchestration.engine.tick import load_deployment
 
 F = TypeVar("F", bound=Callable[..., Any])
 

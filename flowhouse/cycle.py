@@ -1,15 +1,15 @@
 """One cycle of the whole loop: a tick of the engine, then a send run.
 
-The engine (:mod:`orchestration.engine`) decides and queues; activation (:mod:`activation`)
+The engine (:mod:`flowhouse.orchestration.engine`) decides and queues; activation (:mod:`activation`)
 sends. Neither knows the other: this module, the CLI's ``flowhouse tick`` and the Dagster
 assets compose them. Under the tick lock and the lock of the sender's bucket, one cycle
 
 0. refuses, changing nothing, when the flow files remove flows or steps with enrollments in
-   flight and ``approval`` does not cover it (:mod:`orchestration.engine.intent`),
+   flight and ``approval`` does not cover it (:mod:`flowhouse.orchestration.engine.intent`),
 1. ingests the provider webhooks waiting in the inbox (so the refresh sees them),
 2. refreshes the dbt models as of ``now`` (unless told not to),
-3. runs the engine's transitions in one transaction (:func:`orchestration.engine.tick.run_tick`),
-4. sends the due messages (:func:`activation.deliver.send_open`).
+3. runs the engine's transitions in one transaction (:func:`flowhouse.orchestration.engine.tick.run_tick`),
+4. sends the due messages (:func:`flowhouse.activation.deliver.send_open`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from activation.deliver import Options, SendReport, ingest_inbox, lock_name, send_open
+from flowhouse.activation.deliver import Options, SendReport, ingest_inbox, lock_name, send_open
 from flowhouse.core.build import MARTS, build_models
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import STATE_SCHEMA
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
-from orchestration.engine.intent import NO_APPROVAL, Approval
-from orchestration.engine.tick import TickResult, load_deployment, preflight, run_tick
+from flowhouse.orchestration.engine.intent import NO_APPROVAL, Approval
+from flowhouse.orchestration.engine.tick import TickResult, load_deployment, preflight, run_tick
 
 
 @dataclass

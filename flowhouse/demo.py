@@ -12,23 +12,23 @@ from typing import Any
 
 from sqlglot import exp
 
-from activation.deliver import Options
-from activation.fake.server import running
-from activation.fake.settings import FakeSettings
-from activation.sync.compare import in_sync
-from activation.sync.run import SyncOptions, run_syncs
+from flowhouse.activation.deliver import Options
+from flowhouse.activation.fake.server import running
+from flowhouse.activation.fake.settings import FakeSettings
+from flowhouse.activation.sync.compare import in_sync
+from flowhouse.activation.sync.run import SyncOptions, run_syncs
 from flowhouse.core.build import MARTS, build_models
 from flowhouse.core.paths import FLOWS
 from flowhouse.core.sql import render, statement
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.cycle import cycle
+from flowhouse.flows.settings import load_settings
+from flowhouse.flows.sync.files import load_syncs
 from flowhouse.generate import continue_store, generate_store
+from flowhouse.orchestration.engine.coupons import generate_codes
+from flowhouse.orchestration.engine.report import render_flow_counts
 from flowhouse.report import write_report
 from flowhouse.summary import render_summary
-from flows.settings import load_settings
-from flows.sync.files import load_syncs
-from orchestration.engine.coupons import generate_codes
-from orchestration.engine.report import render_flow_counts
 
 DEMO_START = datetime(2026, 9, 1)
 

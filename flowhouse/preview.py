@@ -3,12 +3,12 @@ the path that customer would take, with each decision's reason; nothing sent, li
 
 Two parts, each reusing what a real run uses:
 
-- **The path.** The real engine (:func:`orchestration.engine.tick.run_tick`) runs the flow in a
+- **The path.** The real engine (:func:`flowhouse.orchestration.engine.tick.run_tick`) runs the flow in a
   scratch state schema, ``flowhouse_preview`` (recreated each time, like ``backtest``'s), for this
   customer and one trigger event (``--trigger``, default their latest event of the flow's trigger
   type): the first tick sees the trigger, then time jumps to each due time until the enrollment
   ends. The decisions are read back and explained by :mod:`flowhouse.status`.
-- **The messages.** Every send and action step is rendered by :func:`activation.render.render_rows`,
+- **The messages.** Every send and action step is rendered by :func:`flowhouse.activation.render.render_rows`,
   the code that renders claimed outbox rows before sending: subject, preheader, HTML or text,
   links with UTM and the signed unsubscribe link, the ``List-Unsubscribe`` header, and where a
   coupon pool would hand out a code, :data:`PREVIEW_COUPON`. Steps the path does not reach are
@@ -37,23 +37,23 @@ from typing import Any
 
 from sqlglot import exp
 
-from activation.message import Outgoing
-from activation.providers.delivery import provider_configs
-from activation.render import ROW_COLUMNS, Renderer, jsonable, render_rows, route_of
+from flowhouse.activation.message import Outgoing
+from flowhouse.activation.providers.delivery import provider_configs
+from flowhouse.activation.render import ROW_COLUMNS, Renderer, jsonable, render_rows, route_of
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import literal, render, statement
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.flows.compile import WAREHOUSE_ACTIONS, CompiledFlow, StepRow, compile_flow
+from flowhouse.flows.load import load_flows
+from flowhouse.flows.settings import Settings
+from flowhouse.orchestration.engine.coupons import generate_codes
+from flowhouse.orchestration.engine.enroll import FAN_OUT_TYPES
+from flowhouse.orchestration.engine.tick import run_tick
 from flowhouse.rules.context import Context
 from flowhouse.rules.sendtime import ADDRESSES
 from flowhouse.status import CHANNELS, CustomerStatus, Decision, customer_status, message_lines
-from flows.compile import WAREHOUSE_ACTIONS, CompiledFlow, StepRow, compile_flow
-from flows.load import load_flows
-from flows.settings import Settings
-from orchestration.engine.coupons import generate_codes
-from orchestration.engine.enroll import FAN_OUT_TYPES
-from orchestration.engine.tick import run_tick
 
 PREVIEW_SCHEMA = "flowhouse_preview"
 #: The code a preview shows where a coupon pool would hand one out.

@@ -23,7 +23,7 @@ from sqlglot import exp
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.sql import STATE_SCHEMA, literal, render, statement
 from flowhouse.core.warehouse import Location, Warehouse
-from orchestration.engine.enroll import FAN_OUT_TYPES
+from flowhouse.orchestration.engine.enroll import FAN_OUT_TYPES
 
 Spec = Mapping[str, Any]
 Row = tuple[Any, ...]

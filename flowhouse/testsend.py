@@ -24,23 +24,23 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from activation.deliver import Destinations
-from activation.message import Outgoing
-from activation.outbox import Attempt, Final
-from activation.providers.base import Secrets
-from activation.providers.delivery import provider_configs
-from activation.sender import Policy, Run, deliver
+from flowhouse.activation.deliver import Destinations
+from flowhouse.activation.message import Outgoing
+from flowhouse.activation.outbox import Attempt, Final
+from flowhouse.activation.providers.base import Secrets
+from flowhouse.activation.providers.delivery import provider_configs
+from flowhouse.activation.sender import Policy, Run, deliver
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import STATE_SCHEMA, literal, render, statement
 from flowhouse.core.state import TABLES, ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.flows.compile import CompiledFlow
+from flowhouse.flows.load import load_flows
+from flowhouse.flows.settings import Settings
+from flowhouse.orchestration.engine.enroll import FAN_OUT_TYPES
 from flowhouse.preview import PREVIEW_SCHEMA, Item, Preview, compose, find_flow
-from flows.compile import CompiledFlow
-from flows.load import load_flows
-from flows.settings import Settings
-from orchestration.engine.enroll import FAN_OUT_TYPES
 
 TEST_PREFIX = "[TEST] "
 #: Channels a test send reaches, and how a seed address for each looks.

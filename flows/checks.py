@@ -1,15 +1,15 @@
 """Checks a flow must pass beyond its shape: SQL predicates (their columns, the trigger's event
 properties and the types of the literals they compare), the event types, segment and entry key it
-names (:mod:`flows.vocabulary`), unique step ids, split weights."""
+names (:mod:`flowhouse.flows.vocabulary`), unique step ids, split weights."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from flows.flowfile import Branch, Flow, Split, Step, WaitFor
-from flows.predicates import Columns, check_predicate, customer_only, event_and_customer
-from flows.vocabulary import Vocabulary, suggest
+from flowhouse.flows.flowfile import Branch, Flow, Split, Step, WaitFor
+from flowhouse.flows.predicates import Columns, check_predicate, customer_only, event_and_customer
+from flowhouse.flows.vocabulary import Vocabulary, suggest
 
 Loc = tuple[str | int, ...]
 Finding = tuple[Loc, str, Any]

@@ -17,8 +17,18 @@ import sqlglot
 from sqlglot import exp
 
 from flowhouse.core.contract import EVENTS
-from flows.flowfile import Action, Branch, Flow, Send, Split, Step, Wait, WaitFor, WaitUntil
-from flows.settings import Settings
+from flowhouse.flows.flowfile import (
+    Action,
+    Branch,
+    Flow,
+    Send,
+    Split,
+    Step,
+    Wait,
+    WaitFor,
+    WaitUntil,
+)
+from flowhouse.flows.settings import Settings
 
 EVENT_COLUMNS = frozenset(EVENTS.column_names)
 #: Warehouse actions write to tables; the others call another system and go through the outbox.

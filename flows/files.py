@@ -1,4 +1,4 @@
-"""Read flow files: YAML to :class:`~flows.flowfile.Flow`, with every error located at
+"""Read flow files: YAML to :class:`~flowhouse.flows.flowfile.Flow`, with every error located at
 ``file:line``.
 
 All problems in a file are reported at once, each with the dotted field path, the value received and
@@ -16,9 +16,9 @@ import yaml
 from pydantic import ValidationError
 
 from flowhouse.core.errors import ConfigError
-from flows.checks import check_flow
-from flows.flowfile import STEP_KINDS, Flow
-from flows.vocabulary import Vocabulary
+from flowhouse.flows.checks import check_flow
+from flowhouse.flows.flowfile import STEP_KINDS, Flow
+from flowhouse.flows.vocabulary import Vocabulary
 
 FLOW_SUFFIXES = (".yml", ".yaml")
 
@@ -142,7 +142,7 @@ def parse_flow(path: Path) -> tuple[Flow | None, list[Problem]]:
 
 def read_flow(path: Path, vocabulary: Vocabulary | None = None) -> ParsedFlow:
     """Parse one file, keeping the line of every field; names are checked against
-    ``vocabulary`` (default: flowhouse's own, :class:`~flows.vocabulary.Vocabulary`)."""
+    ``vocabulary`` (default: flowhouse's own, :class:`~flowhouse.flows.vocabulary.Vocabulary`)."""
     file = str(path)
     try:
         data, lines = read_yaml(path)

@@ -2,9 +2,9 @@
 ``validate`` all load flows through :func:`read_flows`, so the tick refuses exactly what
 ``flowhouse validate`` rejects.
 
-Beyond each file on its own (:mod:`flows.files`), a flow is checked against what lies beside it:
+Beyond each file on its own (:mod:`flowhouse.flows.files`), a flow is checked against what lies beside it:
 the store settings (``_settings.yml``: its own event types and properties, its lists, coupon pools,
-the postal address; :mod:`flows.vocabulary`), the lists other flows add customers to, and the
+the postal address; :mod:`flowhouse.flows.vocabulary`), the lists other flows add customers to, and the
 message templates (``templates/``), subjects and preheaders its send steps name. Flow ids are
 unique across the files read.
 
@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flowhouse.core.errors import ConfigError
-from flows.checks import Loc, walk_steps
-from flows.compile import CompiledFlow, compile_flow
-from flows.files import ParsedFlow, Problem, YamlSyntaxError, flow_files, read_flow
-from flows.flowfile import Action, Flow, Send
-from flows.settings import SETTINGS_FILE, Settings, load_settings, off_domains
-from flows.templating import TEMPLATES_DIR, check_template, check_text
-from flows.vocabulary import Vocabulary
+from flowhouse.flows.checks import Loc, walk_steps
+from flowhouse.flows.compile import CompiledFlow, compile_flow
+from flowhouse.flows.files import ParsedFlow, Problem, YamlSyntaxError, flow_files, read_flow
+from flowhouse.flows.flowfile import Action, Flow, Send
+from flowhouse.flows.settings import SETTINGS_FILE, Settings, load_settings, off_domains
+from flowhouse.flows.templating import TEMPLATES_DIR, check_template, check_text
+from flowhouse.flows.vocabulary import Vocabulary
 
 #: A check of a folder's settings beyond their shape, passed in by the composition.
 SettingsCheck = Callable[[Settings], Iterable[Problem]]
@@ -45,7 +45,7 @@ class ReadFlows:
 
 def read_flows(paths: Sequence[Path], checks: Sequence[SettingsCheck] = ()) -> ReadFlows:
     """Every flow file under ``paths`` (files or folders), checked on its own and against its
-    folder's settings, names (:mod:`flows.vocabulary`) and templates; each folder's settings
+    folder's settings, names (:mod:`flowhouse.flows.vocabulary`) and templates; each folder's settings
     also pass ``checks``."""
     out = ReadFlows()
     out.problems += [

@@ -28,9 +28,9 @@ from pydantic import (
 
 from flowhouse.core.contract import EVENT_TYPES, PropertyType
 from flowhouse.core.errors import ConfigError, FileLocation
-from flows.files import Lines, YamlSyntaxError, line_of, read_yaml, yaml_problem
-from flows.flowfile import Cap, Duration, LocalTime, Model, Route, Share
-from flows.modelvars import check_model_var, check_raw_type, model_vars
+from flowhouse.flows.files import Lines, YamlSyntaxError, line_of, read_yaml, yaml_problem
+from flowhouse.flows.flowfile import Cap, Duration, LocalTime, Model, Route, Share
+from flowhouse.flows.modelvars import check_model_var, check_raw_type, model_vars
 
 SETTINGS_FILE = "_settings.yml"
 
@@ -215,7 +215,7 @@ class Settings(Model):
         return models
 
     def dbt_vars(self) -> dict[str, Any]:
-        """The dbt vars these settings give the models (:mod:`flows.modelvars`)."""
+        """The dbt vars these settings give the models (:mod:`flowhouse.flows.modelvars`)."""
         return model_vars(self.store.timezone, self.events.raw, self.models)
 
     @property

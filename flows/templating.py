@@ -30,9 +30,9 @@ from jinja2 import (
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
-from flows.flowfile import Flow, Message
-from flows.predicates import customer_columns
-from flows.settings import Settings
+from flowhouse.flows.flowfile import Flow, Message
+from flowhouse.flows.predicates import customer_columns
+from flowhouse.flows.settings import Settings
 
 TEMPLATES_DIR = "templates"
 LAYOUT = "_layout.html.j2"

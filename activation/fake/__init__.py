@@ -2,8 +2,8 @@
 generic webhook receiver and a paid-audience API, so the demo and the tests need no account.
 
 Each provider's endpoints live with the provider (``activation/providers/<name>/fake.py``);
-:mod:`activation.fake.app` mounts them behind the failure injector, beside the inspection
-endpoints, and :mod:`activation.fake.common` holds what the handlers share.
+:mod:`flowhouse.activation.fake.app` mounts them behind the failure injector, beside the inspection
+endpoints, and :mod:`flowhouse.activation.fake.common` holds what the handlers share.
 
 What it serves (requests on a path a provider document in ``specs/`` covers are checked against
 it and refused as the real API would: 401 for a security failure, else 400 in the provider's own
@@ -36,11 +36,11 @@ error shape; refused requests are not recorded):
 - ``POST /audiences/{audience}/users`` (hashed members, a set per audience), ``DELETE`` with the
   same body (members matched exactly as added) and ``GET`` to list.
 
-How to run: ``python -m activation.fake.server --port 8025 [--inbox DIR] [--record DIR]``, or in
-tests ``with running(FakeSettings(...)) as fake:`` (:mod:`activation.fake.server`), which serves
+How to run: ``python -m flowhouse.activation.fake.server --port 8025 [--inbox DIR] [--record DIR]``, or in
+tests ``with running(FakeSettings(...)) as fake:`` (:mod:`flowhouse.activation.fake.server`), which serves
 on a free port in a background thread and gives ``fake.url`` and the live ``fake.state``.
 
-Recording (:mod:`activation.fake.state`): every accepted message is kept in memory and, with a
+Recording (:mod:`flowhouse.activation.fake.state`): every accepted message is kept in memory and, with a
 record directory, appended to ``<record_dir>/received.jsonl``; a message id accepted twice counts
 as a duplicate. Inspection: ``GET /_fake/messages``, ``GET /_fake/stats``, ``POST /_fake/failures``,
 ``POST /_fake/clock`` (``{"now": iso or null}``), ``POST /_fake/reset``. Audience syncs:
@@ -48,9 +48,9 @@ as a duplicate. Inspection: ``GET /_fake/messages``, ``GET /_fake/stats``, ``POS
 (the rows sync endpoints accepted, and those sent again unchanged); ``/_fake/stats`` counts
 ``sync_requests`` and ``sync_items`` per endpoint and ``sync_repeats``.
 
-Failure injection (:mod:`activation.fake.failures`): shares of provider requests answered 429 with
+Failure injection (:mod:`flowhouse.activation.fake.failures`): shares of provider requests answered 429 with
 ``Retry-After``, 500, held past the client's time-out then 504, or slowed; seeded, and drawn before
-anything is recorded. Engagement (:mod:`activation.fake.engagement`): SendGrid events and Twilio
+anything is recorded. Engagement (:mod:`flowhouse.activation.fake.engagement`): SendGrid events and Twilio
 status callbacks written into an inbox directory as the providers would post them, decided from
 a hash of the message id.
 """

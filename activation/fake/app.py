@@ -1,9 +1,9 @@
 """The fake provider's HTTP application (Starlette): the app shell that mounts every provider's
-endpoints (``activation/providers/<name>/fake.py``, listed by :mod:`activation.providers`) behind
+endpoints (``activation/providers/<name>/fake.py``, listed by :mod:`flowhouse.activation.providers`) behind
 the failure injector, plus the ``/_fake`` inspection endpoints.
 
 Every request to a path a provider document covers is checked against that document
-(:func:`activation.openapi.check`) once, as a whole; what fails is refused as the real API would
+(:func:`flowhouse.activation.openapi.check`) once, as a whole; what fails is refused as the real API would
 (401 for a security failure, else 400 in the provider's own error shape) and is not recorded.
 Before anything else, each provider request draws its fate from the failure injector.
 Engagement files are written in a worker thread (the response still waits for them, so a file
@@ -24,12 +24,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from activation.fake.common import Fake, FakeRoute, Handler, error, parse_time
-from activation.fake.engagement import Engagement
-from activation.fake.failures import Failures, Fault, Injector
-from activation.fake.settings import FakeSettings
-from activation.fake.state import Clock, Recording
-from activation.providers import FAKES
+from flowhouse.activation.fake.common import Fake, FakeRoute, Handler, error, parse_time
+from flowhouse.activation.fake.engagement import Engagement
+from flowhouse.activation.fake.failures import Failures, Fault, Injector
+from flowhouse.activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.state import Clock, Recording
+from flowhouse.activation.providers import FAKES
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

@@ -17,11 +17,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from activation.fake.engagement import Engagement
-from activation.fake.failures import Injector
-from activation.fake.settings import FakeSettings
-from activation.fake.state import Clock, Recording
-from activation.openapi import check, document_for
+from flowhouse.activation.fake.engagement import Engagement
+from flowhouse.activation.fake.failures import Injector
+from flowhouse.activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.state import Clock, Recording
+from flowhouse.activation.openapi import check, document_for
 from flowhouse.core.clock import utc
 
 #: Characters of a body kept in a record.

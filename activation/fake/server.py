@@ -1,6 +1,6 @@
 """Running the fake provider: a blocking server, and a background one for tests.
 
-:func:`serve` blocks (``python -m activation.fake.server --port 8025``); :func:`running` starts the
+:func:`serve` blocks (``python -m flowhouse.activation.fake.server --port 8025``); :func:`running` starts the
 server in a background thread on a free port and yields a :class:`FakeProvider` to talk to it.
 """
 
@@ -20,11 +20,11 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from activation.fake.app import create_app
-from activation.fake.common import Fake
-from activation.fake.failures import Failures
-from activation.fake.settings import WEBHOOK_SECRET, FakeSettings
-from activation.fake.state import Recording
+from flowhouse.activation.fake.app import create_app
+from flowhouse.activation.fake.common import Fake
+from flowhouse.activation.fake.failures import Failures
+from flowhouse.activation.fake.settings import WEBHOOK_SECRET, FakeSettings
+from flowhouse.activation.fake.state import Recording
 
 DEFAULT_PORT = 8025
 #: Read by :func:`main`: the same variable the webhook destination signs with.
@@ -122,7 +122,7 @@ def _wait_started(server: uvicorn.Server, thread: threading.Thread) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m activation.fake.server [--host H] [--port P] [--inbox DIR] [--record DIR]``
+    """``python -m flowhouse.activation.fake.server [--host H] [--port P] [--inbox DIR] [--record DIR]``
     (the webhook secret is ``FLOWHOUSE_WEBHOOK_SECRET`` when set)."""
     parser = argparse.ArgumentParser(description="flowhouse's local fake provider")
     parser.add_argument("--host", default="127.0.0.1")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from activation.fake.engagement import Rates
-from activation.fake.failures import Failures
+from flowhouse.activation.fake.engagement import Rates
+from flowhouse.activation.fake.failures import Failures
 
 #: The key webhook signatures are checked with, unless set otherwise.
 WEBHOOK_SECRET = "fake-flowhouse_webhook_secret"

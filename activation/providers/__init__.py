@@ -34,12 +34,12 @@ audience   hashed e-mail and phone added to a paid-    ``POST {base}/{audience} 
 =========  ==========================================  ===========================  ==============
 
 ``reconcile`` is how a message left in flight by a crash is settled (see
-:mod:`activation.providers.base`). Every request but the audience's is validated in the tests
-against the provider's published OpenAPI document (:mod:`activation.openapi`).
+:mod:`flowhouse.activation.providers.base`). Every request but the audience's is validated in the tests
+against the provider's published OpenAPI document (:mod:`flowhouse.activation.openapi`).
 
-Syncs keep a destination object mirrored, one :class:`~activation.sync.target.SyncTarget` each: a
+Syncs keep a destination object mirrored, one :class:`~flowhouse.activation.sync.target.SyncTarget` each: a
 Klaviyo list, SendGrid contacts and lists, a paid-ads audience and rows posted to a webhook. Every
-request is sent with retries (:mod:`activation.providers.target`); each row is answered
+request is sent with retries (:mod:`flowhouse.activation.providers.target`); each row is answered
 ``accepted`` (with the destination's id for it), ``rejected`` (with the destination's reason) or
 ``retry``.
 """
@@ -48,32 +48,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from activation.fake.common import FakeApi
-from activation.providers.audience.config import Audience
-from activation.providers.audience.destination import AudienceDestination
-from activation.providers.audience.fake import FAKE as AUDIENCE_FAKE
-from activation.providers.audience.sync import AudienceTarget
-from activation.providers.base import Destination
-from activation.providers.config import ProviderConfig
-from activation.providers.inbound import Inbound
-from activation.providers.klaviyo.config import Klaviyo
-from activation.providers.klaviyo.destination import KlaviyoDestination
-from activation.providers.klaviyo.fake import FAKE as KLAVIYO_FAKE
-from activation.providers.klaviyo.sync import KlaviyoTarget
-from activation.providers.sendgrid.config import SendGrid
-from activation.providers.sendgrid.destination import SendGridDestination
-from activation.providers.sendgrid.fake import FAKE as SENDGRID_FAKE
-from activation.providers.sendgrid.inbound import INBOUND as SENDGRID_INBOUND
-from activation.providers.sendgrid.sync import SendGridTarget
-from activation.providers.twilio.config import Twilio
-from activation.providers.twilio.destination import TwilioDestination
-from activation.providers.twilio.fake import FAKE as TWILIO_FAKE
-from activation.providers.twilio.inbound import INBOUND as TWILIO_INBOUND
-from activation.providers.webhook.config import Webhook
-from activation.providers.webhook.destination import WebhookDestination
-from activation.providers.webhook.fake import FAKE as WEBHOOK_FAKE
-from activation.providers.webhook.sync import WebhookTarget
-from activation.sync.target import SyncTarget
+from flowhouse.activation.fake.common import FakeApi
+from flowhouse.activation.providers.audience.config import Audience
+from flowhouse.activation.providers.audience.destination import AudienceDestination
+from flowhouse.activation.providers.audience.fake import FAKE as AUDIENCE_FAKE
+from flowhouse.activation.providers.audience.sync import AudienceTarget
+from flowhouse.activation.providers.base import Destination
+from flowhouse.activation.providers.config import ProviderConfig
+from flowhouse.activation.providers.inbound import Inbound
+from flowhouse.activation.providers.klaviyo.config import Klaviyo
+from flowhouse.activation.providers.klaviyo.destination import KlaviyoDestination
+from flowhouse.activation.providers.klaviyo.fake import FAKE as KLAVIYO_FAKE
+from flowhouse.activation.providers.klaviyo.sync import KlaviyoTarget
+from flowhouse.activation.providers.sendgrid.config import SendGrid
+from flowhouse.activation.providers.sendgrid.destination import SendGridDestination
+from flowhouse.activation.providers.sendgrid.fake import FAKE as SENDGRID_FAKE
+from flowhouse.activation.providers.sendgrid.inbound import INBOUND as SENDGRID_INBOUND
+from flowhouse.activation.providers.sendgrid.sync import SendGridTarget
+from flowhouse.activation.providers.twilio.config import Twilio
+from flowhouse.activation.providers.twilio.destination import TwilioDestination
+from flowhouse.activation.providers.twilio.fake import FAKE as TWILIO_FAKE
+from flowhouse.activation.providers.twilio.inbound import INBOUND as TWILIO_INBOUND
+from flowhouse.activation.providers.webhook.config import Webhook
+from flowhouse.activation.providers.webhook.destination import WebhookDestination
+from flowhouse.activation.providers.webhook.fake import FAKE as WEBHOOK_FAKE
+from flowhouse.activation.providers.webhook.sync import WebhookTarget
+from flowhouse.activation.sync.target import SyncTarget
 
 
 @dataclass(frozen=True)
@@ -115,10 +115,10 @@ TARGETS: dict[str, type[SyncTarget]] = {
     n: p.target for n, p in PROVIDERS.items() if p.target is not None
 }
 
-#: The providers' parts of the inbound webhook mapping (:mod:`activation.engagement`).
+#: The providers' parts of the inbound webhook mapping (:mod:`flowhouse.activation.engagement`).
 INBOUND: tuple[Inbound, ...] = tuple(p.inbound for p in PROVIDERS.values() if p.inbound)
 
-#: The providers' endpoints in the fake provider (:mod:`activation.fake.app`), by name.
+#: The providers' endpoints in the fake provider (:mod:`flowhouse.activation.fake.app`), by name.
 FAKES: dict[str, FakeApi] = {n: p.fake for n, p in PROVIDERS.items() if p.fake}
 
 __all__ = ["DESTINATIONS", "FAKES", "INBOUND", "PROVIDERS", "TARGETS", "Provider"]

@@ -1,7 +1,7 @@
 """The one small interface every destination implements.
 
-A destination turns a batch of :class:`~activation.message.Outgoing` into HTTP requests
-(:meth:`Destination.calls`), reads each response into one :class:`~activation.message.Outcome`
+A destination turns a batch of :class:`~flowhouse.activation.message.Outgoing` into HTTP requests
+(:meth:`Destination.calls`), reads each response into one :class:`~flowhouse.activation.message.Outcome`
 per message (:meth:`Destination.outcomes`), and — where the provider's API allows — looks a message
 up in the provider's own records after a crash (:meth:`Destination.lookup`).
 
@@ -35,8 +35,8 @@ from typing import ClassVar, Literal
 
 import httpx
 
-from activation.message import Outcome, Outgoing
-from activation.providers.config import ProviderConfig
+from flowhouse.activation.message import Outcome, Outgoing
+from flowhouse.activation.providers.config import ProviderConfig
 from flowhouse.core.errors import ConfigError
 
 Reconcile = Literal["lookup", "idempotent", "none"]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from flows.flowfile import Duration, Model
+from flowhouse.flows.flowfile import Duration, Model
 
 
 class ProviderConfig(Model):

@@ -5,7 +5,7 @@ configurations sending uses, or raises the first problem as a :class:`ConfigErro
 
 A provider's default from address (``from_email``, written or not) must be on one of the
 store's validated sending domains (``delivery.sending_domains``), as a flow's own sender must
-(:mod:`flows.load`)."""
+(:mod:`flowhouse.flows.load`)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from activation.providers import PROVIDERS
-from activation.providers.audience.config import Audience
-from activation.providers.config import ProviderConfig
-from activation.providers.klaviyo.config import Klaviyo
-from activation.providers.sendgrid.config import SendGrid
-from activation.providers.twilio.config import Twilio
-from activation.providers.webhook.config import Webhook
+from flowhouse.activation.providers import PROVIDERS
+from flowhouse.activation.providers.audience.config import Audience
+from flowhouse.activation.providers.config import ProviderConfig
+from flowhouse.activation.providers.klaviyo.config import Klaviyo
+from flowhouse.activation.providers.sendgrid.config import SendGrid
+from flowhouse.activation.providers.twilio.config import Twilio
+from flowhouse.activation.providers.webhook.config import Webhook
 from flowhouse.core.errors import ConfigError, FileLocation
-from flows.files import Problem
-from flows.settings import Settings, Source, off_domains
+from flowhouse.flows.files import Problem
+from flowhouse.flows.settings import Settings, Source, off_domains
 
 SECTION = "delivery"
 

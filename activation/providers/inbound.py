@@ -1,4 +1,4 @@
-"""What one source of webhook files adds to the inbound mapping (:mod:`activation.engagement`).
+"""What one source of webhook files adds to the inbound mapping (:mod:`flowhouse.activation.engagement`).
 
 Each provider that posts engagement back (``<provider>/inbound.py``) describes, as data and SQL:
 how a file holds its notifications (one JSON object, or an array of them), the fields every

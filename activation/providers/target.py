@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from activation.providers.base import Secrets, retry_after
-from activation.sync.target import RowResult, RowStatus, SyncRow, SyncTarget
+from flowhouse.activation.providers.base import Secrets, retry_after
+from flowhouse.activation.sync.target import RowResult, RowStatus, SyncRow, SyncTarget
 from flowhouse.core.errors import ConfigError
 
 Reason = Callable[[httpx.Response], str]

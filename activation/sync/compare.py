@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from activation.fake.state import Recording
-from activation.providers.identity import hashed_row
-from activation.sync.diff import source_query
+from flowhouse.activation.fake.state import Recording
+from flowhouse.activation.providers.identity import hashed_row
+from flowhouse.activation.sync.diff import source_query
 from flowhouse.core.sql import render
 from flowhouse.core.warehouse import Warehouse
-from flows.sync.syncfile import Sync
+from flowhouse.flows.sync.syncfile import Sync
 
 Identity = tuple[str, ...]
 

@@ -23,13 +23,13 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from activation.render import jsonable
-from activation.sync.target import SyncRow
+from flowhouse.activation.render import jsonable
+from flowhouse.activation.sync.target import SyncRow
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.sql import literal
+from flowhouse.flows.sync.syncfile import Sync
 from flowhouse.rules.context import Context
 from flowhouse.rules.sendtime import create_temp
-from flows.sync.syncfile import Sync
 
 #: Separates field values in the hashed text (the ASCII unit separator never occurs in data).
 _SEPARATOR = "\x1f"

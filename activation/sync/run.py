@@ -4,9 +4,9 @@ For each sync (``flowhouse sync [NAME] [--dry-run]``):
 
 1. a run row is written to ``flowhouse.sync_runs`` (``running``), and committed; a run of the same
    sync left ``running`` by a crash is marked ``interrupted``;
-2. the source is diffed against the snapshot (:mod:`activation.sync.diff`);
+2. the source is diffed against the snapshot (:mod:`flowhouse.activation.sync.diff`);
 3. by mode: ``mirror`` sends adds, changes and removals; ``upsert`` adds and changes; ``add_only``
-   adds. Batches go to the target (:mod:`activation.providers`); after each batch, in one
+   adds. Batches go to the target (:mod:`flowhouse.activation.providers`); after each batch, in one
    commit, the snapshot takes the rows the destination accepted (removed rows leave it) and
    ``flowhouse.sync_rows`` logs every row with its outcome and reason;
 4. the run row gets its counts and ``succeeded``, ``partial`` (some rows rejected or left for
@@ -32,21 +32,21 @@ from typing import Any
 
 import httpx
 
-from activation.providers import TARGETS
-from activation.providers.base import Secrets
-from activation.providers.delivery import provider_configs
-from activation.sync.diff import Diff, Pending, compute, fields_json
-from activation.sync.target import RowResult, SyncTarget
+from flowhouse.activation.providers import TARGETS
+from flowhouse.activation.providers.base import Secrets
+from flowhouse.activation.providers.delivery import provider_configs
+from flowhouse.activation.sync.diff import Diff, Pending, compute, fields_json
+from flowhouse.activation.sync.target import RowResult, SyncTarget
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import STATE_SCHEMA, array_rows, render, statement
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.flows.settings import Settings, load_settings
+from flowhouse.flows.sync.files import load_syncs
+from flowhouse.flows.sync.syncfile import Sync
 from flowhouse.rules.context import Context
-from flows.settings import Settings, load_settings
-from flows.sync.files import load_syncs
-from flows.sync.syncfile import Sync
 
 #: What each mode sends.
 OPERATIONS = {

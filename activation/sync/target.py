@@ -12,7 +12,7 @@ lists, a paid-ads audience, a webhook), and answers each row with a :class:`RowR
 Rejected and retried rows are not written to the snapshot, so the next run sends them again.
 Targets own their HTTP calls (some need two steps: Klaviyo imports a profile, then adds its id to
 the list) through the client they are given; every request they build must validate against the
-provider's OpenAPI document (:mod:`activation.openapi`).
+provider's OpenAPI document (:mod:`flowhouse.activation.openapi`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from activation.providers.base import Secrets
+from flowhouse.activation.providers.base import Secrets
 
 RowStatus = Literal["accepted", "rejected", "retry"]
 

@@ -24,7 +24,7 @@ from sqlglot import exp
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.sql import STATE_SCHEMA, render, statement
 from flowhouse.core.warehouse import Warehouse
-from flows.flowfile import Flow
+from flowhouse.flows.flowfile import Flow
 
 Row = Mapping[str, Any]
 MARTS = "marts"

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from html import escape
 from typing import Any, Literal
 
+from flowhouse.flows.flowfile import Flow, Step
 from flowhouse.report.labels import Label, paths, step_label, trigger_label
 from flowhouse.report.words import count, money, pct
-from flows.flowfile import Flow, Step
 
 Row = Mapping[str, Any]
 Point = tuple[float, float]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flows.flowfile import (
+from flowhouse.flows.flowfile import (
     Action,
     ActionSpec,
     Branch,

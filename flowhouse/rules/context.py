@@ -12,8 +12,8 @@ from sqlglot import exp
 
 from flowhouse.core.sql import render, statement
 from flowhouse.core.warehouse import Warehouse
-from flows.compile import CompiledFlow
-from flows.settings import Settings
+from flowhouse.flows.compile import CompiledFlow
+from flowhouse.flows.settings import Settings
 
 
 @dataclass

@@ -22,9 +22,9 @@ from typing import Any
 from sqlglot import exp
 
 from flowhouse.core.sql import literal, statement
+from flowhouse.flows.compile import CompiledFlow, StepRow, quiet_window
 from flowhouse.rules import timing
 from flowhouse.rules.context import Context, per_step
-from flows.compile import CompiledFlow, StepRow, quiet_window
 
 #: The arrivals to time: (enrollment_id, next_step, at), and any other columns.
 MOVES = "_fh_moves"

@@ -22,10 +22,10 @@ from datetime import datetime
 from sqlglot import exp
 
 from flowhouse.core.sql import literal, render, statement
+from flowhouse.flows.compile import CompiledFlow
+from flowhouse.flows.flowfile import Cap
+from flowhouse.flows.settings import Settings
 from flowhouse.rules.context import Context
-from flows.compile import CompiledFlow
-from flows.flowfile import Cap
-from flows.settings import Settings
 
 #: Skip reasons, in order of precedence: where several apply, the first is recorded.
 REASONS = (

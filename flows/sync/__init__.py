@@ -1,2 +1,2 @@
-"""The sync file format (``flows/library/syncs/*.yml``): the models (:mod:`~flows.sync.syncfile`)
-and the reader that checks them against the project (:mod:`~flows.sync.files`)."""
+"""The sync file format (``flows/library/syncs/*.yml``): the models (:mod:`~flowhouse.flows.sync.syncfile`)
+and the reader that checks them against the project (:mod:`~flowhouse.flows.sync.files`)."""

@@ -1,7 +1,7 @@
-"""Read sync files (``flows/library/syncs/*.yml``) into :class:`~flows.sync.syncfile.Sync`, with
+"""Read sync files (``flows/library/syncs/*.yml``) into :class:`~flowhouse.flows.sync.syncfile.Sync`, with
 every problem located at ``file:line``.
 
-As for flow files (:mod:`flows.files`), all problems of a file are reported at once, each with the
+As for flow files (:mod:`flowhouse.flows.files`), all problems of a file are reported at once, each with the
 dotted field path, the value received and what was expected. Beyond the file's shape,
 :func:`check_sync` checks it against the project: the destination's field names, the source's
 columns (``core.customer_attributes`` for segments and lists; the columns a model's ``.yml``
@@ -26,9 +26,9 @@ from sqlglot.errors import ParseError, SqlglotError
 from flowhouse.core.contract import INPUTS, RAW_SCHEMA
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.paths import DBT_PROJECT, MODELS
-from flows.files import FLOW_SUFFIXES, Lines, Problem, line_of, read_yaml, yaml_problem
-from flows.predicates import check_predicate, customer_columns
-from flows.sync.syncfile import CUSTOMER_RELATION, Sync
+from flowhouse.flows.files import FLOW_SUFFIXES, Lines, Problem, line_of, read_yaml, yaml_problem
+from flowhouse.flows.predicates import check_predicate, customer_columns
+from flowhouse.flows.sync.syncfile import CUSTOMER_RELATION, Sync
 
 SYNCS_DIR = "syncs"
 DOCS = "docs/syncs.md"
@@ -296,7 +296,7 @@ def where_problems(
     sql: str, relation: str, columns: frozenset[str] | None
 ) -> list[tuple[str, Any]]:
     """Problems with ``sql`` as a sync's ``where``: a safe boolean expression (as flow predicates
-    are, :func:`flows.predicates.check_predicate`) over the source's columns named without a
+    are, :func:`flowhouse.flows.predicates.check_predicate`) over the source's columns named without a
     table (``tier = 'vip'``); ``columns`` None: any column."""
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")

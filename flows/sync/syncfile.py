@@ -3,7 +3,7 @@
 A sync keeps a source (a segment, a list, or any relation with a key) mirrored in one destination
 object, mapping source columns to destination fields. ``docs/syncs.md`` documents every field.
 Models forbid unknown fields so a typo is an error, never a silently ignored setting; what needs
-the project's models (columns, segment names) is checked in :mod:`flows.sync.files`.
+the project's models (columns, segment names) is checked in :mod:`flowhouse.flows.sync.files`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from flows.flowfile import STEP_ID, Duration, Model
+from flowhouse.flows.flowfile import STEP_ID, Duration, Model
 
 SOURCE_KINDS = ("segment", "list", "model")
 TARGETS = ("klaviyo", "sendgrid", "audience", "webhook")

@@ -1,6 +1,6 @@
 """The Dagster definitions: dbt assets, the engine tick and sending as assets, one asset per
-sync, asset checks, schedules and sensors (``dagster dev -m orchestration.dagster.definitions``).
+sync, asset checks, schedules and sensors (``dagster dev -m flowhouse.orchestration.dagster.definitions``).
 
-They compose the engine (:mod:`orchestration.engine`) and activation (:mod:`activation`); neither
+They compose the engine (:mod:`flowhouse.orchestration.engine`) and activation (:mod:`activation`); neither
 of those imports Dagster.
 """

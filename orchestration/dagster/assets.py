@@ -1,7 +1,7 @@
 """The engine and activation as Dagster assets, downstream of the dbt models.
 
 - ``enrollments``, ``decisions``, ``messages`` (group ``engine``): one multi-asset running one
-  engine tick at the run's time (:func:`orchestration.engine.tick.tick` with ``build=False``, the
+  engine tick at the run's time (:func:`flowhouse.orchestration.engine.tick.tick` with ``build=False``, the
   dbt assets having just refreshed the models, and no delivery). A tick that would remove flows
   or steps with enrollments in flight fails, changing nothing, with the list: such a change is
   approved with ``flowhouse apply`` of a reviewed plan (or ``flowhouse tick --allow-removals``),
@@ -30,14 +30,14 @@ from dagster import (
     multi_asset,
 )
 
-from activation.deliver import SendReport, send
-from activation.sync.run import SyncReport, run_syncs
+from flowhouse.activation.deliver import SendReport, send
+from flowhouse.activation.sync.run import SyncReport, run_syncs
 from flowhouse.core.sql import render, statement
 from flowhouse.core.warehouse import Location, Warehouse
-from flows.sync.syncfile import Sync
-from orchestration.dagster.resources import POOL, FlowhouseResource, run_time
-from orchestration.engine.intent import RemovalsNeedIntent
-from orchestration.engine.tick import tick
+from flowhouse.flows.sync.syncfile import Sync
+from flowhouse.orchestration.dagster.resources import POOL, FlowhouseResource, run_time
+from flowhouse.orchestration.engine.intent import RemovalsNeedIntent
+from flowhouse.orchestration.engine.tick import tick
 
 ENGINE_TABLES = ("enrollments", "decisions", "messages")
 #: The models the engine reads (enroll, advance and the send-time rules).

@@ -37,8 +37,8 @@ from sqlglot import exp
 from flowhouse.core.clock import parse_now
 from flowhouse.core.errors import ConfigError, WarehouseError
 from flowhouse.core.warehouse import Location, Warehouse
-from orchestration.dagster.assets import CYCLE_JOB
-from orchestration.dagster.resources import FlowhouseResource
+from flowhouse.orchestration.dagster.assets import CYCLE_JOB
+from flowhouse.orchestration.dagster.resources import FlowhouseResource
 
 SCHEDULE_ENV = "FLOWHOUSE_SCHEDULE_MINUTES"
 DEFAULT_MINUTES = 5

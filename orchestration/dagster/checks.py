@@ -49,10 +49,10 @@ from sqlglot import exp
 
 from flowhouse.core.sql import literal, render, statement
 from flowhouse.core.warehouse import Warehouse
+from flowhouse.flows.compile import quiet_window
+from flowhouse.flows.load import load_flows
+from flowhouse.orchestration.dagster.resources import POOL, FlowhouseResource, run_time
 from flowhouse.rules import timing
-from flows.compile import quiet_window
-from flows.load import load_flows
-from orchestration.dagster.resources import POOL, FlowhouseResource, run_time
 
 BACKLOG_ENV = "FLOWHOUSE_BACKLOG_MINUTES"
 DEFAULT_BACKLOG_MINUTES = 60

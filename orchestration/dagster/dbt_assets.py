@@ -3,7 +3,7 @@
 The manifest is read from the target path ``flowhouse`` itself uses for the warehouse's adapter
 (``dbt_project/target-duckdb`` or ``target-postgres``, see :mod:`flowhouse.core.dbt`), so a
 build from the CLI and a run in Dagster share partial parsing. It must exist before the
-definitions load: ``python -m orchestration.dagster.prepare`` writes it (``dbt parse``).
+definitions load: ``python -m flowhouse.orchestration.dagster.prepare`` writes it (``dbt parse``).
 
 Models are grouped by the schema they land in (``staging``, ``core``, ``marts``); the raw inputs
 and the sync logs dbt reads (``flowhouse.sync_*``) are external assets in the groups ``raw`` and
@@ -33,10 +33,10 @@ from flowhouse.core.dbt import environment, target_path
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.paths import DBT_PROJECT
 from flowhouse.core.warehouse import Location
-from flows.settings import load_settings
-from orchestration.dagster.resources import POOL, FlowhouseResource, run_time
+from flowhouse.flows.settings import load_settings
+from flowhouse.orchestration.dagster.resources import POOL, FlowhouseResource, run_time
 
-PREPARE = "python -m orchestration.dagster.prepare"
+PREPARE = "python -m flowhouse.orchestration.dagster.prepare"
 #: Groups of the dbt sources, by source name.
 SOURCE_GROUPS = {"raw": "raw", "flowhouse": "syncs"}
 #: flowhouse's own tables that dbt reads, by the asset that writes them (engine or activation).

@@ -1,15 +1,15 @@
-"""The Dagster definitions of flowhouse: ``dagster dev -m orchestration.dagster.definitions``.
+"""The Dagster definitions of flowhouse: ``dagster dev -m flowhouse.orchestration.dagster.definitions``.
 
 The asset graph reads as the pipeline: raw inputs (external) → staging → core (the dbt models,
 their tests as asset checks) → engine (``enrollments``, ``decisions``, ``messages``) →
 activation (``sent_messages``) and the audience syncs (``sync_<id>``) → marts (the performance
 marts, a second dbt multi-asset after delivery). One job,
 ``flowhouse_cycle``, runs it all at one time; a schedule and a sensor launch it (see
-:mod:`orchestration.dagster.automation`). The resource ``flowhouse`` comes from the environment (see
-:mod:`orchestration.dagster.resources`).
+:mod:`flowhouse.orchestration.dagster.automation`). The resource ``flowhouse`` comes from the environment (see
+:mod:`flowhouse.orchestration.dagster.resources`).
 
 Before the definitions load, the dbt project must be parsed for the warehouse's adapter:
-``python -m orchestration.dagster.prepare``. Use ``orchestration/dagster/dagster.yaml`` as the
+``python -m flowhouse.orchestration.dagster.prepare``. Use ``orchestration/dagster/dagster.yaml`` as the
 instance's
 ``dagster.yaml`` (in ``DAGSTER_HOME``): one run at a time, one step at a time on the warehouse.
 """
@@ -21,22 +21,22 @@ from pathlib import Path
 from dagster import Definitions, multiprocess_executor
 
 from flowhouse.core.warehouse import Location
-from flows.sync.files import load_syncs
-from orchestration.dagster.assets import (
+from flowhouse.flows.sync.files import load_syncs
+from flowhouse.orchestration.dagster.assets import (
     build_engine_assets,
     build_sent_messages,
     build_sync_asset,
     engine_deps,
     sync_deps,
 )
-from orchestration.dagster.automation import (
+from flowhouse.orchestration.dagster.automation import (
     build_schedule,
     cycle_job,
     flowhouse_new_data,
     schedule_minutes,
 )
-from orchestration.dagster.checks import sent_messages_checks, unique_message_ids
-from orchestration.dagster.dbt_assets import (
+from flowhouse.orchestration.dagster.checks import sent_messages_checks, unique_message_ids
+from flowhouse.orchestration.dagster.dbt_assets import (
     build_dbt_assets,
     dbt_cli,
     dbt_project,
@@ -44,7 +44,7 @@ from orchestration.dagster.dbt_assets import (
     read_manifest,
     source_specs,
 )
-from orchestration.dagster.resources import FlowhouseResource, resolved, resource_from_env
+from flowhouse.orchestration.dagster.resources import FlowhouseResource, resolved, resource_from_env
 
 
 def build_definitions(

@@ -1,6 +1,6 @@
-"""``python -m orchestration.dagster.prepare [--warehouse W]``: parse the dbt project for Dagster.
+"""``python -m flowhouse.orchestration.dagster.prepare [--warehouse W]``: parse the dbt project for Dagster.
 
-The Dagster definitions (:mod:`orchestration.dagster.definitions`) read the dbt manifest from
+The Dagster definitions (:mod:`flowhouse.orchestration.dagster.definitions`) read the dbt manifest from
 the target path of the warehouse's adapter (``dbt_project/target-duckdb`` or
 ``target-postgres``); this writes it with ``dbt parse``, which reads the project only (it never
 connects to the warehouse).
@@ -19,8 +19,8 @@ from flowhouse.core.dbt import run_dbt, target_path
 from flowhouse.core.errors import FlowhouseError
 from flowhouse.core.paths import FLOWS
 from flowhouse.core.warehouse import ENV_VAR, Location
-from flows.settings import load_settings
-from orchestration.dagster.resources import DEMO_WAREHOUSE, FLOWS_ENV
+from flowhouse.flows.settings import load_settings
+from flowhouse.orchestration.dagster.resources import DEMO_WAREHOUSE, FLOWS_ENV
 
 
 def prepare(location: Location, flows_dir: Path = FLOWS) -> Path:
@@ -32,7 +32,7 @@ def prepare(location: Location, flows_dir: Path = FLOWS) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m orchestration.dagster.prepare",
+        prog="python -m flowhouse.orchestration.dagster.prepare",
         description="Parse the dbt project into the target path the Dagster definitions read.",
     )
     parser.add_argument(

@@ -30,14 +30,14 @@ from typing import Any
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field
 
-from activation.deliver import Options
-from activation.providers.delivery import provider_configs
-from activation.sync.run import SyncOptions
+from flowhouse.activation.deliver import Options
+from flowhouse.activation.providers.delivery import provider_configs
+from flowhouse.activation.sync.run import SyncOptions
 from flowhouse.core.clock import parse_now, utc
 from flowhouse.core.paths import FLOWS, ROOT
 from flowhouse.core.warehouse import ENV_VAR as WAREHOUSE_ENV
 from flowhouse.core.warehouse import Location
-from flows.settings import Settings, load_settings
+from flowhouse.flows.settings import Settings, load_settings
 
 DEMO_WAREHOUSE = ROOT / "demo" / "warehouse.duckdb"
 FLOWS_ENV = "FLOWHOUSE_FLOWS"

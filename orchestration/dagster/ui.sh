@@ -40,7 +40,7 @@ export FLOWHOUSE_INBOX="$inbox"
 
 "$bin/flowhouse" fake-provider --port "$fake_port" --inbox "$inbox" &
 fake_pid=$!
-(cd "$root" && exec "$bin/dagster" dev -m orchestration.dagster.definitions -h 127.0.0.1 -p "$port") &
+(cd "$root" && exec "$bin/dagster" dev -m flowhouse.orchestration.dagster.definitions -h 127.0.0.1 -p "$port") &
 dagster_pid=$!
 
 stop() {

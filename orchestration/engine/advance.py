@@ -10,7 +10,7 @@ A round takes the due enrollments, ends those whose exit is met (checked before 
 ``wait_for``, branches and splits, which move each enrollment one step on. Sends and actions wait
 until no other step is due; then each customer's earliest is decided, and the next round goes on,
 so that messages competing for a cap are decided in the order of their due times
-(:mod:`orchestration.engine.queue`). Instant steps chain within the tick: the loop ends when a round
+(:mod:`flowhouse.orchestration.engine.queue`). Instant steps chain within the tick: the loop ends when a round
 finds nothing due.
 """
 
@@ -19,10 +19,10 @@ from __future__ import annotations
 from sqlglot import exp
 
 from flowhouse.core.sql import literal, statement, unit_hash
+from flowhouse.flows.compile import CompiledFlow, StepRow, event_property, predicate
+from flowhouse.orchestration.engine.moves import arrive, journal
+from flowhouse.orchestration.engine.queue import send_batch
 from flowhouse.rules.context import Context, per_flow, per_step
-from flows.compile import CompiledFlow, StepRow, event_property, predicate
-from orchestration.engine.moves import arrive, journal
-from orchestration.engine.queue import send_batch
 
 _NEW_EVENTS = """
 select distinct customer_id from _fh_window where customer_id is not null

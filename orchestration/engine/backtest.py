@@ -23,10 +23,10 @@ from flowhouse.core.errors import ConfigError
 from flowhouse.core.sql import render, statement
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Warehouse
-from flows.compile import CompiledFlow
-from flows.settings import Settings
-from orchestration.engine.coupons import generate_codes
-from orchestration.engine.tick import run_tick
+from flowhouse.flows.compile import CompiledFlow
+from flowhouse.flows.settings import Settings
+from flowhouse.orchestration.engine.coupons import generate_codes
+from flowhouse.orchestration.engine.tick import run_tick
 
 BACKTEST_SCHEMA = "flowhouse_backtest"
 

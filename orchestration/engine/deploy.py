@@ -1,13 +1,13 @@
 """Deploy the flow files a tick sees: record new flows (they go live now), new versions and their
 steps, flows paused or resumed, and flows whose file is gone (or went back to ``draft``: draft
-flows never reach the engine, :func:`orchestration.engine.tick.run_tick` leaves them out)."""
+flows never reach the engine, :func:`flowhouse.orchestration.engine.tick.run_tick` leaves them out)."""
 
 from __future__ import annotations
 
 import json
 
+from flowhouse.flows.compile import CompiledFlow
 from flowhouse.rules.context import Context
-from flows.compile import CompiledFlow
 
 _FLOW = """
 insert into flowhouse.flows

@@ -23,9 +23,9 @@ from datetime import datetime
 from sqlglot import exp
 
 from flowhouse.core.contract import CATALOG_EVENT_TYPES, DERIVED_EVENT_TYPES
+from flowhouse.flows.compile import CompiledFlow, event_property, predicate
+from flowhouse.orchestration.engine.moves import arrive, journal
 from flowhouse.rules.context import Context
-from flows.compile import CompiledFlow, event_property, predicate
-from orchestration.engine.moves import arrive, journal
 
 #: Catalog events (no customer) fan out to the customers interested in the sku.
 FAN_OUT_TYPES = frozenset({"back_in_stock", "price_dropped", "low_stock"} | CATALOG_EVENT_TYPES)

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from flowhouse.core.errors import ConfigError, FlowhouseError
-from flows.compile import CompiledFlow
-from orchestration.engine.plan import FlowPlan, Removal, removals
+from flowhouse.flows.compile import CompiledFlow
+from flowhouse.orchestration.engine.plan import FlowPlan, Removal, removals
 
 PLAN_FORMAT = 1
 

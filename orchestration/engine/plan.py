@@ -8,7 +8,7 @@ steps, and the others carry on with the new definition of their step (their due 
 computed, stays).
 
 A removal with enrollments in flight is a :class:`Removal`: a tick makes it only when it was
-approved (:mod:`orchestration.engine.intent`).
+approved (:mod:`flowhouse.orchestration.engine.intent`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from flowhouse.core.sql import STATE_SCHEMA, render, statement
 from flowhouse.core.warehouse import Warehouse
-from flows.compile import CompiledFlow
+from flowhouse.flows.compile import CompiledFlow
 
 
 @dataclass

@@ -21,6 +21,9 @@ from typing import Any
 from sqlglot import exp
 
 from flowhouse.core.sql import literal, statement
+from flowhouse.flows.compile import WAREHOUSE_ACTIONS, CompiledFlow, StepRow, predicate
+from flowhouse.flows.settings import Settings
+from flowhouse.orchestration.engine.moves import arrive, journal
 from flowhouse.rules.context import Context, per_flow
 from flowhouse.rules.sendtime import (
     Checked,
@@ -34,9 +37,6 @@ from flowhouse.rules.sendtime import (
     volume_checks,
     window_counts,
 )
-from flows.compile import WAREHOUSE_ACTIONS, CompiledFlow, StepRow, predicate
-from flows.settings import Settings
-from orchestration.engine.moves import arrive, journal
 
 _STEP_COLUMNS = (
     "flow_id", "step_id", "channel", "out_kind", "is_marketing", "priority", "coupon_pool",

@@ -3,11 +3,11 @@
 1. refresh the dbt models as of ``now`` (unless told not to);
 2. deploy the flow files: new flows go live now, new versions are recorded, flows are paused or
    resumed; draft flows are left out. A removal that would end enrollments in flight stops the
-   tick unless it was approved (:mod:`orchestration.engine.intent`);
+   tick unless it was approved (:mod:`flowhouse.orchestration.engine.intent`);
 3. mark coupons redeemed by orders loaded since the previous tick;
-4. enroll the new triggers of every flow (:mod:`orchestration.engine.enroll`);
+4. enroll the new triggers of every flow (:mod:`flowhouse.orchestration.engine.enroll`);
 5. advance every enrollment whose step is due at or before ``now``
-   (:mod:`orchestration.engine.advance`), queueing messages (:mod:`orchestration.engine.queue`).
+   (:mod:`flowhouse.orchestration.engine.advance`), queueing messages (:mod:`flowhouse.orchestration.engine.queue`).
 
 Steps 2-5 run in one transaction: a tick that fails or is killed leaves nothing half done, and a
 rerun at the same ``now`` changes nothing. A lock keeps two ticks from running at once.
@@ -27,15 +27,15 @@ from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import STATE_SCHEMA
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.flows.compile import CompiledFlow
+from flowhouse.flows.load import load_flows
+from flowhouse.flows.settings import Settings
+from flowhouse.orchestration.engine.advance import advance
+from flowhouse.orchestration.engine.deploy import deploy
+from flowhouse.orchestration.engine.enroll import enroll
+from flowhouse.orchestration.engine.intent import NO_APPROVAL, Approval, check
+from flowhouse.orchestration.engine.plan import plan, removes
 from flowhouse.rules.context import Context
-from flows.compile import CompiledFlow
-from flows.load import load_flows
-from flows.settings import Settings
-from orchestration.engine.advance import advance
-from orchestration.engine.deploy import deploy
-from orchestration.engine.enroll import enroll
-from orchestration.engine.intent import NO_APPROVAL, Approval, check
-from orchestration.engine.plan import plan, removes
 
 
 @dataclass

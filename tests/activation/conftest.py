@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sending import Store, sending_store
 
-from activation.fake.server import FakeProvider, running
-from activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.server import FakeProvider, running
+from flowhouse.activation.fake.settings import FakeSettings
 from flowhouse.core.warehouse import Location
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 from harness import EMAIL, SMS, flow
 from sending import deploy, sending_store
 
-from activation.fake.failures import Failures
-from activation.fake.server import FakeProvider, running
-from activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.failures import Failures
+from flowhouse.activation.fake.server import FakeProvider, running
+from flowhouse.activation.fake.settings import FakeSettings
 from flowhouse.core.warehouse import Location, Warehouse
 
 CUSTOMERS = 300

@@ -1,5 +1,5 @@
 """The provider destinations: every request they build is checked against the provider's
-published OpenAPI document (``activation.openapi``), and every response is read into outcomes.
+published OpenAPI document (``flowhouse.activation.openapi``), and every response is read into outcomes.
 
 Responses come from ``httpx.MockTransport`` handlers; nothing leaves the machine.
 """
@@ -21,26 +21,26 @@ from typing import Any
 import httpx
 import pytest
 
-from activation import openapi as specs
-from activation.message import Outcome, Outgoing
-from activation.providers import DESTINATIONS
-from activation.providers.audience.config import Audience
-from activation.providers.audience.destination import AudienceDestination
-from activation.providers.base import Call, Destination, Listing, Secrets, match
-from activation.providers.identity import hashed_row, normalize_email, normalize_phone
-from activation.providers.klaviyo.config import Klaviyo
-from activation.providers.klaviyo.destination import KlaviyoDestination
-from activation.providers.sendgrid.config import SendGrid
-from activation.providers.sendgrid.destination import (
+from flowhouse.activation import openapi as specs
+from flowhouse.activation.message import Outcome, Outgoing
+from flowhouse.activation.providers import DESTINATIONS
+from flowhouse.activation.providers.audience.config import Audience
+from flowhouse.activation.providers.audience.destination import AudienceDestination
+from flowhouse.activation.providers.base import Call, Destination, Listing, Secrets, match
+from flowhouse.activation.providers.identity import hashed_row, normalize_email, normalize_phone
+from flowhouse.activation.providers.klaviyo.config import Klaviyo
+from flowhouse.activation.providers.klaviyo.destination import KlaviyoDestination
+from flowhouse.activation.providers.sendgrid.config import SendGrid
+from flowhouse.activation.providers.sendgrid.destination import (
     HTML_TAG,
     SUBSTITUTIONS_LIMIT,
     TEXT_TAG,
     SendGridDestination,
 )
-from activation.providers.twilio.config import Twilio
-from activation.providers.twilio.destination import TwilioDestination
-from activation.providers.webhook.config import Webhook
-from activation.providers.webhook.destination import WebhookDestination, sign, verify
+from flowhouse.activation.providers.twilio.config import Twilio
+from flowhouse.activation.providers.twilio.destination import TwilioDestination
+from flowhouse.activation.providers.webhook.config import Webhook
+from flowhouse.activation.providers.webhook.destination import WebhookDestination, sign, verify
 from flowhouse.core.errors import ConfigError
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2

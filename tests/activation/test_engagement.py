@@ -17,9 +17,9 @@ import pytest
 from sqlglot import exp
 from starlette.exceptions import StarletteDeprecationWarning
 
-from activation import engagement, links
-from activation.engagement import IngestReport, ingest
-from activation.receiver import create_app
+from flowhouse.activation import engagement, links
+from flowhouse.activation.engagement import IngestReport, ingest
+from flowhouse.activation.receiver import create_app
 from flowhouse.core.sql import literal
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse

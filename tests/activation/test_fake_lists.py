@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from activation.fake.server import FakeProvider, running
-from activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.server import FakeProvider, running
+from flowhouse.activation.fake.settings import FakeSettings
 
 KLAVIYO = {
     "Authorization": "Klaviyo-API-Key pk_test",

@@ -22,12 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
-from activation.fake.engagement import Rates, fate
-from activation.fake.failures import Failures, Injector
-from activation.fake.loadgen import measure
-from activation.fake.server import FakeProvider, running
-from activation.fake.settings import FakeSettings
-from activation.fake.state import read_received
+from flowhouse.activation.fake.engagement import Rates, fate
+from flowhouse.activation.fake.failures import Failures, Injector
+from flowhouse.activation.fake.loadgen import measure
+from flowhouse.activation.fake.server import FakeProvider, running
+from flowhouse.activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.state import read_received
 
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 SERVICE = "MG" + "f" * 32

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from activation.providers import PROVIDERS
-from activation.providers.delivery import delivery_problems, provider_configs
-from activation.providers.sendgrid.config import SendGrid
+from flowhouse.activation.providers import PROVIDERS
+from flowhouse.activation.providers.delivery import delivery_problems, provider_configs
+from flowhouse.activation.providers.sendgrid.config import SendGrid
 from flowhouse.cli import cli
 from flowhouse.core.errors import ConfigError
-from flows.settings import load_settings
-from flows.validate import validate_paths
+from flowhouse.flows.settings import load_settings
+from flowhouse.flows.validate import validate_paths
 
 SETTINGS = """\
 store: {postal_address: 1 Main St}

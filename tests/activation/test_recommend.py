@@ -19,7 +19,7 @@ from harness import PRODUCT_INTEREST
 from sending import CATALOG_TABLES
 from sqlglot import exp
 
-from activation.recommend import (
+from flowhouse.activation.recommend import (
     Product,
     Recommendations,
     blend,
@@ -31,9 +31,9 @@ from flowhouse.core.paths import FLOWS
 from flowhouse.core.sql import literal
 from flowhouse.core.state import TABLES, ensure_state
 from flowhouse.core.warehouse import Dialect, Location, Warehouse, column_type, create_table
-from flows.flowfile import Flow, Message
-from flows.settings import Settings, Store
-from flows.templating import LAYOUT, check_template, render, render_context
+from flowhouse.flows.flowfile import Flow, Message
+from flowhouse.flows.settings import Settings, Store
+from flowhouse.flows.templating import LAYOUT, check_template, render, render_context
 
 Columns = Sequence[tuple[str, ColumnType, bool]]
 

@@ -1,7 +1,7 @@
 """Sending the outbox through the fake provider: claims, send-time re-checks, retries, results.
 
 Each scenario queues messages with the real engine (the harness store, on DuckDB and PostgreSQL),
-then sends them with :func:`activation.deliver.send_open` to the fake provider over real HTTP. The
+then sends them with :func:`flowhouse.activation.deliver.send_open` to the fake provider over real HTTP. The
 fake validates every request against the providers' documents, so a request that does not match
 them fails its message and the test.
 """
@@ -18,10 +18,10 @@ import pytest
 from harness import EMAIL, SMS, Store, flow, write_templates
 from sending import deploy
 
-from activation.deliver import Options, SendReport, send_open
-from activation.fake.server import FakeProvider
-from activation.outbox import Bucket
-from activation.sender import Policy
+from flowhouse.activation.deliver import Options, SendReport, send_open
+from flowhouse.activation.fake.server import FakeProvider
+from flowhouse.activation.outbox import Bucket
+from flowhouse.activation.sender import Policy
 
 FAST = Policy(base_backoff=0.01, max_wait=2.0, seed=1)
 

@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sending import Store
 
-from activation.providers.base import Secrets
-from activation.providers.webhook.config import Webhook
-from activation.sync.run import SyncOptions, run_sync
-from activation.sync.target import RowResult, SyncRow, SyncTarget
+from flowhouse.activation.providers.base import Secrets
+from flowhouse.activation.providers.webhook.config import Webhook
+from flowhouse.activation.sync.run import SyncOptions, run_sync
+from flowhouse.activation.sync.target import RowResult, SyncRow, SyncTarget
 from flowhouse.core.errors import ConfigError
-from flows.settings import Settings
-from flows.sync.syncfile import Sync
+from flowhouse.flows.settings import Settings
+from flowhouse.flows.sync.syncfile import Sync
 
 NOW = datetime(2026, 3, 1, 12, 0)
 

@@ -9,12 +9,12 @@ from typing import Any
 from click.testing import CliRunner
 from sending import Store
 
-from activation.fake.server import FakeProvider
-from activation.sync.compare import fake_identities, in_sync
-from activation.sync.run import SyncOptions, run_sync
+from flowhouse.activation.fake.server import FakeProvider
+from flowhouse.activation.sync.compare import fake_identities, in_sync
+from flowhouse.activation.sync.run import SyncOptions, run_sync
 from flowhouse.cli import cli
-from flows.settings import Settings
-from flows.sync.syncfile import Sync
+from flowhouse.flows.settings import Settings
+from flowhouse.flows.sync.syncfile import Sync
 
 NOW = datetime(2026, 3, 1, 12, 0)
 

@@ -11,8 +11,8 @@ import pytest
 
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.paths import FLOWS
-from flows.sync.files import load_syncs, parse_sync, sync_files, validate_syncs
-from flows.sync.syncfile import Sync, json_schema
+from flowhouse.flows.sync.files import load_syncs, parse_sync, sync_files, validate_syncs
+from flowhouse.flows.sync.syncfile import Sync, json_schema
 
 GOOD = """\
 sync: vip_to_klaviyo

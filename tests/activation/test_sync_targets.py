@@ -1,5 +1,5 @@
 """The sync targets: every request they build is checked against the provider's published
-OpenAPI document (``activation.openapi``) where one exists, and every row is answered.
+OpenAPI document (``flowhouse.activation.openapi``) where one exists, and every row is answered.
 
 Responses come from ``httpx.MockTransport`` handlers that record what they receive; nothing leaves
 the machine.
@@ -18,20 +18,24 @@ from typing import Any
 import httpx
 import pytest
 
-from activation import openapi as specs
-from activation.providers import TARGETS
-from activation.providers.audience.config import Audience
-from activation.providers.audience.sync import AudienceTarget
-from activation.providers.base import Secrets
-from activation.providers.klaviyo.config import Klaviyo
-from activation.providers.klaviyo.sync import KlaviyoTarget
-from activation.providers.sendgrid.config import SendGrid
-from activation.providers.sendgrid.sync import SendGridTarget
-from activation.providers.target import Retry
-from activation.providers.webhook.config import Webhook
-from activation.providers.webhook.destination import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from activation.providers.webhook.sync import WebhookTarget
-from activation.sync.target import RowResult, SyncRow, SyncTarget
+from flowhouse.activation import openapi as specs
+from flowhouse.activation.providers import TARGETS
+from flowhouse.activation.providers.audience.config import Audience
+from flowhouse.activation.providers.audience.sync import AudienceTarget
+from flowhouse.activation.providers.base import Secrets
+from flowhouse.activation.providers.klaviyo.config import Klaviyo
+from flowhouse.activation.providers.klaviyo.sync import KlaviyoTarget
+from flowhouse.activation.providers.sendgrid.config import SendGrid
+from flowhouse.activation.providers.sendgrid.sync import SendGridTarget
+from flowhouse.activation.providers.target import Retry
+from flowhouse.activation.providers.webhook.config import Webhook
+from flowhouse.activation.providers.webhook.destination import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    verify,
+)
+from flowhouse.activation.providers.webhook.sync import WebhookTarget
+from flowhouse.activation.sync.target import RowResult, SyncRow, SyncTarget
 from flowhouse.core.errors import ConfigError
 
 ENV = {

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 from harness import EMAIL, flow
 from sending import deploy, sending_store
 
-from activation.links import Claims, sign
+from flowhouse.activation.links import Claims, sign
 from flowhouse.cli import cli
 from flowhouse.core.warehouse import Location, Warehouse
 

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 from harness import EMAIL, SMS, flow
 from sending import SEND_SETTINGS, deploy, sending_store
 
-from activation.fake.common import EXCERPT
-from activation.fake.server import running
-from activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.common import EXCERPT
+from flowhouse.activation.fake.server import running
+from flowhouse.activation.fake.settings import FakeSettings
 from flowhouse.cli import cli
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.preview import sms_segments

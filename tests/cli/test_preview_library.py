@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from activation.fake.common import EXCERPT
-from activation.fake.server import FakeProvider, running
-from activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.common import EXCERPT
+from flowhouse.activation.fake.server import FakeProvider, running
+from flowhouse.activation.fake.settings import FakeSettings
 from flowhouse.cli import cli
 from flowhouse.core.paths import FLOWS
 from flowhouse.core.warehouse import Warehouse
+from flowhouse.flows.compile import CompiledFlow
+from flowhouse.flows.load import load_flows
 from flowhouse.preview import PREVIEW_COUPON
 from flowhouse.testsend import TEST_PREFIX, sample_customer
-from flows.compile import CompiledFlow
-from flows.load import load_flows
 
 FLOWS_LIST, _ = load_flows(FLOWS)
 SEED_EMAIL, SEED_PHONE = "seed@example.org", "+15555550100"

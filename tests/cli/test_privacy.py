@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from activation.fake.server import FakeProvider, running
-from activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.server import FakeProvider, running
+from flowhouse.activation.fake.settings import FakeSettings
 from flowhouse.cli import cli
 from flowhouse.core.warehouse import Warehouse
 

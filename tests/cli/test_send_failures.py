@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 from harness import EMAIL, SMS, flow
 from sending import deploy, sending_store
 
-from activation.fake.server import FakeProvider, running
-from activation.fake.settings import FakeSettings
+from flowhouse.activation.fake.server import FakeProvider, running
+from flowhouse.activation.fake.settings import FakeSettings
 from flowhouse.cli import cli
 from flowhouse.core.warehouse import Location, Warehouse
 

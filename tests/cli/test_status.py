@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 from harness import EMAIL, Store, flow
 from sending import SEND_SETTINGS, deploy, sending_store
 
-from activation.deliver import Options, send_open
-from activation.fake.server import running
-from activation.fake.settings import FakeSettings
-from activation.sender import Policy
+from flowhouse.activation.deliver import Options, send_open
+from flowhouse.activation.fake.server import running
+from flowhouse.activation.fake.settings import FakeSettings
+from flowhouse.activation.sender import Policy
 from flowhouse.cli import cli
 from flowhouse.core.sql import literal
 from flowhouse.core.warehouse import Location, column_type

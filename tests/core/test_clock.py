@@ -10,7 +10,7 @@ from dagster import asset, materialize
 
 from flowhouse.core.clock import parse_now, utc
 from flowhouse.core.errors import ConfigError
-from orchestration.dagster.resources import NOW_TAG, run_time
+from flowhouse.orchestration.dagster.resources import NOW_TAG, run_time
 
 TEN_UTC = datetime(2026, 10, 1, 10, 0)
 

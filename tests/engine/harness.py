@@ -35,11 +35,11 @@ from flowhouse.core.paths import FLOWS
 from flowhouse.core.sql import STATE_SCHEMA, literal
 from flowhouse.core.state import TABLES, ensure_state
 from flowhouse.core.warehouse import Location, Warehouse, column_type, create_table
-from flows.compile import CompiledFlow
-from flows.load import load_flows
-from flows.settings import Settings
-from orchestration.engine.intent import NO_APPROVAL, Approval
-from orchestration.engine.tick import run_tick
+from flowhouse.flows.compile import CompiledFlow
+from flowhouse.flows.load import load_flows
+from flowhouse.flows.settings import Settings
+from flowhouse.orchestration.engine.intent import NO_APPROVAL, Approval
+from flowhouse.orchestration.engine.tick import run_tick
 
 Columns = Sequence[tuple[str, ColumnType, bool]]
 

@@ -17,12 +17,12 @@ from sqlglot import exp
 from flowhouse.core.sql import statement
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Warehouse
+from flowhouse.flows.compile import CompiledFlow, StepRow, compile_flow, quiet_window
+from flowhouse.flows.files import parse_flow
+from flowhouse.flows.settings import QuietHours, Settings
 from flowhouse.rules import timing
 from flowhouse.rules.context import Context, per_step
 from flowhouse.rules.due import compute_arrivals
-from flows.compile import CompiledFlow, StepRow, compile_flow, quiet_window
-from flows.files import parse_flow
-from flows.settings import QuietHours, Settings
 
 FLOW = """
 flow: timing

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from harness import EMAIL, Store, flow, ts
 
-from activation.outbox import Bucket, claim, recheck
+from flowhouse.activation.outbox import Bucket, claim, recheck
 from flowhouse.core.sql import render, statement
 from flowhouse.rules.context import Context
 from flowhouse.rules.sendtime import REASONS

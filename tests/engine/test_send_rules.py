@@ -15,7 +15,7 @@ from typing import Any
 from harness import EMAIL, SMS, Store, flow
 from sqlglot import exp
 
-from activation.outbox import Bucket, claim, recheck
+from flowhouse.activation.outbox import Bucket, claim, recheck
 from flowhouse.core.warehouse import Location
 from flowhouse.rules.context import Context
 from flowhouse.rules.sendtime import REASONS, Checked, early_checks, volume_checks

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from harness import EMAIL, Store, flow
 
-from activation.outbox import Bucket, claim, recheck
+from flowhouse.activation.outbox import Bucket, claim, recheck
 from flowhouse.core.errors import ConfigError
+from flowhouse.orchestration.engine.intent import Approval, RemovalsNeedIntent, plan_json, read_plan
+from flowhouse.orchestration.engine.plan import plan
 from flowhouse.rules.context import Context
-from orchestration.engine.intent import Approval, RemovalsNeedIntent, plan_json, read_plan
-from orchestration.engine.plan import plan
 
 STEPS = [
     {"id": "wait_1h", "wait": "1h"},

@@ -8,8 +8,8 @@ from dagster import materialize
 from harness import EMAIL, Store, flow
 
 from flowhouse.core.warehouse import Warehouse
-from orchestration.dagster.assets import build_engine_assets
-from orchestration.dagster.resources import NOW_TAG, FlowhouseResource
+from flowhouse.orchestration.dagster.assets import build_engine_assets
+from flowhouse.orchestration.dagster.resources import NOW_TAG, FlowhouseResource
 
 STEPS = [{"id": "wait_1h", "wait": "1h"}, {"id": "first", "send": EMAIL}]
 

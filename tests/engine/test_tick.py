@@ -10,7 +10,7 @@ from harness import EMAIL, SMS, Store, flow, ts, write_templates
 
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.locks import TickBusy, tick_lock
-from orchestration.engine.tick import tick
+from flowhouse.orchestration.engine.tick import tick
 
 SETTINGS = """
 store: {name: Test, timezone: America/New_York, postal_address: 1 Main St}

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from flowhouse.core.paths import FLOWS
-from flows.checks import walk_steps
-from flows.files import flow_files, parse_flow
-from flows.flowfile import Action, Flow, Send, Split, WaitUntil
-from flows.predicates import customer_columns
-from flows.settings import load_settings
-from flows.templating import render, render_context
-from flows.validate import validate_paths
+from flowhouse.flows.checks import walk_steps
+from flowhouse.flows.files import flow_files, parse_flow
+from flowhouse.flows.flowfile import Action, Flow, Send, Split, WaitUntil
+from flowhouse.flows.predicates import customer_columns
+from flowhouse.flows.settings import load_settings
+from flowhouse.flows.templating import render, render_context
+from flowhouse.flows.validate import validate_paths
 
 SETTINGS = load_settings(FLOWS)
 LINES = [

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from flowhouse.cli import cli
 from flowhouse.core.paths import FLOWS
-from flows.load import read_flows
+from flowhouse.flows.load import read_flows
 
 FLOW = """\
 flow: f

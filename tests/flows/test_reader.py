@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 from flowhouse.cli import cli
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.paths import FLOWS
-from flows.load import load_flows, read_flows
+from flowhouse.flows.load import load_flows, read_flows
 
 FLOW = """\
 flow: {id}

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from flowhouse.cli import cli
 from flowhouse.core.paths import FLOWS
-from flows.settings import Settings, load_settings
+from flowhouse.flows.settings import Settings, load_settings
 
 CASES = [
     ("store:\n  timezone: Asia/Tokio\n", "_settings.yml:2: store.timezone: not an IANA time zone "

@@ -9,9 +9,9 @@ import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
 from flowhouse.core.paths import FLOWS, ROOT
-from flows.flowfile import Flow, Message
-from flows.settings import Settings, Store
-from flows.templating import (
+from flowhouse.flows.flowfile import Flow, Message
+from flowhouse.flows.settings import Settings, Store
+from flowhouse.flows.templating import (
     LAYOUT,
     check_template,
     context_variables,
@@ -19,7 +19,7 @@ from flows.templating import (
     render_context,
     template_environment,
 )
-from flows.validate import validate_paths
+from flowhouse.flows.validate import validate_paths
 
 GOOD_EMAIL = """\
 {% extends "_layout.html.j2" %}

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from flowhouse.cli import cli
-from flows.files import parse_flow
-from flows.flowfile import Flow, parse_duration
-from flows.predicates import check_predicate, event_and_customer
+from flowhouse.flows.files import parse_flow
+from flowhouse.flows.flowfile import Flow, parse_duration
+from flowhouse.flows.predicates import check_predicate, event_and_customer
 
 GOOD = """\
 flow: cart_abandonment
@@ -169,7 +169,7 @@ def test_durations(text: str, seconds: int) -> None:
 
 def test_the_published_schema_is_current() -> None:
     from flowhouse.core.paths import ROOT
-    from flows.validate import json_schema
+    from flowhouse.flows.validate import json_schema
 
     published = (ROOT / "docs" / "flow.schema.json").read_text()
     assert published == json_schema() + "\n", "run: flowhouse schema --out docs/flow.schema.json"
@@ -200,7 +200,7 @@ def test_validate_names_a_missing_folder_and_an_empty_one(tmp_path: Path) -> Non
 def test_actions_need_their_own_fields(
     tmp_path: Path, action: str, field: str, message: str
 ) -> None:
-    from flows.validate import validate_paths
+    from flowhouse.flows.validate import validate_paths
 
     text = "flow: f\nname: F\ntrigger: {event: order_placed}\nsteps:\n  - {id: a, wait: 1h}\n"
     (tmp_path / "f.yml").write_text(text + f"  - id: b\n    action: {action}\n")

@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 from harness import SMS, flow, ts
 from sending import deploy, sending_store
 
-from activation.deliver import Options, send
-from activation.fake.server import running
-from activation.fake.settings import FakeSettings
-from activation.providers.base import Listed, Listing, match
+from flowhouse.activation.deliver import Options, send
+from flowhouse.activation.fake.server import running
+from flowhouse.activation.fake.settings import FakeSettings
+from flowhouse.activation.providers.base import Listed, Listing, match
 from flowhouse.core.sql import render, statement
 from flowhouse.core.warehouse import Location, Warehouse
 

@@ -26,8 +26,8 @@ from flowhouse.core.dbt import run_dbt
 from flowhouse.core.errors import DbtError
 from flowhouse.core.state import TABLES, ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
-from flows.compile import compile_flow
-from flows.flowfile import Flow
+from flowhouse.flows.compile import compile_flow
+from flowhouse.flows.flowfile import Flow
 
 pytestmark = pytest.mark.slow
 

@@ -31,9 +31,9 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.utils import make_new_run_id
 from dagster_dbt import DbtProject
 
-from activation.fake.server import running
-from activation.fake.settings import FakeSettings
-from activation.providers.delivery import provider_configs
+from flowhouse.activation.fake.server import running
+from flowhouse.activation.fake.settings import FakeSettings
+from flowhouse.activation.providers.delivery import provider_configs
 from flowhouse.core.clock import parse_now
 from flowhouse.core.dbt import target_path
 from flowhouse.core.errors import ConfigError
@@ -41,18 +41,18 @@ from flowhouse.core.paths import DBT_PROJECT, FLOWS, ROOT
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.demo import DEMO_START
+from flowhouse.flows.settings import load_settings
+from flowhouse.flows.sync.files import load_syncs
 from flowhouse.generate import continue_store, generate_store
-from flows.settings import load_settings
-from flows.sync.files import load_syncs
-from orchestration.dagster.automation import schedule_minutes
-from orchestration.dagster.dbt_assets import PREPARE, read_manifest
-from orchestration.dagster.resources import (
+from flowhouse.orchestration.dagster.automation import schedule_minutes
+from flowhouse.orchestration.dagster.dbt_assets import PREPARE, read_manifest
+from flowhouse.orchestration.dagster.resources import (
     NOW_TAG,
     POOL,
     FlowhouseResource,
     resource_from_env,
 )
-from orchestration.engine.coupons import generate_codes
+from flowhouse.orchestration.engine.coupons import generate_codes
 
 ENGINE = [AssetKey(k) for k in ("enrollments", "decisions", "messages")]
 CUSTOM_CHECKS = {
@@ -72,7 +72,7 @@ def _manifest(location: Location) -> dict[str, Any]:
     parsed here when missing)."""
     path = Path(target_path(location)) / "manifest.json"
     if not path.exists():
-        from orchestration.dagster.prepare import prepare
+        from flowhouse.orchestration.dagster.prepare import prepare
 
         prepare(location)
     return dict(json.loads(path.read_text()))
@@ -85,7 +85,7 @@ def manifest() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def defs() -> Definitions:
-    from orchestration.dagster.definitions import defs
+    from flowhouse.orchestration.dagster.definitions import defs
 
     return defs
 
@@ -192,7 +192,13 @@ def test_definitions_validate_with_the_shipped_instance(tmp_path: Path) -> None:
     env = {**os.environ, "DAGSTER_HOME": str(home)}
     env.pop("FLOWHOUSE_WAREHOUSE", None)
     done = subprocess.run(
-        [str(dagster), "definitions", "validate", "-m", "orchestration.dagster.definitions"],
+        [
+            str(dagster),
+            "definitions",
+            "validate",
+            "-m",
+            "flowhouse.orchestration.dagster.definitions",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -207,7 +213,7 @@ def test_a_missing_manifest_names_the_prepare_command(tmp_path: Path) -> None:
     project = DbtProject(project_dir=DBT_PROJECT, target_path=tmp_path / "target-duckdb")
     with pytest.raises(ConfigError, match=r"python -m orchestration\.dagster\.prepare"):
         read_manifest(project)
-    assert PREPARE == "python -m orchestration.dagster.prepare"
+    assert PREPARE == "python -m flowhouse.orchestration.dagster.prepare"
 
 
 def test_the_resource_reads_the_environment_without_showing_secrets(tmp_path: Path) -> None:
@@ -325,7 +331,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
 def test_the_cycle_materialises_and_sends_to_the_fake_provider(
     store: Location, tmp_path: Path
 ) -> None:
-    from orchestration.dagster.definitions import build_definitions
+    from flowhouse.orchestration.dagster.definitions import build_definitions
 
     location = store
     models = _models(_manifest(location))

@@ -12,9 +12,9 @@ from dagster import AssetCheckSeverity
 from flowhouse.core.paths import FLOWS
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
-from flows.sync.files import load_syncs
-from orchestration.dagster.assets import sync_due_at
-from orchestration.dagster.checks import (
+from flowhouse.flows.sync.files import load_syncs
+from flowhouse.orchestration.dagster.assets import sync_due_at
+from flowhouse.orchestration.dagster.checks import (
     backlog,
     backlog_result,
     backlog_threshold,

@@ -14,7 +14,7 @@ from flowhouse.core.paths import FLOWS
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.demo import DEMO_START
 from flowhouse.generate import generate_store
-from orchestration.dagster.resources import NOW_TAG, FlowhouseResource
+from flowhouse.orchestration.dagster.resources import NOW_TAG, FlowhouseResource
 
 EVENT_COLUMNS = ["event_id", "customer_id", "event_type", "occurred_at", "loaded_at", "properties"]
 
@@ -22,7 +22,7 @@ EVENT_COLUMNS = ["event_id", "customer_id", "event_type", "occurred_at", "loaded
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:AssetExecutionContext.op is deprecated:DeprecationWarning")
 def test_a_bad_row_warns_and_the_cycle_goes_on(tmp_warehouse: Location) -> None:
-    from orchestration.dagster.definitions import build_definitions
+    from flowhouse.orchestration.dagster.definitions import build_definitions
 
     generate_store(tmp_warehouse, customers=150, days=3, seed=5, start=DEMO_START)
     launch = DEMO_START + timedelta(days=3)

@@ -85,7 +85,7 @@ def test_a_run_launched_over_graphql_succeeds_and_the_server_stops(tmp_path: Pat
         launch = DEMO_START + timedelta(days=21)
         params = {
             "selector": {
-                "repositoryLocationName": "orchestration.dagster.definitions",
+                "repositoryLocationName": "flowhouse.orchestration.dagster.definitions",
                 "repositoryName": "__repository__",
                 "jobName": "flowhouse_cycle",
             },

@@ -21,11 +21,11 @@ from flowhouse.core.paths import FLOWS
 from flowhouse.core.sql import literal
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse, create_table
+from flowhouse.flows.compile import CompiledFlow, compile_flow
+from flowhouse.flows.files import parse_flow
+from flowhouse.flows.settings import load_settings
+from flowhouse.orchestration.engine.deploy import deploy
 from flowhouse.rules.context import Context
-from flows.compile import CompiledFlow, compile_flow
-from flows.files import parse_flow
-from flows.settings import load_settings
-from orchestration.engine.deploy import deploy
 
 Row = dict[str, Any]
 DEPLOYED_AT = datetime(2026, 9, 24)

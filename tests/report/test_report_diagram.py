@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 
 from flowhouse.core.paths import FLOWS
+from flowhouse.flows.compile import compile_flow
+from flowhouse.flows.files import flow_files, parse_flow
+from flowhouse.flows.flowfile import Flow
 from flowhouse.report.diagram import (
     NODE_W,
     Box,
@@ -20,9 +23,6 @@ from flowhouse.report.diagram import (
     svg,
     wrap,
 )
-from flows.compile import compile_flow
-from flows.files import flow_files, parse_flow
-from flows.flowfile import Flow
 
 LIBRARY = flow_files([FLOWS])
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from flowhouse.flows.flowfile import UntilTime
 from flowhouse.report import words
 from flowhouse.report.labels import duration_words, until_words
 from flowhouse.report.words import Row
-from flows.flowfile import UntilTime
 
 M = "\u2212"  # the minus sign the report prints
 

@@ -65,13 +65,13 @@ for _folder in (ROOT, ROOT / "tests" / "engine", ROOT / "tests" / "activation"):
 from harness import EMAIL, SMS, flow  # noqa: E402
 from sending import Store, deploy, sending_store  # noqa: E402
 
-from activation.fake.failures import Failures  # noqa: E402
-from activation.fake.server import FakeProvider, running  # noqa: E402
-from activation.fake.settings import FakeSettings  # noqa: E402
-from activation.sync.compare import in_sync  # noqa: E402
+from flowhouse.activation.fake.failures import Failures  # noqa: E402
+from flowhouse.activation.fake.server import FakeProvider, running  # noqa: E402
+from flowhouse.activation.fake.settings import FakeSettings  # noqa: E402
+from flowhouse.activation.sync.compare import in_sync  # noqa: E402
 from flowhouse.core.state import TABLES  # noqa: E402
 from flowhouse.core.warehouse import Location, Warehouse  # noqa: E402
-from flows.sync.files import load_syncs  # noqa: E402
+from flowhouse.flows.sync.files import load_syncs  # noqa: E402
 
 DEPLOY = "2026-03-01 00:00"
 EVENTS = "2026-03-01 10:00"

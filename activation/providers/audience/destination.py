@@ -12,7 +12,7 @@ take them: e-mail trimmed and lowercased; phone as E.164 digits without ``+``. A
 identifier is an empty string. No raw address leaves flowhouse.
 
 No published OpenAPI document describes this API (it is the shape the major ad platforms'
-customer-list uploads share), so :mod:`activation.openapi` does not cover it; the tests check the
+customer-list uploads share), so :mod:`flowhouse.activation.openapi` does not cover it; the tests check the
 shape and the hashing directly. Reconciliation is ``idempotent``: adding a member twice is
 harmless.
 """
@@ -26,10 +26,10 @@ from urllib.parse import quote
 
 import httpx
 
-from activation.message import Outcome, Outgoing
-from activation.providers.audience.config import Audience
-from activation.providers.base import Call, Destination, Reconcile, Secrets
-from activation.providers.identity import hashed_row
+from flowhouse.activation.message import Outcome, Outgoing
+from flowhouse.activation.providers.audience.config import Audience
+from flowhouse.activation.providers.base import Call, Destination, Reconcile, Secrets
+from flowhouse.activation.providers.identity import hashed_row
 
 SCHEMA = ["EMAIL_SHA256", "PHONE_SHA256"]
 MAX_MEMBERS = 10_000

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from activation.fake.common import (
+from flowhouse.activation.fake.common import (
     Fake,
     FakeApi,
     FakeRoute,
@@ -17,7 +17,7 @@ from activation.fake.common import (
     read_json,
     reject,
 )
-from activation.fake.state import (
+from flowhouse.activation.fake.state import (
     Received,
     SyncEntry,
     member_key,

@@ -1,7 +1,7 @@
 """A paid-ads customer list (an audience on an ad platform, or a bridge to one).
 
 Destination block: ``audience: {audience: vip_lookalike}``. Fields: ``email`` and ``phone``,
-normalised and hashed (SHA-256) as :mod:`activation.providers.identity` does; no raw
+normalised and hashed (SHA-256) as :mod:`flowhouse.activation.providers.identity` does; no raw
 address leaves flowhouse. A row with neither is rejected.
 
 - **upsert**: ``POST {base_url}/{audience}/users`` with a bearer token and
@@ -24,14 +24,14 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
-from activation.providers.audience.config import Audience
-from activation.providers.audience.destination import (
+from flowhouse.activation.providers.audience.config import Audience
+from flowhouse.activation.providers.audience.destination import (
     MAX_MEMBERS,
     SCHEMA,
     AudienceDestination,
 )
-from activation.providers.identity import hashed_row
-from activation.providers.target import (
+from flowhouse.activation.providers.identity import hashed_row
+from flowhouse.activation.providers.target import (
     HttpTarget,
     answer_rows,
     chunks,
@@ -40,8 +40,8 @@ from activation.providers.target import (
     options_of,
     rejected,
 )
-from activation.sync.target import RowResult, SyncRow
-from flows.flowfile import Model
+from flowhouse.activation.sync.target import RowResult, SyncRow
+from flowhouse.flows.flowfile import Model
 
 _MEMBER_ID = re.compile(r"^([0-9a-f]{64})?:([0-9a-f]{64})?$")
 

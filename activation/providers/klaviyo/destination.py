@@ -27,10 +27,10 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.message import Outcome, Outgoing
-from activation.providers.base import Call, Destination, Reconcile, Secrets
-from activation.providers.identity import normalize_phone
-from activation.providers.klaviyo.config import Klaviyo
+from flowhouse.activation.message import Outcome, Outgoing
+from flowhouse.activation.providers.base import Call, Destination, Reconcile, Secrets
+from flowhouse.activation.providers.identity import normalize_phone
+from flowhouse.activation.providers.klaviyo.config import Klaviyo
 
 EVENTS = "/api/events"
 PROFILE_IMPORT = "/api/profile-import"

@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from activation.fake.common import (
+from flowhouse.activation.fake.common import (
     EXCERPT,
     Fake,
     FakeApi,
@@ -25,7 +25,7 @@ from activation.fake.common import (
     valid_email,
     validate,
 )
-from activation.fake.state import (
+from flowhouse.activation.fake.state import (
     Received,
     Stored,
     SyncEntry,

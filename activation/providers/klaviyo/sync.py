@@ -25,10 +25,14 @@ from typing import Annotated, Any, ClassVar
 import httpx
 from pydantic import Field
 
-from activation.providers.identity import normalize_phone
-from activation.providers.klaviyo.config import Klaviyo
-from activation.providers.klaviyo.destination import JSON_API, PROFILE_IMPORT, klaviyo_reason
-from activation.providers.target import (
+from flowhouse.activation.providers.identity import normalize_phone
+from flowhouse.activation.providers.klaviyo.config import Klaviyo
+from flowhouse.activation.providers.klaviyo.destination import (
+    JSON_API,
+    PROFILE_IMPORT,
+    klaviyo_reason,
+)
+from flowhouse.activation.providers.target import (
     Answer,
     HttpTarget,
     Refused,
@@ -42,8 +46,8 @@ from activation.providers.target import (
     rejected,
     text,
 )
-from activation.sync.target import RowResult, SyncRow
-from flows.flowfile import Model
+from flowhouse.activation.sync.target import RowResult, SyncRow
+from flowhouse.flows.flowfile import Model
 
 DEFAULT_BASE_URL = "https://a.klaviyo.com"
 PROFILES = "/api/profiles"

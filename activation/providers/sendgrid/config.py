@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from pydantic import Field
 
-from activation.providers.config import ProviderConfig
-from flows.flowfile import Duration
+from flowhouse.activation.providers.config import ProviderConfig
+from flowhouse.flows.flowfile import Duration
 
 
 class SendGrid(ProviderConfig):

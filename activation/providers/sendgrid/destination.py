@@ -39,7 +39,7 @@ looked up by its ``message_id`` custom argument through SendGrid's Email Activit
 ``msg_id``), so a listed message confirms only the row it names, and the row records the
 request's id (the ``msg_id`` up to its first dot, as :meth:`SendGridDestination.accepted` records
 the ``X-Message-Id``). That API is documented by SendGrid but is not part of the OpenAPI
-documents shipped in ``specs/``, so its request is not validated by :mod:`activation.openapi`; it
+documents shipped in ``specs/``, so its request is not validated by :mod:`flowhouse.activation.openapi`; it
 needs SendGrid's extended activity history on the account, and it lags behind sending by a few
 minutes.
 """
@@ -54,9 +54,16 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.message import Outcome, Outgoing, Sender
-from activation.providers.base import Call, Destination, Listed, Listing, Reconcile, Secrets
-from activation.providers.sendgrid.config import SendGrid
+from flowhouse.activation.message import Outcome, Outgoing, Sender
+from flowhouse.activation.providers.base import (
+    Call,
+    Destination,
+    Listed,
+    Listing,
+    Reconcile,
+    Secrets,
+)
+from flowhouse.activation.providers.sendgrid.config import SendGrid
 
 #: Substitution tags of the shared content in rendered mode.
 HTML_TAG = "-fh-html-"

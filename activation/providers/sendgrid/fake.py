@@ -15,7 +15,7 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from activation.fake.common import (
+from flowhouse.activation.fake.common import (
     EXCERPT,
     Fake,
     FakeApi,
@@ -26,8 +26,8 @@ from activation.fake.common import (
     valid_email,
     validate,
 )
-from activation.fake.engagement import Recipient, fate
-from activation.fake.state import (
+from flowhouse.activation.fake.engagement import Recipient, fate
+from flowhouse.activation.fake.state import (
     SENDGRID_IDENTIFIERS,
     Activity,
     Received,

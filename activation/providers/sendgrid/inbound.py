@@ -4,7 +4,7 @@ canonical events: delivered, opened, clicked, bounced (``bounce``: hard, ``block
 
 from __future__ import annotations
 
-from activation.providers.inbound import Inbound
+from flowhouse.activation.providers.inbound import Inbound
 
 NOTES = """
 select path, item_no, provider,

@@ -29,9 +29,9 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field
 
-from activation.providers.sendgrid.config import SendGrid
-from activation.providers.sendgrid.destination import EMAIL, sendgrid_reason
-from activation.providers.target import (
+from flowhouse.activation.providers.sendgrid.config import SendGrid
+from flowhouse.activation.providers.sendgrid.destination import EMAIL, sendgrid_reason
+from flowhouse.activation.providers.target import (
     Answer,
     HttpTarget,
     Refused,
@@ -44,8 +44,8 @@ from activation.providers.target import (
     rejected,
     text,
 )
-from activation.sync.target import RowResult, SyncRow
-from flows.flowfile import Model
+from flowhouse.activation.sync.target import RowResult, SyncRow
+from flowhouse.flows.flowfile import Model
 
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 CONTACTS = "/v3/marketing/contacts"

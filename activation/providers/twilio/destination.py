@@ -15,7 +15,7 @@ configured, as only Messaging Services can schedule; Twilio accepts schedules fr
 Reconciliation (``reconcile = "lookup"``): Twilio's message list is read for the recipient
 (``To``, ``DateSent>``); the messages to the same number with the same body, created on or after
 the attempt, are listed by their ``sid`` and paired one to one with the rows in flight
-(:func:`activation.providers.base.match`): identical texts to one number are told apart only by
+(:func:`flowhouse.activation.providers.base.match`): identical texts to one number are told apart only by
 their number, so two in flight and one listed leave one ``unconfirmed``; a ``sid`` a row already
 recorded confirms no other. A confirmed row records the ``sid``. A scheduled message has no
 ``date_sent`` until its time, so a message still scheduled in the future cannot be found and is
@@ -32,9 +32,16 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.message import Outcome, Outgoing, Sender
-from activation.providers.base import Call, Destination, Listed, Listing, Reconcile, Secrets
-from activation.providers.twilio.config import Twilio
+from flowhouse.activation.message import Outcome, Outgoing, Sender
+from flowhouse.activation.providers.base import (
+    Call,
+    Destination,
+    Listed,
+    Listing,
+    Reconcile,
+    Secrets,
+)
+from flowhouse.activation.providers.twilio.config import Twilio
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError
 

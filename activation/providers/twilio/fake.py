@@ -14,7 +14,7 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from activation.fake.common import (
+from flowhouse.activation.fake.common import (
     EXCERPT,
     Fake,
     FakeApi,
@@ -23,7 +23,7 @@ from activation.fake.common import (
     reject,
     validate,
 )
-from activation.fake.state import (
+from flowhouse.activation.fake.state import (
     Received,
 )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from activation.providers.inbound import Inbound
+from flowhouse.activation.providers.inbound import Inbound
 
 #: Twilio error codes that mean the number cannot be reached or has opted out: a hard bounce.
 HARD_SMS_ERRORS = ("30003", "30005", "30006", "21610", "21211")

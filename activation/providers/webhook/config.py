@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from activation.providers.config import ProviderConfig
+from flowhouse.activation.providers.config import ProviderConfig
 
 
 class Webhook(ProviderConfig):

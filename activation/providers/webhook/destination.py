@@ -33,9 +33,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from activation.message import Outcome, Outgoing
-from activation.providers.base import Call, Destination, Reconcile, Secrets
-from activation.providers.webhook.config import Webhook
+from flowhouse.activation.message import Outcome, Outgoing
+from flowhouse.activation.providers.base import Call, Destination, Reconcile, Secrets
+from flowhouse.activation.providers.webhook.config import Webhook
 
 VERSION = "v1"
 TIMESTAMP_HEADER = "X-Flowhouse-Timestamp"

@@ -1,4 +1,4 @@
-"""Rows posted to a webhook, signed as :mod:`activation.providers.webhook.destination` signs
+"""Rows posted to a webhook, signed as :mod:`flowhouse.activation.providers.webhook.destination` signs
 messages.
 
 Destination block: ``webhook: {url: https://...}`` (``url`` optional: default
@@ -11,7 +11,7 @@ Fields: any names. Each batch (500 rows) is one ``POST`` of compact JSON::
 (``sync`` only when the sync's id is known) with the headers ``X-Flowhouse-Timestamp``,
 ``X-Flowhouse-Signature`` (``v1=`` HMAC-SHA256 of ``{timestamp}.{body}`` under
 ``delivery.webhook.secret_env``; check it with
-:func:`activation.providers.webhook.destination.verify`)
+:func:`flowhouse.activation.providers.webhook.destination.verify`)
 and ``Idempotency-Key``, the SHA-256 of the body, so a batch sent again is recognised. Any 2xx
 accepts every row of the batch.
 """
@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal
 
 import httpx
 
-from activation.providers.target import (
+from flowhouse.activation.providers.target import (
     HttpTarget,
     answer_rows,
     chunks,
@@ -34,15 +34,15 @@ from activation.providers.target import (
     json_value,
     options_of,
 )
-from activation.providers.webhook.config import Webhook
-from activation.providers.webhook.destination import (
+from flowhouse.activation.providers.webhook.config import Webhook
+from flowhouse.activation.providers.webhook.destination import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookDestination,
     sign,
 )
-from activation.sync.target import RowResult, SyncRow
-from flows.flowfile import Model
+from flowhouse.activation.sync.target import RowResult, SyncRow
+from flowhouse.flows.flowfile import Model
 
 Operation = Literal["upsert", "remove"]
 
