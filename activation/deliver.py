@@ -13,7 +13,8 @@ One run:
    before it goes out and its results recorded when it is settled
    (:mod:`flowhouse.activation.sender`).
 
-``bucket`` splits the outbox between parallel senders (``I/N``: messages whose id hashes to I);
+``bucket`` splits the outbox between parallel senders (``I/N``: the messages of the customers
+whose id hashes to I);
 each run holds a lock for its bucket, so two senders never share a row.
 
 ``Options.retry`` (``flowhouse send --retry-failed``) first puts failed rows still within their
@@ -51,14 +52,21 @@ from flowhouse.activation.outbox import (
     unclaim,
 )
 from flowhouse.activation.providers import DESTINATIONS
-from flowhouse.activation.providers.base import Destination, MissingSecret, Secrets
+from flowhouse.activation.providers.base import (
+    Destination,
+    Listing,
+    Match,
+    MissingSecret,
+    Secrets,
+    match,
+)
 from flowhouse.activation.providers.delivery import ProviderConfigs, provider_configs
 from flowhouse.activation.render import Renderer, by_route, render_claim
 from flowhouse.activation.sender import CLOCK_SLACK, Policy, Run, deliver
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.locks import tick_lock
-from flowhouse.core.sql import STATE_SCHEMA, literal
+from flowhouse.core.sql import STATE_SCHEMA, array_rows, literal, render, statement
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.flows.compile import CompiledFlow
@@ -412,7 +420,13 @@ async def _deliver(
     policy: Policy,
 ) -> None:
     destination = destinations.get(route)
-    run = Run(destination, destinations.client(route), ctx.now, policy)
+    run = Run(
+        destination,
+        destinations.client(route),
+        ctx.now,
+        policy,
+        taken=lambda keys: _taken(ctx, keys),
+    )
 
     def on_flight(ids: Sequence[str]) -> None:
         mark_in_flight(ctx, destination.name, ids)
@@ -426,7 +440,12 @@ async def _deliver(
 
 # -- after a crash ---------------------------------------------------------------------------------
 
-_RECONCILED = {"sent": "confirmed sent", "absent": "absent", "unknown": "still unknown"}
+_RECONCILED = {
+    "sent": "confirmed sent",
+    "absent": "absent",
+    "unknown": "unknown",
+    "unconfirmed": "unconfirmed",
+}
 
 _ADOPT = """
 update flowhouse.messages set claim_id = :claim
@@ -509,21 +528,56 @@ async def _settle_in_flight(
     since = min(first or ctx.now, ctx.now) - CLOCK_SLACK
     semaphore = asyncio.Semaphore(destination.config.concurrency)
 
-    async def look(m: Outgoing) -> str:
+    async def look(m: Outgoing) -> Listing | None:
         async with semaphore:
             return await destination.lookup(client, m, since)
 
-    found = list(await asyncio.gather(*(look(m) for m in messages)))
+    ordered = _in_order(ctx, claim_id, messages)
+    listings = list(await asyncio.gather(*(look(m) for m in ordered)))
+    taken = _taken(ctx, [item.key for listing in listings if listing for item in listing.items])
+    same = [destination.identity(m) for m in ordered]
+    matches = match([m.message_id for m in ordered], listings, taken, same)
     if first is not None and ctx.now - first < destination.lookup_delay:
-        found = [f if f != "absent" else "unknown" for f in found]  # too soon to trust
+        matches = [  # too soon to trust an absence
+            Match(m.message_id, "unknown") if m.found == "absent" else m for m in matches
+        ]
     finals = [
-        Final(m.message_id, "sent", reason="confirmed by lookup")
-        for m, f in zip(messages, found, strict=True)
-        if f == "sent"
+        Final(m.message_id, "sent", m.provider_message_id, reason="confirmed by lookup")
+        if m.found == "sent"
+        else Final(m.message_id, "unconfirmed", reason=m.reason)
+        for m in matches
+        if m.found in ("sent", "unconfirmed")
     ]
     record(ctx, claim_id, finals, [])
-    for f in found:
-        report.reconciled[
-            {"sent": "confirmed sent", "absent": "absent", "unknown": "unknown"}[f]
-        ] += 1
-    return [m for m, f in zip(messages, found, strict=True) if f == "absent"]
+    for m in matches:
+        report.reconciled[_RECONCILED[m.found]] += 1
+    absent = {m.message_id for m in matches if m.found == "absent"}
+    return [m for m in ordered if m.message_id in absent]
+
+
+_ORDER = """
+select message_id from flowhouse.messages where claim_id = :claim
+order by queued_at, due_at, message_id
+"""
+
+
+def _in_order(ctx: Context, claim_id: str, messages: Sequence[Outgoing]) -> list[Outgoing]:
+    """``messages`` in their order of creation (how identical ones are paired with the
+    provider's messages)."""
+    rank = {str(row[0]): n for n, row in enumerate(ctx.rows(_ORDER, claim=claim_id))}
+    return sorted(messages, key=lambda m: (rank.get(m.message_id, len(rank)), m.message_id))
+
+
+_TAKEN = """
+select distinct m.provider_message_id
+from flowhouse.messages as m
+join :keys on m.provider_message_id = k.key
+"""
+
+
+def _taken(ctx: Context, keys: Sequence[str]) -> set[str]:
+    """The listed provider messages rows already recorded as their own."""
+    if not keys:
+        return set()
+    tree = statement(_TAKEN, ctx.schema, keys=array_rows([("key", "text")], "k"))
+    return {str(r[0]) for r in ctx.wh.query(render(tree, ctx.wh.dialect), [sorted(set(keys))])}

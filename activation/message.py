@@ -75,7 +75,3 @@ class Outcome:
     reason: str | None = None
     retry_after: float | None = None
     status_code: int | None = None
-
-
-#: What a lookup of a message in the provider's own records found.
-Found = Literal["sent", "absent", "unknown"]

@@ -150,8 +150,10 @@ where m.message_id = q.message_id and q.route not in :scheduled
 
 @dataclass(frozen=True)
 class Bucket:
-    """Which share of the outbox a sender owns: messages whose id hashes to ``index`` of
-    ``count`` (parallel senders never overlap)."""
+    """Which share of the outbox a sender owns: the messages of the customers whose id hashes to
+    ``index`` of ``count`` (parallel senders never overlap). A customer's messages all go to one
+    sender, so the send-time rules that count a customer's messages (caps, smart sending) and the
+    reconciliation of identical messages to one recipient never race with another sender."""
 
     index: int = 0
     count: int = 1
@@ -169,7 +171,7 @@ class Bucket:
     def condition(self) -> exp.Expr:
         if self.count == 1:
             return exp.true()
-        share = statement("floor(unit_hash(message_id) * :n)", n=self.count)
+        share = statement("floor(unit_hash(customer_id) * :n)", n=self.count)
         return exp.EQ(this=share, expression=literal(self.index))
 
 

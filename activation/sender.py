@@ -30,7 +30,7 @@ import httpx
 
 from flowhouse.activation.message import Outcome, Outgoing
 from flowhouse.activation.outbox import Attempt, Final
-from flowhouse.activation.providers.base import Call, Destination
+from flowhouse.activation.providers.base import Call, Destination, Match, match
 from flowhouse.core.clock import utcnow
 
 #: The longest a run waits before one retry; a provider asking for more is retried next run.
@@ -90,6 +90,11 @@ class Run:
     policy: Policy = field(default_factory=Policy)
     finals: list[Final] = field(default_factory=list)
     attempts: list[Attempt] = field(default_factory=list)
+    #: The provider's messages rows already recorded as their own, among the keys given (a
+    #: lookup after a time-out never confirms a row with one of them).
+    taken: Callable[[Sequence[str]], set[str]] | None = None
+    #: The provider's messages this run's rows hold (accepted, or confirmed by a lookup).
+    held: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         config = self.destination.config
@@ -129,6 +134,12 @@ async def _send_wave(run: Run, wave: list[Outgoing]) -> None:
     max_attempts = run.destination.config.max_attempts
     for attempt in range(1, max_attempts + 1):
         results = await asyncio.gather(*(_call(run, c) for c in _calls(run, pending)))
+        run.held.update(
+            o.provider_message_id
+            for r in results
+            for o in r.outcomes
+            if o.status == "sent" and o.provider_message_id
+        )
         retry: list[Outcome] = []
         for result in results:
             retry += await _settle(run, result, by_id, attempt)
@@ -199,22 +210,30 @@ async def _may_retry(run: Run, message: Outgoing, retries: int, since: datetime)
     dest = run.destination
     if dest.reconcile == "idempotent":
         return True
-    found = "unknown"
+    found: Match = Match(message.message_id, "unknown")
     if dest.reconcile == "lookup":
-        found = await dest.lookup(run.client, message, since)
-        if found == "absent" and dest.lookup_delay > timedelta(0):
-            found = "unknown"  # too soon after the request to trust an absence
-    if found == "absent":
+        listing = await dest.lookup(run.client, message, since)
+        keys = [item.key for item in listing.items] if listing else []
+        held = run.held | (run.taken(keys) if run.taken and keys else set())
+        found = match([message.message_id], [listing], held)[0]
+        if found.found == "absent" and dest.lookup_delay > timedelta(0):
+            found = Match(message.message_id, "unknown")  # too soon to trust an absence
+    if found.found == "absent":
         return True
+    if found.found == "sent" and found.key:
+        run.held.add(found.key)
     status, reason = {
         "sent": ("sent", "confirmed by lookup after a time-out"),
+        "unconfirmed": ("unconfirmed", found.reason),
         "unknown": (
             ("sending", "timed out; the lookup could not tell")
             if dest.reconcile == "lookup"
             else ("unconfirmed", "timed out; the provider offers no lookup")
         ),
-    }[found]
-    run.finals.append(Final(message.message_id, status, reason=reason, retries=retries))
+    }[found.found]
+    run.finals.append(
+        Final(message.message_id, status, found.provider_message_id, reason, retries=retries)
+    )
     return False
 
 

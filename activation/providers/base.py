@@ -12,7 +12,12 @@ and is tested by validating what it builds against the provider's OpenAPI docume
 
 How a message left in flight by a crash is settled (``reconcile``):
 
-- ``lookup``: the provider's records are asked; found means sent, absent means send it.
+- ``lookup``: the provider's records are asked (:meth:`Destination.lookup` lists the provider's
+  messages that may be the one in flight); :func:`match` then pairs them with the rows one to one:
+  a provider message confirms at most one row, and never one a row already recorded as its own.
+  Found means sent (the row records the provider's id), absent means send it; rows the records
+  cannot tell apart (three identical texts in flight, two listed) end ``unconfirmed`` with the
+  reason, never ``sent``.
 - ``idempotent``: resent with the same idempotency key; the provider drops the duplicate.
 - ``none``: the provider can neither be asked nor deduplicates; the message is marked
   ``unconfirmed`` and not resent (at most once).
@@ -27,14 +32,15 @@ import os
 import unicodedata
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
 import httpx
 
-from flowhouse.activation.message import Found, Outcome, Outgoing
+from flowhouse.activation.message import Outcome, Outgoing
 from flowhouse.activation.providers.config import ProviderConfig
 from flowhouse.core.errors import ConfigError
 
@@ -47,6 +53,112 @@ class Call:
 
     request: httpx.Request
     message_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A message the provider's records hold that may be the one looked up.
+
+    ``key`` names it among all the provider's messages (compared with the ids rows recorded: a
+    listed message a row already holds as its ``provider_message_id`` is that row's, and confirms
+    no other); ``provider_message_id`` is what a row it confirms records; ``created`` is when the
+    provider created it (None: not said), the order in which it is paired with identical rows.
+    """
+
+    key: str
+    provider_message_id: str | None = None
+    created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What one lookup found: the provider's messages that match, and whether that is all of them
+    (``complete`` False: more pages were not read, so an empty listing proves nothing)."""
+
+    items: tuple[Listed, ...] = ()
+    complete: bool = True
+
+
+#: Where a lookup leaves a row in flight: ``sent`` (confirmed, with the provider's id),
+#: ``absent`` (send it), ``unknown`` (ask again later) or ``unconfirmed`` (settled, with a reason:
+#: the provider's records cannot tell which of identical rows went out).
+Settled = Literal["sent", "absent", "unknown", "unconfirmed"]
+
+
+@dataclass(frozen=True)
+class Match:
+    """Where :func:`match` settles one row."""
+
+    message_id: str
+    found: Settled
+    provider_message_id: str | None = None
+    reason: str | None = None
+    #: The key of the provider's message that confirmed it (``sent``).
+    key: str | None = None
+
+
+def match(
+    message_ids: Sequence[str],
+    listings: Sequence[Listing | None],
+    taken: Collection[str],
+    same: Sequence[str] | None = None,
+) -> list[Match]:
+    """Pair the rows in flight (``message_ids``, in their order of creation; ``listings[i]`` what
+    the lookup of the i-th found, None when it could not tell; ``same[i]`` what the provider's
+    records know the i-th by, its id when not given) with the provider's messages, one to one,
+    leaving out those whose key is in ``taken`` (held by other rows already).
+
+    Rows known by the same thing (the same text to the same number) cannot be told apart: the
+    i-th of them in order of creation takes the i-th of the messages listed for them in the
+    provider's order of creation; when fewer were listed than rows wait for them, the rows left
+    over are ``unconfirmed``, or ``unknown`` if a listing was not complete. While the lookup of
+    one of them could not tell, none is settled (``unknown``): the provider's message it would
+    have taken might be another's. A provider message listed for rows known by different things
+    pairs with none of them: they are all ``unconfirmed``. A row with nothing listed is
+    ``absent`` when its listing was complete."""
+    keys = list(same) if same is not None else list(message_ids)
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        groups[key].append(i)
+    listed: dict[str, list[Listed]] = {}
+    owners: dict[str, set[str]] = defaultdict(set)
+    for key, members in groups.items():
+        found = [listings[i] for i in members]
+        items = {i.key: i for f in found if f for i in f.items if i.key not in taken}
+        listed[key] = sorted(items.values(), key=lambda i: (i.created or datetime.min, i.key))
+        for item in items:
+            owners[item].add(key)
+    result: dict[str, Match] = {}
+    for key, members in groups.items():
+        ids = [message_ids[i] for i in members]
+        found = [listings[i] for i in members]
+        pairs = listed[key]
+        if any(f is None for f in found):
+            result.update({m: Match(m, "unknown") for m in ids})
+            continue
+        if any(len(owners[i.key]) > 1 for i in pairs):
+            reason = (
+                "in flight when a run died; the provider's records list a message that matches "
+                "several rows, so which went out cannot be told"
+            )
+            result.update({m: Match(m, "unconfirmed", reason=reason) for m in ids})
+            continue
+        complete = all(f.complete for f in found if f)
+        for n, m in enumerate(ids):
+            if n < len(pairs):
+                result[m] = Match(m, "sent", pairs[n].provider_message_id, key=pairs[n].key)
+            elif not complete:
+                result[m] = Match(m, "unknown")
+            elif not pairs:
+                result[m] = Match(m, "absent")
+            else:
+                reason = (
+                    f"in flight when a run died, with {len(ids) - 1} identical message(s) to the "
+                    f"same recipient; the provider holds {len(pairs)} of the {len(ids)}, and "
+                    "which went out cannot be told"
+                )
+                result[m] = Match(m, "unconfirmed", reason=reason)
+    return [result[m] for m in message_ids]
 
 
 class MissingSecret(ConfigError):
@@ -191,10 +303,18 @@ class Destination(ABC):
         redacts it, then cuts it)."""
         return response.text
 
-    async def lookup(self, client: httpx.AsyncClient, message: Outgoing, since: datetime) -> Found:
-        """Whether the provider holds ``message`` (sent on or after ``since``); destinations
-        with ``reconcile = "lookup"`` override this."""
-        return "unknown"
+    def identity(self, message: Outgoing) -> str:
+        """What the provider's records know ``message`` by: messages with the same identity
+        cannot be told apart by a lookup (see :func:`match`); by default its own id."""
+        return message.message_id
+
+    async def lookup(
+        self, client: httpx.AsyncClient, message: Outgoing, since: datetime
+    ) -> Listing | None:
+        """The provider's messages that may be ``message`` (sent on or after ``since``), or None
+        when the provider cannot tell; destinations with ``reconcile = "lookup"`` override this
+        (:func:`match` pairs the listings with the rows)."""
+        return None
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -26,7 +26,7 @@ from flowhouse.activation.message import Outcome, Outgoing
 from flowhouse.activation.providers import DESTINATIONS
 from flowhouse.activation.providers.audience.config import Audience
 from flowhouse.activation.providers.audience.destination import AudienceDestination
-from flowhouse.activation.providers.base import Call, Destination, Secrets
+from flowhouse.activation.providers.base import Call, Destination, Listing, Secrets, match
 from flowhouse.activation.providers.identity import hashed_row, normalize_email, normalize_phone
 from flowhouse.activation.providers.klaviyo.config import Klaviyo
 from flowhouse.activation.providers.klaviyo.destination import KlaviyoDestination
@@ -149,11 +149,13 @@ def respond(call: Call, response: httpx.Response) -> httpx.Response:
 
 
 def lookup(destination: Destination, message: Outgoing, handler: Any, since: datetime) -> str:
-    async def run() -> str:
+    """Where the lookup of ``message`` alone settles it."""
+
+    async def run() -> Listing | None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
             return await destination.lookup(client, message, since)
 
-    return asyncio.run(run())
+    return match([message.message_id], [asyncio.run(run())], set())[0].found
 
 
 # -- the registry --------------------------------------------------------------------------------
@@ -1161,3 +1163,19 @@ def test_test_sends_are_marked_and_kept_apart() -> None:
         "flowhouse_test"
         not in body(klaviyo().calls([real])[0].request)["data"]["attributes"]["properties"]
     )
+
+
+def test_lookups_give_the_provider_message_id() -> None:
+    """A row confirmed by a lookup records the provider's id: SendGrid's message id (its
+    ``msg_id`` up to the first dot, as ``X-Message-Id`` gives it), Twilio's ``sid``."""
+
+    async def run(destination: Destination, message: Outgoing, handler: Any) -> Listing | None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return await destination.lookup(client, message, SINCE)
+
+    mail = asyncio.run(run(sendgrid(), email(), sendgrid_activity([FOUND_MAIL])))
+    text = asyncio.run(run(twilio(), sms(), twilio_list([listed(TEXT)])))
+    assert mail is not None and text is not None
+    assert [i.provider_message_id for i in mail.items] == ["14c5d75ce93"]
+    assert [i.key for i in mail.items] == [f"{email().message_id}/{FOUND_MAIL['msg_id']}"]
+    assert [i.provider_message_id for i in text.items] == ["SM" + "b" * 32]

@@ -212,6 +212,23 @@ def test_time_outs_are_looked_up_before_any_resend(store: Store, fake: FakeProvi
     assert len({r.message_id for r in fake.state.messages()}) == 8
 
 
+def test_a_time_out_is_never_confirmed_by_an_identical_texts_message(
+    store: Store, fake: FakeProvider
+) -> None:
+    """Two SMS with the same text to each customer; some requests time out (the provider never
+    accepted them) while their twin went through: the lookup lists the twin's message, which
+    its own row holds, so the timed-out one is sent again, not marked sent."""
+    fake.set_failures(timeout=0.4, timeout_seconds=3.0, seed=5)
+    queue(store, 8, SMS, SMS, settings=SHORT_TIMEOUT)
+    send(store, fake, "2026-03-01 10:01")
+    fake.set_failures()
+    send(store, fake, "2026-03-01 10:30")
+    assert statuses(store) == {("sent", None): 16}
+    assert fake.state.duplicates() == {}
+    rows = {(m["message_id"], m["provider_message_id"]) for m in store.rows("messages")}
+    assert rows == {(r.message_id, r.provider_message_id) for r in fake.state.messages()}
+
+
 def test_permanent_failures_keep_the_providers_reason(store: Store, fake: FakeProvider) -> None:
     queue(store, 2, EMAIL)
     store.wh.execute(
@@ -232,6 +249,13 @@ def test_buckets_split_the_outbox_without_overlap(store: Store, fake: FakeProvid
     assert first.claimed + second.claimed == 10
     assert 0 < first.claimed < 10
     assert fake.state.duplicates() == {}
+
+
+def test_a_customers_messages_share_one_bucket(store: Store, fake: FakeProvider) -> None:
+    queue(store, 10, EMAIL, SMS)
+    first = send(store, fake, "2026-03-01 10:01", bucket=Bucket(0, 2))
+    sent = {m["customer_id"] for m in store.rows("messages") if m["status"] == "sent"}
+    assert first.claimed == 2 * len(sent)  # both of each customer's messages, or neither
 
 
 def test_api_keys_never_reach_the_tables(store: Store, fake: FakeProvider) -> None:

@@ -34,11 +34,13 @@ The response (202) gives one ``X-Message-Id`` for the whole request; every messa
 records it (SendGrid's event webhook reports ``sg_message_id`` as that id plus a suffix).
 
 Reconciliation (``reconcile = "lookup"`` when ``delivery.sendgrid.lookup`` is on): a message is
-looked up by its ``message_id`` custom argument through SendGrid's Email Activity API
-(``GET /v3/messages``). That API is documented by SendGrid but is not part of the OpenAPI
-documents shipped in ``specs/``, so its request is not validated by
-:mod:`flowhouse.activation.openapi`; it needs SendGrid's extended activity history on the account,
-and it lags behind sending by a few minutes.
+looked up by its ``message_id`` custom argument through SendGrid's Email Activity API (``GET
+/v3/messages``); what it lists is that message's own (each by its per-recipient ``msg_id``), so a
+listed message confirms only the row it names, and the row records the request's id (the ``msg_id``
+up to its first dot, as :meth:`SendGridDestination.accepted` records the ``X-Message-Id``). That API
+is documented by SendGrid but is not part of the OpenAPI documents shipped in ``specs/``, so its
+request is not validated by :mod:`flowhouse.activation.openapi`; it needs SendGrid's extended
+activity history on the account, and it lags behind sending by a few minutes.
 """
 
 from __future__ import annotations
@@ -51,8 +53,15 @@ from typing import Any, ClassVar
 
 import httpx
 
-from flowhouse.activation.message import Found, Outcome, Outgoing, Sender
-from flowhouse.activation.providers.base import Call, Destination, Reconcile, Secrets
+from flowhouse.activation.message import Outcome, Outgoing, Sender
+from flowhouse.activation.providers.base import (
+    Call,
+    Destination,
+    Listed,
+    Listing,
+    Reconcile,
+    Secrets,
+)
 from flowhouse.activation.providers.sendgrid.config import SendGrid
 
 #: Substitution tags of the shared content in rendered mode.
@@ -180,14 +189,16 @@ class SendGridDestination(Destination):
             headers={"authorization": f"Bearer {self._key}"},
         )
 
-    async def lookup(self, client: httpx.AsyncClient, message: Outgoing, since: datetime) -> Found:
+    async def lookup(
+        self, client: httpx.AsyncClient, message: Outgoing, since: datetime
+    ) -> Listing | None:
         if self.reconcile != "lookup":
-            return "unknown"
+            return None
         try:
             response = await client.send(self.lookup_request(message))
         except httpx.HTTPError:
-            return "unknown"
-        return _found(response)
+            return None
+        return _found(response, message)
 
 
 def substitutions(message: Outgoing) -> dict[str, str]:
@@ -281,13 +292,21 @@ def _error(error: Mapping[str, Any]) -> str:
     return f"{field}: {message}" if field and field != "null" else message
 
 
-def _found(response: httpx.Response) -> Found:
+def _found(response: httpx.Response, message: Outgoing) -> Listing | None:
+    """The activity listed for ``message``: keyed by its own ``message_id`` as well as SendGrid's
+    ``msg_id``, so that no other row can take it."""
     if response.status_code != 200:
-        return "unknown"
+        return None
     try:
         messages = response.json().get("messages")
     except (ValueError, AttributeError):
-        return "unknown"
+        return None
     if not isinstance(messages, list):
-        return "unknown"
-    return "sent" if messages else "absent"
+        return None
+    items = []
+    for n, item in enumerate(messages):
+        msg_id = item.get("msg_id") if isinstance(item, dict) else None
+        sg_id = msg_id if isinstance(msg_id, str) and msg_id else None
+        key = f"{message.message_id}/{sg_id or n}"
+        items.append(Listed(key, sg_id.split(".")[0] if sg_id else None))
+    return Listing(tuple(items))

@@ -12,10 +12,14 @@ scheduled by Twilio (``SendAt`` with ``ScheduleType=fixed``) when a Messaging Se
 configured, as only Messaging Services can schedule; Twilio accepts schedules from 15 minutes to
 35 days ahead. The response (201) gives the message's ``sid``.
 
-Reconciliation (``reconcile = "lookup"``): Twilio's message list is read for the recipient
-(``To``, ``DateSent>``); a message to the same number with the same body, created on or after the
-attempt, means it was sent. A scheduled message has no ``date_sent`` until its time, so a
-message still scheduled in the future cannot be found and is reported ``unknown``.
+Reconciliation (``reconcile = "lookup"``): Twilio's message list is read for the recipient (``To``,
+``DateSent>``); the messages to the same number with the same body, created on or after the attempt,
+are listed by their ``sid`` and paired one to one with the rows in flight
+(:func:`flowhouse.activation.providers.base.match`): identical texts to one number are told apart
+only by their number, so two in flight and one listed leave one ``unconfirmed``; a ``sid`` a row
+already recorded confirms no other. A confirmed row records the ``sid``. A scheduled message has no
+``date_sent`` until its time, so a message still scheduled in the future cannot be found and is
+reported ``unknown``.
 """
 
 from __future__ import annotations
@@ -28,8 +32,15 @@ from typing import Any, ClassVar
 
 import httpx
 
-from flowhouse.activation.message import Found, Outcome, Outgoing, Sender
-from flowhouse.activation.providers.base import Call, Destination, Reconcile, Secrets
+from flowhouse.activation.message import Outcome, Outgoing, Sender
+from flowhouse.activation.providers.base import (
+    Call,
+    Destination,
+    Listed,
+    Listing,
+    Reconcile,
+    Secrets,
+)
 from flowhouse.activation.providers.twilio.config import Twilio
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError
@@ -123,6 +134,10 @@ class TwilioDestination(Destination):
             return response.text
         return f"{body.get('code')}: {body.get('message') or ''}".strip()
 
+    def identity(self, message: Outgoing) -> str:
+        """Twilio's list tells messages apart only by their number and text."""
+        return f"{message.address}\n{message.text}"
+
     def lookup_request(self, message: Outgoing, since: datetime) -> httpx.Request:
         """The list of messages to ``message``'s number sent on or after ``since``."""
         params = {"To": message.address or "", "DateSent>": _iso(since), "PageSize": str(PAGE_SIZE)}
@@ -130,27 +145,36 @@ class TwilioDestination(Destination):
             "GET", self.messages_url, params=params, headers={"authorization": self._auth}
         )
 
-    async def lookup(self, client: httpx.AsyncClient, message: Outgoing, since: datetime) -> Found:
+    async def lookup(
+        self, client: httpx.AsyncClient, message: Outgoing, since: datetime
+    ) -> Listing | None:
         when = self._schedule(message)
         if when is not None and _naive_utc(when) > _utcnow():
-            return "unknown"  # still scheduled: not listed by DateSent until Twilio sends it
+            return None  # still scheduled: not listed by DateSent until Twilio sends it
         try:
             response = await client.send(self.lookup_request(message, since))
         except httpx.HTTPError:
-            return "unknown"
+            return None
         return _found(response, message, _naive_utc(since))
 
 
-def _found(response: httpx.Response, message: Outgoing, since: datetime) -> Found:
+def _found(response: httpx.Response, message: Outgoing, since: datetime) -> Listing | None:
+    """The listed messages that may be ``message`` (each by its ``sid``)."""
     if response.status_code != 200:
-        return "unknown"
+        return None
     body = _json(response)
     listed = body.get("messages")
     if not isinstance(listed, list):
-        return "unknown"
-    if any(_matches(item, message, since) for item in listed if isinstance(item, dict)):
-        return "sent"
-    return "unknown" if body.get("next_page_uri") else "absent"
+        return None
+    items = tuple(
+        Listed(item["sid"], item["sid"], _parse_rfc2822(item.get("date_created")))
+        for item in listed
+        if isinstance(item, dict)
+        and isinstance(item.get("sid"), str)
+        and item["sid"]
+        and _matches(item, message, since)
+    )
+    return Listing(items, complete=not body.get("next_page_uri"))
 
 
 def _matches(item: dict[str, Any], message: Outgoing, since: datetime) -> bool:
