@@ -6,8 +6,12 @@
 Steps, each its own process (so its peak RSS is measured alone), on a fresh DuckDB file:
 1. generate the store, then build the models as of the last day's start (`--now`);
 2. the first tick (every flow goes live), then hourly ticks through the last day with `--no-build`:
-   each sees the raw events that landed in its hour, enrolls, advances and queues;
-3. one tick that also refreshes the models (dbt run, then the engine);
+   each sees the raw events that landed in its hour, enrolls, advances and queues (derived events
+   decided in these hours wait for the refresh of step 3, which materialises them: the engine's
+   watermark is when a row became visible, so none is skipped, docs/engine.md "Cadence");
+3. one tick that also refreshes the models (dbt run, then the engine): it enrolls the derived
+   triggers of the hours before. Between refreshes, derived triggers are late by up to the
+   refresh interval: refresh as often as the flows' `max_lateness` allows;
 4. `flowhouse backtest cart_abandonment` over `--backtest-days` days, ticking hourly.
 """
 

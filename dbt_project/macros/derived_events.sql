@@ -70,21 +70,49 @@
 
 
 {#- The final select of a derived model: the standard columns of the `derived` relation, minus event ids
-    the model already holds (an incremental build only appends). -#}
+    the model already holds (an incremental build only appends), and built_at: the now of the build
+    that first materialised the row, when it became visible to the engine (core.events.visible_at; the
+    engine's watermark, since a row decided at loaded_at only appears at the next build). A full
+    rebuild keeps the stamps of the rows the table already held (their loaded_at for rows stamped by
+    no build yet), so a rebuild does not show old events to the engine as new. -#}
 {% macro derived_new_events(relation) -%}
+    {%- set existing = none -%}
+    {%- if execute and not is_incremental() -%}
+        {%- set existing = adapter.get_relation(
+            database=this.database, schema=this.schema, identifier=this.identifier) -%}
+    {%- endif -%}
     select
         {{ relation }}.event_id,
         {{ relation }}.customer_id,
         {{ relation }}.event_type,
         {{ relation }}.occurred_at,
         {{ relation }}.loaded_at,
-        {{ relation }}.properties
+        {{ relation }}.properties,
+        {%- if existing is not none %}
+        coalesce(
+            existing.{{ 'built_at' if flowhouse.derived_has_built_at(existing) else 'loaded_at' }},
+            {{ flowhouse.flowhouse_now() }}
+        ) as built_at
     from {{ relation }}
+    left join {{ existing }} as existing
+        on existing.event_id = {{ relation }}.event_id
+        {%- else %}
+        {{ flowhouse.flowhouse_now() }} as built_at
+    from {{ relation }}
+        {%- endif %}
     {%- if is_incremental() %}
     where not exists (
         select 1 from {{ this }} as existing where existing.event_id = {{ relation }}.event_id
     )
     {%- endif %}
+{%- endmacro %}
+
+
+{#- Whether `relation` (a derived model's table) has the built_at stamp: derived models built before it
+    existed, and a derived_* model that does not follow the recipe, do not. -#}
+{% macro derived_has_built_at(relation) -%}
+    {%- set names = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') -%}
+    {{ return('built_at' in names) }}
 {%- endmacro %}
 
 

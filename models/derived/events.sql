@@ -1,6 +1,10 @@
 {{ config(materialized='view') }}
 
-{#- The one stream flows read: every raw event (stg_events) and every derived event, with is_derived.
+{#- The one stream flows read: every raw event (stg_events) and every derived event, with is_derived
+    and visible_at, when the row became visible to the engine (its watermark): a raw event's loaded_at
+    (stg_events is a view: a loaded row is there at once), a derived event's built_at, the now of the
+    build that materialised it, which is later than its loaded_at (its decision moment) when the build
+    came after that. A derived_* table without built_at (not built by the recipe) falls back on loaded_at.
 
     The derived models are found in the dbt graph: every enabled model of flowhouse named derived_* (those
     in models/segments too), so adding a derivation is one new model file. dbt cannot learn a
@@ -23,7 +27,8 @@ raw_events as (
         occurred_at,
         loaded_at,
         properties,
-        false as is_derived
+        false as is_derived,
+        loaded_at as visible_at
     from {{ ref('stg_events') }}
 
 ),
@@ -39,7 +44,12 @@ raw_events as (
         occurred_at,
         loaded_at,
         properties,
-        true as is_derived
+        true as is_derived,
+        {%- if flowhouse.derived_has_built_at(relation) %}
+        greatest(loaded_at, coalesce(built_at, loaded_at)) as visible_at
+        {%- else %}
+        loaded_at as visible_at
+        {%- endif %}
     from {{ relation }}
 
 ),

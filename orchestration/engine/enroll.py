@@ -1,15 +1,18 @@
 """Enroll new triggers, set-based, one flow at a time.
 
-A trigger is considered once, by the first tick that sees it (its ``loaded_at`` in the flow's
-window ``(considered_until, now]``), in ``occurred_at`` order. It is refused for good — journaled
-with the reason — when the flow is paused (``paused``, whatever else holds), it happened before
-the flow went live (``before_live``), the customer is outside the audience (``audience``), its
-entry key was already used (``duplicate_key``), the re-entry policy forbids it (``reentry``) or
-an enrollment is still active and the flow is not concurrent (``concurrency``). A trigger of an
-erased customer (``flowhouse.erased_customers``, docs/privacy.md) is ignored, journaled nowhere.
-Otherwise it
-enrolls: enrollment id = md5(flow, trigger event[, customer for fanned-out catalog events]),
-holdout by a hash of flow and customer.
+A trigger is considered once, by the first tick that sees it (its ``visible_at`` in the flow's
+window ``(considered_until, now]``), in ``occurred_at`` order. ``visible_at`` is when the row became
+visible to the engine: a raw event's ``loaded_at``, and for a derived event the ``now`` of the model
+refresh that materialised it, so a derived event decided between refreshes (its ``loaded_at``) is
+seen by the first tick after the next refresh, whatever ticks ran without one in between.
+
+It is refused for good — journaled with the reason — when the flow is paused (``paused``, whatever
+else holds), it happened before the flow went live (``before_live``), the customer is outside the
+audience (``audience``), its entry key was already used (``duplicate_key``), the re-entry policy
+forbids it (``reentry``) or an enrollment is still active and the flow is not concurrent
+(``concurrency``). A trigger of an erased customer (``flowhouse.erased_customers``,
+docs/privacy.md) is ignored, journaled nowhere. Otherwise it enrolls: enrollment id = md5(flow,
+trigger event[, customer for fanned-out catalog events]), holdout by a hash of flow and customer.
 
 The stateful rules depend on earlier triggers of the same customer, so they run in rounds: each
 round refuses what the enrollments so far forbid, then enrolls every customer's earliest remaining
@@ -38,8 +41,8 @@ select md5(:flow_id || ':' || ev.event_id) as enrollment_id, ev.event_id, ev.cus
 from core.events as ev
 where ev.event_type = :event_type
     and ev.customer_id is not null
-    and ev.loaded_at <= :now
-    and (:since is null or ev.loaded_at > :since)
+    and ev.visible_at <= :now
+    and (:since is null or ev.visible_at > :since)
 """
 
 _FANNED_OUT = """
@@ -51,8 +54,8 @@ select md5(:flow_id || ':' || ev.event_id || ':' || pi.customer_id) as enrollmen
 from core.events as ev
 join core.product_interest as pi on pi.sku = json_text(ev.properties, 'sku')
 where ev.event_type = :event_type
-    and ev.loaded_at <= :now
-    and (:since is null or ev.loaded_at > :since)
+    and ev.visible_at <= :now
+    and (:since is null or ev.visible_at > :since)
     and pi.last_interest_at > ev.occurred_at - :within * interval 1 second
     and pi.last_interest_at <= ev.occurred_at
     and (pi.last_ordered_at is null or pi.last_ordered_at < pi.last_interest_at)

@@ -193,11 +193,13 @@ def _run_tick(
     return ctx.counts
 
 
-#: The events this tick sees for the first time: most statements need only these. The very
-#: first tick starts with none (no enrollment or coupon can have been waiting for them).
+#: The events this tick sees for the first time (they became visible after the previous tick:
+#: ``visible_at``, not ``loaded_at``, which a derived event sets to its decision moment before a
+#: refresh materialises it): most statements need only these. The very first tick starts with none
+#: (no enrollment or coupon can have been waiting for them).
 _WINDOW = """
 select * from core.events
-where loaded_at <= :now and :since is not null and loaded_at > :since
+where visible_at <= :now and :since is not null and visible_at > :since
 """
 
 

@@ -50,6 +50,7 @@ EVENTS: Columns = (
     ("occurred_at", "timestamp", True),
     ("loaded_at", "timestamp", True),
     ("properties", "json", False),
+    ("visible_at", "timestamp", True),
 )
 
 #: ``core.customer_attributes`` as models/customers/customer_attributes.yml documents it.
@@ -309,17 +310,22 @@ class Store:
         at: str | datetime,
         loaded: str | datetime | None = None,
         event_id: str | None = None,
+        visible: str | datetime | None = None,
         **properties: Any,
     ) -> str:
-        """An event; loaded when it occurred unless `loaded` says later. Returns its id."""
+        """An event; loaded when it occurred unless `loaded` says later, and visible to the engine
+        when loaded unless `visible` says later (a derived event materialised by a later model
+        refresh). Returns its id."""
         event_id = event_id or f"ev{next(self._ids)}"
+        loaded_at = loaded if loaded is not None else at
         row = {
             "event_id": event_id,
             "customer_id": customer_id,
             "event_type": event_type,
             "occurred_at": at,
-            "loaded_at": loaded if loaded is not None else at,
+            "loaded_at": loaded_at,
             "properties": properties,
+            "visible_at": visible if visible is not None else loaded_at,
         }
         self._insert("core.events", EVENTS, row)
         return event_id
