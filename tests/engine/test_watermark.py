@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import EMAIL, Store, flow
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis import strategies as st
 
 from flowhouse.core.clock import utc
 from flowhouse.core.paths import FLOWS
-from flowhouse.core.project import Project, using
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.load import load_file
 from flowhouse.orchestration.engine.tick import tick
@@ -149,45 +146,3 @@ def test_a_derived_trigger_due_between_refreshes_is_enrolled_at_the_next_one(
         ("cart", "queued", None),
         ("strict", "skipped", "stale"),
     ]
-
-
-#: Tick times of the property: carts come due between them, some exactly at a tick.
-TIMES = ["2026-09-01 10:30", "2026-09-01 11:00", "2026-09-01 11:40", "2026-09-01 13:10",
-         "2026-09-01 14:30"]  # fmt: skip
-CARTS = ["2026-09-01 09:20:00", "2026-09-01 10:00:00", "2026-09-01 10:20:00",
-         "2026-09-01 11:30:00", "2026-09-01 12:15:00"]  # fmt: skip
-
-
-def _run(folder: Path, location: Location, refresh: Sequence[bool]) -> dict[str, Any]:
-    flows = _flows(folder / "flows", cart="7d")
-    _load(location, folder, customers=2, carts=CARTS)
-    for at, build in zip(TIMES, refresh, strict=True):
-        tick(location, flows, now=_at(f"{at}:00"), build=build)
-    return _outcomes(location)
-
-
-@pytest.fixture(scope="module")
-def every_tick(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The outcomes when every tick refreshes the models (on DuckDB)."""
-    folder = tmp_path_factory.mktemp("every_tick")
-    with using(Project.example()):
-        yield _run(folder, Location.parse(str(folder / "store.duckdb")), [True] * len(TIMES))
-
-
-@pytest.mark.slow
-@settings(
-    max_examples=5,
-    deadline=None,
-    phases=[Phase.explicit, Phase.generate],  # each example builds the models: no shrinking
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(middle=st.lists(st.booleans(), min_size=len(TIMES) - 2, max_size=len(TIMES) - 2))
-def test_any_cadence_of_refreshes_gives_what_refreshing_every_tick_gives(
-    every_tick: dict[str, Any], tmp_path_factory: pytest.TempPathFactory, middle: list[bool]
-) -> None:
-    folder = tmp_path_factory.mktemp("cadence")
-    found = _run(folder, Location.parse(str(folder / "store.duckdb")), [True, *middle, True])
-    # the first cart is abandoned before the flow went live: refused, journaled; the others enroll
-    assert len(every_tick["enrollments"]) == len(CARTS) - 1
-    assert [d[5] for d in every_tick["decisions"] if d[4] == "refused"] == ["before_live"]
-    assert found == every_tick
