@@ -129,6 +129,7 @@ def run_tick(
     flows whose predicate makes one fail are skipped, and the others proceed."""
     started = time.perf_counter() if started is None else started
     bounds = bounds or Bounds.from_env()
+    _check_events(wh)
     skips: dict[str, Skip] = {}
     while True:
         try:
@@ -139,6 +140,16 @@ def run_tick(
             if not found:
                 raise
             skips.update(found)
+
+
+def _check_events(wh: Warehouse) -> None:
+    """``core.events`` built by an earlier flowhouse has no ``visible_at`` (the engine's window):
+    a clear error rather than a SQL one, for a ``--no-build`` tick right after an upgrade."""
+    if wh.table_exists("core", "events") and "visible_at" not in wh.columns("core", "events"):
+        raise ConfigError(
+            "core.events was built by an earlier version of flowhouse (it has no visible_at)",
+            expected="the models refreshed first: `flowhouse build`, or a tick without --no-build",
+        )
 
 
 def _run_tick(

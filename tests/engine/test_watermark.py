@@ -25,6 +25,7 @@ import pytest
 from harness import EMAIL, Store, flow
 
 from flowhouse.core.clock import utc
+from flowhouse.core.errors import ConfigError
 from flowhouse.core.paths import FLOWS
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.load import load_file
@@ -119,6 +120,17 @@ def test_the_window_is_when_a_row_became_visible(store: Store) -> None:
     )
     refused = [d for d in store.rows("decisions") if d["outcome"] == "refused"]
     assert [(d["detail"], d["reason"]) for d in refused] == [(early, "before_live")]
+
+
+def test_events_built_by_an_earlier_version_are_a_clear_error(store: Store) -> None:
+    """A ``--no-build`` tick right after an upgrade meets ``core.events`` without ``visible_at``:
+    it stops with what to do, not a SQL error, and decides nothing."""
+    store.customer("c1")
+    store.flows(flow("cart", [{"id": "remind", "send": EMAIL}]))
+    store.wh.execute("alter table core.events drop column visible_at")
+    with pytest.raises(ConfigError, match=r"core\.events was built by an earlier version"):
+        store.tick("2026-09-01 10:30")
+    assert store.rows("decisions") == []
 
 
 @pytest.mark.slow
