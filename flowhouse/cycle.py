@@ -69,7 +69,12 @@ def cycle(
             ingested = ingest_inbox(location, delivery, now)
         if build:
             build_models(
-                location, tests=False, now=now, exclude=[MARTS], dbt_vars=settings.dbt_vars()
+                location,
+                tests=False,
+                now=now,
+                exclude=[MARTS],
+                dbt_vars=settings.dbt_vars(),
+                artifacts=False,
             )
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)

@@ -54,12 +54,18 @@ def build_models(
     tests: bool = True,
     now: datetime | None = None,
     dbt_vars: Mapping[str, Any] | None = None,
+    artifacts: bool = True,
 ) -> BuildSummary:
     """``dbt build`` (or ``dbt run`` without tests) of the `select`ed models less the `exclude`d
     ones (dbt selectors; default all) over the warehouse; raises DbtError on failure.
 
     `dbt_vars` are the store's settings for the models (``Settings.dbt_vars()`` of the flows
-    folder: time zone, derived types the store sends raw, windows and thresholds)."""
+    folder: time zone, derived types the store sends raw, windows and thresholds), the same from
+    build to build; `now` goes to the models in the environment
+    (:func:`flowhouse.core.dbt.now_env`), so a build at another time keeps dbt's partial parsing
+    valid. Without `artifacts` dbt writes no
+    ``manifest.json`` nor ``run_results.json`` (a tick's refresh: writing the manifest costs about
+    as much as checking the partial parse; the Dagster definitions' manifest is ``prepare``'s)."""
     prepare_sources(location)
     extra: list[str] = []
     for s in select:
@@ -68,6 +74,7 @@ def build_models(
         extra += ["--exclude", s]
     if full_refresh:
         extra.append("--full-refresh")
-    given = dict(dbt_vars or {}) | ({"now": now.isoformat(sep=" ")} if now else {})
-    results = run_dbt("build" if tests else "run", location, extra, given or None)
+    if not artifacts:
+        extra.append("--no-write-json")
+    results = run_dbt("build" if tests else "run", location, extra, dbt_vars or None, now=now)
     return BuildSummary(results)

@@ -5,6 +5,12 @@ project, or a store's own, whose flowhouse dbt package is installed (``dbt deps`
 Each adapter gets its own target path (``target-duckdb``, ``target-postgres``) so switching
 warehouses never forces a full reparse. dbtRunner reports failures instead of raising;
 :func:`run_dbt` turns them into :class:`DbtError` naming each failing node.
+
+A build's time reaches the models in the environment variable ``FLOWHOUSE_DBT_NOW``
+(:data:`NOW_ENV`), which the ``flowhouse_now()`` macro reads only while a model runs, never while
+dbt parses: the vars (the store settings) stay the same from tick to tick, so dbt's partial
+parsing stays valid and a tick pays no re-parse. Every run sets the variable, empty when the build
+has no time of its own, so a value left in the caller's environment never stands for "now".
 """
 
 from __future__ import annotations
@@ -14,12 +20,23 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from flowhouse.core.clock import utc
 from flowhouse.core.errors import DbtError
 from flowhouse.core.paths import DBT_PACKAGE
 from flowhouse.core.project import Project, current
 from flowhouse.core.warehouse import Location
+
+#: The environment variable that carries a build's "now" to the models (dbt_project/macros/now.sql).
+NOW_ENV = "FLOWHOUSE_DBT_NOW"
+
+
+def now_env(now: datetime | None) -> dict[str, str]:
+    """The environment that gives dbt's models `now` (naive UTC), or no time of their own (the
+    newest loaded_at, capped at the wall clock) when None."""
+    return {NOW_ENV: utc(now).isoformat(sep=" ") if now is not None else ""}
 
 
 @dataclass(frozen=True)
@@ -74,15 +91,17 @@ def run_dbt(
     extra: Sequence[str] = (),
     dbt_vars: Mapping[str, Any] | None = None,
     quiet: bool = True,
+    now: datetime | None = None,
 ) -> list[NodeResult]:
-    """Run ``dbt <command>`` (build, run, test, parse, ...) and return one result per node."""
+    """Run ``dbt <command>`` (build, run, test, parse, ...) and return one result per node; the
+    models run as of `now` (naive UTC), else as of the data (see :func:`now_env`)."""
     from dbt.cli.main import dbtRunner
 
     install_package(location)
     args = dbt_args(command, location, extra, dbt_vars)
     if quiet:
         args = ["--quiet", "--no-print", *args] if command != "parse" else ["--quiet", *args]
-    with environment({**location.dbt_env(), **current().dbt_env()}):
+    with environment({**location.dbt_env(), **current().dbt_env(), **now_env(now)}):
         outcome = dbtRunner().invoke(args)
     results = _node_results(outcome.result)
     if not outcome.success:

@@ -2,8 +2,10 @@
 
 The manifest is read from the target path ``flowhouse`` itself uses for the warehouse's adapter
 (``dbt_project/target-duckdb`` or ``target-postgres``, see :mod:`flowhouse.core.dbt`), so a
-build from the CLI and a run in Dagster share partial parsing. It must exist before the
-definitions load: ``python -m flowhouse.orchestration.dagster.prepare`` writes it (``dbt parse``).
+build from the CLI and a run in Dagster share partial parsing (the run's time reaches the models
+in the environment, :func:`flowhouse.core.dbt.now_env`, so a run at another time does not
+re-parse). It must exist before the definitions load:
+``python -m flowhouse.orchestration.dagster.prepare`` writes it (``dbt parse``).
 
 Models are grouped by the schema they land in (``staging``, ``core``, ``marts``); the raw inputs
 and the sync logs dbt reads (``flowhouse.sync_*``) are external assets in the groups ``raw`` and
@@ -29,7 +31,7 @@ from dagster_dbt import (
 )
 
 from flowhouse.core.build import MARTS, prepare_sources
-from flowhouse.core.dbt import environment, target_path
+from flowhouse.core.dbt import environment, now_env, target_path
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.project import current
 from flowhouse.core.warehouse import Location
@@ -157,9 +159,11 @@ def _dbt_multi_asset(
         location = flowhouse.location()
         prepare_sources(location)
         now = run_time(context)
-        dbt_vars = load_settings(flowhouse.flows()).dbt_vars() | {"now": now.isoformat(sep=" ")}
+        # the run's time in the environment, not in the vars: the same vars as every build, so the
+        # dbt subprocess keeps the partial parse of the CLI's builds and ticks
+        dbt_vars = load_settings(flowhouse.flows()).dbt_vars()
         args = ["build", "--vars", json.dumps(dbt_vars)]
-        with environment(location.dbt_env()):
+        with environment({**location.dbt_env(), **now_env(now)}):
             invocation = dbt.cli(args, context=context, target_path=project.manifest_path.parent)
         yield from invocation.stream()
 

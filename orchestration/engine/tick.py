@@ -82,7 +82,12 @@ def tick(
         if build:
             preflight(location, schema, flows, approval)
             build_models(
-                location, tests=False, now=now, exclude=[MARTS], dbt_vars=settings.dbt_vars()
+                location,
+                tests=False,
+                now=now,
+                exclude=[MARTS],
+                dbt_vars=settings.dbt_vars(),
+                artifacts=False,
             )
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)

@@ -34,7 +34,7 @@ from dagster_dbt import DbtProject
 from flowhouse.activation.fake.server import running
 from flowhouse.activation.fake.settings import FakeSettings
 from flowhouse.activation.providers.delivery import provider_configs
-from flowhouse.core.clock import parse_now
+from flowhouse.core.clock import parse_now, utcnow
 from flowhouse.core.dbt import target_path
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.paths import CHECKOUT, DBT_PACKAGE, FLOWS
@@ -362,8 +362,14 @@ def test_the_cycle_materialises_and_sends_to_the_fake_provider(
 
         deployed = cycle(launch)  # the first cycle deploys the flow library at launch
         continue_store(location, until=launch + timedelta(days=1))
+        second = utcnow()
         result = cycle(launch + timedelta(days=1))
         stats = fake.state.stats()
+
+    # a run at another time keeps dbt's partial parse (its time is not a dbt var)
+    names = _dbt_events_since(location, second)
+    assert names.count("MainReportVersion") == 2  # dbt_models and dbt_marts
+    assert "UnableToPartialParse" not in names
 
     keys = {e.asset_key for e in result.get_asset_materialization_events()}
     assert {AssetKey([m["schema"], n]) for n, m in models.items()} <= keys
@@ -392,6 +398,21 @@ def test_the_cycle_materialises_and_sends_to_the_fake_provider(
     assert _metadata(deployed, "enrollments")["tick_at"] == "2026-09-22 00:00:00"
     assert went_at == [(launch + timedelta(days=1),)]  # sent at the run's time
     assert synced == len([s for s in load_syncs(FLOWS) if s.enabled])
+
+
+def _dbt_events_since(location: Location, since: datetime) -> list[str]:
+    """The names of the events the Dagster dbt runs logged (JSON lines in the adapter's target
+    path, rotated as ``dbt.log.N``) at or after `since` (naive UTC)."""
+    names = []
+    for path in Path(target_path(location)).glob("dbt.log*"):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                info = json.loads(line).get("info", {})
+            except ValueError:
+                continue
+            if datetime.fromisoformat(info.get("ts", "1970-01-01").rstrip("Z")) >= since:
+                names.append(str(info.get("name")))
+    return names
 
 
 def _metadata(result: Any, asset: str) -> dict[str, Any]:
