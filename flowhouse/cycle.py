@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from flowhouse.activation.deliver import Options, SendReport, ingest_inbox, lock_name, send_open
-from flowhouse.core.build import MARTS, build_models
+from flowhouse.core.build import refresh
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import STATE_SCHEMA
@@ -68,14 +68,7 @@ def cycle(
             stack.enter_context(tick_lock(location, lock_name(schema, delivery.bucket)))
             ingested = ingest_inbox(location, delivery, now)
         if build:
-            build_models(
-                location,
-                tests=False,
-                now=now,
-                exclude=[MARTS],
-                dbt_vars=settings.dbt_vars(),
-                artifacts=False,
-            )
+            refresh(location, now, settings.dbt_vars())
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
             counts = run_tick(wh, schema, now, flows, settings, started, approval)

@@ -16,6 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from flowhouse.core.errors import ConfigError, FileLocation
 from flowhouse.core.paths import MODELS
 from flowhouse.core.project import current
 from flowhouse.core.yamlfile import load_yaml
@@ -96,7 +97,15 @@ def customer_attributes(folders: Sequence[Path] | None = None) -> dict[str, str]
     extra = set(attribute_models())
     for m in every:
         if m.name in extra:
-            types |= {c["name"]: _type(c) for c in m.columns if c["name"] != "customer_id"}
+            for column in (c for c in m.columns if c["name"] != "customer_id"):
+                if column["name"] in types:
+                    raise ConfigError(
+                        f"attribute model {m.name} documents column {column['name']!r}, which"
+                        " customer attributes already have",
+                        FileLocation(str(m.yml), field=f"{m.name}.columns"),
+                        expected="a name of the store's own (e.g. with a store_ prefix)",
+                    )
+                types[column["name"]] = _type(column)
     return types
 
 

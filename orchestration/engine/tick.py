@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 from flowhouse.core.bounds import Bounds, bounded
-from flowhouse.core.build import MARTS, build_models
+from flowhouse.core.build import refresh
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError, WarehouseError
 from flowhouse.core.locks import tick_lock
@@ -81,14 +81,7 @@ def tick(
     with tick_lock(location, schema):
         if build:
             preflight(location, schema, flows, approval)
-            build_models(
-                location,
-                tests=False,
-                now=now,
-                exclude=[MARTS],
-                dbt_vars=settings.dbt_vars(),
-                artifacts=False,
-            )
+            refresh(location, now, settings.dbt_vars())
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
             counts = run_tick(wh, schema, now, flows, settings, started, approval)

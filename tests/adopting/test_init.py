@@ -110,3 +110,12 @@ def test_the_store_time_zone_comes_from_the_dbt_project_unless_the_settings_set_
         )
         assert load_settings(project / "flows").store.timezone == "Asia/Tokyo"
         assert load_settings(project / "flows").dbt_vars()["store_timezone"] == "Asia/Tokyo"
+
+
+def test_a_store_attribute_named_like_one_of_flowhouses_is_a_located_error(project: Path) -> None:
+    yml = project / "models" / "attributes" / "store_customer_extras.yml"
+    yml.write_text(yml.read_text().replace("name: store_tags", "name: email"))
+    code, out = run("--project", str(project), "validate")
+    assert code == 1
+    assert "store_customer_extras.yml: store_customer_extras.columns" in out
+    assert "column 'email', which customer attributes already have" in out
