@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -94,7 +94,12 @@ def _provider(provider: str, handler: Handler) -> Endpoint:
         if decision.delay:
             fake.state.inject("slow")
             await asyncio.sleep(decision.delay)
-        return await handler(fake, request)
+        try:
+            return await handler(fake, request)
+        except ClientDisconnect:
+            # The client hung up (killed mid-request) before its body arrived: nothing was read,
+            # so nothing was applied, and there is no one to answer.
+            return Response(status_code=499)
 
     return endpoint
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import re
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -681,3 +682,21 @@ def test_load_generator_sends_valid_requests(fake: FakeProvider) -> None:
     stats = fake.state.stats()
     assert stats["accepted"] == {"sendgrid": 300, "twilio": 10}
     assert stats["duplicates"] == 0
+
+
+def test_a_client_that_hangs_up_mid_body_is_no_error(
+    fake: FakeProvider, client: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A sender killed while its request body was on the wire (the crash harness does this)
+    leaves nothing recorded and no traceback in the fake's log; the fake goes on serving."""
+    host, port = fake.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as raw:
+        raw.sendall(
+            b"POST /v3/mail/send HTTP/1.1\r\nHost: fake\r\nAuthorization: Bearer SG.test-key\r\n"
+            b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"personalizations"'
+        )
+    time.sleep(0.5)
+    assert not [r for r in caplog.records if "Exception in ASGI application" in r.getMessage()]
+    assert client.get("/_fake/stats").json()["accepted"] == {}
+    assert send_mail(client, mail("after")).status_code == 202
+    assert fake.state.deliveries("after") == 1
