@@ -132,3 +132,27 @@ def test_whatsapp_and_viber_end_to_end(tmp_path: Path) -> None:
 def _messages(received: object) -> list[dict[str, object]]:
     found = received["messages"] if isinstance(received, dict) else received
     return [json.loads(json.dumps(m)) for m in found]
+
+
+def test_preview_shows_the_whatsapp_template_and_the_viber_text(tmp_path: Path) -> None:
+    location = Location.parse(str(tmp_path / "store.duckdb"))
+    store = sending_store(location, tmp_path)
+    steps = [{"id": "chat", "send": WHATSAPP}, {"id": "viber", "send": VIBER}]
+    flows = deploy(store, flow("chat", steps=steps), settings=SETTINGS)
+    store.customer("ann", first_name="Ann", phone="+14155550000", **OPTED_IN)  # type: ignore[arg-type]
+    store.event("ann", "cart_abandoned", at="2026-03-01 10:00", cart_id="k")
+    store.close()
+    out = tmp_path / "preview"
+    args = ["preview", "chat", "--customer", "ann", "--out", str(out),
+            "--warehouse", str(location.path), "--flows", str(flows)]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert (
+        f"chat (WhatsApp via twilio): approved template {SID} (1=Ann, 2=https://shop.example)"
+        in (result.output)
+    )
+    assert "viber (Viber via vonage)" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["chat.txt", "index.html", "viber.txt"]
+    assert (out / "viber.txt").read_text().startswith("Hi Ann, your cart misses you.")
+    index = (out / "index.html").read_text()
+    assert "approved template" in index and "variable 1" in index and "Ann" in index
