@@ -342,3 +342,31 @@ def test_viber_and_whatsapp_statuses_become_events_on_their_channel(tmp_path: Pa
 
 def test_tolerance_default() -> None:
     assert Vonage().webhook_tolerance == timedelta(minutes=10)
+
+
+def test_settings_check_the_vonage_section(tmp_path: Path) -> None:
+    from flowhouse.activation.providers.delivery import delivery_problems
+    from flowhouse.flows.settings import load_settings
+
+    (tmp_path / "_settings.yml").write_text(
+        "delivery:\n"
+        "  routes: {viber: vonage}\n"
+        "  vonage:\n"
+        "    viber_service_id: '16273'\n"
+        "    viber_ttl: 4d\n"
+    )
+    [problem] = delivery_problems(load_settings(tmp_path))
+    assert (problem.line, problem.field) == (5, "delivery.vonage.viber_ttl")
+    assert "30s to 72h" in problem.message
+
+
+def test_only_viber_goes_to_vonage() -> None:
+    from flowhouse.activation.render import _channel_problem
+
+    row = {"channel": "sms", "flow_id": "cart", "step_id": "text"}
+    assert _channel_problem("vonage", row) == (
+        "route vonage sends viber only, not sms: flow cart, step text "
+        "(delivery.routes or the step's destination)"
+    )
+    assert _channel_problem("vonage", row | {"channel": "viber"}) is None
+    assert _channel_problem("twilio", row) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from flowhouse.activation.providers.config import ProviderConfig
 from flowhouse.flows.flowfile import Duration
@@ -23,6 +23,14 @@ class Vonage(ProviderConfig):
         default=timedelta(days=1),
         description="How long Viber keeps trying to deliver a message (30 s to 72 h)",
     )
+
+    @field_validator("viber_ttl")
+    @classmethod
+    def _ttl_viber_takes(cls, ttl: timedelta) -> timedelta:
+        if not timedelta(seconds=30) <= ttl <= timedelta(hours=72):
+            raise ValueError("Viber keeps a message from 30s to 72h")
+        return ttl
+
     signature_secret_env: str = Field(
         default="VONAGE_SIGNATURE_SECRET",
         description="The environment variable holding the account's signature secret: flowhouse "
