@@ -42,6 +42,8 @@ from flowhouse.core.clock import utcnow
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 BOUNCE_REASON = "550 5.1.1 The email account that you tried to reach does not exist."
 UNDELIVERED = "30003"
+#: Twilio's "free-form WhatsApp message outside the 24-hour customer service window".
+OUTSIDE_WINDOW = "63016"
 
 
 class Rates(BaseModel):
@@ -299,15 +301,24 @@ class Engagement:
             self._events += events
         self.release()
 
-    def twilio(self, message: dict[str, Any], query: dict[str, str], base: datetime) -> None:
-        """Hold the status callback of one message until its delivery report is due."""
+    def twilio(
+        self,
+        message: dict[str, Any],
+        query: dict[str, str],
+        base: datetime,
+        free_whatsapp: bool = False,
+    ) -> None:
+        """Hold the status callback of one message until its delivery report is due. Free text to
+        WhatsApp (no ``ContentSid``) fails with 63016: the fake's customers never wrote to the
+        store, so no 24-hour window is open."""
         callback = twilio_callback(message, query, self.rates, base)
-        due = (
-            unix(base) + fate(query.get("message_id") or str(message["sid"]), self.rates).delays[0]
-        )
-        held = [(due, str(message["sid"]), callback)]
         outcome = fate(query.get("message_id") or str(message["sid"]), self.rates)
-        if query.get("channel") == "whatsapp" and outcome.opened:
+        due = unix(base) + outcome.delays[0]
+        if free_whatsapp:
+            callback |= {"MessageStatus": "failed", "SmsStatus": "failed",
+                         "ErrorCode": OUTSIDE_WINDOW}  # fmt: skip
+        held = [(due, str(message["sid"]), callback)]
+        if query.get("channel") == "whatsapp" and outcome.opened and not free_whatsapp:
             held.append((due + outcome.delays[1], f"{message['sid']}-read", twilio_read(callback)))
         with self._lock:
             self._callbacks += held

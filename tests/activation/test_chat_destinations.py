@@ -370,3 +370,23 @@ def test_only_viber_goes_to_vonage() -> None:
     )
     assert _channel_problem("vonage", row | {"channel": "viber"}) is None
     assert _channel_problem("twilio", row) is None
+
+
+def test_the_fake_fails_free_whatsapp_text_outside_the_window(tmp_path: Path) -> None:
+    from flowhouse.activation.fake.server import running
+    from flowhouse.activation.fake.settings import FakeSettings
+
+    inbox = tmp_path / "inbox"
+    with running(FakeSettings(inbox=inbox)) as fake:
+        fake.set_now(datetime(2026, 3, 1, 10))
+        config = {"whatsapp_from": "+14155550199", "status_callback": "https://h.example/t"}
+        destination = TwilioDestination(Twilio.model_validate(config), Secrets(dict(ENV)), fake.url)
+        with httpx.Client() as client:
+            for message in (chat("whatsapp"), chat("whatsapp", message_id="m2", payload=TEMPLATE)):
+                [call] = destination.calls([message])
+                assert client.send(call.request).status_code == 201
+        fake.set_now(datetime(2026, 3, 2))
+    callbacks = [json.loads(p.read_text()) for p in sorted((inbox / "twilio").glob("*.json"))]
+    statuses = {c["message_id"]: (c["MessageStatus"], c.get("ErrorCode")) for c in callbacks}
+    assert statuses["0123456789abcdef0123456789abcdef"] == ("failed", "63016")
+    assert statuses["m2"][0] in ("delivered", "undelivered", "read")

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner, Result
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
@@ -61,8 +62,16 @@ def run(*args: str) -> Result:
     return result
 
 
-def test_whatsapp_and_viber_end_to_end(tmp_path: Path) -> None:
-    location = Location.parse(str(tmp_path / "store.duckdb"))
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The warehouse the CLI is given: a DuckDB file, or a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("pg_url"))
+    return str(tmp_path / "store.duckdb")
+
+
+def test_whatsapp_and_viber_end_to_end(tmp_path: Path, warehouse: str) -> None:
+    location = Location.parse(warehouse)
     store = sending_store(location, tmp_path)
     steps = [{"id": "chat", "send": WHATSAPP}, {"id": "viber", "send": VIBER},
              {"id": "text", "send": SMS}]  # fmt: skip
@@ -77,7 +86,7 @@ def test_whatsapp_and_viber_end_to_end(tmp_path: Path) -> None:
     )
     store.wh.commit()
     store.close()
-    base = ["--warehouse", str(location.path), "--flows", str(flows)]
+    base = ["--warehouse", warehouse, "--flows", str(flows)]
     run("tick", *base, "--now", "2026-02-28T00:00", "--no-build", "--no-send")  # goes live
     run("tick", *base, "--now", "2026-03-01T10:05", "--no-build", "--no-send")
     inbox = tmp_path / "inbox"

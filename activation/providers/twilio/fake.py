@@ -118,7 +118,8 @@ async def twilio_create(fake: Fake, request: Request) -> Response:
     fake.state.accept("twilio", [record])
     fake.state.add_twilio(now.replace(microsecond=0), message)
     if fake.engagement.enabled and form.get("StatusCallback"):
-        await to_thread.run_sync(fake.engagement.twilio, message, callback, send_at or now)
+        free = form["To"].startswith("whatsapp:") and not form.get("ContentSid")
+        await to_thread.run_sync(fake.engagement.twilio, message, callback, send_at or now, free)
     return JSONResponse(message, status_code=201)
 
 
