@@ -163,6 +163,7 @@ def provider_urls(url: str) -> dict[str, str]:
         "klaviyo": root,
         "webhook": f"{root}/hooks/flowhouse",
         "audience": f"{root}/audiences",
+        "vonage": root,
     }
 
 

@@ -6,6 +6,7 @@ in an inbox, one folder per source::
 
     <inbox>/sendgrid/*.json    SendGrid event webhook bodies (a JSON array of events)
     <inbox>/twilio/*.json      one Twilio status callback each (form fields, our query, received_at)
+    <inbox>/vonage/*.json      one Vonage status webhook each (its JSON body, received_at)
     <inbox>/flowhouse/*.json   unsubscribes from signed links
 
 :func:`ingest` reads every file in one set-based pass in an in-memory DuckDB, maps the providers'
@@ -69,8 +70,8 @@ from _items where provider = 'flowhouse'
         ),
         (
             "lower(coalesce(json_extract_string(item, '$.channel'), ''))"
-            " not in ('email', 'sms', 'all')",
-            "channel is not email, sms or all",
+            " not in ('email', 'sms', 'whatsapp', 'viber', 'all')",
+            "channel is not email, sms, whatsapp, viber or all",
         ),
     ),
 )
@@ -317,7 +318,9 @@ def _create(con: Any, name: str, query: exp.Query) -> None:
     con.execute(create.sql("duckdb"))
 
 
-def _read(con: Any, files: Sequence[tuple[str, Path]], now: datetime) -> list[RejectedFile]:
+def _read(
+    con: Any, files: Sequence[tuple[str, Path]], now: datetime, loc: Location
+) -> list[RejectedFile]:
     """Read and check every file, and map the good ones' notifications into ``_events``."""
     _table(con, "_paths", ("provider", "path"), [(p, str(f)) for p, f in files])
     names = exp.Array(expressions=[exp.Literal.string(str(f)) for _, f in files])
@@ -330,8 +333,43 @@ def _read(con: Any, files: Sequence[tuple[str, Path]], now: datetime) -> list[Re
     _table(con, "_mapping", ("provider", "status", "subtype", "event_type", "bounce_type",
                              "id_suffix"), _mapping_rows())  # fmt: skip
     _create(con, "_notes", _notes_query(now))
+    _owners(con, loc)
     _run(con, _EVENTS, now=now)
     return rejected
+
+
+_ORPHANS = """
+select distinct message_id from _notes
+where customer_id is null and message_id is not null order by message_id
+"""
+
+_ADOPT = """
+update _notes set customer_id = o.customer_id
+from _owners as o where _notes.message_id = o.message_id and _notes.customer_id is null
+"""
+
+
+def _owners(con: Any, loc: Location) -> None:
+    """The customer of notifications that name only their message (Vonage's carry our
+    ``client_ref``, nothing more): the outbox row's. A message the outbox does not hold stays
+    without one, and its notification is ignored."""
+    ids = [str(r[0]) for r in con.execute(_ORPHANS).fetchall()]
+    if not ids:
+        return
+    found: list[tuple[Any, ...]] = []
+    with Warehouse.open(loc) as wh:
+        if "customer_id" not in wh.columns(STATE_SCHEMA, "messages"):
+            return
+        for start in range(0, len(ids), _ID_CHUNK):
+            chunk = [exp.Literal.string(i) for i in ids[start : start + _ID_CHUNK]]
+            query = (
+                exp.select("message_id", "customer_id")
+                .from_(f"{STATE_SCHEMA}.messages")
+                .where(exp.column("message_id").isin(*chunk))
+            )
+            found += [tuple(map(str, row)) for row in wh.query(query)]
+    _table(con, "_owners", ("message_id", "customer_id"), found)
+    con.execute(_ADOPT)
 
 
 def _rejected(con: Any) -> list[RejectedFile]:
@@ -435,7 +473,7 @@ def ingest(location: str | Location, inbox: Path, now: datetime) -> IngestReport
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
-        report.files_rejected = _read(con, files, moment)
+        report.files_rejected = _read(con, files, moment, loc)
         _store(loc, con, moment, report)
     finally:
         con.close()

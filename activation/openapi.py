@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
@@ -33,6 +34,7 @@ SPEC_FILES = {
     "sendgrid_lists": "sendgrid_mc_lists.json",
     "twilio": "twilio_api_v2010.json",
     "klaviyo": "klaviyo_stable.json",
+    "vonage": "vonage_messages_olympus.yml",
 }
 #: Which document a request path belongs to (longest prefix first).
 _PREFIXES = (
@@ -41,6 +43,7 @@ _PREFIXES = (
     ("/v3/", "sendgrid"),
     ("/2010-04-01/", "twilio"),
     ("/api/", "klaviyo"),
+    ("/v0.1/messages", "vonage"),
 )
 
 
@@ -58,7 +61,8 @@ def document(name: str) -> OpenAPI:
     path = specs_dir() / SPEC_FILES[name]
     if not path.exists():
         raise ConfigError("the provider's OpenAPI document is missing", value=str(path))
-    data = json.loads(path.read_text())
+    text = path.read_text()
+    data = yaml.safe_load(text) if path.suffix in (".yml", ".yaml") else json.loads(text)
     # Klaviyo's document fails strict validation of itself; requests are still checked in full.
     return OpenAPI.from_dict(data, config=Config(spec_validator_cls=None))
 

@@ -10,6 +10,10 @@ milliseconds and never holds the DuckDB warehouse's single writer lock.
   timestamp is within the tolerance.
 - ``POST /webhooks/twilio``: a status callback's fields, the ``message_id`` and ``customer_id`` of
   its query and ``received_at``, once ``X-Twilio-Signature`` checks out.
+- ``POST /webhooks/vonage``: a Messages API status webhook (a JSON object) with ``received_at``,
+  once its JWT checks out (:mod:`flowhouse.activation.providers.vonage.signature`). Vonage is the
+  one provider whose key the receiver starts without: until it is set (or ``--unverified vonage``),
+  every Vonage post answers 403.
 
 A provider's webhooks are checked unless it is listed in :attr:`Verification.unverified` (the
 documented opt-out, ``flowhouse receive --unverified``); without its key and not listed, every post
@@ -45,7 +49,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from flowhouse.activation import links
-from flowhouse.activation.providers import sendgrid_signature
+from flowhouse.activation.providers import sendgrid_signature, vonage_signature
 from flowhouse.activation.providers.base import Secrets
 from flowhouse.activation.providers.delivery import ProviderConfigs
 from flowhouse.core.errors import ConfigError
@@ -54,7 +58,7 @@ SIGNATURE_HEADER = "X-Twilio-Signature"
 MAX_BODY = 5 * 1024 * 1024  # bytes: SendGrid batches stay far below this
 #: How deep a SendGrid post may nest (the array, its events, their lists and objects).
 MAX_DEPTH = 8
-PROVIDERS = ("sendgrid", "twilio")
+PROVIDERS = ("sendgrid", "twilio", "vonage")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class Verification:
     public_url: str | None = None
     tolerance: timedelta = sendgrid_signature.DEFAULT_TOLERANCE
     unverified: frozenset[str] = frozenset()
+    vonage_signature_secret: str | None = None
+    vonage_tolerance: timedelta = timedelta(minutes=10)
 
 
 def verification(
@@ -101,12 +107,16 @@ def verification(
         )
     if "sendgrid" in found:
         sendgrid_signature.public_key(found["sendgrid"], sendgrid_env)
+    vonage_env = configs.vonage.signature_secret_env
+    vonage = secrets.get(vonage_env, "the Vonage signature secret") if env.get(vonage_env) else None
     return Verification(
         found.get("sendgrid"),
         found.get("twilio"),
         public_url,
         configs.sendgrid.webhook_tolerance,
         skipped,
+        vonage,
+        configs.vonage.webhook_tolerance,
     )
 
 
@@ -138,7 +148,10 @@ _DONE_PAGE = """<!doctype html>
 </body></html>
 """
 
-_CHANNEL_WORDS = {"email": "e-mails", "sms": "text messages"}
+_CHANNEL_WORDS = {
+    "email": "e-mails", "sms": "text messages", "whatsapp": "WhatsApp messages",
+    "viber": "Viber messages",
+}  # fmt: skip
 
 
 # -- storing ---------------------------------------------------------------------------------------
@@ -261,6 +274,8 @@ def create_app(
         record: dict[str, Any] = dict(params)
         for key in ("message_id", "customer_id"):
             record[key] = request.query_params.get(key)
+        if request.query_params.get("channel"):  # WhatsApp; SMS callbacks name none
+            record["channel"] = request.query_params["channel"]
         record["received_at"] = received_at()
         await _store(inbox, "twilio", _json(record))
         return PlainTextResponse("ok")
@@ -278,6 +293,35 @@ def create_app(
         if not hmac.compare_digest(expected.encode(), given.encode()):
             return PlainTextResponse("the signature does not match", status_code=403)
         return None
+
+    async def vonage(request: Request) -> Response:
+        body = await _body(request)
+        if body is None:
+            return PlainTextResponse("payload too large", status_code=413)
+        refused = _vonage_refusal(request, body)
+        if refused is not None:
+            return refused
+        record = _json_object(body)
+        if record is None:
+            return PlainTextResponse(
+                f"expected a JSON object, nested {MAX_DEPTH} deep at most", status_code=400
+            )
+        record["received_at"] = received_at()
+        await _store(inbox, "vonage", _json(record))
+        return PlainTextResponse("ok")
+
+    def _vonage_refusal(request: Request, body: bytes) -> Response | None:
+        if "vonage" in checks.unverified:
+            return None
+        secret = checks.vonage_signature_secret
+        if secret is None:
+            return PlainTextResponse("Vonage webhooks are not configured", status_code=403)
+        refusal = vonage_signature.check(
+            secret, body, request.headers.get("authorization"), clock(), checks.vonage_tolerance
+        )
+        if refusal is None:
+            return None
+        return PlainTextResponse(refusal.reason, status_code=refusal.status_code)
 
     async def unsubscribe_page(request: Request) -> Response:
         token = request.query_params.get("token", "")
@@ -315,6 +359,7 @@ def create_app(
         routes=[
             Route("/webhooks/sendgrid", sendgrid, methods=["POST"]),
             Route("/webhooks/twilio", twilio, methods=["POST"]),
+            Route("/webhooks/vonage", vonage, methods=["POST"]),
             Route("/unsubscribe", unsubscribe_page, methods=["GET"]),
             Route("/unsubscribe", unsubscribe, methods=["POST"]),
             Route("/preferences", preferences_page, methods=["GET"]),
@@ -343,6 +388,17 @@ def _is_event_array(body: bytes) -> bool:
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         return False
     return _depth(events) <= MAX_DEPTH
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """``body`` as a JSON object nested :data:`MAX_DEPTH` deep at most, or None."""
+    try:
+        found = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(found, dict) or _depth(found) > MAX_DEPTH:
+        return None
+    return found
 
 
 def _depth(value: Any) -> int:

@@ -135,6 +135,10 @@ def render_rows(
     env = renderer.environment()
     for row in rows:
         route = route_of(renderer.settings, row)
+        wrong = _channel_problem(route, row)
+        if wrong is not None:
+            out.failed[row["message_id"]] = wrong
+            continue
         try:
             outgoing = _outgoing(
                 renderer, env, row, people, recs, catalog, _wants_data(renderer, route, row)
@@ -144,6 +148,22 @@ def render_rows(
             continue
         out.ready.append((route, outgoing))
     return out
+
+
+#: The channels a route sends when it sends only some (the others are refused with a reason).
+ROUTE_CHANNELS = {"vonage": ("viber",)}
+
+
+def _channel_problem(route: str, row: Mapping[str, Any]) -> str | None:
+    """Why ``row`` cannot go to ``route`` (a channel it does not send), or None."""
+    channels = ROUTE_CHANNELS.get(route)
+    if channels is None or row["channel"] in channels:
+        return None
+    sends = ", ".join(channels)
+    return (
+        f"route {route} sends {sends} only, not {row['channel']}: flow {row['flow_id']}, "
+        f"step {row['step_id']} (delivery.routes or the step's destination)"
+    )
 
 
 def failure_reason(renderer: Renderer, row: Mapping[str, Any], err: BaseException) -> str:
@@ -162,7 +182,7 @@ def _wants_data(renderer: Renderer, route: str, row: Mapping[str, Any]) -> bool:
     dynamic template's data, a webhook body), not only the rendered content."""
     if route == "sendgrid":
         return row["template"] in renderer.configs.sendgrid.templates
-    return route != "twilio"
+    return route not in ("twilio", "vonage")
 
 
 def route_of(settings: Settings, row: Mapping[str, Any]) -> str:
@@ -216,8 +236,22 @@ def _outgoing(
             data["coupon"] = context["coupon"]
     return Outgoing(
         **base, subject=subject, html=html, text=text, template=row["template"],
-        data=jsonable(data), headers=headers,
+        data=jsonable(data), headers=headers, payload=_content(renderer, env, row, context),
     )  # fmt: skip
+
+
+def _content(
+    renderer: Renderer, env: SandboxedEnvironment, row: Mapping[str, Any], context: dict[str, Any]
+) -> dict[str, Any]:
+    """A WhatsApp step's approved template and its variables, rendered as subjects are."""
+    spec = _message(renderer, row["flow_id"], row["step_id"])
+    if spec.content_sid is None:
+        return {}
+    variables = {
+        key: _render_text(env, text, context, renderer.limits)
+        for key, text in (spec.content_variables or {}).items()
+    }
+    return {"content_sid": spec.content_sid, "content_variables": variables}
 
 
 def _context(

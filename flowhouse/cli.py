@@ -21,7 +21,11 @@ from flowhouse.activation.fake.failures import Failures
 from flowhouse.activation.fake.server import SECRET_ENV
 from flowhouse.activation.fake.server import serve as serve_fake
 from flowhouse.activation.fake.settings import WEBHOOK_SECRET, FakeSettings
-from flowhouse.activation.fake.webhooks import SENDGRID_PUBLIC_KEY, TWILIO_AUTH_TOKEN
+from flowhouse.activation.fake.webhooks import (
+    SENDGRID_PUBLIC_KEY,
+    TWILIO_AUTH_TOKEN,
+    VONAGE_SIGNATURE_SECRET,
+)
 from flowhouse.activation.outbox import Bucket, RetryFilter
 from flowhouse.activation.providers.base import Secrets
 from flowhouse.activation.providers.delivery import delivery_problems, provider_configs
@@ -654,6 +658,8 @@ def fake_provider(
         webhook_secret=secret,
         webhook_url=webhook_url,
         twilio_auth_token=os.environ.get("TWILIO_AUTH_TOKEN") or TWILIO_AUTH_TOKEN,
+        vonage_signature_secret=os.environ.get("VONAGE_SIGNATURE_SECRET")
+        or VONAGE_SIGNATURE_SECRET,
     )
     click.echo(f"fake provider on http://127.0.0.1:{port} (Ctrl-C stops it)")
     if webhook_url:
@@ -680,7 +686,7 @@ def fake_provider(
 @click.option(
     "--unverified",
     multiple=True,
-    type=click.Choice(["sendgrid", "twilio"]),
+    type=click.Choice(["sendgrid", "twilio", "vonage"]),
     help="Accept this provider's webhooks without checking their signature (only where something "
     "in front already checks them). Repeatable.",
 )
@@ -696,9 +702,11 @@ def receive(
 ) -> None:
     """Receive provider webhooks (SendGrid events at /webhooks/sendgrid, checked with
     SENDGRID_WEBHOOK_PUBLIC_KEY; Twilio status callbacks at /webhooks/twilio, checked with
-    TWILIO_AUTH_TOKEN) and one-click unsubscribes from signed links (/unsubscribe), storing each
-    in the inbox; `flowhouse send` and `tick` ingest it. Without a provider's key it does not
-    start, unless --unverified names the provider."""
+    TWILIO_AUTH_TOKEN; Vonage status webhooks at /webhooks/vonage, checked with
+    VONAGE_SIGNATURE_SECRET) and one-click unsubscribes from signed links (/unsubscribe), storing
+    each in the inbox; `flowhouse send` and `tick` ingest it. Without SendGrid's or Twilio's key it
+    does not start, unless --unverified names the provider; without Vonage's it refuses Vonage's
+    posts."""
 
     settings = load_settings(flows_dir or default_flows_dir())
     secrets = Secrets()
@@ -707,6 +715,8 @@ def receive(
     click.echo(f"receiving webhooks on http://{host}:{port}, storing them in {inbox}")
     for name in sorted(checks.unverified):
         click.echo(f"warning: {name} webhooks are accepted without checking their signature")
+    if checks.vonage_signature_secret is None and "vonage" not in checks.unverified:
+        click.echo("note: Vonage webhooks are refused (set VONAGE_SIGNATURE_SECRET to accept them)")
     serve_receiver(host, port, inbox, key, checks)
 
 

@@ -17,7 +17,8 @@ Two parts, each reusing what a real run uses:
   (:data:`PREVIEW_KEY`): clicking one in a preview or a test send unsubscribes nobody.
 
 :func:`write_files` writes what a browser opens: ``index.html`` listing the steps, one ``.html``
-per e-mail, one ``.txt`` per SMS or push, one ``.json`` per action.
+per e-mail, one ``.txt`` per SMS, push, WhatsApp or Viber message (a WhatsApp step's approved
+template and its rendered variables are listed beside its text), one ``.json`` per action.
 
 Customer attributes are the models as last built; the path uses everything the warehouse holds
 (later events can exit the flow or answer a ``wait_for``), as a tick at those times would.
@@ -375,8 +376,17 @@ def _item_line(item: Item) -> str:
     what = f'"{o.subject}"' if o.subject else ""
     if item.segments is not None:
         what = item.segments.words()
+    if o.payload.get("content_sid") and item.kind == "message":
+        what = "approved template " + _template_words(o.payload)
     reached = "" if item.decision is None else f" [on the path: {item.decision.outcome}]"
     return f"{item.step_id} ({where}): {what}{reached}".replace(": [", " [").rstrip(": ")
+
+
+def _template_words(payload: Mapping[str, Any]) -> str:
+    """A WhatsApp template and its rendered variables: ``HX... (1=Ann, 2=...)``."""
+    variables = payload.get("content_variables") or {}
+    given = ", ".join(f"{k}={v}" for k, v in variables.items())
+    return f"{payload['content_sid']}" + (f" ({given})" if given else "")
 
 
 def send_steps(flow: CompiledFlow, step_id: str | None) -> list[StepRow]:
@@ -587,6 +597,9 @@ def _card(item: Item) -> str:
         facts.append(("preheader", item.preheader))
     if item.segments is not None:
         facts.append(("length", item.segments.words()))
+    if o.payload.get("content_sid") and item.kind == "message":
+        facts.append(("approved template", str(o.payload["content_sid"])))
+        facts += [(f"variable {k}", str(v)) for k, v in o.payload["content_variables"].items()]
     if item.decision is not None:
         facts.append(("on the path", f"{_when(item.decision.effective_at)}: "
                       f"{item.decision.explanation}"))  # fmt: skip

@@ -98,7 +98,10 @@ where customer_id = :customer_id and event_type = :event_type
 
 # -- the words ------------------------------------------------------------------------------------
 
-CHANNELS = {"email": "e-mail", "sms": "SMS", "push": "push", "webhook": "webhook"}
+CHANNELS = {
+    "email": "e-mail", "sms": "SMS", "push": "push", "webhook": "webhook", "whatsapp": "WhatsApp",
+    "viber": "Viber",
+}  # fmt: skip
 
 SKIPS = {
     "no_address": "no address for this channel (no {channel} address on file)",

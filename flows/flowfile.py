@@ -69,7 +69,7 @@ Sql = Annotated[
     str, Field(min_length=1, description="A SQL boolean expression (see docs/flows.md)")
 ]
 LocalTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, 24 h")]
-Channel = Literal["email", "sms", "push", "webhook"]
+Channel = Literal["email", "sms", "push", "webhook", "whatsapp", "viber"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -210,7 +210,7 @@ class Exit(Model):
 class Cap(Model):
     """At most `limit` marketing messages on `channel` (or `any` channel) per rolling `period`."""
 
-    channel: Literal["email", "sms", "push", "any"]
+    channel: Literal["email", "sms", "push", "whatsapp", "viber", "any"]
     limit: Annotated[int, Field(ge=0)]
     period: Duration
 
@@ -329,7 +329,7 @@ class Split(StepBase):
 
 
 #: The destinations a message or outbox channel can be routed to (activation/providers/).
-Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience"]
+Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience", "vonage"]
 
 
 class Message(Model):
@@ -341,6 +341,19 @@ class Message(Model):
         None, description="The provider, instead of delivery.routes' for the channel"
     )
     coupon_pool: str | None = None
+    content_sid: str | None = Field(
+        default=None,
+        exclude_if=_unset,
+        pattern=r"^HX[0-9a-fA-F]{32}$",
+        description="WhatsApp: the approved template (Twilio Content API SID, HX...) to send; "
+        "required for a marketing WhatsApp step",
+    )
+    content_variables: dict[Annotated[str, Field(min_length=1)], str] | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="WhatsApp: the template's variables ({1: '{{ customer.first_name }}'}), "
+        "each rendered like a subject",
+    )
 
 
 class Send(StepBase):

@@ -23,7 +23,7 @@ from flowhouse.core.errors import ConfigError
 from flowhouse.flows.checks import Loc, memberships, walk_steps
 from flowhouse.flows.compile import CompiledFlow, compile_flow
 from flowhouse.flows.files import ParsedFlow, Problem, YamlSyntaxError, flow_files, read_flow
-from flowhouse.flows.flowfile import Action, Flow, Send
+from flowhouse.flows.flowfile import Action, Flow, Message, Send
 from flowhouse.flows.settings import SETTINGS_FILE, Settings, load_settings, off_domains
 from flowhouse.flows.templating import TEMPLATES_DIR, check_template, check_text
 from flowhouse.flows.vocabulary import Vocabulary
@@ -196,6 +196,38 @@ def _send_references(
             yield (*loc, "send", name), problem, text
     if message.coupon_pool:
         yield from _pool(message.coupon_pool, (*loc, "send", "coupon_pool"), settings)
+    yield from _whatsapp_template(flow, message, loc)
+    for key, text in (message.content_variables or {}).items():
+        where = (*loc, "send", "content_variables", key)
+        for problem in check_text(templates, text, has_coupon=has_coupon, event=keys):
+            yield where, problem, text
+
+
+def _whatsapp_template(flow: Flow, message: Message, loc: Loc) -> Iterator[Reference]:
+    """WhatsApp lets a business start a conversation only with an approved template (Twilio's
+    ``ContentSid``); free text is allowed only inside the 24-hour window after the customer wrote,
+    which flowhouse does not track, so a marketing WhatsApp step must name its template. A
+    transactional one may send its text template as free text (Twilio refuses it, error 63016,
+    outside the window, and the message fails with that reason)."""
+    if message.channel != "whatsapp":
+        for name in ("content_sid", "content_variables"):
+            if getattr(message, name) is not None:
+                yield (
+                    (*loc, "send", name),
+                    f"{name}: applies to WhatsApp steps only (this step's channel is "
+                    f"{message.channel})",
+                    None,
+                )
+        return
+    if message.content_sid is None and message.content_variables is not None:
+        yield (*loc, "send", "content_variables"), "content_variables needs content_sid", None
+    if message.content_sid is None and not flow.transactional:
+        yield (
+            (*loc, "send"),
+            "a marketing WhatsApp message needs an approved template: content_sid: HX... (Twilio "
+            "Content API); free text is only allowed in transactional flows",
+            None,
+        )
 
 
 #: The fields each action type needs; any other field is a mistake.

@@ -118,11 +118,12 @@ class Events(Model):
         return properties
 
 
-Channel = Literal["email", "sms", "push"]
+Channel = Literal["email", "sms", "push", "whatsapp", "viber"]
 
 
 def _default_smart_sending() -> dict[Channel, timedelta]:
-    return {"email": timedelta(hours=16), "sms": timedelta(hours=16)}
+    day = timedelta(hours=16)
+    return {"email": day, "sms": day, "whatsapp": day, "viber": day}
 
 
 def _default_routes() -> dict[str, Route]:
@@ -130,6 +131,8 @@ def _default_routes() -> dict[str, Route]:
         "email": "sendgrid",
         "sms": "twilio",
         "push": "webhook",
+        "whatsapp": "twilio",
+        "viber": "vonage",
         "webhook": "webhook",
         "admin_task": "webhook",
         "audience_sync": "audience",
@@ -189,7 +192,7 @@ class Source:
 class Settings(Model):
     store: Store = Store()
     delivery: Delivery = Delivery()
-    quiet_hours: dict[Literal["email", "sms", "push"], QuietHours] = Field(default_factory=dict)
+    quiet_hours: dict[Channel, QuietHours] = Field(default_factory=dict)
     smart_sending: dict[Channel, Duration] = Field(default_factory=_default_smart_sending)
     caps: list[Cap] = Field(default_factory=list)
     coupon_pools: dict[str, CouponPool] = Field(default_factory=dict)

@@ -45,6 +45,8 @@ ENDINGS: dict[str, tuple[str, ...]] = {
     "email": (".html.j2",),
     "sms": (".txt.j2",),
     "push": (".txt.j2",),
+    "whatsapp": (".txt.j2",),
+    "viber": (".txt.j2",),
     "webhook": (".json.j2", ".txt.j2"),
 }
 

@@ -55,7 +55,11 @@ def _poster(settings: FakeSettings) -> Poster | None:
     """Where engagement is posted, when the fake is given a receiver's URL."""
     if settings.webhook_url is None:
         return None
-    return Poster(settings.webhook_url, settings.twilio_auth_token)
+    return Poster(
+        settings.webhook_url,
+        settings.twilio_auth_token,
+        vonage_signature_secret=settings.vonage_signature_secret,
+    )
 
 
 @asynccontextmanager

@@ -6,8 +6,11 @@ When an inbox directory is configured, every accepted SendGrid mail-send request
 personalization's custom args at the top level, as SendGrid posts them. Every accepted Twilio
 message with a ``StatusCallback`` leaves ``<inbox>/twilio/<name>.json``: the callback's form
 fields as a JSON object (``MessageStatus`` ``delivered`` or ``undelivered`` with ``ErrorCode``
-30003, and ``RawDlrDoneDate``, the delivery time as YYMMDDhhmm UTC) plus ``message_id`` and
-``customer_id`` from the callback URL's query.
+30003, and ``RawDlrDoneDate``, the delivery time as YYMMDDhhmm UTC) plus ``message_id``,
+``customer_id`` and ``channel`` from the callback URL's query (a WhatsApp message that is opened
+gets a later ``read`` callback too). Every accepted Vonage Viber message leaves
+``<inbox>/vonage/<name>.json`` per status webhook (``delivered`` then ``read``, or
+``undeliverable``), its JSON body as Vonage posts it.
 
 Names sort in the order the files were written; each is written to a hidden temporary name and
 renamed, so a reader listing ``*.json`` never sees half a file.
@@ -39,6 +42,8 @@ from flowhouse.core.clock import utcnow
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 BOUNCE_REASON = "550 5.1.1 The email account that you tried to reach does not exist."
 UNDELIVERED = "30003"
+#: Twilio's "free-form WhatsApp message outside the 24-hour customer service window".
+OUTSIDE_WINDOW = "63016"
 
 
 class Rates(BaseModel):
@@ -182,8 +187,42 @@ def twilio_callback(
             fields[name] = str(message[key])
     if not f.delivered:
         fields["ErrorCode"] = UNDELIVERED
-    fields.update({k: query[k] for k in ("message_id", "customer_id") if k in query})
+    fields.update({k: query[k] for k in ("message_id", "customer_id", "channel") if k in query})
     return fields
+
+
+def vonage_statuses(
+    message_uuid: str, payload: dict[str, Any], rates: Rates, base: datetime
+) -> list[tuple[int, dict[str, Any]]]:
+    """The status webhooks Vonage would post for a Viber message, with their Unix times:
+    ``delivered`` (then ``read`` when opened) or ``undeliverable``."""
+    f = fate(str(payload.get("client_ref") or message_uuid), rates)
+    done = unix(base) + f.delays[0]
+
+    def status(name: str, at: int) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "message_uuid": message_uuid,
+            "to": {"type": "viber_service_msg", "number": payload["to"]["number"]},
+            "from": {"type": "viber_service_msg", "id": payload["from"]["id"]},
+            "timestamp": datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "status": name,
+            "client_ref": payload.get("client_ref"),
+        }
+        if name == "undeliverable":
+            body["error"] = {"code": 1300, "reason": "Not part of the provider network"}
+        return body
+
+    if not f.delivered:
+        return [(done, status("undeliverable", done))]
+    found = [(done, status("delivered", done))]
+    if f.opened:
+        found.append((done + f.delays[1], status("read", done + f.delays[1])))
+    return found
+
+
+def twilio_read(callback: dict[str, str]) -> dict[str, str]:
+    """WhatsApp's later ``read`` callback for a delivered message."""
+    return callback | {"MessageStatus": "read", "SmsStatus": "read"}
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -248,6 +287,7 @@ class Engagement:
         self.clock = clock or utcnow
         self._events: list[dict[str, Any]] = []
         self._callbacks: list[tuple[int, str, dict[str, str]]] = []
+        self._statuses: list[tuple[int, str, dict[str, Any]]] = []
         self._lock = threading.Lock()
 
     @property
@@ -261,14 +301,37 @@ class Engagement:
             self._events += events
         self.release()
 
-    def twilio(self, message: dict[str, Any], query: dict[str, str], base: datetime) -> None:
-        """Hold the status callback of one message until its delivery report is due."""
+    def twilio(
+        self,
+        message: dict[str, Any],
+        query: dict[str, str],
+        base: datetime,
+        free_whatsapp: bool = False,
+    ) -> None:
+        """Hold the status callback of one message until its delivery report is due. Free text to
+        WhatsApp (no ``ContentSid``) fails with 63016: the fake's customers never wrote to the
+        store, so no 24-hour window is open."""
         callback = twilio_callback(message, query, self.rates, base)
-        due = (
-            unix(base) + fate(query.get("message_id") or str(message["sid"]), self.rates).delays[0]
-        )
+        outcome = fate(query.get("message_id") or str(message["sid"]), self.rates)
+        due = unix(base) + outcome.delays[0]
+        if free_whatsapp:
+            callback |= {"MessageStatus": "failed", "SmsStatus": "failed",
+                         "ErrorCode": OUTSIDE_WINDOW}  # fmt: skip
+        held = [(due, str(message["sid"]), callback)]
+        if query.get("channel") == "whatsapp" and outcome.opened and not free_whatsapp:
+            held.append((due + outcome.delays[1], f"{message['sid']}-read", twilio_read(callback)))
         with self._lock:
-            self._callbacks.append((due, str(message["sid"]), callback))
+            self._callbacks += held
+        self.release()
+
+    def vonage(self, message_uuid: str, payload: dict[str, Any], base: datetime) -> None:
+        """Hold the status webhooks of one Viber message until each is due."""
+        held = [
+            (due, f"{message_uuid}-{body['status']}", body)
+            for due, body in vonage_statuses(message_uuid, payload, self.rates, base)
+        ]
+        with self._lock:
+            self._statuses += held
         self.release()
 
     def release(self, now: datetime | None = None) -> int:
@@ -279,13 +342,17 @@ class Engagement:
             self._events = [e for e in self._events if e["timestamp"] > cutoff]
             callbacks = [c for c in self._callbacks if c[0] <= cutoff]
             self._callbacks = [c for c in self._callbacks if c[0] > cutoff]
+            statuses = [c for c in self._statuses if c[0] <= cutoff]
+            self._statuses = [c for c in self._statuses if c[0] > cutoff]
         if events:
             events.sort(key=lambda e: (e["timestamp"], e["sg_event_id"]))
             self.inbox.write("sendgrid", f"batch-{cutoff}", events)
         for _, sid, callback in callbacks:
             self.inbox.write("twilio", sid, callback)
-        return len(events) + len(callbacks)
+        for _, ident, body in sorted(statuses, key=lambda c: (c[0], c[1])):
+            self.inbox.write("vonage", ident, body)
+        return len(events) + len(callbacks) + len(statuses)
 
     def pending(self) -> int:
         with self._lock:
-            return len(self._events) + len(self._callbacks)
+            return len(self._events) + len(self._callbacks) + len(self._statuses)

@@ -19,7 +19,8 @@ class FakeSettings(BaseModel):
 
     ``inbox``: where simulated engagement webhooks are written (none without it); ``webhook_url``:
     a receiver (``flowhouse receive``) they are posted to instead, signed (SendGrid's with the
-    fake's own key pair, Twilio's with ``twilio_auth_token``); ``record_dir``:
+    fake's own key pair, Twilio's with ``twilio_auth_token``, Vonage's with
+    ``vonage_signature_secret``); ``record_dir``:
     where ``received.jsonl`` is appended; ``webhook_secret``: the key webhook signatures are
     checked with; ``engagement``: the simulated rates; ``clock``: an offset added to the real time
     (the demo pins the time instead, with :meth:`FakeProvider.set_now`).
@@ -31,6 +32,7 @@ class FakeSettings(BaseModel):
     inbox: Path | None = None
     webhook_url: str | None = None
     twilio_auth_token: str = Field(default="fake-twilio_auth_token", repr=False)
+    vonage_signature_secret: str = Field(default="fake-vonage_signature_secret", repr=False)
     record_dir: Path | None = None
     webhook_secret: str = Field(default=WEBHOOK_SECRET, repr=False)
     engagement: Rates = Rates()

@@ -1,7 +1,8 @@
 """Engagement posted to a webhook receiver (``flowhouse receive``) as the providers post it, signed
 as they sign it: SendGrid's event batches with the fake's own Signed Event Webhook key pair
 (:data:`SENDGRID_KEY`; its verification key is :data:`SENDGRID_PUBLIC_KEY`), Twilio's status
-callbacks with ``X-Twilio-Signature`` under the auth token the fake is given.
+callbacks with ``X-Twilio-Signature`` under the auth token the fake is given, Vonage's status
+webhooks with a JWT (HS256) under the signature secret it is given.
 
 A :class:`Poster` stands in for the inbox folder
 (:class:`flowhouse.activation.fake.engagement.Inbox`) when the fake is started with a receiver's
@@ -21,7 +22,7 @@ from urllib.parse import urlencode
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from flowhouse.activation.providers import sendgrid_signature
+from flowhouse.activation.providers import sendgrid_signature, vonage_signature
 from flowhouse.activation.receiver import SIGNATURE_HEADER, twilio_signature
 
 #: The fake's Signed Event Webhook key pair (fixed, so its verification key can be written down).
@@ -34,8 +35,10 @@ SENDGRID_PUBLIC_KEY = sendgrid_signature.public_text(SENDGRID_KEY)
 #: The Twilio auth token the fake signs callbacks with unless told otherwise (the placeholder
 #: ``flowhouse send --provider-url`` uses when ``TWILIO_AUTH_TOKEN`` is not set).
 TWILIO_AUTH_TOKEN = "fake-twilio_auth_token"
+#: The signature secret the fake signs Vonage's status webhooks with unless told otherwise.
+VONAGE_SIGNATURE_SECRET = "fake-vonage_signature_secret"
 #: What the fake takes from a Twilio callback's fields back into its URL's query.
-QUERY_FIELDS = ("message_id", "customer_id")
+QUERY_FIELDS = ("message_id", "customer_id", "channel")
 
 
 class Poster:
@@ -50,10 +53,12 @@ class Poster:
         twilio_auth_token: str = TWILIO_AUTH_TOKEN,
         clock: Callable[[], float] = time.time,
         client: httpx.Client | None = None,
+        vonage_signature_secret: str = VONAGE_SIGNATURE_SECRET,
     ) -> None:
         self.url = url.rstrip("/")
         self.client = client
         self.twilio_auth_token = twilio_auth_token
+        self.vonage_signature_secret = vonage_signature_secret
         self.clock = clock
         self.refused: list[str] = []
         self._lock = threading.Lock()
@@ -64,6 +69,11 @@ class Poster:
             body = json.dumps(payload).encode()
             headers = sendgrid_signature.sign(SENDGRID_KEY, body, int(self.clock()))
             self._post(ident, f"{self.url}/webhooks/sendgrid", headers, content=body)
+        elif provider == "vonage":
+            body = json.dumps(payload).encode()
+            token = vonage_signature.sign(self.vonage_signature_secret, body, self.clock())
+            headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+            self._post(ident, f"{self.url}/webhooks/vonage", headers, content=body)
         else:
             fields = {k: str(v) for k, v in payload.items() if k not in QUERY_FIELDS}
             query = urlencode({k: payload[k] for k in QUERY_FIELDS if k in payload})

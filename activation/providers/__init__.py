@@ -19,8 +19,9 @@ sendgrid   e-mail: dynamic templates, or rendered      ``POST /v3/mail/send``, u
                                                                                     ``lookup`` is
                                                                                     off
 twilio     SMS from a Messaging Service or a number,   ``POST .../Messages.json``,  ``lookup``
-           ``SendAt`` when a message carries a send    one per message              (message list
-           time (the sender schedules e-mail only)                                  by recipient
+           and WhatsApp (an approved template by       one per message              (message list
+           ``ContentSid``); ``SendAt`` when a message                               by recipient
+           carries a send time
                                                                                     and body)
 klaviyo    an event per message that triggers a        ``POST /api/events``, one    ``idempotent``
            Klaviyo flow; audience syncs as profile     per message; ``POST          (``unique_id``
@@ -31,6 +32,9 @@ webhook    signed JSON for push, webhook actions and   ``POST`` to the action's 
 audience   hashed e-mail and phone added to a paid-    ``POST {base}/{audience}     ``idempotent``
            ads customer list                           /users``, one per audience   (adding twice is
                                                        (up to 10,000 members)       harmless)
+vonage     Viber Business Messages from the store's    ``POST /v0.1/messages/``,    ``none`` (no
+           Viber service id (promotion category for    one per message              lookup, no
+           marketing, transaction otherwise)                                        idempotency key)
 =========  ==========================================  ===========================  ==============
 
 ``reconcile`` is how a message left in flight by a crash is settled (see
@@ -70,6 +74,11 @@ from flowhouse.activation.providers.twilio.config import Twilio
 from flowhouse.activation.providers.twilio.destination import TwilioDestination
 from flowhouse.activation.providers.twilio.fake import FAKE as TWILIO_FAKE
 from flowhouse.activation.providers.twilio.inbound import INBOUND as TWILIO_INBOUND
+from flowhouse.activation.providers.vonage import signature as vonage_signature
+from flowhouse.activation.providers.vonage.config import Vonage
+from flowhouse.activation.providers.vonage.destination import VonageDestination
+from flowhouse.activation.providers.vonage.fake import FAKE as VONAGE_FAKE
+from flowhouse.activation.providers.vonage.inbound import INBOUND as VONAGE_INBOUND
 from flowhouse.activation.providers.webhook.config import Webhook
 from flowhouse.activation.providers.webhook.destination import WebhookDestination
 from flowhouse.activation.providers.webhook.fake import FAKE as WEBHOOK_FAKE
@@ -105,6 +114,7 @@ PROVIDERS: dict[str, Provider] = {
         Provider("klaviyo", Klaviyo, KlaviyoDestination, KlaviyoTarget, fake=KLAVIYO_FAKE),
         Provider("webhook", Webhook, WebhookDestination, WebhookTarget, fake=WEBHOOK_FAKE),
         Provider("audience", Audience, AudienceDestination, AudienceTarget, fake=AUDIENCE_FAKE),
+        Provider("vonage", Vonage, VonageDestination, None, VONAGE_INBOUND, VONAGE_FAKE),
     )
 }
 
@@ -123,8 +133,10 @@ INBOUND: tuple[Inbound, ...] = tuple(p.inbound for p in PROVIDERS.values() if p.
 FAKES: dict[str, FakeApi] = {n: p.fake for n, p in PROVIDERS.items() if p.fake}
 
 #: SendGrid's Signed Event Webhook (checked by :mod:`flowhouse.activation.receiver`) is
-#: :mod:`flowhouse.activation.providers.sendgrid.signature`, reached as ``sendgrid_signature``.
+#: :mod:`flowhouse.activation.providers.sendgrid.signature`, reached as ``sendgrid_signature``;
+#: Vonage's signed webhooks (JWT) are ``vonage_signature``.
 
 __all__ = [
     "DESTINATIONS", "FAKES", "INBOUND", "PROVIDERS", "TARGETS", "Provider", "sendgrid_signature",
+    "vonage_signature",
 ]  # fmt: skip

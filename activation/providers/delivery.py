@@ -21,6 +21,7 @@ from flowhouse.activation.providers.config import ProviderConfig
 from flowhouse.activation.providers.klaviyo.config import Klaviyo
 from flowhouse.activation.providers.sendgrid.config import SendGrid
 from flowhouse.activation.providers.twilio.config import Twilio
+from flowhouse.activation.providers.vonage.config import Vonage
 from flowhouse.activation.providers.webhook.config import Webhook
 from flowhouse.core.errors import ConfigError, FileLocation
 from flowhouse.flows.files import Problem
@@ -38,6 +39,7 @@ class ProviderConfigs:
     klaviyo: Klaviyo = field(default_factory=Klaviyo)
     webhook: Webhook = field(default_factory=Webhook)
     audience: Audience = field(default_factory=Audience)
+    vonage: Vonage = field(default_factory=Vonage)
 
     def __getitem__(self, name: str) -> ProviderConfig:
         config: ProviderConfig = getattr(self, name)

@@ -329,6 +329,8 @@ def _end_card(totals: Row) -> Card:
 _ICONS = {
     "email": "M2 4h12v9H2z M2 4l6 5 6-5",
     "sms": "M2 3h12v8H7l-3 3v-3H2z",
+    "whatsapp": "M8 2a6 6 0 1 1-3 11.2L2 14l.8-3A6 6 0 0 1 8 2z M6 6c0 2 2 4 4 4",
+    "viber": "M3 3h10v8H8l-3 3v-3H3z M6 5.5c.5 1.5 1.5 2.5 3 3",
     "push": "M8 2a4 4 0 0 1 4 4v3l1.5 2h-11L4 9V6a4 4 0 0 1 4-4z M6.5 13a1.5 1.5 0 0 0 3 0",
     "webhook": "M2 8h10 M9 5l3 3-3 3",
     "wait": "M8 2a6 6 0 1 0 0.01 0z M8 5v3.5l2.5 1.5",

@@ -34,10 +34,12 @@ REASONS = (
 )  # fmt: skip
 
 #: The channels with an address on the customer row, and the column holding it.
-ADDRESSES = {"email": "email", "sms": "phone", "push": "customer_id"}
+ADDRESSES = {
+    "email": "email", "sms": "phone", "push": "customer_id", "whatsapp": "phone", "viber": "phone",
+}  # fmt: skip
 
 #: The channels with marketing consent, unsubscribes and suppression on the customer row.
-CONSENT_CHANNELS = ("email", "sms")
+CONSENT_CHANNELS = ("email", "sms", "whatsapp", "viber")
 
 Check = tuple[exp.Expr, str]
 
@@ -216,7 +218,7 @@ def flow_smart(settings: Settings, f: CompiledFlow) -> dict[str, int]:
     if f.flow.transactional or f.flow.smart_sending is False:
         return {}
     out = {}
-    for channel in ("email", "sms", "push"):
+    for channel in ("email", "sms", "push", "whatsapp", "viber"):
         window = f.flow.smart_sending or settings.smart_sending.get(channel)
         if window:
             out[channel] = int(window.total_seconds())

@@ -83,8 +83,14 @@ joined as (
         consent.last_email_unsubscribed_at,
         consent.last_sms_opted_in_at,
         consent.last_sms_unsubscribed_at,
+        consent.last_whatsapp_opted_in_at,
+        consent.last_whatsapp_unsubscribed_at,
+        consent.last_viber_opted_in_at,
+        consent.last_viber_unsubscribed_at,
         suppression.email_suppressed_at,
         suppression.sms_suppressed_at,
+        suppression.whatsapp_suppressed_at,
+        suppression.viber_suppressed_at,
         as_of.now_at as computed_at
     from customers
     cross join as_of
@@ -214,6 +220,21 @@ final as (
         last_sms_unsubscribed_at as sms_unsubscribed_at,
         email_suppressed_at,
         sms_suppressed_at,
+        {#- WhatsApp and Viber: consent only from an opt-in on that channel (the customer row has
+            no column for them), withdrawn by a later unsubscribe from it or from all -#}
+        {%- for chat in ['whatsapp', 'viber'] %}
+        coalesce(
+            last_{{ chat }}_opted_in_at is not null
+            and (
+                last_{{ chat }}_unsubscribed_at is null
+                or last_{{ chat }}_unsubscribed_at < last_{{ chat }}_opted_in_at
+            ),
+            false
+        ) as has_{{ chat }}_consent,
+        last_{{ chat }}_opted_in_at is not null as has_{{ chat }}_opt_in,
+        last_{{ chat }}_unsubscribed_at as {{ chat }}_unsubscribed_at,
+        {{ chat }}_suppressed_at,
+        {%- endfor %}
         computed_at
     from ltv
 

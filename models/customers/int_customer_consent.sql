@@ -35,7 +35,15 @@ final as (
         max(case when is_opt_in and applies_to_sms then occurred_at end)
             as last_sms_opted_in_at,
         max(case when not is_opt_in and applies_to_sms then occurred_at end)
-            as last_sms_unsubscribed_at
+            as last_sms_unsubscribed_at,
+        max(case when is_opt_in and applies_to_whatsapp then occurred_at end)
+            as last_whatsapp_opted_in_at,
+        max(case when not is_opt_in and applies_to_whatsapp then occurred_at end)
+            as last_whatsapp_unsubscribed_at,
+        max(case when is_opt_in and applies_to_viber then occurred_at end)
+            as last_viber_opted_in_at,
+        max(case when not is_opt_in and applies_to_viber then occurred_at end)
+            as last_viber_unsubscribed_at
     from known
     group by customer_id
 

@@ -54,7 +54,11 @@ per_customer as (
         min(case when is_suppressing and channel = 'email' then occurred_at end)
             as email_suppressed_at,
         min(case when is_suppressing and channel = 'sms' then occurred_at end)
-            as sms_suppressed_at
+            as sms_suppressed_at,
+        min(case when is_suppressing and channel = 'whatsapp' then occurred_at end)
+            as whatsapp_suppressed_at,
+        min(case when is_suppressing and channel = 'viber' then occurred_at end)
+            as viber_suppressed_at
     from flagged
     group by customer_id
 
@@ -68,6 +72,8 @@ final as (
     from per_customer
     where email_suppressed_at is not null
         or sms_suppressed_at is not null
+        or whatsapp_suppressed_at is not null
+        or viber_suppressed_at is not null
 
 )
 

@@ -31,6 +31,11 @@ final as (
         event_type = 'opted_in' as is_opt_in,
         coalesce(channel in ('email', 'all'), false) as applies_to_email,
         coalesce(channel in ('sms', 'all'), false) as applies_to_sms,
+        -- WhatsApp and Viber need their own opt-in: `all` counts for them only in an unsubscribe
+        coalesce(channel = 'whatsapp' or (channel = 'all' and event_type = 'unsubscribed'), false)
+            as applies_to_whatsapp,
+        coalesce(channel = 'viber' or (channel = 'all' and event_type = 'unsubscribed'), false)
+            as applies_to_viber,
         occurred_at,
         loaded_at
     from consent

@@ -486,7 +486,7 @@ BAD_FILES = [
     ("twilio", {k: v for k, v in tw("delivered").items() if k != "MessageStatus"}, "missing MessageStatus"),
     ("twilio", {**tw("delivered"), "customer_id": " "}, "missing customer_id"),
     ("flowhouse", {"kind": "unsubscribe", "message_id": "m1", "customer_id": "c1", "channel": "fax"},
-     "channel is not email, sms or all"),
+     "channel is not email, sms, whatsapp, viber or all"),
     ("flowhouse", {"kind": "resubscribe", "message_id": "m1", "customer_id": "c1", "channel": "email"},
      "kind is not 'unsubscribe'"),
 ]  # fmt: skip

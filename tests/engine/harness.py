@@ -103,6 +103,14 @@ CUSTOMER_ATTRIBUTES: Columns = (
     ("sms_unsubscribed_at", "timestamp", False),
     ("email_suppressed_at", "timestamp", False),
     ("sms_suppressed_at", "timestamp", False),
+    ("has_whatsapp_consent", "boolean", False),
+    ("has_whatsapp_opt_in", "boolean", False),
+    ("whatsapp_unsubscribed_at", "timestamp", False),
+    ("whatsapp_suppressed_at", "timestamp", False),
+    ("has_viber_consent", "boolean", False),
+    ("has_viber_opt_in", "boolean", False),
+    ("viber_unsubscribed_at", "timestamp", False),
+    ("viber_suppressed_at", "timestamp", False),
     ("computed_at", "timestamp", True),
 )
 _ATTRIBUTE_TYPES = {name: kind for name, kind, _ in CUSTOMER_ATTRIBUTES}
@@ -141,6 +149,8 @@ SCENARIO_DECLARATIONS = {
 EMAIL = {"channel": "email", "template": "t.html.j2", "subject": "Hi"}
 SMS = {"channel": "sms", "template": "t.txt.j2"}
 PUSH = {"channel": "push", "template": "t.txt.j2"}
+WHATSAPP = {"channel": "whatsapp", "template": "t.txt.j2", "content_sid": "HX" + "0" * 32}
+VIBER = {"channel": "viber", "template": "t.txt.j2"}
 
 
 #: Templates the scenarios' send steps name (the tick refuses flows that name a missing one).
@@ -285,6 +295,11 @@ class Store:
             # opted in once: a customer without consent here has unsubscribed since
             "has_email_opt_in": True,
             "has_sms_opt_in": True,
+            # WhatsApp and Viber: no opt-in unless a test gives one
+            "has_whatsapp_consent": False,
+            "has_whatsapp_opt_in": False,
+            "has_viber_consent": False,
+            "has_viber_opt_in": False,
             "computed_at": "2026-01-01 00:00",
         }
         unknown = set(attrs) - set(_ATTRIBUTE_TYPES)
@@ -335,7 +350,7 @@ class Store:
     ) -> None:
         """An ``unsubscribed`` event and the consent attributes dbt derives from it."""
         self.event(customer_id, "unsubscribed", at=at, loaded=loaded, channel=channel)
-        for c in ("email", "sms") if channel == "all" else (channel,):
+        for c in ("email", "sms", "whatsapp", "viber") if channel == "all" else (channel,):
             self.attributes(customer_id, **{f"has_{c}_consent": False, f"{c}_unsubscribed_at": at})
 
     def bounce(self, customer_id: str, channel: str, at: str) -> None:

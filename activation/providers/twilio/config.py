@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from flowhouse.activation.providers.config import ProviderConfig
 
 
@@ -11,3 +13,9 @@ class Twilio(ProviderConfig):
     messaging_service_sid: str | None = None
     from_number: str | None = None
     status_callback: str | None = None
+    whatsapp_from: str | None = Field(
+        default=None,
+        pattern=r"^\+[1-9][0-9]{6,14}$",
+        description="The WhatsApp-enabled sender number (E.164); default: from_number, or the "
+        "Messaging Service's WhatsApp sender",
+    )

@@ -12,6 +12,13 @@ scheduled by Twilio (``SendAt`` with ``ScheduleType=fixed``) when a Messaging Se
 configured, as only Messaging Services can schedule; Twilio accepts schedules from 15 minutes to
 35 days ahead. The response (201) gives the message's ``sid``.
 
+WhatsApp goes through the same endpoint, ``To`` and ``From`` prefixed ``whatsapp:`` (the sender is
+``whatsapp_from``, else ``from_number``, else the Messaging Service's WhatsApp sender). A step that
+names an approved template sends ``ContentSid`` and its rendered ``ContentVariables`` (JSON) instead
+of ``Body``; one without (transactional flows only, see :mod:`flowhouse.flows.load`) sends its text
+as ``Body``, which Twilio accepts only within 24 hours of the customer's last message (else error
+63016, and the message fails with that reason). The status callback's query carries the channel.
+
 Reconciliation (``reconcile = "lookup"``): Twilio's message list is read for the recipient (``To``,
 ``DateSent>``); the messages to the same number with the same body, created on or after the attempt,
 are listed by their ``sid`` and paired one to one with the rows in flight
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -47,6 +55,9 @@ from flowhouse.core.errors import ConfigError
 
 #: How a Messaging Service SID begins (any other ``sms_from`` is a number or sender id).
 SERVICE_PREFIX = "MG"
+#: The outbox channel sent through WhatsApp, and how Twilio prefixes its addresses.
+WHATSAPP = "whatsapp"
+WHATSAPP_PREFIX = "whatsapp:"
 #: Messages listed at most by one lookup (the document's maximum page size).
 PAGE_SIZE = 1000
 #: How much earlier than the attempt Twilio's clock may date a message and it still match.
@@ -63,10 +74,11 @@ class TwilioDestination(Destination):
     config: Twilio
 
     def __init__(self, config: Twilio, secrets: Secrets, base_url: str | None = None) -> None:
-        if not config.messaging_service_sid and not config.from_number:
+        if not (config.messaging_service_sid or config.from_number or config.whatsapp_from):
             raise ConfigError(
                 "Twilio has no sender",
-                expected="delivery.twilio.messaging_service_sid or delivery.twilio.from_number",
+                expected="delivery.twilio.messaging_service_sid, delivery.twilio.from_number or "
+                "delivery.twilio.whatsapp_from",
             )
         super().__init__(config, secrets, base_url)
         self._account = secrets.get(config.account_sid_env, "The Twilio account SID")
@@ -91,8 +103,12 @@ class TwilioDestination(Destination):
 
     def form(self, message: Outgoing) -> dict[str, str]:
         """The form fields that send ``message``."""
-        fields = {"To": message.address or "", "Body": message.text or ""}
-        fields |= self._sender(message.sender)
+        if message.channel == WHATSAPP:
+            fields = {"To": _whatsapp(message.address or "")} | self._content(message)
+            fields |= self._whatsapp_sender()
+        else:
+            fields = {"To": message.address or "", "Body": message.text or ""}
+            fields |= self._sender(message.sender)
         if self.config.status_callback:
             fields["StatusCallback"] = self._callback(message)
         when = self._schedule(message)
@@ -112,15 +128,39 @@ class TwilioDestination(Destination):
             return {"MessagingServiceSid": service}
         return {"From": self.config.from_number or ""}
 
+    def _whatsapp_sender(self) -> dict[str, str]:
+        """The WhatsApp number, else the SMS number, else the Messaging Service."""
+        number = self.config.whatsapp_from or self.config.from_number
+        if number:
+            return {"From": _whatsapp(number)}
+        return {"MessagingServiceSid": self.config.messaging_service_sid or ""}
+
+    @staticmethod
+    def _content(message: Outgoing) -> dict[str, str]:
+        """The approved template and its variables, or the text as free-form ``Body``."""
+        sid = message.payload.get("content_sid")
+        if not sid:
+            return {"Body": message.text or ""}
+        fields = {"ContentSid": str(sid)}
+        variables = message.payload.get("content_variables")
+        if variables:
+            fields["ContentVariables"] = json.dumps(variables, sort_keys=True)
+        return fields
+
     def _callback(self, message: Outgoing) -> str:
         url = httpx.URL(self.config.status_callback or "")
         ids = {"message_id": message.message_id, "customer_id": message.customer_id}
+        if message.channel == WHATSAPP:
+            ids["channel"] = WHATSAPP
         return str(url.copy_merge_params(ids))
 
     def _schedule(self, message: Outgoing) -> datetime | None:
         """When Twilio is asked to send ``message`` (only through a Messaging Service)."""
-        service = "MessagingServiceSid" in self._sender(message.sender)
-        return message.send_at if service else None
+        if message.channel == WHATSAPP:
+            sender = self._whatsapp_sender()
+        else:
+            sender = self._sender(message.sender)
+        return message.send_at if "MessagingServiceSid" in sender else None
 
     def accepted(self, call: Call, response: httpx.Response) -> list[Outcome]:
         sid = _json(response).get("sid")
@@ -135,12 +175,13 @@ class TwilioDestination(Destination):
         return f"{body.get('code')}: {body.get('message') or ''}".strip()
 
     def identity(self, message: Outgoing) -> str:
-        """Twilio's list tells messages apart only by their number and text."""
-        return f"{message.address}\n{message.text}"
+        """Twilio's list tells messages apart only by their number and text (a WhatsApp template
+        by its number and template)."""
+        return f"{_to(message)}\n{message.payload.get('content_sid') or message.text}"
 
     def lookup_request(self, message: Outgoing, since: datetime) -> httpx.Request:
         """The list of messages to ``message``'s number sent on or after ``since``."""
-        params = {"To": message.address or "", "DateSent>": _iso(since), "PageSize": str(PAGE_SIZE)}
+        params = {"To": _to(message), "DateSent>": _iso(since), "PageSize": str(PAGE_SIZE)}
         return httpx.Request(
             "GET", self.messages_url, params=params, headers={"authorization": self._auth}
         )
@@ -178,10 +219,23 @@ def _found(response: httpx.Response, message: Outgoing, since: datetime) -> List
 
 
 def _matches(item: dict[str, Any], message: Outgoing, since: datetime) -> bool:
-    """The listed message went to the same number with the same body, not before the attempt."""
-    same = item.get("to") == message.address and item.get("body") == message.text
+    """The listed message went to the same number with the same body (a WhatsApp template's body
+    is Twilio's rendering, unknown here: the number alone), not before the attempt."""
+    templated = bool(message.payload.get("content_sid"))
+    same = item.get("to") == _to(message) and (templated or item.get("body") == message.text)
     created = _parse_rfc2822(item.get("date_created"))
     return same and (created is None or created >= since - CLOCK_SLACK)
+
+
+def _whatsapp(number: str) -> str:
+    """A number as Twilio addresses WhatsApp: ``whatsapp:+15551234567``."""
+    return number if number.startswith(WHATSAPP_PREFIX) else WHATSAPP_PREFIX + number
+
+
+def _to(message: Outgoing) -> str:
+    """The ``To`` of ``message`` as Twilio lists it."""
+    address = message.address or ""
+    return _whatsapp(address) if message.channel == WHATSAPP else address
 
 
 def _parse_rfc2822(value: object) -> datetime | None:

@@ -4,6 +4,7 @@ the inbox) and ``GET /2010-04-01/Accounts/{AccountSid}/Messages.json`` (the mess
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -32,6 +33,13 @@ TWILIO_API = "2010-04-01"
 _TWILIO_CODES = {401: 20003, 404: 20404, 429: 20429, 500: 20500, 504: 20504}
 #: Twilio's error code for a missing or bad field (others are generic).
 _FIELD_CODES = {"To": 21604, "Body": 21602, "From": 21603}
+
+
+def _json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def error_body(status: int, message: str, field: str | None, code: int | None) -> dict[str, Any]:
@@ -63,6 +71,16 @@ def _twilio_rules(fake: Fake, form: dict[str, str]) -> Response | None:
         return reject(fake, "twilio", 400, "invalid", message, code=21603)
     if not (form.get("Body") or form.get("MediaUrl") or form.get("ContentSid")):
         return reject(fake, "twilio", 400, "invalid", "Message body is required.", code=21602)
+    if form.get("ContentVariables") and not form.get("ContentSid"):
+        message = "ContentVariables requires ContentSid."
+        return reject(fake, "twilio", 400, "invalid", message, code=21656)
+    if form.get("ContentVariables") and not _json_object(form["ContentVariables"]):
+        message = "ContentVariables must be a JSON object."
+        return reject(fake, "twilio", 400, "invalid", message, code=21656)
+    whatsapp = [form.get(k, "").startswith("whatsapp:") for k in ("To", "From")]
+    if form.get("From") and whatsapp[0] != whatsapp[1]:
+        message = "To and From must both be WhatsApp addresses, or neither."
+        return reject(fake, "twilio", 400, "invalid", message, code=63007)
     if form.get("SendAt") and parse_time(form["SendAt"]) is None:
         message = "Scheduling does not support this timestamp"
         return reject(fake, "twilio", 400, "invalid", message, code=35114)
@@ -91,7 +109,7 @@ async def twilio_create(fake: Fake, request: Request) -> Response:
         provider_message_id=message["sid"],
         address=form["To"],
         subject=None,
-        body=form.get("Body", "")[:EXCERPT],
+        body=(form.get("Body") or _template(form))[:EXCERPT],
         send_at=send_at,
         received_at=now,
         customer_id=callback.get("customer_id"),
@@ -100,8 +118,14 @@ async def twilio_create(fake: Fake, request: Request) -> Response:
     fake.state.accept("twilio", [record])
     fake.state.add_twilio(now.replace(microsecond=0), message)
     if fake.engagement.enabled and form.get("StatusCallback"):
-        await to_thread.run_sync(fake.engagement.twilio, message, callback, send_at or now)
+        free = form["To"].startswith("whatsapp:") and not form.get("ContentSid")
+        await to_thread.run_sync(fake.engagement.twilio, message, callback, send_at or now, free)
     return JSONResponse(message, status_code=201)
+
+
+def _template(form: dict[str, str]) -> str:
+    """What a WhatsApp template message is recorded as: its template and variables."""
+    return " ".join(form[k] for k in ("ContentSid", "ContentVariables") if form.get(k))
 
 
 def _scheduled(form: dict[str, str]) -> datetime | None:

@@ -1,7 +1,8 @@
 """Twilio's status callbacks (``<inbox>/twilio/*.json``, one each: the form fields, our query and
 ``received_at``) as canonical events: delivered, and bounced for ``undelivered`` and ``failed``
-(hard for unreachable or opted-out numbers, else soft; a STOP is also an SMS unsubscribe).
-``queued``, ``sent`` and ``accepted`` are not events."""
+(hard for unreachable or opted-out numbers, else soft; a STOP is also an unsubscribe from the
+channel), and WhatsApp's ``read`` as an open. The channel is the callback query's ``channel``
+(``whatsapp``), else ``sms``. ``queued``, ``sent`` and ``accepted`` are not events."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ select path, item_no, provider, status,
        json_extract_string(item, '$.MessageSid') || ':' || status as provider_event_id,
        trim(json_extract_string(item, '$.message_id')) as message_id,
        trim(json_extract_string(item, '$.customer_id')) as customer_id,
-       null as flow_id, null as step_id, 'sms' as channel, null as url, null as reason,
+       null as flow_id, null as step_id,
+       coalesce(lower(trim(json_extract_string(item, '$.channel'))), 'sms') as channel,
+       null as url, null as reason,
        error_code,
        coalesce(try_cast(json_extract_string(item, '$.received_at') as timestamptz)
                     at time zone 'UTC', :now) as occurred_at
@@ -41,6 +44,7 @@ INBOUND = Inbound(
     notes=NOTES,
     events=(
         ("delivered", "", "message_delivered", None, ""),
+        ("read", "", "message_opened", None, ""),
         ("undelivered", "hard", "message_bounced", "hard", ""),
         ("undelivered", "soft", "message_bounced", "soft", ""),
         ("undelivered", "stop", "message_bounced", "hard", ""),
