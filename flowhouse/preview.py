@@ -40,7 +40,14 @@ from sqlglot import exp
 
 from flowhouse.activation.message import Outgoing
 from flowhouse.activation.providers.delivery import provider_configs
-from flowhouse.activation.render import ROW_COLUMNS, Renderer, jsonable, render_rows, route_of
+from flowhouse.activation.render import (
+    ROW_COLUMNS,
+    Renderer,
+    jsonable,
+    render_rows,
+    route_of,
+    short_links,
+)
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import literal, render, statement
@@ -417,8 +424,9 @@ def render_items(
     ctx = Context(wh, PREVIEW_SCHEMA, now, None, [flow], settings)
     _rows_table(ctx, rows)
     renderer = Renderer(
-        {flow.id: flow}, settings, flows_dir, PREVIEW_KEY, provider_configs(settings)
-    )
+        {flow.id: flow}, settings, flows_dir, PREVIEW_KEY, provider_configs(settings),
+        short_links=short_links(settings, PREVIEW_KEY, None),  # the length SMS will have
+    )  # fmt: skip
     rendered = render_rows(ctx, renderer, rows, "_fh_preview")
     ready = {o.message_id: o for _, o in rendered.ready}
     return [_item(settings, row, ready, rendered.failed, path) for row in rows]
