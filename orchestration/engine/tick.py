@@ -4,7 +4,8 @@
 2. deploy the flow files: new flows go live now, new versions are recorded, flows are paused or
    resumed; draft flows are left out. A removal that would end enrollments in flight stops the
    tick unless it was approved (:mod:`flowhouse.orchestration.engine.intent`);
-3. mark coupons redeemed by orders loaded since the previous tick;
+3. mark coupons redeemed by orders loaded since the previous tick, and decide the splits whose
+   ``auto_winner`` rule is now met (:mod:`flowhouse.orchestration.engine.winners`);
 4. enroll the new triggers of every flow (:mod:`flowhouse.orchestration.engine.enroll`);
 5. advance every enrollment whose step is due at or before ``now``
    (:mod:`flowhouse.orchestration.engine.advance`), queueing messages
@@ -41,6 +42,7 @@ from flowhouse.orchestration.engine.enroll import enroll
 from flowhouse.orchestration.engine.intent import NO_APPROVAL, Approval, check
 from flowhouse.orchestration.engine.isolate import Skip, culprits, skip, skipped_at
 from flowhouse.orchestration.engine.plan import plan, removes
+from flowhouse.orchestration.engine.winners import decide
 from flowhouse.rules.context import Context
 
 
@@ -181,6 +183,7 @@ def _run_tick(
         skip(ctx, skips)
         ctx.temp("_fh_window", _WINDOW, now=now, since=last)
         _redeem(ctx)
+        decide(ctx)
         enroll(ctx)
         advance(ctx)
         c = ctx.counts
