@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,8 @@ from click.testing import CliRunner
 from harness import NEUTRAL_SETTINGS, Store, flow, write_templates
 
 from flowhouse.cli import cli
+from flowhouse.report.data import Reader
+from flowhouse.report.page import render_page
 
 SEND = "{channel: email, template: t.html.j2}"
 
@@ -100,6 +103,20 @@ def test_new_entrants_go_to_the_winner_once_the_rule_is_met(store: Store) -> Non
     click(store, "send_a", "2026-03-01 14:00")
     store.tick("2026-03-01 15:00")
     assert [w["winner"] for w in store.rows("split_winners")] == ["b"]
+    # the report's section of the split says so: the winner, when, on what figures
+    text = page(store)
+    a, b = figures["a"], figures["b"]
+    assert (
+        "Winner: b, decided automatically on 2026-03-01 12:00 UTC on click rate "
+        f"(a {a['successes'] / a['units'] * 100:.1f}% of {a['units']}; b 100.0% of {b['units']}; "
+        "the winner ahead of every other arm, p &lt; 0.001). Rule: click rate, at least 15 "
+        "messages sent per arm, 95% confidence."
+    ) in text, text
+
+
+def page(store: Store) -> str:
+    data = Reader(store.wh, store.schema).read(datetime(2026, 3, 2))
+    return " ".join(render_page(data).split())
 
 
 def test_the_rule_waits_for_the_minimum_sample(store: Store) -> None:
@@ -111,6 +128,10 @@ def test_the_rule_waits_for_the_minimum_sample(store: Store) -> None:
     click(store, "send_b", "2026-03-01 11:00")
     store.tick("2026-03-01 12:00")
     assert store.rows("split_winners") == []
+    assert (
+        "Automatic winner: not decided yet (rule: click rate, at least 500 messages sent per "
+        "arm, 95% confidence)."
+    ) in page(store)
 
 
 def test_goal_metric_counts_conversions_after_the_split(store: Store) -> None:
