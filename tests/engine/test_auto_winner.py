@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from harness import NEUTRAL_SETTINGS, Store, flow, write_templates
 
 from flowhouse.cli import cli
+from flowhouse.preview import simulate, trigger_event
 from flowhouse.report.data import Reader
 from flowhouse.report.page import render_page
 
@@ -103,6 +104,13 @@ def test_new_entrants_go_to_the_winner_once_the_rule_is_met(store: Store) -> Non
     click(store, "send_a", "2026-03-01 14:00")
     store.tick("2026-03-01 15:00")
     assert [w["winner"] for w in store.rows("split_winners")] == ["b"]
+    # a preview routes a new trigger as the tick will: someone hashed to a now goes to b
+    moved = next(c for c in first if before[c] == "a")
+    event = trigger_event(store.wh, store.compiled[0], moved, f"t_{moved}")
+    path = simulate(store.wh, store.compiled[0], store.settings, moved, event)
+    [taken] = [d.reason for e in path.status.enrollments for d in e.decisions
+               if d.step_id == "subject"]  # fmt: skip
+    assert taken == "b"
     # the report's section of the split says so: the winner, when, on what figures
     text = page(store)
     a, b = figures["a"], figures["b"]
