@@ -62,8 +62,14 @@ class TickResult:
             f"tick at {self.now:%Y-%m-%d %H:%M:%S}: {c.get('triggers', 0)} triggers, "
             f"{c.get('enrolled', 0)} enrolled, {c.get('refused', 0)} refused, "
             f"{c.get('decisions', 0)} decisions, {c.get('messages', 0)} messages and actions, "
-            f"{c.get('exited', 0)} exits in {self.seconds:.2f} s{skipped}"
+            f"{c.get('exited', 0)} exits in {self.seconds:.2f} s{skipped}{_winners(c)}"
         )
+
+
+def _winners(counts: dict[str, int]) -> str:
+    """A line for the splits whose automatic winner this tick decided (flowhouse.split_winners)."""
+    n = counts.get("winners", 0)
+    return f"\n  {n} split winner(s) decided: see flowhouse.split_winners" if n else ""
 
 
 def tick(

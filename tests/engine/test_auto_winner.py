@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from harness import NEUTRAL_SETTINGS, Store, flow, write_templates
 
 from flowhouse.cli import cli
+from flowhouse.orchestration.engine.tick import TickResult
 from flowhouse.preview import simulate, trigger_event
 from flowhouse.report.data import Reader
 from flowhouse.report.page import render_page
@@ -190,3 +191,9 @@ def test_an_arm_that_cannot_be_measured_or_no_candidates_are_errors(tmp_path: Pa
     (tmp_path / "cart.yml").write_text(split_flow("{min_sample: 10, confidence: 0.9}", b_weight=0))
     out = CliRunner().invoke(cli, ["validate", str(tmp_path)]).output
     assert "steps.0.auto_winner: an automatic winner needs two arms to choose from" in out, out
+
+
+def test_the_tick_says_when_it_decided_a_winner() -> None:
+    result = TickResult(datetime(2026, 3, 1, 12), 0.1, {"winners": 1})
+    assert "1 split winner(s) decided: see flowhouse.split_winners" in result.describe()
+    assert "winner" not in TickResult(datetime(2026, 3, 1, 12), 0.1, {}).describe()
