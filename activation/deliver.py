@@ -36,6 +36,7 @@ from pathlib import Path
 import httpx
 
 from flowhouse.activation.engagement import ingest
+from flowhouse.activation.links import LINKS_FOLDER
 from flowhouse.activation.message import Outgoing
 from flowhouse.activation.outbox import (
     Attempt,
@@ -61,7 +62,7 @@ from flowhouse.activation.providers.base import (
     match,
 )
 from flowhouse.activation.providers.delivery import ProviderConfigs, provider_configs
-from flowhouse.activation.render import Renderer, by_route, render_claim
+from flowhouse.activation.render import Renderer, by_route, render_claim, short_links
 from flowhouse.activation.sender import CLOCK_SLACK, Policy, Run, deliver
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError
@@ -281,7 +282,11 @@ def send_open(
         ) from err
     configs = provider_configs(settings)
     ctx = Context(wh, schema, now, None, flows, settings)
-    renderer = Renderer({f.id: f for f in flows}, settings, flows_dir, key, configs)
+    folder = None if options.inbox is None else options.inbox / LINKS_FOLDER
+    renderer = Renderer(
+        {f.id: f for f in flows}, settings, flows_dir, key, configs,
+        short_links=None if folder is None else short_links(settings, key, folder),
+    )  # fmt: skip
     destinations = Destinations(configs, secrets, options.provider_url)
     report = SendReport(now)
     if options.retry is not None:

@@ -7,7 +7,7 @@ in an inbox, one folder per source::
     <inbox>/sendgrid/*.json    SendGrid event webhook bodies (a JSON array of events)
     <inbox>/twilio/*.json      one Twilio status callback each (form fields, our query, received_at)
     <inbox>/vonage/*.json      one Vonage status webhook each (its JSON body, received_at)
-    <inbox>/flowhouse/*.json   unsubscribes from signed links
+    <inbox>/flowhouse/*.json   unsubscribes from signed links, clicks on SMS short links
 
 :func:`ingest` reads every file in one set-based pass in an in-memory DuckDB, maps the providers'
 notifications onto canonical events (each provider's ``inbound.py``,
@@ -45,28 +45,37 @@ from flowhouse.core.sql import STATE_SCHEMA, literal, statement
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.load import LoadReport, load_file
 
-#: flowhouse's own notifications: unsubscribes from signed links, stored by the receiver.
+#: flowhouse's own notifications, stored by the receiver: unsubscribes from signed links, and
+#: clicks on SMS short links (each click its own event, named by the link and the moment).
 LINKS = Inbound(
     source="flowhouse",
     body="object",
     required=("kind", "message_id", "customer_id", "channel"),
     notes="""
-select path, item_no, provider, 'unsubscribe' as status, '' as subtype,
-       'link:' || trim(json_extract_string(item, '$.message_id')) || ':unsubscribe'
+select path, item_no, provider, json_extract_string(item, '$.kind') as status, '' as subtype,
+       'link:' || trim(json_extract_string(item, '$.message_id')) || ':'
+           || json_extract_string(item, '$.kind')
+           || case when json_extract_string(item, '$.kind') = 'click'
+                   then ':' || coalesce(json_extract_string(item, '$.link'), '') || ':'
+                        || coalesce(json_extract_string(item, '$.received_at'), '')
+                   else '' end
            as provider_event_id,
        trim(json_extract_string(item, '$.message_id')) as message_id,
        trim(json_extract_string(item, '$.customer_id')) as customer_id,
        null as flow_id, null as step_id, lower(json_extract_string(item, '$.channel')) as channel,
-       null as url, null as reason, null as error_code,
+       json_extract_string(item, '$.url') as url, null as reason, null as error_code,
        coalesce(try_cast(json_extract_string(item, '$.received_at') as timestamptz)
                     at time zone 'UTC', :now) as occurred_at
 from _items where provider = 'flowhouse'
 """,
-    events=(("unsubscribe", "", "unsubscribed", None, ""),),
+    events=(
+        ("unsubscribe", "", "unsubscribed", None, ""),
+        ("click", "", "message_clicked", None, ""),
+    ),
     item_checks=(
         (
-            "coalesce(json_extract_string(item, '$.kind'), '') <> 'unsubscribe'",
-            "kind is not 'unsubscribe'",
+            "coalesce(json_extract_string(item, '$.kind'), '') not in ('unsubscribe', 'click')",
+            "kind is not 'unsubscribe' or 'click'",
         ),
         (
             "lower(coalesce(json_extract_string(item, '$.channel'), ''))"

@@ -1,4 +1,5 @@
-"""Signed links in every message: unsubscribe and preferences (served by ``flowhouse receive``).
+"""Signed links in every message: unsubscribe and preferences, and the short links that track the
+clicks of SMS messages (all served by ``flowhouse receive``).
 
 A token names the message, the customer and the channel, and carries an HMAC-SHA256 of them under
 the store's signing key (``FLOWHOUSE_SIGNING_KEY``), so a link cannot be forged or altered to
@@ -11,7 +12,12 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass
+import os
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import urlencode
 
 from flowhouse.core.errors import FlowhouseError
@@ -73,3 +79,134 @@ def message_links(base_url: str, claims: Claims, key: str) -> dict[str, str]:
         "unsubscribe": f"{root}/unsubscribe?{query}",
         "preferences": f"{root}/preferences?{query}",
     }
+
+
+# -- short links in SMS bodies (click tracking) --------------------------------------------------
+
+#: The receiver's path of short links: ``<links_url>/c/<token>``.
+SHORT_PATH = "c"
+_ID_BYTES = 9
+_MAC_BYTES = 6
+#: A short link's token: 9 bytes naming the message and the link, 6 of signature, base64url.
+TOKEN_CHARS = (_ID_BYTES + _MAC_BYTES) * 4 // 3
+#: Where the links registry lives in the inbox folder the sender and the receiver share.
+LINKS_FOLDER = "links"
+_URL = re.compile(r"https?://[^\s<>\"']+")
+_TRAILING = ".,;:!?)]}'\""
+
+
+def short_token(message_id: str, position: int, key: str) -> str:
+    """The token of link ``position`` (from 1) of message ``message_id``: 20 URL-safe characters,
+    the same each time the message is rendered (a retry registers the same link)."""
+    ident = hashlib.md5(f"{message_id}:{position}".encode()).digest()[:_ID_BYTES]
+    return _b64(ident + _short_mac(ident, key))
+
+
+def _short_mac(ident: bytes, key: str) -> bytes:
+    return hmac.new(key.encode(), b"click:" + ident, hashlib.sha256).digest()[:_MAC_BYTES]
+
+
+def check_short(token: str, key: str) -> bool:
+    """Whether ``token`` is a short link's token signed with ``key`` (else it was forged)."""
+    if len(token) != TOKEN_CHARS:
+        return False
+    try:
+        raw = _unb64(token)
+    except ValueError:
+        return False
+    ident, mac = raw[:_ID_BYTES], raw[_ID_BYTES:]
+    return len(raw) == _ID_BYTES + _MAC_BYTES and hmac.compare_digest(mac, _short_mac(ident, key))
+
+
+@dataclass(frozen=True)
+class ShortLink:
+    """One registered short link: what a click on ``token`` records and where it leads."""
+
+    token: str
+    message_id: str
+    customer_id: str
+    channel: str
+    position: int
+    url: str
+
+
+@dataclass
+class ShortLinks:
+    """Rewrites the links of SMS bodies to ``<base_url>/c/<token>`` and keeps what it registered
+    until :meth:`flush` writes it to ``folder`` (``<inbox>/links/``, one JSON Lines file per
+    flush, written before the messages go out) for ``flowhouse receive`` to look up. Links to
+    ``base_url`` itself (unsubscribe, preferences) are left as they are. Without a folder (a
+    preview) the body is rewritten all the same, so its length is what will be sent."""
+
+    base_url: str
+    key: str
+    folder: Path | None = None
+    pending: list[ShortLink] = field(default_factory=list)
+
+    @property
+    def root(self) -> str:
+        return self.base_url.rstrip("/")
+
+    def url(self, token: str) -> str:
+        return f"{self.root}/{SHORT_PATH}/{token}"
+
+    def shorten(self, text: str, message_id: str, customer_id: str, channel: str) -> str:
+        """``text`` with each link replaced by its short link (registered for :meth:`flush`)."""
+        position = 0
+
+        def swap(match: re.Match[str]) -> str:
+            nonlocal position
+            found = match.group(0)
+            url = found.rstrip(_TRAILING)
+            tail = found[len(url) :]
+            if url.startswith(self.root + "/"):
+                return found
+            position += 1
+            token = short_token(message_id, position, self.key)
+            self.pending.append(ShortLink(token, message_id, customer_id, channel, position, url))
+            return self.url(token) + tail
+
+        return _URL.sub(swap, text)
+
+    def flush(self) -> Path | None:
+        """Write the pending links to the folder (atomically); the file's path, if any."""
+        links, self.pending = self.pending, []
+        if self.folder is None or not links:
+            return None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:12]}.jsonl"
+        temp = self.folder / f".{name}.tmp"
+        with temp.open("w", encoding="utf-8") as handle:
+            for link in links:
+                handle.write(json.dumps(asdict(link), separators=(",", ":")) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, self.folder / name)
+        return self.folder / name
+
+
+@dataclass
+class LinkRegistry:
+    """The receiver's view of ``<inbox>/links/``: every registered short link by token, read
+    again (new files only) when a token is not yet known."""
+
+    folder: Path
+    links: dict[str, ShortLink] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+
+    def find(self, token: str) -> ShortLink | None:
+        if token not in self.links:
+            self._read_new()
+        return self.links.get(token)
+
+    def _read_new(self) -> None:
+        if not self.folder.is_dir():
+            return
+        for path in sorted(self.folder.glob("*.jsonl")):
+            if path.name in self.seen:
+                continue
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    link = ShortLink(**json.loads(line))
+                    self.links[link.token] = link
+            self.seen.add(path.name)

@@ -23,6 +23,10 @@ array of objects 400.
 - ``GET /unsubscribe?token=``: nothing; a confirmation page (link scanners follow GETs).
 - ``POST /unsubscribe?token=``: an unsubscribe, once the signed token checks out (RFC 8058
   one-click, or the confirmation page's button).
+- ``GET /c/<token>``: a click on an SMS short link (:class:`flowhouse.activation.links.ShortLinks`):
+  once the token's signature checks out and the sender registered it (``<inbox>/links/``), the
+  click is stored and the answer is a 302 to the original URL; a forged or unknown token answers
+  404 and stores nothing.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from flowhouse.activation import links
@@ -355,8 +359,30 @@ def create_app(
         await _store(inbox, "flowhouse", _json(record))
         return HTMLResponse(_DONE_PAGE.format(what=_CHANNEL_WORDS.get(claims.channel, "messages")))
 
+    registry = links.LinkRegistry(inbox / links.LINKS_FOLDER)
+
+    async def click(request: Request) -> Response:
+        token = request.path_params["token"]
+        if not links.check_short(token, signing_key):
+            return _unknown_link()
+        link = await run_in_threadpool(registry.find, token)
+        if link is None:
+            return _unknown_link()
+        record = {
+            "kind": "click",
+            "message_id": link.message_id,
+            "customer_id": link.customer_id,
+            "channel": link.channel,
+            "url": link.url,
+            "link": link.position,
+            "received_at": received_at(),
+        }
+        await _store(inbox, "flowhouse", _json(record))
+        return RedirectResponse(link.url, status_code=302)
+
     return Starlette(
         routes=[
+            Route(f"/{links.SHORT_PATH}/{{token}}", click, methods=["GET"]),
             Route("/webhooks/sendgrid", sendgrid, methods=["POST"]),
             Route("/webhooks/twilio", twilio, methods=["POST"]),
             Route("/webhooks/vonage", vonage, methods=["POST"]),
@@ -428,6 +454,10 @@ def _claims(token: str, key: str) -> links.Claims | None:
         return links.verify(token, key)
     except links.BadToken:
         return None
+
+
+def _unknown_link() -> Response:
+    return PlainTextResponse("This link is not known.", status_code=404)
 
 
 def _bad_link() -> Response:

@@ -22,7 +22,7 @@ from typing import Any
 from jinja2.sandbox import SandboxedEnvironment
 
 from flowhouse.activation import recommend
-from flowhouse.activation.links import Claims, message_links
+from flowhouse.activation.links import Claims, ShortLinks, message_links
 from flowhouse.activation.message import Outgoing, Sender
 from flowhouse.activation.providers.delivery import ProviderConfigs
 from flowhouse.flows.bounds import DEFAULT_LIMITS, Limits, describe, output_chars, render_bounded
@@ -81,6 +81,8 @@ class Renderer:
     configs: ProviderConfigs = field(default_factory=ProviderConfigs)
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
     limits: Limits = DEFAULT_LIMITS
+    #: SMS links rewritten to tracked short links (none: sent as written).
+    short_links: ShortLinks | None = None
     #: Read once per run, not once per claim: the catalog, the compiled templates.
     _once: dict[str, Any] = field(default_factory=dict)
 
@@ -147,6 +149,8 @@ def render_rows(
             out.failed[row["message_id"]] = failure_reason(renderer, row, err)
             continue
         out.ready.append((route, outgoing))
+    if renderer.short_links is not None:
+        renderer.short_links.flush()  # registered before any of them is sent
     return out
 
 
@@ -225,6 +229,10 @@ def _outgoing(
     template = env.get_template(row["template"])
     body = render_bounded(template, context, limits, output_chars(row["channel"]))
     html, text = (body, None) if row["channel"] == "email" else (None, body.strip())
+    if text is not None and row["channel"] == "sms" and renderer.short_links is not None:
+        text = renderer.short_links.shorten(
+            text, row["message_id"], row["customer_id"], row["channel"]
+        )
     headers = (
         _headers(context["links"]) if row["channel"] == "email" and row["is_marketing"] else {}
     )
@@ -264,7 +272,7 @@ def _context(
     compiled = renderer.flows[row["flow_id"]]
     message = _message(renderer, row["flow_id"], row["step_id"])
     claims = Claims(row["message_id"], row["customer_id"], row["channel"])
-    base_url = renderer.settings.delivery.links_url or renderer.settings.store.url
+    base_url = links_base(renderer.settings)
     found = recs.get(row["message_id"])
     return render_context(
         flow=compiled.flow,
@@ -279,6 +287,20 @@ def _context(
         catalog=catalog,
         coupon=_coupon(renderer.settings, row) if row["coupon_code"] else None,
     )
+
+
+def links_base(settings: Settings) -> str:
+    """Where flowhouse's own links point (``flowhouse receive``): ``delivery.links_url``, else
+    the store's url."""
+    return settings.delivery.links_url or settings.store.url
+
+
+def short_links(settings: Settings, key: str, folder: Path | None) -> ShortLinks | None:
+    """The SMS link shortener, registering into ``folder`` (None: rewrite, register nothing);
+    None when ``delivery.sms_click_tracking`` is off."""
+    if not settings.delivery.sms_click_tracking:
+        return None
+    return ShortLinks(links_base(settings), key, folder)
 
 
 def _sender(renderer: Renderer, flow_id: str) -> Sender | None:

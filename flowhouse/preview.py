@@ -41,11 +41,18 @@ from sqlglot import exp
 
 from flowhouse.activation.message import Outgoing
 from flowhouse.activation.providers.delivery import provider_configs
-from flowhouse.activation.render import ROW_COLUMNS, Renderer, jsonable, render_rows, route_of
+from flowhouse.activation.render import (
+    ROW_COLUMNS,
+    Renderer,
+    jsonable,
+    render_rows,
+    route_of,
+    short_links,
+)
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.locks import tick_lock
-from flowhouse.core.sql import literal, render, statement
-from flowhouse.core.state import ensure_state
+from flowhouse.core.sql import STATE_SCHEMA, literal, render, statement
+from flowhouse.core.state import TABLES, ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.flows.compile import WAREHOUSE_ACTIONS, CompiledFlow, StepRow, compile_flow
 from flowhouse.flows.load import load_flows
@@ -194,6 +201,7 @@ def simulate(
     scoped = scoped_flow(flow, customer_id, event.event_id)
     start = max(event.occurred_at, event.loaded_at)
     _fill_pools(wh, flow, start)
+    _copy_winners(wh, flow.id)
     at, ticks = start, []
     for _ in range(MAX_TICKS):
         run_tick(wh, PREVIEW_SCHEMA, at, [scoped], settings)
@@ -227,6 +235,21 @@ def _reset(wh: Warehouse) -> None:
     wh.execute(render(drop, wh.dialect))
     wh.commit()
     ensure_state(wh, PREVIEW_SCHEMA)
+
+
+def _copy_winners(wh: Warehouse, flow_id: str) -> None:
+    """The flow's decided split winners, so the preview routes new entrants as the tick will."""
+    if not wh.table_exists(STATE_SCHEMA, "split_winners"):
+        return
+    columns = [name for name, _, _ in TABLES["split_winners"]]
+    source = exp.select(*columns).from_(exp.table_("split_winners", db=STATE_SCHEMA))
+    copy = exp.insert(
+        source.where(exp.column("flow_id").eq(literal(flow_id))),
+        exp.table_("split_winners", db=PREVIEW_SCHEMA),
+        columns=columns,
+    )
+    wh.execute(copy)
+    wh.commit()
 
 
 def _fill_pools(wh: Warehouse, flow: CompiledFlow, at: datetime) -> None:
@@ -427,8 +450,9 @@ def render_items(
     ctx = Context(wh, PREVIEW_SCHEMA, now, None, [flow], settings)
     _rows_table(ctx, rows)
     renderer = Renderer(
-        {flow.id: flow}, settings, flows_dir, PREVIEW_KEY, provider_configs(settings)
-    )
+        {flow.id: flow}, settings, flows_dir, PREVIEW_KEY, provider_configs(settings),
+        short_links=short_links(settings, PREVIEW_KEY, None),  # the length SMS will have
+    )  # fmt: skip
     rendered = render_rows(ctx, renderer, rows, "_fh_preview")
     ready = {o.message_id: o for _, o in rendered.ready}
     return [_item(settings, row, ready, rendered.failed, path) for row in rows]

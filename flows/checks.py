@@ -7,7 +7,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from flowhouse.flows.flowfile import Branch, Filter, Flow, Split, Step, Suppress, WaitFor
+from flowhouse.flows.flowfile import (
+    METRIC_CHANNELS,
+    Arm,
+    Branch,
+    Filter,
+    Flow,
+    Send,
+    Split,
+    Step,
+    Suppress,
+    WaitFor,
+)
 from flowhouse.flows.predicates import Columns, check_predicate, customer_only, event_and_customer
 from flowhouse.flows.vocabulary import Vocabulary, suggest
 
@@ -93,6 +104,7 @@ def check_flow(flow: Flow, vocabulary: Vocabulary | None = None) -> Iterator[Fin
             yield from _check_branch(step, loc)
         if isinstance(step, Split):
             yield from _check_split(step, loc)
+            yield from _check_auto_winner(step, loc)
 
 
 def _check_split(step: Split, loc: Loc) -> Iterator[Finding]:
@@ -106,6 +118,42 @@ def _check_split(step: Split, loc: Loc) -> Iterator[Finding]:
             "at least one arm needs a weight above 0 (an arm weighted 0 gets nobody new)",
             None,
         )
+
+
+def arm_sends(arm: Arm) -> list[Send]:
+    """The send steps of an arm, nested ones included."""
+    return [s for s, _ in walk_steps(arm.steps, ()) if isinstance(s, Send)]
+
+
+def candidates(step: Split) -> list[Arm]:
+    """The arms an automatic decision chooses from: weighted, and not the split's holdout."""
+    return [a for a in step.split if a.weight > 0 and not a.is_holdout]
+
+
+def _check_auto_winner(step: Split, loc: Loc) -> Iterator[Finding]:
+    rule = step.auto_winner
+    if rule is None:
+        return
+    arms = candidates(step)
+    if len(arms) < 2:
+        yield (
+            (*loc, "auto_winner"),
+            "an automatic winner needs two arms to choose from: arms with steps and a weight "
+            "above 0 (an arm without steps is the split's holdout; it never wins)",
+            [a.name for a in arms],
+        )
+        return
+    channels = METRIC_CHANNELS.get(rule.metric)
+    if channels is None:
+        return
+    for j, arm in enumerate(step.split):
+        if arm in arms and not any(s.send.channel in channels for s in arm_sends(arm)):
+            yield (
+                (*loc, "split", j, "steps"),
+                f"arm {arm.name} sends no {' or '.join(channels)} message: its "
+                f"{rule.metric.replace('_', ' ')} cannot be measured",
+                arm.name,
+            )
 
 
 def _check_branch(step: Branch, loc: Loc) -> Iterator[Finding]:

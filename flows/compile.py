@@ -160,7 +160,27 @@ def _params(step: Step) -> tuple[str, dict[str, Any]]:
         return "branch", {"paths": [label for label, *_ in _children(step)]}
     assert isinstance(step, Split)
     arms = [arm.name for arm in step.split]
-    return "split", {"paths": arms, "control": arms[0], "weights": [a.weight for a in step.split]}
+    params: dict[str, Any] = {
+        "paths": arms,
+        "control": arms[0],
+        "weights": [a.weight for a in step.split],
+    }
+    if step.auto_winner is not None:
+        params["auto_winner"] = step.auto_winner.model_dump()
+    return "split", params
+
+
+def splits(flow: Flow) -> dict[str, Split]:
+    """Every split step of ``flow``, nested ones included, by step id."""
+    found: dict[str, Split] = {}
+    pending: list[Step] = list(flow.steps)
+    while pending:
+        step = pending.pop()
+        if isinstance(step, Split):
+            found[step.id] = step
+        for _, nested, _, _ in _children(step):
+            pending += nested
+    return found
 
 
 # -- predicates ----------------------------------------------------------------------------------

@@ -321,11 +321,48 @@ class Arm(Model):
     ]
     steps: list[Step] = Field(default_factory=list)
 
+    @property
+    def is_holdout(self) -> bool:
+        """An arm without steps is the split's holdout: it receives nothing the split adds, never
+        wins an automatic decision, and keeps its weight after one."""
+        return not self.steps
+
+
+#: What an automatic winner is judged on: the flow's goal reached after the split (per
+#: enrollment), or opens or clicks of the messages the arm sends (per message sent).
+WinnerMetric = Literal["goal", "open_rate", "click_rate"]
+#: The channels whose messages count toward each message metric (SMS has clicks, no opens).
+METRIC_CHANNELS: dict[str, tuple[str, ...]] = {
+    "open_rate": ("email",),
+    "click_rate": ("email", "sms"),
+}
+
+
+class AutoWinner(Model):
+    """When every arm has ``min_sample`` and the best beats each other arm with ``confidence``,
+    new entrants go to the best arm from then on (a decision made once, journaled)."""
+
+    metric: WinnerMetric = Field(
+        "goal", description="goal (conversion), open_rate or click_rate (of the arm's messages)"
+    )
+    min_sample: Annotated[
+        int,
+        Field(ge=1, description="Enrollments (goal) or messages sent (rates) per arm, at least"),
+    ]
+    confidence: Annotated[
+        float, Field(gt=0, lt=1, description="e.g. 0.95: the best arm's lead has p < 0.05")
+    ]
+
 
 class Split(StepBase):
     """A random split (A/B/n) by deterministic hash; weights are relative."""
 
     split: list[Arm]
+    auto_winner: AutoWinner | None = Field(
+        default=None,
+        exclude_if=_unset,
+        description="Route new entrants to the best arm once this rule is met",
+    )
 
 
 #: The destinations a message or outbox channel can be routed to (activation/providers/).

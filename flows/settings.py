@@ -164,6 +164,10 @@ class Delivery(Model):
         default=None, description="Where unsubscribe and preference links point; default: store url"
     )
     signing_key_env: str = "FLOWHOUSE_SIGNING_KEY"
+    sms_click_tracking: bool = Field(
+        default=True,
+        description="Rewrite SMS links to short links on links_url that record clicks",
+    )
     sending_domains: list[Annotated[str, AfterValidator(_domain)]] = Field(
         default_factory=list,
         description="The domains authenticated with the e-mail provider (e.g. shop.example): "

@@ -15,6 +15,8 @@
 | ``coupon_codes`` | code in a coupon pool: to whom it was issued, until when, whether redeemed |
 | ``profile_updates`` | warehouse action applied to a customer: tag, list, property, points, tier |
 | ``ticks`` | tick: its time, how long it took, what it did |
+| ``split_winners`` | split decided by its ``auto_winner`` rule: the winner, the metric, the figures
+  it was decided on, when; final (a later tick never recomputes it) |
 | ``sync_state`` | row a sync's destination holds: key, hash and values of the fields it was told |
 | ``sync_runs`` | sync run: when, mode, how many rows added, changed, removed, rejected |
 | ``sync_rows`` | row a sync run sent: the operation, accepted or rejected, and why |
@@ -232,6 +234,21 @@ TABLES: dict[str, Columns] = {
         ("line", "integer", False),
         ("field", "text", False),
         ("error", "text", True),
+    ),
+    "split_winners": (
+        ("flow_id", "text", True),
+        ("step_id", "text", True),
+        ("flow_version", "text", True),
+        ("winner", "text", True),
+        ("metric", "text", True),
+        ("min_sample", "bigint", True),
+        ("confidence", "double", True),
+        ("units", "bigint", True),
+        ("successes", "bigint", True),
+        ("rate", "double", True),
+        ("p_value", "double", True),
+        ("figures", "text", True),
+        ("decided_at", "timestamp", True),
     ),
     "ticks": (
         ("tick_at", "timestamp", True),

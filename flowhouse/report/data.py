@@ -62,6 +62,16 @@ where f.removed_at is null
 order by f.flow_id
 """
 
+_WINNERS = """
+select flow_id, step_id, winner, metric, min_sample, confidence, units, successes, rate, p_value,
+       figures, decided_at
+from flowhouse.split_winners
+order by flow_id, step_id
+"""
+
+WINNER_COLUMNS = ("flow_id", "step_id", "winner", "metric", "min_sample", "confidence", "units",
+                  "successes", "rate", "p_value", "figures", "decided_at")  # fmt: skip
+
 _COLUMNS = """
 select table_name, column_name from information_schema.columns
 where table_schema = :mart_schema
@@ -118,6 +128,8 @@ class FlowData:
     steps: dict[str, Row] = field(default_factory=dict)
     paths: dict[tuple[str, str], Row] = field(default_factory=dict)
     variants: dict[str, list[Row]] = field(default_factory=dict)
+    #: Splits decided by their ``auto_winner`` rule (``flowhouse.split_winners``), by step.
+    winners: dict[str, Row] = field(default_factory=dict)
     holdout_all: Row | None = None
     holdout_weeks: list[Row] = field(default_factory=list)
     reasons: list[Row] = field(default_factory=list)
@@ -247,6 +259,9 @@ class Reader:
             _get(flows, row, "flow_id", _add_variant)
         for row in self.table("flow_holdout_lift"):
             _get(flows, row, "flow_id", _add_holdout)
+        if self.wh.table_exists(self.schema, "split_winners"):
+            for row in self.rows(self.sql(_WINNERS), WINNER_COLUMNS):
+                _get(flows, row, "flow_id", lambda f, r: f.winners.update({r["step_id"]: r}))
         if "flow_reasons" in self.columns:
             names = ("flow_id", "stage", "reason", "count")
             for row in self.rows(self.sql(_REASONS), names):

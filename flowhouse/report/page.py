@@ -11,6 +11,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from flowhouse.flows.compile import splits
 from flowhouse.report import charts, diagram, words
 from flowhouse.report.data import FlowData, ReportData, sort_flows
 from flowhouse.report.labels import duration_words
@@ -132,7 +133,7 @@ def _flow(flow: FlowData, currency: str) -> dict[str, Any]:
         "problem": info.spec_problem,
         "charts": [_chart(c, currency) for c in charts.flow_charts(flow.daily)],
         "holdout": _holdout(flow, currency),
-        "variants": [_variant(step, arms, currency) for step, arms in flow.variants.items()],
+        "variants": _variants(flow, currency),
         "reasons": _reasons(flow.reasons),
     }
 
@@ -255,14 +256,39 @@ def _week_ci(row: Row) -> str:
     return f"CI {words.interval(low, high)} · {words.p_value(row.get('conversion_rate_p_value'))}"
 
 
+def _variants(flow: FlowData, currency: str) -> list[dict[str, Any]]:
+    """One section per split with results in the marts, an automatic decision or a rule."""
+    rules = {
+        step_id: split.auto_winner
+        for step_id, split in (splits(flow.info.spec) if flow.info.spec else {}).items()
+        if split.auto_winner is not None
+    }
+    steps = list(dict.fromkeys([*flow.variants, *flow.winners, *rules]))
+    out = []
+    for step_id in steps:
+        section = _variant(step_id, flow.variants.get(step_id, []), currency)
+        winner, rule = flow.winners.get(step_id), rules.get(step_id)
+        if winner is not None:
+            section["decision"] = words.winner_reading(winner)
+        elif rule is not None:
+            section["decision"] = words.Reading(
+                "none",
+                "Automatic winner: not decided yet (rule: "
+                f"{words.rule_words(rule.metric, rule.min_sample, rule.confidence)}).",
+            )
+        out.append(section)
+    return out
+
+
 def _variant(step_id: str, arms: Sequence[Row], currency: str) -> dict[str, Any]:
-    control = next((a for a in arms if a.get("is_control")), arms[0])
+    control = next((a for a in arms if a.get("is_control")), arms[0] if arms else None)
     others = [a for a in arms if a is not control]
     return {
         "step_id": step_id,
-        "title": " vs ".join(str(a["arm"]) for a in arms),
+        "title": " vs ".join(str(a["arm"]) for a in arms) or "automatic winner",
         "arms": [_arm(a, a is control, currency) for a in arms],
-        "readings": [words.variant_reading(a, control, currency) for a in others],
+        "readings": [words.variant_reading(a, control, currency) for a in others if control],
+        "decision": None,
     }
 
 

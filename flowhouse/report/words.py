@@ -8,6 +8,7 @@ inconclusive test (:func:`recipients_needed`), a textbook formula documented in 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -223,6 +224,40 @@ def _revenue_note(arm: Row, control: Row, currency: str) -> str:
 _ORDER_EVENTS = frozenset(
     {"order_placed", "first_purchase", "repeat_purchase", "milestone_order", "high_value_order"}
 )
+
+
+_METRIC_WORDS = {"goal": "conversion", "open_rate": "open rate", "click_rate": "click rate"}
+_UNIT_WORDS = {"goal": "enrollments", "open_rate": "messages sent", "click_rate": "messages sent"}
+
+
+def rule_words(metric: str, min_sample: Any, confidence: Any) -> str:
+    """An ``auto_winner`` rule in words: ``click rate, at least 500 messages sent per arm, 95%
+    confidence``."""
+    return (
+        f"{_METRIC_WORDS.get(metric, metric)}, at least {count(min_sample)} "
+        f"{_UNIT_WORDS.get(metric, 'units')} per arm, {pct(confidence, 0)} confidence"
+    )
+
+
+def winner_reading(winner: Row) -> Reading:
+    """What the automatic decision of a split was, when, and on what figures."""
+    metric = str(winner["metric"])
+    figures = winner.get("figures") or "[]"
+    arms = json.loads(figures) if isinstance(figures, str) else figures
+    each = "; ".join(
+        f"{a['arm']} {pct(a['rate'])} of {count(a['units'])}" for a in arms if a.get("units")
+    )
+    decided = winner["decided_at"]
+    when = f"{decided:%Y-%m-%d %H:%M} UTC" if hasattr(decided, "strftime") else str(decided)
+    text = (
+        f"Winner: {winner['winner']}, decided automatically on {when} on "
+        f"{_METRIC_WORDS.get(metric, metric)} ({each}; the winner ahead of every other arm, "
+        f"{p_value(winner['p_value'])}). Rule: "
+        f"{rule_words(metric, winner['min_sample'], winner['confidence'])}. New entrants go to "
+        f"{winner['winner']} since then (a holdout arm keeps its share); earlier enrollments "
+        "keep their arm."
+    )
+    return Reading("win", text)
 
 
 def goal_noun(event: str | None) -> str:

@@ -19,10 +19,11 @@ from __future__ import annotations
 from sqlglot import exp
 
 from flowhouse.core.sql import literal, statement, unit_hash
-from flowhouse.flows.compile import CompiledFlow, StepRow, event_property, predicate
+from flowhouse.flows.compile import CompiledFlow, StepRow, event_property, predicate, splits
 from flowhouse.flows.conditions import filter_condition
 from flowhouse.orchestration.engine.moves import arrive, journal
 from flowhouse.orchestration.engine.queue import send_batch
+from flowhouse.orchestration.engine.winners import routed, winners
 from flowhouse.rules.context import Context, per_flow, per_step
 
 _NEW_EVENTS = """
@@ -241,7 +242,7 @@ def _route(ctx: Context) -> int:
         "_fh_routes",
         _ROUTES,
         now=ctx.now,
-        choice=ctx.memo("choice", lambda: per_step(ctx.flows, _choice, ("branch", "split"))),
+        choice=ctx.memo("choice", lambda: _choices(ctx)),
     )
     if not n:
         return 0
@@ -286,9 +287,20 @@ def _awaited(f: CompiledFlow, s: StepRow) -> exp.Expr:
     return exp.and_(*parts)
 
 
-def _choice(f: CompiledFlow, s: StepRow) -> exp.Expr:
+def _choices(ctx: Context) -> exp.Expr:
+    """Every branch's and split's choice; a split with a decided winner routes to it
+    (:mod:`flowhouse.orchestration.engine.winners`)."""
+    decided = winners(ctx)
+    return per_step(
+        ctx.flows, lambda f, s: _choice(f, s, decided.get((f.id, s.step_id))), ("branch", "split")
+    )
+
+
+def _choice(f: CompiledFlow, s: StepRow, winner: str | None = None) -> exp.Expr:
     """The branch path (first matching predicate) or split arm (by hash) an enrollment takes."""
     paths = f.paths.get(s.step_id, [])
+    if winner is not None:
+        paths = routed(paths, splits(f.flow)[s.step_id], winner)
     case = exp.Case()
     if s.kind == "branch":
         for p in paths:

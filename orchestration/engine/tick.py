@@ -4,7 +4,8 @@
 2. deploy the flow files: new flows go live now, new versions are recorded, flows are paused or
    resumed; draft flows are left out. A removal that would end enrollments in flight stops the
    tick unless it was approved (:mod:`flowhouse.orchestration.engine.intent`);
-3. mark coupons redeemed by orders loaded since the previous tick;
+3. mark coupons redeemed by orders loaded since the previous tick, and decide the splits whose
+   ``auto_winner`` rule is now met (:mod:`flowhouse.orchestration.engine.winners`);
 4. enroll the new triggers of every flow (:mod:`flowhouse.orchestration.engine.enroll`);
 5. advance every enrollment whose step is due at or before ``now``
    (:mod:`flowhouse.orchestration.engine.advance`), queueing messages
@@ -41,6 +42,7 @@ from flowhouse.orchestration.engine.enroll import enroll
 from flowhouse.orchestration.engine.intent import NO_APPROVAL, Approval, check
 from flowhouse.orchestration.engine.isolate import Skip, culprits, skip, skipped_at
 from flowhouse.orchestration.engine.plan import plan, removes
+from flowhouse.orchestration.engine.winners import decide
 from flowhouse.rules.context import Context
 
 
@@ -60,8 +62,14 @@ class TickResult:
             f"tick at {self.now:%Y-%m-%d %H:%M:%S}: {c.get('triggers', 0)} triggers, "
             f"{c.get('enrolled', 0)} enrolled, {c.get('refused', 0)} refused, "
             f"{c.get('decisions', 0)} decisions, {c.get('messages', 0)} messages and actions, "
-            f"{c.get('exited', 0)} exits in {self.seconds:.2f} s{skipped}"
+            f"{c.get('exited', 0)} exits in {self.seconds:.2f} s{skipped}{_winners(c)}"
         )
+
+
+def _winners(counts: dict[str, int]) -> str:
+    """A line for the splits whose automatic winner this tick decided (flowhouse.split_winners)."""
+    n = counts.get("winners", 0)
+    return f"\n  {n} split winner(s) decided: see flowhouse.split_winners" if n else ""
 
 
 def tick(
@@ -181,6 +189,7 @@ def _run_tick(
         skip(ctx, skips)
         ctx.temp("_fh_window", _WINDOW, now=now, since=last)
         _redeem(ctx)
+        decide(ctx)
         enroll(ctx)
         advance(ctx)
         c = ctx.counts

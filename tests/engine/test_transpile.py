@@ -49,6 +49,7 @@ CART = """
   split:
     - {name: a, weight: 1, steps: [{id: hook, action: {type: webhook, url: "https://h.example"}}]}
     - {name: b, weight: 1, steps: [{id: points, action: {type: loyalty_points, points: 5}}]}
+  auto_winner: {metric: goal, min_sample: 1, confidence: 0.5}
 - {id: gift, action: {type: coupon, pool: cart10}}
 """
 
