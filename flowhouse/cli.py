@@ -25,6 +25,7 @@ from flowhouse.activation.fake.webhooks import SENDGRID_PUBLIC_KEY, TWILIO_AUTH_
 from flowhouse.activation.outbox import Bucket, RetryFilter
 from flowhouse.activation.providers.base import Secrets
 from flowhouse.activation.providers.delivery import delivery_problems, provider_configs
+from flowhouse.activation.receiver import onsite_access
 from flowhouse.activation.receiver import serve as serve_receiver
 from flowhouse.activation.receiver import verification as webhook_checks
 from flowhouse.activation.sync.run import SyncOptions, run_syncs
@@ -685,6 +686,7 @@ def fake_provider(
     "in front already checks them). Repeatable.",
 )
 @flows_option
+@warehouse_option
 @handles_errors
 def receive(
     host: str,
@@ -693,21 +695,28 @@ def receive(
     public_url: str | None,
     unverified: tuple[str, ...],
     flows_dir: Path | None,
+    warehouse: str,
 ) -> None:
     """Receive provider webhooks (SendGrid events at /webhooks/sendgrid, checked with
     SENDGRID_WEBHOOK_PUBLIC_KEY; Twilio status callbacks at /webhooks/twilio, checked with
     TWILIO_AUTH_TOKEN) and one-click unsubscribes from signed links (/unsubscribe), storing each
     in the inbox; `flowhouse send` and `tick` ingest it. Without a provider's key it does not
-    start, unless --unverified names the provider."""
+    start, unless --unverified names the provider. With FLOWHOUSE_ONSITE_SECRET set, a
+    storefront polls a customer's onsite messages at /onsite/messages (a signed customer token)
+    and posts seen and dismissed back."""
 
     settings = load_settings(flows_dir or default_flows_dir())
     secrets = Secrets()
     key = secrets.get(settings.delivery.signing_key_env, "the key that signs unsubscribe links")
-    checks = webhook_checks(provider_configs(settings), None, unverified, public_url)
+    configs = provider_configs(settings)
+    checks = webhook_checks(configs, None, unverified, public_url)
+    onsite = onsite_access(configs, Location.parse(warehouse))
     click.echo(f"receiving webhooks on http://{host}:{port}, storing them in {inbox}")
     for name in sorted(checks.unverified):
         click.echo(f"warning: {name} webhooks are accepted without checking their signature")
-    serve_receiver(host, port, inbox, key, checks)
+    if onsite is None:
+        click.echo(f"onsite messages: off ({configs.onsite.secret_env} is not set)")
+    serve_receiver(host, port, inbox, key, checks, onsite)
 
 
 _PLAN_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown"}

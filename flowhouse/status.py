@@ -98,7 +98,9 @@ where customer_id = :customer_id and event_type = :event_type
 
 # -- the words ------------------------------------------------------------------------------------
 
-CHANNELS = {"email": "e-mail", "sms": "SMS", "push": "push", "webhook": "webhook"}
+CHANNELS = {
+    "email": "e-mail", "sms": "SMS", "push": "push", "webhook": "webhook", "onsite": "onsite",
+}  # fmt: skip
 
 SKIPS = {
     "no_address": "no address for this channel (no {channel} address on file)",

@@ -38,7 +38,9 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 #: Longest rendered output per channel, in characters: 1,000,000 for an e-mail body (mailbox
 #: providers clip far shorter ones), Twilio's 1,600 for SMS, 4,000 for a push (FCM and APNs take
 #: 4 KB payloads), 1,000,000 for a webhook body.
-OUTPUT_CHARS: dict[str, int] = {"email": 1_000_000, "sms": 1_600, "push": 4_000}
+OUTPUT_CHARS: dict[str, int] = {
+    "email": 1_000_000, "sms": 1_600, "push": 4_000, "onsite": 20_000,
+}  # fmt: skip
 DEFAULT_OUTPUT_CHARS = 1_000_000
 #: Largest integer a template may compute (``**`` and ``*``), in bits (10**1000 has 3,322).
 MAX_INT_BITS = 4096

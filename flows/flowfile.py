@@ -69,7 +69,7 @@ Sql = Annotated[
     str, Field(min_length=1, description="A SQL boolean expression (see docs/flows.md)")
 ]
 LocalTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, 24 h")]
-Channel = Literal["email", "sms", "push", "webhook"]
+Channel = Literal["email", "sms", "push", "webhook", "onsite"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -210,7 +210,7 @@ class Exit(Model):
 class Cap(Model):
     """At most `limit` marketing messages on `channel` (or `any` channel) per rolling `period`."""
 
-    channel: Literal["email", "sms", "push", "any"]
+    channel: Literal["email", "sms", "push", "onsite", "any"]
     limit: Annotated[int, Field(ge=0)]
     period: Duration
 
@@ -329,7 +329,15 @@ class Split(StepBase):
 
 
 #: The destinations a message or outbox channel can be routed to (activation/providers/).
-Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience"]
+Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience", "fcm", "onsite"]
+
+
+#: The fields only some channels take, and which.
+CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
+    "title": ("push", "onsite"),
+    "deep_link": ("push", "onsite"),
+    "expires_after": ("onsite",),
+}
 
 
 class Message(Model):
@@ -341,6 +349,28 @@ class Message(Model):
         None, description="The provider, instead of delivery.routes' for the channel"
     )
     coupon_pool: str | None = None
+    title: str | None = Field(
+        None, description="push and onsite: the notification's title (a template, like subject)"
+    )
+    deep_link: str | None = Field(
+        None,
+        description="push and onsite: where a tap or click leads (an app link or an https URL; "
+        "a template)",
+    )
+    expires_after: Duration | None = Field(
+        None,
+        description="onsite: how long after its due time the message may be shown (default: "
+        "the store's onsite.expires_after)",
+    )
+
+    @model_validator(mode="after")
+    def _channel_fields(self) -> Message:
+        for name, channels in CHANNEL_FIELDS.items():
+            if getattr(self, name) is not None and self.channel not in channels:
+                raise ValueError(
+                    f"{name} is for {' and '.join(channels)} messages, not {self.channel}"
+                )
+        return self
 
 
 class Send(StepBase):

@@ -118,7 +118,7 @@ class Events(Model):
         return properties
 
 
-Channel = Literal["email", "sms", "push"]
+Channel = Literal["email", "sms", "push", "onsite"]
 
 
 def _default_smart_sending() -> dict[Channel, timedelta]:
@@ -133,6 +133,7 @@ def _default_routes() -> dict[str, Route]:
         "webhook": "webhook",
         "admin_task": "webhook",
         "audience_sync": "audience",
+        "onsite": "onsite",
     }
 
 

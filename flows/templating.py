@@ -46,6 +46,7 @@ ENDINGS: dict[str, tuple[str, ...]] = {
     "sms": (".txt.j2",),
     "push": (".txt.j2",),
     "webhook": (".json.j2", ".txt.j2"),
+    "onsite": (".html.j2", ".txt.j2"),
 }
 
 

@@ -41,7 +41,10 @@ class PathSpec:
     steps: tuple[Step, ...]
 
 
-CHANNELS = {"email": "Email", "sms": "Text message", "push": "Push", "webhook": "Webhook"}
+CHANNELS = {
+    "email": "Email", "sms": "Text message", "push": "Push", "webhook": "Webhook",
+    "onsite": "Onsite message",
+}  # fmt: skip
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 

@@ -38,6 +38,12 @@ affinity as (
 
 ),
 
+push as (
+
+    select * from {{ ref('int_customer_push') }}
+
+),
+
 as_of as (
 
     select {{ flowhouse.flowhouse_now() }} as now_at
@@ -85,6 +91,12 @@ joined as (
         consent.last_sms_unsubscribed_at,
         suppression.email_suppressed_at,
         suppression.sms_suppressed_at,
+        push.push_token,
+        coalesce(push.push_token_count, 0) as push_token_count,
+        coalesce(push.has_push_consent, false) as has_push_consent,
+        coalesce(push.has_push_opt_in, false) as has_push_opt_in,
+        push.push_unsubscribed_at,
+        push.onsite_unsubscribed_at,
         as_of.now_at as computed_at
     from customers
     cross join as_of
@@ -93,6 +105,7 @@ joined as (
     left join consent on customers.customer_id = consent.customer_id
     left join suppression on customers.customer_id = suppression.customer_id
     left join affinity on customers.customer_id = affinity.customer_id
+    left join push on customers.customer_id = push.customer_id
 
 ),
 
@@ -214,6 +227,12 @@ final as (
         last_sms_unsubscribed_at as sms_unsubscribed_at,
         email_suppressed_at,
         sms_suppressed_at,
+        push_token,
+        push_token_count,
+        has_push_consent,
+        has_push_opt_in,
+        push_unsubscribed_at,
+        onsite_unsubscribed_at,
         computed_at
     from ltv
 
