@@ -158,6 +158,14 @@ class Delivery(Model):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     routes: dict[str, Route] = Field(default_factory=_default_routes)
+
+    @field_validator("routes")
+    @classmethod
+    def _onsite_stays_onsite(cls, routes: dict[str, Route]) -> dict[str, Route]:
+        """Routes written without ``onsite`` keep it in the warehouse (not the webhook every
+        other unnamed channel falls back to)."""
+        return routes if "onsite" in routes else {**routes, "onsite": "onsite"}
+
     links_url: str | None = Field(
         default=None, description="Where unsubscribe and preference links point; default: store url"
     )
