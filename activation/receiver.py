@@ -24,7 +24,8 @@ array of objects 400.
   (``Authorization: Bearer <token>`` or ``&token=``, see
   :mod:`flowhouse.activation.providers.onsite.token`): missing, malformed or expired 401, forged
   403; 503 with ``Retry-After`` while a DuckDB warehouse is being written.
-- ``POST /onsite/messages/<message_id>/seen`` and ``/dismissed``, with the same token: stored
+- ``POST /onsite/messages/<message_id>/seen``, ``/dismissed`` and ``/clicked``, with the same
+  token: stored
   for the inbox (``<inbox>/onsite/``) when the message is one of the customer's pending ones
   (else 404). Onsite answers carry ``Access-Control-Allow-Origin: *`` (the token, not a cookie,
   authenticates), so a storefront's own pages can poll.
@@ -243,7 +244,7 @@ def onsite_access(
 
 
 _CORS = {"Access-Control-Allow-Origin": "*"}
-_ONSITE_KINDS = ("seen", "dismissed")
+_ONSITE_KINDS = ("seen", "dismissed", "clicked")
 
 
 def _onsite_routes(
@@ -289,7 +290,8 @@ def _onsite_routes(
             return no
         kind, message_id = request.path_params["kind"], request.path_params["message_id"]
         if kind not in _ONSITE_KINDS:
-            return PlainTextResponse("expected seen or dismissed", status_code=404, headers=_CORS)
+            text = "expected seen, dismissed or clicked"
+            return PlainTextResponse(text, status_code=404, headers=_CORS)
         found = await read(customer)
         if isinstance(found, Response):
             return found

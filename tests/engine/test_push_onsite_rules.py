@@ -116,5 +116,5 @@ def test_onsite_smart_sending_only_when_the_store_sets_it(store: Store) -> None:
 
 def test_quiet_hours_cannot_be_set_for_onsite(store: Store) -> None:
     quiet = BASE + "quiet_hours: {onsite: {start: '21:00', end: '08:00'}}\n"
-    with pytest.raises(ConfigError, match="quiet_hours.onsite"):
+    with pytest.raises(ConfigError, match=r"quiet_hours\.onsite"):
         store.flows(flow("banner", [{"id": "b", "send": ONSITE}]), settings=quiet)

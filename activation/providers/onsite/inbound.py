@@ -1,7 +1,8 @@
 """Onsite engagement from the storefront (``<inbox>/onsite/*.json``, one each: ``kind`` seen or
-dismissed, ``message_id``, ``customer_id``, ``received_at``, stored by ``flowhouse receive``) as
-canonical events: seen is ``message_delivered`` and ``message_opened`` (the customer had it on
-screen), dismissed is ``message_dismissed``."""
+dismissed or clicked, ``message_id``, ``customer_id``, ``received_at``, stored by ``flowhouse
+receive``) as canonical events: seen is ``message_delivered`` and ``message_opened`` (the customer
+had it on screen), dismissed is ``message_dismissed``, clicked (its deep link followed) is
+``message_clicked``, which attributes orders (``onsite_click`` in ``attribution_window_days``)."""
 
 from __future__ import annotations
 
@@ -30,11 +31,13 @@ INBOUND = Inbound(
         ("seen", "", "message_delivered", None, ""),
         ("seen", "", "message_opened", None, ":opened"),
         ("dismissed", "", "message_dismissed", None, ""),
+        ("clicked", "", "message_clicked", None, ""),
     ),
     item_checks=(
         (
-            "lower(coalesce(json_extract_string(item, '$.kind'), '')) not in ('seen', 'dismissed')",
-            "kind is not 'seen' or 'dismissed'",
+            "lower(coalesce(json_extract_string(item, '$.kind'), ''))"
+            " not in ('seen', 'dismissed', 'clicked')",
+            "kind is not 'seen', 'dismissed' or 'clicked'",
         ),
     ),
 )
