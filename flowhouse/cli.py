@@ -186,8 +186,8 @@ def generate(
 @warehouse_option
 @click.argument(
     "input_name",
-    metavar="events|customers|products",
-    type=click.Choice(["events", "customers", "products"]),
+    metavar="events|customers|products|device_tokens",
+    type=click.Choice(["events", "customers", "products", "device_tokens"]),
 )
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -216,12 +216,14 @@ def generate(
 def load(
     warehouse: str, input_name: str, file: Path, fmt: str, mapping: str | None, shown: int
 ) -> None:
-    """Load a CSV, Parquet or JSON Lines FILE into raw.events, raw.customers or raw.products.
+    """Load a CSV, Parquet or JSON Lines FILE into raw.events, raw.customers, raw.products or
+    raw.device_tokens (the customers' push registration tokens).
 
     Columns are read by name, in any order and case. Rows that break the contract go to raw.rejects
     with their row number, field, value and reason; a bad optional customer field (a contact, the
     time zone...) is dropped and the customer kept; good rows are always loaded. Loading the same
-    events twice is a no-op (event ids are unique); customers and products are upserted by key.
+    events twice is a no-op (event ids are unique); customers, products and device tokens are
+    upserted by key.
     No record vanishes: a timestamp more than 24 hours ahead, a JSON line over 2 MiB or not UTF-8
     is rejected alone; a CSV file whose quote never closes is refused, naming the line.
     Progress goes to stderr.

@@ -34,6 +34,8 @@ class Input:
     name: str
     key: str
     columns: tuple[Column, ...]
+    #: The column whose newer (or equal) value wins when a key is loaded again.
+    version: str = "updated_at"
 
     @property
     def column_names(self) -> list[str]:
@@ -109,6 +111,7 @@ DEVICE_TOKENS = Input(
             "when the app withdrew it (logout, notifications turned off); empty: in use",
         ),
     ),
+    version="created_at",
 )
 
 INPUTS: dict[str, Input] = {i.name: i for i in (EVENTS, CUSTOMERS, PRODUCTS, DEVICE_TOKENS)}

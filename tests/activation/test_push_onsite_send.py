@@ -120,7 +120,9 @@ def test_onsite_messages_are_written_once_then_seen_dismissed_or_expired(
     report = send(store, fake, folder, "2026-03-01 10:01")
     assert report.by_destination == {"onsite": {"sent": 3}}
     posted = {r["customer_id"]: r for r in store.rows("onsite_messages")}
-    assert {c: (r["status"], r["title"]) for c, r in posted.items()} == dict.fromkeys(("c1", "c2", "c3"), ("pending", "Saved"))
+    assert {c: (r["status"], r["title"]) for c, r in posted.items()} == dict.fromkeys(
+        ("c1", "c2", "c3"), ("pending", "Saved")
+    )
     assert str(posted["c1"]["expires_at"])[:16] == "2026-03-01 12:00"  # due + the step's 2h
     assert posted["c1"]["body"].startswith("Hi Ann, your cart misses you")
     [shown] = onsite.pending(store.wh, "c1", datetime(2026, 3, 1, 10, 30), 20)
