@@ -1,8 +1,9 @@
 """Onsite messages: the warehouse table ``flowhouse.onsite_messages`` is their destination.
 
 ``flowhouse send`` writes each due onsite message there instead of sending a request
-(:func:`post`: title, rendered body, deep link, and when it expires: its due time plus the step's
-``expires_after``, else ``delivery.onsite.expires_after``) and records it ``sent``; the
+(:func:`post`: title, rendered body (``body_format`` ``html`` from an ``.html.j2`` template,
+auto-escaped, else ``text``, for the storefront to escape), deep link, and when it expires: its
+due time plus the step's ``expires_after``, else ``delivery.onsite.expires_after``) and records it ``sent``; the
 storefront polls a customer's pending ones through ``flowhouse receive``
 (``GET /onsite/messages``, :func:`pending`), and posts back ``seen`` and ``dismissed``, which the
 inbox turns into ``message_delivered``/``message_opened`` and ``message_dismissed`` events.
@@ -32,14 +33,16 @@ from flowhouse.rules.context import Context
 
 _COLUMNS = (
     ("message_id", "text"), ("customer_id", "text"), ("flow_id", "text"), ("step_id", "text"),
-    ("title", "text"), ("body", "text"), ("deep_link", "text"), ("ttl_seconds", "integer"),
+    ("title", "text"), ("body", "text"), ("body_format", "text"), ("deep_link", "text"),
+    ("ttl_seconds", "integer"),
 )  # fmt: skip
 
 _POST = """
 insert into flowhouse.onsite_messages
-    (message_id, customer_id, flow_id, step_id, title, body, deep_link, created_at, expires_at,
-     status)
-select r.message_id, r.customer_id, r.flow_id, r.step_id, r.title, r.body, r.deep_link, :now,
+    (message_id, customer_id, flow_id, step_id, title, body, body_format, deep_link, created_at,
+     expires_at, status)
+select r.message_id, r.customer_id, r.flow_id, r.step_id, r.title, r.body, r.body_format,
+    r.deep_link, :now,
     m.due_at + coalesce(r.ttl_seconds, :default_ttl) * interval 1 second, 'pending'
 from :rows
 join flowhouse.messages as m on m.message_id = r.message_id
@@ -72,8 +75,9 @@ def post(ctx: Context, claim_id: str, messages: Sequence[Outgoing], config: Onsi
 def _row(m: Outgoing) -> tuple[Any, ...]:
     ttl = m.payload.get("expires_after_seconds")
     link = m.payload.get("deep_link")
+    body, kind = (m.html, "html") if m.html is not None else (m.text or "", "text")
     return (
-        m.message_id, m.customer_id, m.flow_id, m.step_id, m.subject or "", m.html or m.text or "",
+        m.message_id, m.customer_id, m.flow_id, m.step_id, m.subject or "", body, kind,
         link or None, int(ttl) if ttl is not None else None,
     )  # fmt: skip
 
@@ -136,7 +140,8 @@ def refresh(ctx: Context) -> dict[str, int]:
 
 
 _PENDING = """
-select message_id, flow_id, step_id, title, body, deep_link, created_at, expires_at, status
+select message_id, flow_id, step_id, title, body, body_format, deep_link, created_at, expires_at,
+    status
 from flowhouse.onsite_messages
 where customer_id = :customer and status in ('pending', 'seen') and expires_at > :now
 order by created_at desc, message_id
@@ -144,7 +149,7 @@ limit :limit
 """
 
 PENDING_COLUMNS = (
-    "message_id", "flow_id", "step_id", "title", "body", "deep_link", "created_at",
+    "message_id", "flow_id", "step_id", "title", "body", "body_format", "deep_link", "created_at",
     "expires_at", "status",
 )  # fmt: skip
 

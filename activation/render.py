@@ -229,7 +229,8 @@ def _outgoing(
     context["message"] = {"subject": subject, "preheader": preheader}
     template = env.get_template(row["template"])
     body = render_bounded(template, context, limits, output_chars(row["channel"]))
-    html, text = (body, None) if row["channel"] in ("email", "onsite") else (None, body.strip())
+    is_html = row["channel"] == "email" or str(row["template"]).endswith(".html.j2")
+    html, text = (body, None) if is_html else (None, body.strip())
     headers = (
         _headers(context["links"]) if row["channel"] == "email" and row["is_marketing"] else {}
     )

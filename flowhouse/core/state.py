@@ -236,6 +236,7 @@ TABLES: dict[str, Columns] = {
         ("step_id", "text", True),
         ("title", "text", False),
         ("body", "text", False),
+        ("body_format", "text", False),
         ("deep_link", "text", False),
         ("created_at", "timestamp", True),
         ("expires_at", "timestamp", True),

@@ -125,6 +125,7 @@ def test_onsite_messages_are_written_once_then_seen_dismissed_or_expired(
     )
     assert str(posted["c1"]["expires_at"])[:16] == "2026-03-01 12:00"  # due + the step's 2h
     assert posted["c1"]["body"].startswith("Hi Ann, your cart misses you")
+    assert posted["c1"]["body_format"] == "text"
     [shown] = onsite.pending(store.wh, "c1", datetime(2026, 3, 1, 10, 30), 20)
     assert (shown["title"], shown["status"]) == ("Saved", "pending")
     c1, c2 = posted["c1"]["message_id"], posted["c2"]["message_id"]

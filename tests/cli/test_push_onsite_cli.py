@@ -178,6 +178,7 @@ def test_push_and_onsite_through_tick_receive_and_send(tmp_path: Path, fake_prov
         [shown] = polled.json()["messages"]
         assert (shown["title"], shown["deep_link"]) == ("Your cart", "/cart")
         assert shown["body"].startswith("Hi Cy, your cart misses you")
+        assert shown["body_format"] == "text"  # a .txt.j2 template: the storefront escapes it
         assert shown["expires_at"] == iso(DUE + timedelta(days=2)) + "Z"  # due + 2d
         assert polled.headers["access-control-allow-origin"] == "*"
         refused = {
