@@ -3,8 +3,8 @@
 ``flowhouse send`` writes each due onsite message there instead of sending a request
 (:func:`post`: title, rendered body (``body_format`` ``html`` from an ``.html.j2`` template,
 auto-escaped, else ``text``, for the storefront to escape), deep link, and when it expires: its
-due time plus the step's ``expires_after``, else ``delivery.onsite.expires_after``) and records it ``sent``; the
-storefront polls a customer's pending ones through ``flowhouse receive``
+due time plus the step's ``expires_after``, else ``delivery.onsite.expires_after``) and records
+it ``sent``; the storefront polls a customer's pending ones through ``flowhouse receive``
 (``GET /onsite/messages``, :func:`pending`), and posts back ``seen`` and ``dismissed``, which the
 inbox turns into ``message_delivered``/``message_opened`` and ``message_dismissed`` events.
 
