@@ -35,6 +35,7 @@ from pathlib import Path
 
 import httpx
 
+from flowhouse.activation import onsite
 from flowhouse.activation.engagement import ingest
 from flowhouse.activation.links import LINKS_FOLDER
 from flowhouse.activation.message import Outgoing
@@ -49,6 +50,7 @@ from flowhouse.activation.outbox import (
     mark_in_flight,
     recheck,
     record,
+    record_dead_tokens,
     retry_failed,
     unclaim,
 )
@@ -75,6 +77,9 @@ from flowhouse.flows.load import load_flows
 from flowhouse.flows.settings import Settings
 from flowhouse.rules.context import Context, per_flow
 
+#: The route whose messages are written to the warehouse, not sent (:mod:`.onsite`).
+ONSITE = "onsite"
+
 #: Rows claimed at once; each claim is checked, rendered and sent before the next.
 CLAIM_SIZE = 5000
 
@@ -93,6 +98,10 @@ class SendReport:
     by_destination: dict[str, Counter[str]] = field(default_factory=dict)
     reconciled: Counter[str] = field(default_factory=Counter)
     ingested: Counter[str] = field(default_factory=Counter)
+    #: Device tokens the push provider answered dead in this run (never used again).
+    dead_tokens: int = 0
+    #: Onsite messages moved forward before sending: seen, dismissed, expired.
+    onsite: dict[str, int] = field(default_factory=dict)
     retried: Retried | None = None
     seconds: float = 0.0
 
@@ -127,6 +136,13 @@ class SendReport:
                 f"  quiet hours: {self.requeued_quiet_hours} moved back to the queue, "
                 f"{self.scheduled} scheduled with the provider"
             )
+        if self.onsite:
+            lines.append(
+                "  onsite messages: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(self.onsite.items()))
+            )
+        if self.dead_tokens:
+            lines.append(f"  device tokens found dead and retired: {self.dead_tokens}")
         if self.ingested:
             lines.append(
                 "  engagement ingested: "
@@ -165,6 +181,7 @@ def provider_urls(url: str) -> dict[str, str]:
         "webhook": f"{root}/hooks/flowhouse",
         "audience": f"{root}/audiences",
         "vonage": root,
+        "fcm": root,
     }
 
 
@@ -292,6 +309,7 @@ def send_open(
     if options.retry is not None:
         report.retried = retry_failed(ctx, options.retry)
         ctx.wh.commit()
+    report.onsite = onsite.refresh(ctx)
     check_credentials(ctx, destinations, options.bucket)
     policy = options.policy or Policy()
     asyncio.run(
@@ -374,7 +392,11 @@ async def _send_claim(
     report.scheduled += checked.scheduled
     rendered = render_claim(ctx, renderer, claim_id)
     _fail_unrendered(ctx, claim_id, rendered.failed, report)
-    groups = _reachable(ctx, destinations, by_route(rendered.ready), claim_id, report)
+    routed = by_route(rendered.ready)
+    posted = onsite.post(ctx, claim_id, routed.pop(ONSITE, []), destinations.configs.onsite)
+    if posted:
+        report.add(ONSITE, posted)
+    groups = _reachable(ctx, destinations, routed, claim_id, report)
     await asyncio.gather(
         *(
             _deliver(ctx, destinations, route, messages, claim_id, report, policy)
@@ -439,7 +461,14 @@ async def _deliver(
 
     def on_done(finals: Sequence[Final], attempts: Sequence[Attempt]) -> None:
         record(ctx, claim_id, finals, attempts)
+        dead = destination.dead_addresses()
+        record_dead_tokens(
+            ctx,
+            destination.name,
+            [(d.address, d.customer_id, d.reason, d.message_id) for d in dead],
+        )
         report.add(destination.name, finals)
+        report.dead_tokens += len({d.address for d in dead})
 
     await deliver(run, messages, on_flight, on_done)
 

@@ -28,6 +28,15 @@ class Sender:
 
 
 @dataclass(frozen=True)
+class Device:
+    """One device a push can reach: its registration token and ``platform`` (``ios``,
+    ``android`` or ``web``)."""
+
+    token: str
+    platform: str
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """One message or external action, ready to send.
 
@@ -41,7 +50,8 @@ class Outgoing:
     later (UTC, naive) where it can schedule. ``headers`` are extra e-mail headers
     (``List-Unsubscribe``). ``sender`` is the flow's sender, when it names one. ``is_test`` marks a
     test send (``flowhouse test-send``): destinations tag it where the provider's API allows (a
-    SendGrid category and custom argument, a Klaviyo event property).
+    SendGrid category and custom argument, a Klaviyo event property). ``devices`` are the
+    customer's valid device tokens, newest first, for a push sent through FCM.
     """
 
     message_id: str
@@ -62,6 +72,7 @@ class Outgoing:
     is_marketing: bool = True
     sender: Sender | None = None
     is_test: bool = False
+    devices: tuple[Device, ...] = ()
 
 
 @dataclass(frozen=True)

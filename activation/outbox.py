@@ -34,6 +34,7 @@ from flowhouse.rules.sendtime import (
     caps_rule,
     create_temp,
     early_checks,
+    native_push,
     reason_of,
     smart_rule,
     volume_checks,
@@ -248,6 +249,7 @@ def _reason(ctx: Context, raw_events: bool) -> exp.Expr:
         is_marketing=exp.column("is_marketing", "o"),
         due_at=exp.column("due_at", "o"),
         lateness=lateness,
+        native_push=native_push(ctx.settings),
     )
     capped = per_flow(ctx.flows, lambda f: caps_rule(ctx.settings, f), on="o")
     smart = per_flow(ctx.flows, lambda f: smart_rule(ctx.settings, f), on="o")
@@ -382,6 +384,37 @@ def record(
             for c in _ATTEMPT_COLUMNS
         ]
         ctx.wh.execute(render(tree, ctx.wh.dialect), params)
+    ctx.wh.commit()
+
+
+_DEAD = """
+insert into flowhouse.invalid_device_tokens
+    (token, customer_id, provider, reason, message_id, invalidated_at)
+select d.token, d.customer_id, d.provider, d.reason, d.message_id, :now
+from :dead
+where not exists (select 1 from flowhouse.invalid_device_tokens as i where i.token = d.token)
+"""
+
+_DEAD_COLUMNS = ("token", "customer_id", "provider", "reason", "message_id")
+
+
+def record_dead_tokens(
+    ctx: Context, provider: str, dead: Sequence[tuple[str, str, str, str]]
+) -> None:
+    """Write the device tokens ``provider`` answered dead, each ``(token, customer_id, reason,
+    message_id)``, once per token (the first reason kept)."""
+    first = {
+        token: (token, customer, provider, reason, message)
+        for token, customer, reason, message in dead
+    }
+    if not first:
+        return
+    rows = list(first.values())
+    columns = [(c, "text") for c in _DEAD_COLUMNS]
+    tree = statement(_DEAD, ctx.schema, now=ctx.now, dead=array_rows(columns, "d"))
+    ctx.wh.execute(
+        render(tree, ctx.wh.dialect), [[r[i] for r in rows] for i in range(len(columns))]
+    )
     ctx.wh.commit()
 
 

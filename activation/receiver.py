@@ -27,6 +27,16 @@ array of objects 400.
   once the token's signature checks out and the sender registered it (``<inbox>/links/``), the
   click is stored and the answer is a 302 to the original URL; a forged or unknown token answers
   404 and stores nothing.
+- ``GET /onsite/messages?customer=<id>``: the customer's pending onsite messages as JSON (read
+  from the warehouse, :mod:`flowhouse.activation.onsite`), with a signed customer token
+  (``Authorization: Bearer <token>`` or ``&token=``, see
+  :mod:`flowhouse.activation.providers.onsite.token`): missing, malformed or expired 401, forged
+  403; 503 with ``Retry-After`` while a DuckDB warehouse is being written.
+- ``POST /onsite/messages/<message_id>/seen``, ``/dismissed`` and ``/clicked``, with the same
+  token: stored
+  for the inbox (``<inbox>/onsite/``) when the message is one of the customer's pending ones
+  (else 404). Onsite answers carry ``Access-Control-Allow-Origin: *`` (the token, not a cookie,
+  authenticates), so a storefront's own pages can poll.
 """
 
 from __future__ import annotations
@@ -40,7 +50,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -49,14 +59,24 @@ from urllib.parse import parse_qsl
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from flowhouse.activation import links
+from flowhouse.activation.onsite import Reader, WarehouseBusy
+from flowhouse.activation.onsite import reader as onsite_reader
 from flowhouse.activation.providers import sendgrid_signature, vonage_signature
 from flowhouse.activation.providers.base import Secrets
 from flowhouse.activation.providers.delivery import ProviderConfigs
+from flowhouse.activation.providers.onsite import token as onsite_token
 from flowhouse.core.errors import ConfigError
+from flowhouse.core.warehouse import Location
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MAX_BODY = 5 * 1024 * 1024  # bytes: SendGrid batches stay far below this
@@ -217,6 +237,103 @@ def _form(body: bytes) -> list[tuple[str, str]]:
     return parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
 
 
+# -- onsite messages -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnsiteAccess:
+    """What the onsite endpoints need: the secret customer tokens are signed with, how far
+    ahead a token may expire, how many messages a poll answers, and the reader of pending
+    messages (:func:`flowhouse.activation.onsite.reader`)."""
+
+    secret: str = field(repr=False)
+    max_token_age: timedelta
+    max_messages: int
+    read: Reader
+
+
+def onsite_access(
+    configs: ProviderConfigs, location: Location, environ: Mapping[str, str] | None = None
+) -> OnsiteAccess | None:
+    """The onsite endpoints' access when ``delivery.onsite.secret_env`` is set (None: the
+    storefront endpoints answer 404 saying so); a secret holding a control character is refused
+    naming the variable."""
+    env = os.environ if environ is None else environ
+    config = configs.onsite
+    if not env.get(config.secret_env):
+        return None
+    secret = Secrets(env).get(config.secret_env, "the secret customer tokens are signed with")
+    return OnsiteAccess(secret, config.max_token_age, config.max_messages, onsite_reader(location))
+
+
+_CORS = {"Access-Control-Allow-Origin": "*"}
+_ONSITE_KINDS = ("seen", "dismissed", "clicked")
+
+
+def _onsite_routes(
+    inbox: Path, access: OnsiteAccess | None, clock: Callable[[], float]
+) -> list[Route]:
+    """``GET /onsite/messages`` and ``POST /onsite/messages/{id}/{seen|dismissed}``."""
+
+    def refused(request: Request) -> tuple[str, Response | None]:
+        customer = request.query_params.get("customer", "").strip()
+        if access is None:
+            text = "onsite messages are not configured (delivery.onsite.secret_env is not set)"
+            return customer, PlainTextResponse(text, status_code=404, headers=_CORS)
+        scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+        given = bearer.strip() if scheme.lower() == "bearer" else ""
+        given = given or request.query_params.get("token", "")
+        max_age = access.max_token_age.total_seconds()
+        refusal = onsite_token.check(access.secret, customer, given, clock(), max_age)
+        if refusal is None:
+            return customer, None
+        return customer, PlainTextResponse(refusal.reason, refusal.status_code, headers=_CORS)
+
+    async def read(customer: str) -> list[dict[str, Any]] | Response:
+        assert access is not None
+        now = datetime.fromtimestamp(clock(), UTC).replace(tzinfo=None)
+        try:
+            return await run_in_threadpool(access.read, customer, now, access.max_messages)
+        except WarehouseBusy as err:
+            headers = _CORS | {"Retry-After": "5"}
+            return PlainTextResponse(str(err), status_code=503, headers=headers)
+
+    async def messages(request: Request) -> Response:
+        customer, no = refused(request)
+        if no is not None:
+            return no
+        found = await read(customer)
+        if isinstance(found, Response):
+            return found
+        return JSONResponse({"customer_id": customer, "messages": found}, headers=_CORS)
+
+    async def engaged(request: Request) -> Response:
+        customer, no = refused(request)
+        if no is not None:
+            return no
+        kind, message_id = request.path_params["kind"], request.path_params["message_id"]
+        if kind not in _ONSITE_KINDS:
+            text = "expected seen, dismissed or clicked"
+            return PlainTextResponse(text, status_code=404, headers=_CORS)
+        found = await read(customer)
+        if isinstance(found, Response):
+            return found
+        if message_id not in {m["message_id"] for m in found}:
+            text = "no such pending onsite message for this customer"
+            return PlainTextResponse(text, status_code=404, headers=_CORS)
+        record = {
+            "kind": kind, "message_id": message_id, "customer_id": customer,
+            "received_at": received_at(),
+        }  # fmt: skip
+        await _store(inbox, "onsite", _json(record))
+        return JSONResponse({"stored": kind}, status_code=202, headers=_CORS)
+
+    return [
+        Route("/onsite/messages", messages, methods=["GET"]),
+        Route("/onsite/messages/{message_id}/{kind}", engaged, methods=["POST"]),
+    ]
+
+
 # -- the app ---------------------------------------------------------------------------------------
 
 
@@ -225,10 +342,12 @@ def create_app(
     signing_key: str,
     checks: Verification,
     clock: Callable[[], float] = time.time,
+    onsite: OnsiteAccess | None = None,
 ) -> Starlette:
     """The receiver, storing into ``inbox``; provider webhooks are checked as ``checks`` says
     (Twilio's against ``checks.public_url``, the address Twilio was given, behind a proxy);
-    ``clock`` is the Unix time SendGrid's timestamps are compared with."""
+    ``clock`` is the Unix time SendGrid's timestamps and customer tokens are compared with;
+    ``onsite`` serves the storefront's onsite messages (None: those endpoints answer 404)."""
     sendgrid_key = (
         None
         if checks.sendgrid_public_key is None
@@ -389,6 +508,7 @@ def create_app(
             Route("/unsubscribe", unsubscribe_page, methods=["GET"]),
             Route("/unsubscribe", unsubscribe, methods=["POST"]),
             Route("/preferences", preferences_page, methods=["GET"]),
+            *_onsite_routes(inbox, onsite, clock),
         ]
     )
 
@@ -464,10 +584,17 @@ def _bad_link() -> Response:
     return PlainTextResponse("This link is not valid.", status_code=400)
 
 
-def serve(host: str, port: int, inbox: Path, signing_key: str, checks: Verification) -> None:
+def serve(
+    host: str,
+    port: int,
+    inbox: Path,
+    signing_key: str,
+    checks: Verification,
+    onsite: OnsiteAccess | None = None,
+) -> None:
     """Run the receiver until interrupted."""
     import uvicorn
 
-    app = create_app(inbox, signing_key, checks)
+    app = create_app(inbox, signing_key, checks, onsite=onsite)
     # no access log: request lines carry unsubscribe tokens
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +23,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from flowhouse.activation import recommend
 from flowhouse.activation.links import Claims, ShortLinks, message_links
-from flowhouse.activation.message import Outgoing, Sender
+from flowhouse.activation.message import Device, Outgoing, Sender
 from flowhouse.activation.providers.delivery import ProviderConfigs
 from flowhouse.flows.bounds import DEFAULT_LIMITS, Limits, describe, output_chars, render_bounded
 from flowhouse.flows.compile import CompiledFlow
@@ -57,6 +57,15 @@ where claim_id = :claim and status = :status
 
 #: Longest rendered subject or preheader, in characters.
 SUBJECT_CHARS = 1_000
+
+_DEVICES = """
+select t.customer_id, t.token, t.platform
+from staging.stg_device_tokens as t
+where t.customer_id in (select customer_id from :table)
+    and t.created_at <= :now and (t.revoked_at is null or t.revoked_at > :now)
+    and not exists (select 1 from flowhouse.invalid_device_tokens as i where i.token = t.token)
+order by t.customer_id, t.created_at desc, t.token
+"""
 
 #: Customer fields a destination may need beyond the template (profiles, audiences).
 PROFILE_FIELDS = ("email", "phone", "first_name", "last_name", "country", "effective_timezone")
@@ -113,6 +122,17 @@ def customers(ctx: Context, table: str) -> dict[str, dict[str, Any]]:
     return {str(r[names.index("customer_id")]): dict(zip(names, r, strict=True)) for r in rows}
 
 
+def devices(ctx: Context, table: str) -> dict[str, tuple[Device, ...]]:
+    """The usable device tokens of every customer of ``table``, newest first: not revoked, not
+    answered dead (read now, so a token retired since the message was queued is left out)."""
+    if not ctx.wh.table_exists("staging", "stg_device_tokens"):
+        return {}
+    found: dict[str, list[Device]] = {}
+    for customer_id, token, platform in ctx.rows(_DEVICES.replace(":table", table), now=ctx.now):
+        found.setdefault(str(customer_id), []).append(Device(str(token), str(platform)))
+    return {c: tuple(d) for c, d in found.items()}
+
+
 def render_claim(
     ctx: Context, renderer: Renderer, claim_id: str, status: str = "claimed"
 ) -> Rendered:
@@ -132,6 +152,8 @@ def render_rows(
     enrollment_id``; recommendations read the trigger of each enrollment in ``ctx.schema``."""
     out = Rendered()
     people = customers(ctx, table)
+    pushes = any(r["channel"] == "push" and route_of(renderer.settings, r) == "fcm" for r in rows)
+    reached = devices(ctx, table) if pushes else {}
     recs = recommend.recommendations(ctx.wh, table, ctx.now, schema=ctx.schema)
     catalog = renderer.catalog(ctx)
     env = renderer.environment()
@@ -145,6 +167,8 @@ def render_rows(
             outgoing = _outgoing(
                 renderer, env, row, people, recs, catalog, _wants_data(renderer, route, row)
             )
+            if route == "fcm":
+                outgoing = replace(outgoing, devices=reached.get(row["customer_id"], ()))
         except Exception as err:
             out.failed[row["message_id"]] = failure_reason(renderer, row, err)
             continue
@@ -223,12 +247,14 @@ def _outgoing(
         return Outgoing(**base, payload=payload, data=jsonable({"event": event}))
     context = _context(renderer, row, customer, recs, catalog)
     limits = renderer.limits
-    subject = _render_text(env, row["subject"], context, limits)
+    message = _message(renderer, row["flow_id"], row["step_id"])
+    subject = _render_text(env, message.title or row["subject"], context, limits)
     preheader = _render_text(env, row["preheader"], context, limits)
     context["message"] = {"subject": subject, "preheader": preheader}
     template = env.get_template(row["template"])
     body = render_bounded(template, context, limits, output_chars(row["channel"]))
-    html, text = (body, None) if row["channel"] == "email" else (None, body.strip())
+    is_html = row["channel"] == "email" or str(row["template"]).endswith(".html.j2")
+    html, text = (body, None) if is_html else (None, body.strip())
     if text is not None and row["channel"] == "sms" and renderer.short_links is not None:
         text = renderer.short_links.shorten(
             text, row["message_id"], row["customer_id"], row["channel"]
@@ -242,9 +268,14 @@ def _outgoing(
         data |= {"customer": profile, "subject": subject, "preheader": preheader}
         if "coupon" in context:
             data["coupon"] = context["coupon"]
+    link = _render_text(env, message.deep_link, context, limits)
+    extra: dict[str, Any] = {"deep_link": link} if link else {}
+    if message.expires_after is not None:
+        extra["expires_after_seconds"] = int(message.expires_after.total_seconds())
     return Outgoing(
         **base, subject=subject, html=html, text=text, template=row["template"],
-        data=jsonable(data), headers=headers, payload=_content(renderer, env, row, context),
+        data=jsonable(data), headers=headers,
+        payload=extra | _content(renderer, env, row, context),
     )  # fmt: skip
 
 

@@ -168,8 +168,7 @@ async def _call(run: Run, call: Call) -> _Try:
         clock = time.perf_counter()
         uncertain = False
         try:
-            response = await run.client.send(call.request)
-            outcomes = run.destination.outcomes(call, response)
+            outcomes = await run.destination.send(run.client, call)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as err:
             outcomes = _transient(call, f"could not connect: {type(err).__name__}")
         except httpx.TransportError as err:  # the request may have reached the provider

@@ -29,6 +29,7 @@ from flowhouse.activation.fake.webhooks import (
 from flowhouse.activation.outbox import Bucket, RetryFilter
 from flowhouse.activation.providers.base import Secrets
 from flowhouse.activation.providers.delivery import delivery_problems, provider_configs
+from flowhouse.activation.receiver import onsite_access
 from flowhouse.activation.receiver import serve as serve_receiver
 from flowhouse.activation.receiver import verification as webhook_checks
 from flowhouse.activation.sync.run import SyncOptions, run_syncs
@@ -189,8 +190,8 @@ def generate(
 @warehouse_option
 @click.argument(
     "input_name",
-    metavar="events|customers|products",
-    type=click.Choice(["events", "customers", "products"]),
+    metavar="events|customers|products|device_tokens",
+    type=click.Choice(["events", "customers", "products", "device_tokens"]),
 )
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
@@ -219,12 +220,14 @@ def generate(
 def load(
     warehouse: str, input_name: str, file: Path, fmt: str, mapping: str | None, shown: int
 ) -> None:
-    """Load a CSV, Parquet or JSON Lines FILE into raw.events, raw.customers or raw.products.
+    """Load a CSV, Parquet or JSON Lines FILE into raw.events, raw.customers, raw.products or
+    raw.device_tokens (the customers' push registration tokens).
 
     Columns are read by name, in any order and case. Rows that break the contract go to raw.rejects
     with their row number, field, value and reason; a bad optional customer field (a contact, the
     time zone...) is dropped and the customer kept; good rows are always loaded. Loading the same
-    events twice is a no-op (event ids are unique); customers and products are upserted by key.
+    events twice is a no-op (event ids are unique); customers, products and device tokens are
+    upserted by key.
     No record vanishes: a timestamp more than 24 hours ahead, a JSON line over 2 MiB or not UTF-8
     is rejected alone; a CSV file whose quote never closes is refused, naming the line.
     Progress goes to stderr.
@@ -691,6 +694,7 @@ def fake_provider(
     "in front already checks them). Repeatable.",
 )
 @flows_option
+@warehouse_option
 @handles_errors
 def receive(
     host: str,
@@ -699,6 +703,7 @@ def receive(
     public_url: str | None,
     unverified: tuple[str, ...],
     flows_dir: Path | None,
+    warehouse: str,
 ) -> None:
     """Receive provider webhooks (SendGrid events at /webhooks/sendgrid, checked with
     SENDGRID_WEBHOOK_PUBLIC_KEY; Twilio status callbacks at /webhooks/twilio, checked with
@@ -706,18 +711,23 @@ def receive(
     VONAGE_SIGNATURE_SECRET) and one-click unsubscribes from signed links (/unsubscribe), storing
     each in the inbox; `flowhouse send` and `tick` ingest it. Without SendGrid's or Twilio's key it
     does not start, unless --unverified names the provider; without Vonage's it refuses Vonage's
-    posts."""
+    posts. With FLOWHOUSE_ONSITE_SECRET set, a storefront polls a customer's onsite messages at
+    /onsite/messages (a signed customer token) and posts seen and dismissed back."""
 
     settings = load_settings(flows_dir or default_flows_dir())
     secrets = Secrets()
     key = secrets.get(settings.delivery.signing_key_env, "the key that signs unsubscribe links")
-    checks = webhook_checks(provider_configs(settings), None, unverified, public_url)
+    configs = provider_configs(settings)
+    checks = webhook_checks(configs, None, unverified, public_url)
+    onsite = onsite_access(configs, Location.parse(warehouse))
     click.echo(f"receiving webhooks on http://{host}:{port}, storing them in {inbox}")
     for name in sorted(checks.unverified):
         click.echo(f"warning: {name} webhooks are accepted without checking their signature")
     if checks.vonage_signature_secret is None and "vonage" not in checks.unverified:
         click.echo("note: Vonage webhooks are refused (set VONAGE_SIGNATURE_SECRET to accept them)")
-    serve_receiver(host, port, inbox, key, checks)
+    if onsite is None:
+        click.echo(f"onsite messages: off ({configs.onsite.secret_env} is not set)")
+    serve_receiver(host, port, inbox, key, checks, onsite)
 
 
 _PLAN_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown"}

@@ -2,13 +2,14 @@
 
 One run is one transaction, set-based: the ids go into a temp table, then one statement per table.
 
-- raw inputs: the customers' rows leave ``raw.customers``, ``raw.events`` and
-  ``raw.retracted_events``; ``raw.rejects`` loses every reject whose value or record holds their id,
-  e-mail or phone;
+- raw inputs: the customers' rows leave ``raw.customers``, ``raw.events``,
+  ``raw.retracted_events`` and ``raw.device_tokens``; ``raw.rejects`` loses every reject whose value
+  or record holds their id, e-mail, phone or a device token;
 - the engine's and activation's tables (every state schema: ``flowhouse``, the backtest's and the
   preview's): ``customer_id`` becomes ``'erased:' || md5(customer_id)`` so the flow totals do not
   change, and what was about them goes (addresses, rendered subjects and payloads, trigger
-  properties, profile values, provider answers). Their active enrollments end (``exited``,
+  properties, profile values, provider answers); their onsite messages and the device tokens FCM
+  answered dead are deleted. Their active enrollments end (``exited``,
   ``erased``); their queued messages are skipped (``erased``), so nothing more is sent;
 - syncs: a row a ``mirror`` sync's destination holds stays in ``flowhouse.sync_state`` until the
   next run of that sync removes it there (the removal needs the key and the fields the destination
@@ -64,11 +65,14 @@ where not exists (
 )
 """
 
-#: Their e-mail addresses and phone numbers, as the customer rows and the outbox hold them.
+#: Their e-mail addresses, phone numbers and device tokens, as the customer rows, the device
+#: tokens and the outbox hold them.
 _CONTACTS = """
 select email as value from raw.customers where customer_id in (select customer_id from _fh_erase)
 union
 select phone from raw.customers where customer_id in (select customer_id from _fh_erase)
+union
+select token from raw.device_tokens where customer_id in (select customer_id from _fh_erase)
 """
 
 _MESSAGE_ADDRESSES = """
@@ -94,7 +98,7 @@ where value in (select customer_id from _fh_erase)
 
 _RAW = [
     f"delete from {RAW_SCHEMA}.{table} where customer_id in (select customer_id from _fh_erase)"
-    for table in ("events", "retracted_events", "customers")
+    for table in ("events", "retracted_events", "customers", "device_tokens")
 ]
 
 _WHERE = "where customer_id in (select customer_id from _fh_erase)"
@@ -134,6 +138,8 @@ where message_id in (
 )""",
     ),
     ("test_sends", f"update flowhouse.test_sends set {_ANON} {_WHERE}"),
+    ("onsite_messages", f"delete from flowhouse.onsite_messages {_WHERE}"),
+    ("invalid_device_tokens", f"delete from flowhouse.invalid_device_tokens {_WHERE}"),
     ("coupon_codes", f"update flowhouse.coupon_codes set {_ANON} {_WHERE}"),
     ("profile_updates", f"update flowhouse.profile_updates set {_ANON}, value = null {_WHERE}"),
     (

@@ -61,7 +61,7 @@ from flowhouse.orchestration.engine.coupons import generate_codes
 from flowhouse.orchestration.engine.enroll import FAN_OUT_TYPES
 from flowhouse.orchestration.engine.tick import run_tick
 from flowhouse.rules.context import Context
-from flowhouse.rules.sendtime import ADDRESSES
+from flowhouse.rules.sendtime import ADDRESSES, NATIVE_PUSH_ADDRESS, native_push
 from flowhouse.status import CHANNELS, CustomerStatus, Decision, customer_status, message_lines
 
 PREVIEW_SCHEMA = "flowhouse_preview"
@@ -536,7 +536,10 @@ def step_row(
         pool = p.get("pool") if action == "coupon" else None
         row.update(channel=action, kind="action", is_marketing=False, coupon_pool=pool)
         row["payload"] = json.dumps(p, sort_keys=True)
-    row["address"] = customer.get(ADDRESSES.get(row["channel"], ""))
+    push = row["channel"] == "push" and native_push(settings)
+    row["address"] = customer.get(
+        NATIVE_PUSH_ADDRESS if push else ADDRESSES.get(row["channel"], "")
+    )
     if row["coupon_pool"]:
         pool = settings.coupon_pools.get(row["coupon_pool"])
         row["coupon_code"] = PREVIEW_COUPON

@@ -99,8 +99,8 @@ where customer_id = :customer_id and event_type = :event_type
 # -- the words ------------------------------------------------------------------------------------
 
 CHANNELS = {
-    "email": "e-mail", "sms": "SMS", "push": "push", "webhook": "webhook", "whatsapp": "WhatsApp",
-    "viber": "Viber",
+    "email": "e-mail", "sms": "SMS", "push": "push", "webhook": "webhook", "onsite": "onsite",
+    "whatsapp": "WhatsApp", "viber": "Viber",
 }  # fmt: skip
 
 SKIPS = {

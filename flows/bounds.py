@@ -40,7 +40,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 #: 4 KB payloads), 1,000,000 for a webhook body; WhatsApp 1,600 (Twilio's body limit), Viber 1,000
 #: (Vonage's text limit).
 OUTPUT_CHARS: dict[str, int] = {
-    "email": 1_000_000, "sms": 1_600, "push": 4_000, "whatsapp": 1_600, "viber": 1_000,
+    "email": 1_000_000, "sms": 1_600, "push": 4_000, "onsite": 20_000, "whatsapp": 1_600,
+    "viber": 1_000,
 }  # fmt: skip
 DEFAULT_OUTPUT_CHARS = 1_000_000
 #: Largest integer a template may compute (``**`` and ``*``), in bits (10**1000 has 3,322).

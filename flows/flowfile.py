@@ -69,7 +69,7 @@ Sql = Annotated[
     str, Field(min_length=1, description="A SQL boolean expression (see docs/flows.md)")
 ]
 LocalTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, 24 h")]
-Channel = Literal["email", "sms", "push", "webhook", "whatsapp", "viber"]
+Channel = Literal["email", "sms", "push", "webhook", "onsite", "whatsapp", "viber"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -210,7 +210,7 @@ class Exit(Model):
 class Cap(Model):
     """At most `limit` marketing messages on `channel` (or `any` channel) per rolling `period`."""
 
-    channel: Literal["email", "sms", "push", "whatsapp", "viber", "any"]
+    channel: Literal["email", "sms", "push", "onsite", "whatsapp", "viber", "any"]
     limit: Annotated[int, Field(ge=0)]
     period: Duration
 
@@ -366,7 +366,15 @@ class Split(StepBase):
 
 
 #: The destinations a message or outbox channel can be routed to (activation/providers/).
-Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience", "vonage"]
+Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience", "fcm", "onsite", "vonage"]
+
+
+#: The fields only some channels take, and which.
+CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
+    "title": ("push", "onsite"),
+    "deep_link": ("push", "onsite"),
+    "expires_after": ("onsite",),
+}
 
 
 class Message(Model):
@@ -391,6 +399,28 @@ class Message(Model):
         description="WhatsApp: the template's variables ({1: '{{ customer.first_name }}'}), "
         "each rendered like a subject",
     )
+    title: str | None = Field(
+        None, description="push and onsite: the notification's title (a template, like subject)"
+    )
+    deep_link: str | None = Field(
+        None,
+        description="push and onsite: where a tap or click leads (an app link or an https URL; "
+        "a template)",
+    )
+    expires_after: Duration | None = Field(
+        None,
+        description="onsite: how long after its due time the message may be shown (default: "
+        "the store's onsite.expires_after)",
+    )
+
+    @model_validator(mode="after")
+    def _channel_fields(self) -> Message:
+        for name, channels in CHANNEL_FIELDS.items():
+            if getattr(self, name) is not None and self.channel not in channels:
+                raise ValueError(
+                    f"{name} is for {' and '.join(channels)} messages, not {self.channel}"
+                )
+        return self
 
 
 class Send(StepBase):

@@ -190,7 +190,7 @@ def _send_references(
         event=keys,
     ):
         yield (*loc, "send", "template"), f"template {problem}", None
-    for name in ("subject", "preheader"):
+    for name in ("subject", "preheader", "title", "deep_link"):
         text = getattr(message, name)
         for problem in check_text(templates, text or "", has_coupon=has_coupon, event=keys):
             yield (*loc, "send", name), problem, text

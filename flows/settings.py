@@ -118,7 +118,7 @@ class Events(Model):
         return properties
 
 
-Channel = Literal["email", "sms", "push", "whatsapp", "viber"]
+Channel = Literal["email", "sms", "push", "onsite", "whatsapp", "viber"]
 
 
 def _default_smart_sending() -> dict[Channel, timedelta]:
@@ -136,6 +136,7 @@ def _default_routes() -> dict[str, Route]:
         "webhook": "webhook",
         "admin_task": "webhook",
         "audience_sync": "audience",
+        "onsite": "onsite",
     }
 
 
@@ -160,6 +161,14 @@ class Delivery(Model):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     routes: dict[str, Route] = Field(default_factory=_default_routes)
+
+    @field_validator("routes")
+    @classmethod
+    def _onsite_stays_onsite(cls, routes: dict[str, Route]) -> dict[str, Route]:
+        """Routes written without ``onsite`` keep it in the warehouse (not the webhook every
+        other unnamed channel falls back to)."""
+        return routes if "onsite" in routes else {**routes, "onsite": "onsite"}
+
     links_url: str | None = Field(
         default=None, description="Where unsubscribe and preference links point; default: store url"
     )

@@ -48,6 +48,7 @@ ENDINGS: dict[str, tuple[str, ...]] = {
     "whatsapp": (".txt.j2",),
     "viber": (".txt.j2",),
     "webhook": (".json.j2", ".txt.j2"),
+    "onsite": (".html.j2", ".txt.j2"),
 }
 
 

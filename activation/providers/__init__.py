@@ -29,6 +29,9 @@ klaviyo    an event per message that triggers a        ``POST /api/events``, one
 webhook    signed JSON for push, webhook actions and   ``POST`` to the action's     ``idempotent``
            admin tasks                                 ``url`` or the base URL,     (``Idempotency-
                                                        one per message              Key``)
+fcm        native mobile and web push to each valid    ``POST /v1/projects/{p}/     ``none`` (no
+           device token (Firebase Cloud Messaging      messages:send``, one per     idempotency key,
+           HTTP v1); dead tokens recorded              device token                 no lookup)
 audience   hashed e-mail and phone added to a paid-    ``POST {base}/{audience}     ``idempotent``
            ads customer list                           /users``, one per audience   (adding twice is
                                                        (up to 10,000 members)       harmless)
@@ -37,9 +40,14 @@ vonage     Viber Business Messages from the store's    ``POST /v0.1/messages/``,
            marketing, transaction otherwise)                                        idempotency key)
 =========  ==========================================  ===========================  ==============
 
+``onsite`` messages are no request: the sender writes them to ``flowhouse.onsite_messages``
+(:mod:`flowhouse.activation.onsite`) and a storefront polls them through ``flowhouse receive``;
+its seen and dismissed posts are its part of the inbound mapping.
+
 ``reconcile`` is how a message left in flight by a crash is settled (see
 :mod:`flowhouse.activation.providers.base`). Every request but the audience's is validated in the
-tests against the provider's published OpenAPI document (:mod:`flowhouse.activation.openapi`).
+tests against the provider's published OpenAPI document (:mod:`flowhouse.activation.openapi`;
+FCM's, a Google discovery document: :mod:`flowhouse.activation.discovery`).
 
 Syncs keep a destination object mirrored, one :class:`~flowhouse.activation.sync.target.SyncTarget`
 each: a Klaviyo list, SendGrid contacts and lists, a paid-ads audience and rows posted to a webhook.
@@ -59,11 +67,16 @@ from flowhouse.activation.providers.audience.fake import FAKE as AUDIENCE_FAKE
 from flowhouse.activation.providers.audience.sync import AudienceTarget
 from flowhouse.activation.providers.base import Destination
 from flowhouse.activation.providers.config import ProviderConfig
+from flowhouse.activation.providers.fcm.config import Fcm
+from flowhouse.activation.providers.fcm.destination import FcmDestination
+from flowhouse.activation.providers.fcm.fake import FAKE as FCM_FAKE
 from flowhouse.activation.providers.inbound import Inbound
 from flowhouse.activation.providers.klaviyo.config import Klaviyo
 from flowhouse.activation.providers.klaviyo.destination import KlaviyoDestination
 from flowhouse.activation.providers.klaviyo.fake import FAKE as KLAVIYO_FAKE
 from flowhouse.activation.providers.klaviyo.sync import KlaviyoTarget
+from flowhouse.activation.providers.onsite.config import Onsite
+from flowhouse.activation.providers.onsite.inbound import INBOUND as ONSITE_INBOUND
 from flowhouse.activation.providers.sendgrid import signature as sendgrid_signature
 from flowhouse.activation.providers.sendgrid.config import SendGrid
 from flowhouse.activation.providers.sendgrid.destination import SendGridDestination
@@ -93,7 +106,8 @@ class Provider:
 
     name: str
     config: type[ProviderConfig]
-    destination: type[Destination]
+    #: None: no HTTP destination (onsite messages are written to a warehouse table).
+    destination: type[Destination] | None
     target: type[SyncTarget] | None = None
     inbound: Inbound | None = None
     fake: FakeApi | None = None
@@ -115,11 +129,15 @@ PROVIDERS: dict[str, Provider] = {
         Provider("webhook", Webhook, WebhookDestination, WebhookTarget, fake=WEBHOOK_FAKE),
         Provider("audience", Audience, AudienceDestination, AudienceTarget, fake=AUDIENCE_FAKE),
         Provider("vonage", Vonage, VonageDestination, None, VONAGE_INBOUND, VONAGE_FAKE),
+        Provider("fcm", Fcm, FcmDestination, fake=FCM_FAKE),
+        Provider("onsite", Onsite, None, inbound=ONSITE_INBOUND),
     )
 }
 
 #: The message destinations, by name.
-DESTINATIONS: dict[str, type[Destination]] = {n: p.destination for n, p in PROVIDERS.items()}
+DESTINATIONS: dict[str, type[Destination]] = {
+    n: p.destination for n, p in PROVIDERS.items() if p.destination is not None
+}
 
 #: The sync targets, by name (the providers a sync file can name).
 TARGETS: dict[str, type[SyncTarget]] = {

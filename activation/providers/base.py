@@ -161,6 +161,17 @@ def match(
     return [result[m] for m in message_ids]
 
 
+@dataclass(frozen=True)
+class DeadAddress:
+    """An address the provider says can never be reached again (FCM: an unregistered or invalid
+    device token): recorded, and not used again."""
+
+    address: str
+    customer_id: str
+    message_id: str
+    reason: str
+
+
 class MissingSecret(ConfigError):
     """A credential a destination needs is not in the environment (names the variable)."""
 
@@ -190,6 +201,21 @@ class Secrets:
 
     def __repr__(self) -> str:
         return f"Secrets(fake={self._fake})"
+
+    @property
+    def fake(self) -> bool:
+        """Whether missing credentials are placeholders (the local fake provider)."""
+        return self._fake
+
+    def has(self, name: str) -> bool:
+        """Whether the environment sets ``name`` (a placeholder does not count)."""
+        return bool(self._environ.get(name))
+
+    def remember(self, value: str) -> None:
+        """Redact ``value`` too from now on (a credential obtained at run time: an access
+        token a key was exchanged for)."""
+        if value:
+            self._remember(value)
 
     def get(self, name: str, what: str) -> str:
         value = self._environ.get(name)
@@ -293,6 +319,15 @@ class Destination(ABC):
             Outcome(m, status, reason=reason, retry_after=wait, status_code=code)
             for m in call.message_ids
         ]
+
+    async def send(self, client: httpx.AsyncClient, call: Call) -> list[Outcome]:
+        """Send ``call`` and read one outcome per message (a destination that needs more than
+        one request per message, or credentials obtained at run time, overrides this)."""
+        return self.outcomes(call, await client.send(call.request))
+
+    def dead_addresses(self) -> list[DeadAddress]:
+        """The addresses found dead since the last call (each returned once)."""
+        return []
 
     @abstractmethod
     def accepted(self, call: Call, response: httpx.Response) -> list[Outcome]:

@@ -18,7 +18,9 @@ from pydantic import ValidationError
 from flowhouse.activation.providers import PROVIDERS
 from flowhouse.activation.providers.audience.config import Audience
 from flowhouse.activation.providers.config import ProviderConfig
+from flowhouse.activation.providers.fcm.config import Fcm
 from flowhouse.activation.providers.klaviyo.config import Klaviyo
+from flowhouse.activation.providers.onsite.config import Onsite
 from flowhouse.activation.providers.sendgrid.config import SendGrid
 from flowhouse.activation.providers.twilio.config import Twilio
 from flowhouse.activation.providers.vonage.config import Vonage
@@ -40,6 +42,8 @@ class ProviderConfigs:
     webhook: Webhook = field(default_factory=Webhook)
     audience: Audience = field(default_factory=Audience)
     vonage: Vonage = field(default_factory=Vonage)
+    fcm: Fcm = field(default_factory=Fcm)
+    onsite: Onsite = field(default_factory=Onsite)
 
     def __getitem__(self, name: str) -> ProviderConfig:
         config: ProviderConfig = getattr(self, name)

@@ -1,6 +1,7 @@
-"""The canonical inputs: ``raw.events``, ``raw.customers`` and ``raw.products``.
+"""The canonical inputs: ``raw.events``, ``raw.customers`` and ``raw.products``, and the contact
+table ``raw.device_tokens`` (the customers' push registration tokens, for native push).
 
-A deployment maps its own tables onto these three (or loads files into them with ``flowhouse
+A deployment maps its own tables onto these (or loads files into them with ``flowhouse
 load``); everything downstream — dbt models, the engine, activation — reads only these. Timestamps
 are UTC without a zone; ``properties`` is JSON. The vocabulary of event types and the properties
 each carries are documented in ``docs/events.md``.
@@ -33,6 +34,8 @@ class Input:
     name: str
     key: str
     columns: tuple[Column, ...]
+    #: The column whose newer (or equal) value wins when a key is loaded again.
+    version: str = "updated_at"
 
     @property
     def column_names(self) -> list[str]:
@@ -90,7 +93,28 @@ PRODUCTS = Input(
     ),
 )
 
-INPUTS: dict[str, Input] = {i.name: i for i in (EVENTS, CUSTOMERS, PRODUCTS)}
+#: The platforms a device token can belong to.
+PLATFORMS = ("ios", "android", "web")
+
+DEVICE_TOKENS = Input(
+    name="device_tokens",
+    key="token",
+    columns=(
+        Column("customer_id", "text", True, "whose device"),
+        Column("token", "text", True, "the FCM registration token of one app install or browser"),
+        Column("platform", "text", True, "ios, android or web"),
+        Column("created_at", "timestamp", True, "when the app registered the token (UTC)"),
+        Column(
+            "revoked_at",
+            "timestamp",
+            False,
+            "when the app withdrew it (logout, notifications turned off); empty: in use",
+        ),
+    ),
+    version="created_at",
+)
+
+INPUTS: dict[str, Input] = {i.name: i for i in (EVENTS, CUSTOMERS, PRODUCTS, DEVICE_TOKENS)}
 
 RAW_EVENT_TYPES: tuple[str, ...] = (
     "customer_created", "product_viewed", "category_viewed", "searched", "added_to_cart",
@@ -102,6 +126,7 @@ RAW_EVENT_TYPES: tuple[str, ...] = (
     "inventory_changed", "price_changed",
     "message_delivered", "message_opened", "message_clicked", "message_bounced",
     "message_complained",
+    "message_dismissed",
 )  # fmt: skip
 
 #: Derived in dbt (``models/derived``). ``customer_created`` is also a raw type: flowhouse derives
@@ -203,6 +228,7 @@ EVENT_PROPERTIES: dict[str, tuple[Property, ...]] = {
         "message_clicked": _MESSAGE,
         "message_bounced": _MESSAGE,
         "message_complained": _MESSAGE,
+        "message_dismissed": _MESSAGE,
         "cart_abandoned": "cart_id:text, value:number, lines:list, last_activity_at:timestamp, "
         "margin_pct:number?",
         "browse_abandoned": "sku:text, category:text?, views:number",

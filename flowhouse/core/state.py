@@ -21,6 +21,10 @@
 | ``sync_runs`` | sync run: when, mode, how many rows added, changed, removed, rejected |
 | ``sync_rows`` | row a sync run sent: the operation, accepted or rejected, and why |
 | ``erased_customers`` | customer erased (``flowhouse erase``): the md5 of their id, never the id |
+| ``onsite_messages`` | onsite message posted for a storefront: its content, until when it may
+  show, pending, seen, dismissed or expired (with the reason) |
+| ``invalid_device_tokens`` | device token the push provider answered dead (FCM ``UNREGISTERED``, or
+  ``INVALID_ARGUMENT`` on the token): never used again |
 
 Beside them, in ``raw``: ``retracted_events`` (:data:`RETRACTED_EVENTS`), one row per event taken
 out of ``raw.events`` by ``flowhouse events retract``: the row as it was, why and when.
@@ -226,6 +230,31 @@ TABLES: dict[str, Columns] = {
     "erased_customers": (
         ("customer_hash", "text", True),
         ("erased_at", "timestamp", True),
+    ),
+    "onsite_messages": (
+        ("message_id", "text", True),
+        ("customer_id", "text", True),
+        ("flow_id", "text", True),
+        ("step_id", "text", True),
+        ("title", "text", False),
+        ("body", "text", False),
+        ("body_format", "text", False),
+        ("deep_link", "text", False),
+        ("created_at", "timestamp", True),
+        ("expires_at", "timestamp", True),
+        ("status", "text", True),
+        ("seen_at", "timestamp", False),
+        ("dismissed_at", "timestamp", False),
+        ("ended_at", "timestamp", False),
+        ("end_reason", "text", False),
+    ),
+    "invalid_device_tokens": (
+        ("token", "text", True),
+        ("customer_id", "text", True),
+        ("provider", "text", True),
+        ("reason", "text", True),
+        ("message_id", "text", False),
+        ("invalidated_at", "timestamp", True),
     ),
     "flow_skips": (
         ("tick_at", "timestamp", True),

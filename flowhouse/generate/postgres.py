@@ -17,12 +17,15 @@ from flowhouse.core.contract import INPUTS, RAW_SCHEMA, Input
 
 BATCH_ROWS = 200_000
 #: The order rows are copied in (events in loaded_at order, as DuckDB stores them).
-ORDER = {"events": ("loaded_at", "event_id"), "customers": ("customer_id",), "products": ("sku",)}
+ORDER = {
+    "events": ("loaded_at", "event_id"), "customers": ("customer_id",), "products": ("sku",),
+    "device_tokens": ("token",),
+}  # fmt: skip
 
 
 def copy_inputs(scratch: Any, target: Any) -> None:
     """Append every row of the scratch DuckDB's raw tables to the PostgreSQL ones."""
-    for name in ("customers", "products", "events"):
+    for name in ("customers", "device_tokens", "products", "events"):
         copy_input(scratch, target, INPUTS[name])
 
 

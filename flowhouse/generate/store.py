@@ -99,7 +99,7 @@ def _prepare(wh: Warehouse) -> None:
 
 def _clear(wh: Warehouse, *, first: bool) -> None:
     """A first run replaces the store; a later one replaces only the catalog's current state."""
-    names = ("events", "customers", "products") if first else ("products",)
+    names = ("events", "customers", "products", "device_tokens") if first else ("products",)
     for name in names:
         wh.execute(exp.delete(f"{RAW_SCHEMA}.{INPUTS[name].name}"))
     if first:

@@ -21,6 +21,7 @@ from sqlglot import exp
 from flowhouse.core.contract import (
     CATALOG_EVENT_TYPES,
     EVENT_PROPERTIES,
+    PLATFORMS,
     RAW_EVENT_TYPES,
     Column,
     Input,
@@ -180,6 +181,16 @@ def checks_for(
             else c
             for c in out
         ]
+    if spec.name == "device_tokens":
+        platform = exp.func("lower", exp.func("trim", exp.column("platform")))
+        known = platform.isin(*(exp.Literal.string(p) for p in PLATFORMS))
+        out.append(
+            Check(
+                "platform",
+                exp.and_(present(exp.column("platform")), exp.not_(known)),
+                "unknown platform; expected ios, android or web",
+            )
+        )
     if spec.name == "products":
         for money in ("price", "cost"):
             col = exp.TryCast(this=exp.column(money), to=exp.DataType.build("decimal(12, 2)"))

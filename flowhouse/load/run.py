@@ -6,7 +6,8 @@ warehouse itself for a DuckDB warehouse, in memory for PostgreSQL), all checks i
 problem gets one reject in ``raw.rejects`` (row number, field, value, reason, action); rejected rows
 are left out, rows with only a bad optional field are kept without it, every other row is written.
 Events are immutable and keyed by ``event_id``, so loading the same file twice changes nothing;
-customers and products are upserted by key (the newer ``updated_at`` wins). Each load is recorded in
+customers and products are upserted by key (the newer ``updated_at`` wins; a device token's
+newer ``created_at``, or the same one again: a revocation). Each load is recorded in
 ``raw.loads``. Progress goes to a callback (the CLI prints it on stderr).
 
 Row numbers count data records from 1 (the header is not a record); for JSON Lines they are line
@@ -406,7 +407,7 @@ def _duplicate_keys(con: Any, spec: Input) -> None:
         order = [exp.Ordered(this=exp.column("row_number"))]
         why = "duplicate {key} in the file; row {row} came first and was kept"
     else:
-        updated = exp.TryCast(this=exp.column("updated_at"), to=exp.DataType.build("timestamptz"))
+        updated = exp.TryCast(this=exp.column(spec.version), to=exp.DataType.build("timestamptz"))
         order = [
             exp.Ordered(this=updated, desc=True, nulls_first=False),
             exp.Ordered(this=exp.column("row_number"), desc=True),
@@ -525,7 +526,7 @@ def _delete_older(target: str, staged: str, spec: Input) -> exp.Delete:
     newer = (
         exp.select("1").from_(exp.to_table(staged).as_("s"))
         .where(exp.column(spec.key, "s").eq(exp.column(spec.key, "t")))
-        .where(exp.column("updated_at", "s") >= exp.column("updated_at", "t"))
+        .where(exp.column(spec.version, "s") >= exp.column(spec.version, "t"))
     )  # fmt: skip
     return exp.delete(exp.to_table(target).as_("t"), where=exp.Exists(this=newer))
 

@@ -44,6 +44,7 @@ class PathSpec:
 CHANNELS = {
     "email": "Email", "sms": "Text message", "push": "Push", "webhook": "Webhook",
     "whatsapp": "WhatsApp", "viber": "Viber",
+    "onsite": "Onsite message",
 }  # fmt: skip
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -107,7 +108,8 @@ def step_label(step: Step, flow: Flow) -> Label:
 
 def _send(step: Send) -> Label:
     m = step.send
-    detail = [f"“{m.subject}”" if m.subject else m.template]
+    shown = m.subject or m.title  # a push's or an onsite message's title
+    detail = [f"“{shown}”" if shown else m.template]
     if m.coupon_pool:
         detail.append(f"with a {m.coupon_pool} code")
     return Label(f"send {m.channel}", CHANNELS.get(m.channel, m.channel), tuple(detail))

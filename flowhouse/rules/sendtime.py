@@ -9,9 +9,10 @@ know: the address (at queue time), the flow's suppression predicate, the engagem
 the message was queued (at send time).
 
 Caps and smart sending look back from a message's time over the marketing messages the customer
-got on that channel (or on any, for a cap on ``any``), in any flow. :func:`window_counts` adds one
-count per (channel, seconds) window to a grouped query; :func:`caps_rule` and :func:`smart_rule`
-are each flow's test over those counts (on the row ``o`` joined to the counts ``r``).
+got on that channel (or on any but ``onsite``, for a cap on ``any``), in any flow.
+:func:`window_counts` adds one count per (channel, seconds) window to a grouped query;
+:func:`caps_rule` and :func:`smart_rule` are each flow's test over those counts (on the row
+``o`` joined to the counts ``r``).
 """
 
 from __future__ import annotations
@@ -33,10 +34,14 @@ REASONS = (
     "smart_sending", "quiet_hours", "discount_active", "coupon_pool_empty",
 )  # fmt: skip
 
-#: The channels with an address on the customer row, and the column holding it.
+#: The channels with an address on the customer row, and the column holding it. A push routed
+#: to a store's own push service (the signed webhook) is addressed by the customer id; one routed
+#: to FCM (:data:`NATIVE_PUSH_ADDRESS`) by the customer's newest valid device token.
 ADDRESSES = {
-    "email": "email", "sms": "phone", "push": "customer_id", "whatsapp": "phone", "viber": "phone",
+    "email": "email", "sms": "phone", "push": "customer_id", "onsite": "customer_id",
+    "whatsapp": "phone", "viber": "phone",
 }  # fmt: skip
+NATIVE_PUSH_ADDRESS = "push_token"
 
 #: The channels with marketing consent, unsubscribes and suppression on the customer row.
 CONSENT_CHANNELS = ("email", "sms", "whatsapp", "viber")
@@ -58,6 +63,8 @@ class Checked:
     lateness: exp.Expr
     #: Alias of ``core.customer_attributes`` joined to the row.
     customer: str = "customer"
+    #: Push goes to devices (FCM): addressed by a device token, with push consent.
+    native_push: bool = False
 
     def is_message(self) -> exp.Expr:
         return self.kind.copy().eq(literal("message"))
@@ -76,10 +83,26 @@ class Checked:
         return exp.column(name, self.customer)
 
 
+def native_push(settings: Settings) -> bool:
+    """Whether ``push`` messages go to devices through FCM (else to the store's own push
+    service through the signed webhook, addressed by customer id and without push consent, as
+    before FCM was supported)."""
+    return settings.delivery.routes.get("push", "webhook") == "fcm"
+
+
+def addresses(row: Checked) -> dict[str, str]:
+    """The address column of each channel, for ``row``."""
+    return ADDRESSES | ({"push": NATIVE_PUSH_ADDRESS} if row.native_push else {})
+
+
+def consent_channels(row: Checked) -> tuple[str, ...]:
+    return CONSENT_CHANNELS + (("push",) if row.native_push else ())
+
+
 def address_of(row: Checked) -> exp.Expr:
     """The customer's address on the row's channel (null for other channels)."""
     case = exp.Case(this=row.channel.copy())
-    for channel, column in ADDRESSES.items():
+    for channel, column in addresses(row).items():
         case = case.when(literal(channel), row.attribute(column))
     return case
 
@@ -102,14 +125,16 @@ def early_checks(
     messages)."""
     checks: list[Check] = []
     if address:
-        known = exp.In(this=row.channel.copy(), expressions=[literal(c) for c in ADDRESSES])
+        known = exp.In(this=row.channel.copy(), expressions=[literal(c) for c in addresses(row)])
         missing = exp.Is(this=address_of(row), expression=exp.null())
         checks.append((exp.and_(row.is_message(), known, missing), "no_address"))
     checks += _consent_checks(row)
     if unsubscribed_since is not None:
         since = unsubscribed_since.copy()
         checks.append((exp.and_(row.is_marketing_message(), since), "unsubscribed"))
-    for channel in CONSENT_CHANNELS:
+    for channel in consent_channels(row):
+        if channel == "push":
+            continue  # a dead device token is retired, not a suppression of the customer
         suppressed = exp.Not(
             this=exp.Is(this=row.attribute(f"{channel}_suppressed_at"), expression=exp.null())
         )
@@ -129,13 +154,16 @@ def _consent_checks(row: Checked) -> list[Check]:
     opted in (even with an unsubscribe on record: consent comes first in :data:`REASONS`) or never
     unsubscribed, ``unsubscribed`` where an opted-in customer unsubscribed since."""
     checks: list[Check] = []
-    for channel in CONSENT_CHANNELS:
+    for channel in consent_channels(row):
         consent = exp.func("coalesce", row.attribute(f"has_{channel}_consent"), exp.false())
         without = exp.and_(row.is_marketing_message(), row.on_channel(channel), exp.not_(consent))
         opted_in = exp.func("coalesce", row.attribute(f"has_{channel}_opt_in"), exp.false())
         never_left = exp.Is(this=row.attribute(f"{channel}_unsubscribed_at"), expression=exp.null())
         checks.append((exp.and_(without, exp.or_(exp.not_(opted_in), never_left)), "consent"))
         checks.append((without.copy(), "unsubscribed"))
+    left = exp.Not(this=exp.Is(this=row.attribute("onsite_unsubscribed_at"), expression=exp.null()))
+    onsite = exp.and_(row.is_marketing_message(), row.on_channel("onsite"), left)
+    checks.append((onsite, "unsubscribed"))  # onsite needs no opt-in, only no opt-out
     return checks
 
 
@@ -195,6 +223,8 @@ def window_counts(
         )
         if channel != "any":
             recent = exp.and_(recent, exp.column("channel", "m").eq(literal(channel)))
+        else:  # onsite messages do not spend the cross-channel budget
+            recent = exp.and_(recent, exp.column("channel", "m").neq(literal("onsite")))
         counted = exp.Count(this=exp.Case().when(recent, literal(1)))
         tree = tree.select(exp.alias_(counted, recent_column(channel, seconds)))
     return tree
@@ -218,8 +248,10 @@ def flow_smart(settings: Settings, f: CompiledFlow) -> dict[str, int]:
     if f.flow.transactional or f.flow.smart_sending is False:
         return {}
     out = {}
-    for channel in ("email", "sms", "push", "whatsapp", "viber"):
-        window = f.flow.smart_sending or settings.smart_sending.get(channel)
+    for channel in ("email", "sms", "push", "onsite", "whatsapp", "viber"):
+        window = settings.smart_sending.get(channel)
+        if channel != "onsite":  # onsite is not interruptive: only the store's own setting
+            window = f.flow.smart_sending or window
         if window:
             out[channel] = int(window.total_seconds())
     return out

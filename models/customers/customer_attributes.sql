@@ -38,6 +38,12 @@ affinity as (
 
 ),
 
+push as (
+
+    select * from {{ ref('int_customer_push') }}
+
+),
+
 as_of as (
 
     select {{ flowhouse.flowhouse_now() }} as now_at
@@ -91,6 +97,12 @@ joined as (
         suppression.sms_suppressed_at,
         suppression.whatsapp_suppressed_at,
         suppression.viber_suppressed_at,
+        push.push_token,
+        coalesce(push.push_token_count, 0) as push_token_count,
+        coalesce(push.has_push_consent, false) as has_push_consent,
+        coalesce(push.has_push_opt_in, false) as has_push_opt_in,
+        push.push_unsubscribed_at,
+        push.onsite_unsubscribed_at,
         as_of.now_at as computed_at
     from customers
     cross join as_of
@@ -99,6 +111,7 @@ joined as (
     left join consent on customers.customer_id = consent.customer_id
     left join suppression on customers.customer_id = suppression.customer_id
     left join affinity on customers.customer_id = affinity.customer_id
+    left join push on customers.customer_id = push.customer_id
 
 ),
 
@@ -235,6 +248,12 @@ final as (
         last_{{ chat }}_unsubscribed_at as {{ chat }}_unsubscribed_at,
         {{ chat }}_suppressed_at,
         {%- endfor %}
+        push_token,
+        push_token_count,
+        has_push_consent,
+        has_push_opt_in,
+        push_unsubscribed_at,
+        onsite_unsubscribed_at,
         computed_at
     from ltv
 

@@ -35,10 +35,11 @@ engagement as (
         count(case when event_type = 'message_clicked' then 1 end) as clicks,
         min(case when event_type = 'message_bounced' then occurred_at end) as bounced_at,
         min(case when event_type = 'message_complained' then occurred_at end) as complained_at,
+        min(case when event_type = 'message_dismissed' then occurred_at end) as dismissed_at,
         min(case when event_type = 'unsubscribed' then occurred_at end) as unsubscribed_at
     from {{ ref('stg_events') }}
     where event_type in ('message_delivered', 'message_opened', 'message_clicked', 'message_bounced',
-            'message_complained', 'unsubscribed')
+            'message_complained', 'message_dismissed', 'unsubscribed')
         and customer_id in (select customer_id from messages)
     group by 1
 
@@ -98,6 +99,8 @@ final as (
         engagement.bounced_at,
         engagement.unsubscribed_at,
         engagement.complained_at,
+        engagement.dismissed_at,
+        engagement.dismissed_at is not null as is_dismissed,
         coalesce(attributed.attributed_orders, 0) as attributed_orders,
         {{ flowhouse.money('coalesce(attributed.attributed_revenue, 0)') }} as attributed_revenue,
         {{ flowhouse.marts_watermarks() }}

@@ -16,6 +16,7 @@ a message sees every message decided before it, as if they had been queued one b
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from sqlglot import exp
@@ -33,6 +34,7 @@ from flowhouse.rules.sendtime import (
     caps_rule,
     create_temp,
     early_checks,
+    native_push,
     reason_of,
     smart_rule,
     volume_checks,
@@ -177,7 +179,7 @@ def send_batch(ctx: Context) -> int:
     n = ctx.temp(
         "_fh_out",
         _OUT,
-        address=ctx.memo("queue_address", lambda: address_of(QUEUED)),
+        address=ctx.memo("queue_address", lambda: address_of(_queued(ctx))),
         early_reason=ctx.memo("queue_early_reason", lambda: _early_reason(ctx)),
     )
     if not n:
@@ -201,7 +203,12 @@ def send_batch(ctx: Context) -> int:
 def _early_reason(ctx: Context) -> exp.Expr:
     """The first of the early send-time checks that stops a due row (null when none does)."""
     suppress = per_flow(ctx.flows, lambda f: suppress_condition(f.flow, ctx.now))
-    return reason_of(early_checks(QUEUED, ctx.now, address=True, flow_suppressed=suppress))
+    return reason_of(early_checks(_queued(ctx), ctx.now, address=True, flow_suppressed=suppress))
+
+
+def _queued(ctx: Context) -> Checked:
+    """:data:`QUEUED`, with push addressed as the store routes it."""
+    return replace(QUEUED, native_push=native_push(ctx.settings))
 
 
 def _volume_reason(ctx: Context) -> exp.Expr:

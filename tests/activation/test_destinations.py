@@ -27,6 +27,7 @@ from flowhouse.activation.providers import DESTINATIONS
 from flowhouse.activation.providers.audience.config import Audience
 from flowhouse.activation.providers.audience.destination import AudienceDestination
 from flowhouse.activation.providers.base import Call, Destination, Listing, Secrets, match
+from flowhouse.activation.providers.fcm.destination import FcmDestination
 from flowhouse.activation.providers.identity import hashed_row, normalize_email, normalize_phone
 from flowhouse.activation.providers.klaviyo.config import Klaviyo
 from flowhouse.activation.providers.klaviyo.destination import KlaviyoDestination
@@ -169,6 +170,7 @@ def lookup(destination: Destination, message: Outgoing, handler: Any, since: dat
         ("klaviyo", KlaviyoDestination, 1, "idempotent"),
         ("webhook", WebhookDestination, 1, "idempotent"),
         ("audience", AudienceDestination, 10_000, "idempotent"),
+        ("fcm", FcmDestination, 1, "none"),
     ],
 )
 def test_registry(name: str, cls: type[Destination], max_batch: int, reconcile: str) -> None:
@@ -177,7 +179,9 @@ def test_registry(name: str, cls: type[Destination], max_batch: int, reconcile: 
 
 
 def test_registry_names_every_route() -> None:
-    assert set(DESTINATIONS) == {"sendgrid", "twilio", "klaviyo", "webhook", "audience", "vonage"}
+    assert set(DESTINATIONS) == {
+        "sendgrid", "twilio", "klaviyo", "webhook", "audience", "vonage", "fcm",
+    }  # fmt: skip
 
 
 # -- SendGrid: requests valid against the document ---------------------------------------------

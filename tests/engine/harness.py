@@ -111,6 +111,12 @@ CUSTOMER_ATTRIBUTES: Columns = (
     ("has_viber_opt_in", "boolean", False),
     ("viber_unsubscribed_at", "timestamp", False),
     ("viber_suppressed_at", "timestamp", False),
+    ("push_token", "text", False),
+    ("push_token_count", "integer", False),
+    ("has_push_consent", "boolean", False),
+    ("has_push_opt_in", "boolean", False),
+    ("push_unsubscribed_at", "timestamp", False),
+    ("onsite_unsubscribed_at", "timestamp", False),
     ("computed_at", "timestamp", True),
 )
 _ATTRIBUTE_TYPES = {name: kind for name, kind, _ in CUSTOMER_ATTRIBUTES}

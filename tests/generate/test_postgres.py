@@ -22,6 +22,7 @@ QUERIES = {
     "birthday, email_opt_in, sms_opt_in, properties::text, updated_at from raw.customers "
     "order by customer_id",
     "products": "select * from raw.products order by sku",
+    "device_tokens": "select * from raw.device_tokens order by token",
     "runs": "select run_no, seed, window_start_at, window_end_at, last_customer, events "
     "from raw.generator_runs order by run_no",
 }
@@ -66,4 +67,9 @@ def test_postgres_gets_the_same_store_and_continues(pg_url: str, tmp_warehouse: 
         continue_store(pg, START + timedelta(days=6))
     generate_store(pg, customers=100, days=2, seed=3, start=START)
     assert pg_rows(pg_url, "select count(*) from raw.customers") == [(100,)]
+    assert pg_rows(
+        pg_url,
+        "select count(*) from raw.device_tokens where customer_id not in "
+        "(select customer_id from raw.customers)",
+    ) == [(0,)]  # replaced with the store
     assert pg_rows(pg_url, "select count(*) from raw.generator_runs") == [(1,)]

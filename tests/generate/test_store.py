@@ -193,6 +193,24 @@ def test_customers_look_real(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def test_some_customers_have_device_tokens_for_push(con: duckdb.DuckDBPyConnection) -> None:
+    tokens = rows(
+        con,
+        "select t.token, t.platform, t.created_at, c.created_at from raw.device_tokens as t "
+        "join raw.customers as c on c.customer_id = t.customer_id",
+    )
+    assert scalar(con, "select count(*) from raw.device_tokens") == len(tokens)  # all known
+    assert 0.25 < len(tokens) / 3000 < 0.45
+    assert {t[1] for t in tokens} == {"ios", "android", "web"}
+    assert len({t[0] for t in tokens}) == len(tokens)
+    assert all(token_at > signed_up_at for _, _, token_at, signed_up_at in tokens)
+    stale = sum(t[0].startswith("unregistered-") for t in tokens)
+    assert 0 < stale < len(tokens) * 0.15  # the fake answers these UNREGISTERED
+    assert scalar(con, "select max(t.created_at) from raw.device_tokens as t") <= scalar(
+        con, "select max(loaded_at) from raw.events"
+    ) + __import__("datetime").timedelta(days=1)
+
+
 def test_time_zones_include_dst_half_hour_and_invalid_ones(con: duckdb.DuckDBPyConnection) -> None:
     zones = {r[0] for r in rows(con, "select distinct timezone from raw.customers")}
     for zone in (

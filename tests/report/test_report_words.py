@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from flowhouse.flows.flowfile import UntilTime
+from flowhouse.flows.flowfile import Flow, UntilTime
 from flowhouse.report import words
-from flowhouse.report.labels import duration_words, until_words
+from flowhouse.report.labels import duration_words, step_label, until_words
 from flowhouse.report.words import Row
 
 M = "\u2212"  # the minus sign the report prints
@@ -311,3 +311,23 @@ def test_durations_in_words(value: timedelta, expected: str) -> None:
 )  # fmt: skip
 def test_wait_until_in_words(until: dict[str, Any], expected: str) -> None:
     assert until_words(UntilTime.model_validate(until)) == expected
+
+
+@pytest.mark.parametrize(
+    ("send", "kind", "title", "detail"),
+    [
+        ({"channel": "push", "template": "p.txt.j2", "title": "Still there?"}, "send push",
+         "Push", "“Still there?”"),
+        ({"channel": "onsite", "template": "b.html.j2"}, "send onsite", "Onsite message",
+         "b.html.j2"),
+    ],
+)  # fmt: skip
+def test_push_and_onsite_steps_are_labelled(
+    send: dict[str, Any], kind: str, title: str, detail: str
+) -> None:
+    flow = Flow.model_validate(
+        {"flow": "f", "name": "F", "trigger": {"event": "cart_abandoned"},
+         "steps": [{"id": "s", "send": send}]}
+    )  # fmt: skip
+    label = step_label(flow.steps[0], flow)
+    assert (label.kind, label.title, label.detail) == (kind, title, (detail,))

@@ -230,3 +230,22 @@ final as (
 )
 
 select * from final;
+
+-- Device tokens for native push: about a third of the run's new customers installed the app or allowed
+-- web push, a few hours after signing up (never after the run's window). One token in twenty is stale:
+-- the fake provider answers tokens starting `unregistered-` as FCM does an uninstalled app.
+create or replace temp table gen_device_token_rows as
+select
+    c.customer_id,
+    case when u1(c.customer_num, 'token_stale') < 0.05 then 'unregistered-' else '' end
+        || 'fcm-' || md5(c.customer_id || ':' || cast(getvariable('seed') as varchar)) as token,
+    ['ios', 'android', 'web'][1 + floor(u1(c.customer_num, 'platform') * 3)::integer] as platform,
+    make_timestamp(least(
+        c.created_us + hours_us(1 + 48 * u1(c.customer_num, 'token_delay')),
+        getvariable('win_end_us')
+    )) as created_at,
+    cast(null as timestamp) as revoked_at
+from gen_customers as c
+where c.customer_num >= getvariable('first_row_customer')
+    and u1(c.customer_num, 'push') < 0.35
+order by c.customer_id;

@@ -1,4 +1,5 @@
--- The run's customers (appended) and the catalog's current state (the caller emptied raw.products).
+-- The run's customers and their device tokens (appended) and the catalog's current state (the caller
+-- emptied raw.products).
 insert into raw.customers
 select
     customer_id, email, phone, first_name, created_at, timezone, country, birthday,
@@ -11,6 +12,13 @@ select sku, name, url, image_url, category, price, cost, inventory_qty, updated_
 from gen_product_rows
 order by sku;
 
+insert into raw.device_tokens
+select customer_id, token, platform, created_at, revoked_at
+from gen_device_token_rows
+order by token;
+
 drop table gen_customer_rows;
 
 drop table gen_product_rows;
+
+drop table gen_device_token_rows;
