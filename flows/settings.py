@@ -205,7 +205,9 @@ class Source:
 class Settings(Model):
     store: Store = Store()
     delivery: Delivery = Delivery()
-    quiet_hours: dict[Channel, QuietHours] = Field(default_factory=dict)
+    quiet_hours: dict[Literal["email", "sms", "push", "whatsapp", "viber"], QuietHours] = Field(
+        default_factory=dict
+    )
     smart_sending: dict[Channel, Duration] = Field(default_factory=_default_smart_sending)
     caps: list[Cap] = Field(default_factory=list)
     coupon_pools: dict[str, CouponPool] = Field(default_factory=dict)

@@ -294,7 +294,9 @@ def no_server(monkeypatch: pytest.MonkeyPatch) -> list[Verification]:
     """``flowhouse receive`` up to the point it would serve (what it would serve with)."""
     served: list[Verification] = []
 
-    def serve(host: str, port: int, inbox: Path, key: str, checks: Verification) -> None:
+    def serve(
+        host: str, port: int, inbox: Path, key: str, checks: Verification, *rest: object
+    ) -> None:
         served.append(checks)
 
     monkeypatch.setattr("flowhouse.cli.serve_receiver", serve)
