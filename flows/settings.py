@@ -186,6 +186,12 @@ class Source:
         return line_of(self.lines, loc)
 
 
+#: The types a declared customer property can have (``customer_properties`` in the settings).
+PropertyKind = Literal["string", "number", "boolean", "date", "timestamp"]
+#: A property key: it becomes a column name (``properties__<key>``) in the customer attributes.
+PROPERTY_KEY = r"^[a-z][a-z0-9_]{0,62}$"
+
+
 class Settings(Model):
     store: Store = Store()
     delivery: Delivery = Delivery()
@@ -204,6 +210,12 @@ class Settings(Model):
         description="Windows and thresholds of the derived events and attributes, by the name of "
         "their dbt var (dbt_project.yml), e.g. cart_abandon_after_minutes: 30",
     )
+    customer_properties: dict[Annotated[str, Field(pattern=PROPERTY_KEY)], PropertyKind] = Field(
+        default_factory=dict,
+        description="The keys of the customers' properties (raw.customers.properties) that "
+        "predicates may read as customer.properties.<key>, with their types, e.g. "
+        "{shoe_size: number, vip_since: date, favourite_store: string}",
+    )
     _source: Source | None = PrivateAttr(default=None)
 
     @field_validator("models")
@@ -217,7 +229,10 @@ class Settings(Model):
 
     def dbt_vars(self) -> dict[str, Any]:
         """The dbt vars these settings give the models (:mod:`flowhouse.flows.modelvars`)."""
-        return model_vars(self.store.timezone, self.events.raw, self.models)
+        out = model_vars(self.store.timezone, self.events.raw, self.models)
+        if self.customer_properties:
+            out["customer_properties"] = dict(sorted(self.customer_properties.items()))
+        return out
 
     @property
     def source(self) -> Source:
