@@ -1,0 +1,129 @@
+"""Actions pushed to the shop (issue 18): a flow's tag, loyalty points, tier and coupon go to the
+outbox when ``delivery.routes`` routes them, and `flowhouse send` posts them to the shop's signed
+webhook (the fake provider) — the coupon created before the e-mail that carries it, and the e-mail
+failed with the coupon's reason, never sent, when the shop did not create it."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import EMAIL, flow
+from sending import SEND_SETTINGS, deploy, sending_store
+from test_activation_cli import free_port, run, serve, wait_for
+
+from flowhouse.core.warehouse import Location, Warehouse
+
+SHOP_SETTINGS = (
+    SEND_SETTINGS
+    + """  routes: {email: sendgrid, add_tag: webhook, loyalty_points: webhook,
+           change_tier: webhook, coupon: webhook}
+coupon_pools:
+  vip20: {discount: 20%, expires_in: 30d}
+"""
+)
+STEPS = [
+    {"id": "tag", "action": {"type": "add_tag", "tag": "vip"}},
+    {"id": "points", "action": {"type": "loyalty_points", "points": 50}},
+    {"id": "tier", "action": {"type": "change_tier", "tier": "gold"}},
+    {"id": "discount", "action": {"type": "coupon", "pool": "vip20"}},
+    {"id": "mail", "send": EMAIL},
+]
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    proc = serve("fake-provider", "--port", str(port))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/_fake/stats", proc)
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) is not None
+
+
+def _queue(tmp_path: Path) -> tuple[Location, Path]:
+    location = Location.parse(str(tmp_path / "store.duckdb"))
+    store = sending_store(location, tmp_path)
+    flows = deploy(store, flow("vip", STEPS), settings=SHOP_SETTINGS)
+    store.codes("vip20", "VIP-AAA")
+    store.tick("2026-03-01 00:00")
+    store.customer("c1", first_name="Ann")
+    store.event("c1", "cart_abandoned", at="2026-03-01 10:00")
+    store.tick("2026-03-01 10:00")
+    outbox = store.rows("messages", order="channel")
+    store.close()
+    assert [(r["channel"], r["kind"], r["status"]) for r in outbox] == [
+        ("add_tag", "action", "queued"),
+        ("change_tier", "action", "queued"),
+        ("coupon", "action", "queued"),
+        ("email", "message", "queued"),
+        ("loyalty_points", "action", "queued"),
+    ]
+    return location, flows
+
+
+def _send(location: Path, flows: Path, url: str, code: int = 0, **env: str) -> str:
+    args = ["send", "--warehouse", str(location), "--flows", str(flows),
+            "--now", "2026-03-01T10:01:00", "--provider-url", url]  # fmt: skip
+    result = run(*args, env=env or None)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_actions_reach_the_shop_and_the_coupon_comes_before_the_mail(
+    tmp_path: Path, shop: str
+) -> None:
+    location, flows = _queue(tmp_path)
+    assert location.path is not None
+    output = _send(location.path, flows, shop)
+    assert "5 sent" in output, output
+    received = httpx.get(f"{shop}/_fake/messages").json()["messages"]
+    stats = httpx.get(f"{shop}/_fake/stats").json()
+    assert stats["rejected"] == {} and stats["accepted"] == {"webhook": 4, "sendgrid": 1}
+    order = [m["provider"] for m in sorted(received, key=lambda m: m["received_at"])]
+    assert order[-1] == "sendgrid"  # the e-mail went after every push, the coupon's included
+    entries = httpx.get(f"{shop}/_fake/sync?destination=webhook").json()["entries"]
+    hooks = {e["attributes"]["channel"]: e["attributes"] for e in entries}
+    assert hooks["add_tag"]["payload"] == {"tag": "vip"}
+    assert hooks["loyalty_points"]["payload"] == {"points": 50}
+    assert hooks["change_tier"]["payload"] == {"tier": "gold"}
+    coupon = hooks["coupon"]["payload"]
+    assert (coupon["pool"], coupon["coupon"]["code"], coupon["coupon"]["discount"]) == (
+        "vip20", "VIP-AAA", 0.2
+    )  # fmt: skip
+    again = _send(location.path, flows, shop)
+    assert "0 claimed" in again  # recorded: nothing is pushed twice
+
+
+def test_the_mail_fails_with_the_reason_when_the_shop_refuses_the_coupon(
+    tmp_path: Path, shop: str
+) -> None:
+    location, flows = _queue(tmp_path)
+    assert location.path is not None
+    # the shop refuses every push (a signature it does not accept): a terminal 401
+    output = _send(
+        location.path, flows, shop, code=3, FLOWHOUSE_WEBHOOK_SECRET="not-the-shops-secret"
+    )
+    assert "5 failed" in output and "webhook: failed 4" in output
+    stats = httpx.get(f"{shop}/_fake/stats").json()
+    assert stats["accepted"] == {}
+    with Warehouse.open(location) as wh:
+        rows = dict(
+            wh.query(
+                "select channel, status || ' ' || coalesce(failure_reason, '') "
+                "from flowhouse.messages"
+            )
+        )
+    assert rows["coupon"].startswith("failed ")
+    assert rows["email"].startswith("failed coupon_not_created: "), rows
