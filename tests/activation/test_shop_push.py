@@ -52,8 +52,14 @@ def shop(tmp_path: Path) -> Iterator[str]:
         assert proc.wait(timeout=15) is not None
 
 
-def _queue(tmp_path: Path) -> tuple[Location, Path]:
-    location = Location.parse(str(tmp_path / "store.duckdb"))
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
+    if request.param == "postgres":
+        return Location.parse(request.getfixturevalue("pg_url"))
+    return Location.parse(str(tmp_path / "store.duckdb"))
+
+
+def _queue(location: Location, tmp_path: Path) -> Path:
     store = sending_store(location, tmp_path)
     flows = deploy(store, flow("vip", STEPS), settings=SHOP_SETTINGS)
     store.codes("vip20", "VIP-AAA")
@@ -70,11 +76,12 @@ def _queue(tmp_path: Path) -> tuple[Location, Path]:
         ("email", "message", "queued"),
         ("loyalty_points", "action", "queued"),
     ]
-    return location, flows
+    return flows
 
 
-def _send(location: Path, flows: Path, url: str, code: int = 0, **env: str) -> str:
-    args = ["send", "--warehouse", str(location), "--flows", str(flows),
+def _send(location: Location, flows: Path, url: str, code: int = 0, **env: str) -> str:
+    where = str(location.path) if location.path else str(location.url)
+    args = ["send", "--warehouse", where, "--flows", str(flows),
             "--now", "2026-03-01T10:01:00", "--provider-url", url]  # fmt: skip
     result = run(*args, env=env or None)
     assert result.exit_code == code, result.output
@@ -82,11 +89,10 @@ def _send(location: Path, flows: Path, url: str, code: int = 0, **env: str) -> s
 
 
 def test_actions_reach_the_shop_and_the_coupon_comes_before_the_mail(
-    tmp_path: Path, shop: str
+    location: Location, tmp_path: Path, shop: str
 ) -> None:
-    location, flows = _queue(tmp_path)
-    assert location.path is not None
-    output = _send(location.path, flows, shop)
+    flows = _queue(location, tmp_path)
+    output = _send(location, flows, shop)
     assert "5 sent" in output, output
     received = httpx.get(f"{shop}/_fake/messages").json()["messages"]
     stats = httpx.get(f"{shop}/_fake/stats").json()
@@ -102,19 +108,16 @@ def test_actions_reach_the_shop_and_the_coupon_comes_before_the_mail(
     assert (coupon["pool"], coupon["coupon"]["code"], coupon["coupon"]["discount"]) == (
         "vip20", "VIP-AAA", 0.2
     )  # fmt: skip
-    again = _send(location.path, flows, shop)
+    again = _send(location, flows, shop)
     assert "0 claimed" in again  # recorded: nothing is pushed twice
 
 
 def test_the_mail_fails_with_the_reason_when_the_shop_refuses_the_coupon(
-    tmp_path: Path, shop: str
+    location: Location, tmp_path: Path, shop: str
 ) -> None:
-    location, flows = _queue(tmp_path)
-    assert location.path is not None
+    flows = _queue(location, tmp_path)
     # the shop refuses every push (a signature it does not accept): a terminal 401
-    output = _send(
-        location.path, flows, shop, code=3, FLOWHOUSE_WEBHOOK_SECRET="not-the-shops-secret"
-    )
+    output = _send(location, flows, shop, code=3, FLOWHOUSE_WEBHOOK_SECRET="not-the-shops-secret")
     assert "5 failed" in output and "webhook: failed 4" in output
     stats = httpx.get(f"{shop}/_fake/stats").json()
     assert stats["accepted"] == {}

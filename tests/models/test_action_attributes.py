@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlglot import exp
 
+from flowhouse.cli import cli
 from flowhouse.core.build import build_models, prepare_sources
 from flowhouse.core.sql import render
 from flowhouse.core.warehouse import Location, Warehouse
@@ -176,3 +178,26 @@ def test_action_state_and_attributes_on_duckdb(tmp_warehouse: Location) -> None:
 @pytest.mark.postgres
 def test_action_state_and_attributes_on_postgres(pg_url: str) -> None:
     check(Location.parse(pg_url))
+
+
+def test_properties_loaded_from_a_customers_file_are_typed(tmp_warehouse: Location) -> None:
+    """A customers file's own columns land in properties (flowhouse load) and read as their
+    declared types: the canonical input of custom properties."""
+    path = tmp_warehouse.path.parent / "customers.csv"  # type: ignore[union-attr]
+    path.write_text(
+        "customer_id,email,created_at,updated_at,Shoe Size,vip_since\n"
+        "k1,k1@example.com,2026-01-01,2026-01-01,44,2024-02-29\n"
+        "k2,k2@example.com,2026-01-01,2026-01-01,,\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["load", "customers", str(path), "--warehouse", str(tmp_warehouse.path)]
+    )
+    assert result.exit_code == 0, result.output
+    build_models(
+        tmp_warehouse, select=("+customer_attributes",), tests=False, now=NOW,
+        dbt_vars={"customer_properties": PROPERTIES},
+    )  # fmt: skip
+    with Warehouse.open(tmp_warehouse) as wh:
+        assert matching(wh, "customer.properties.shoe_size > 43") == ["k1"]
+        assert matching(wh, "customer.properties.vip_since = '2024-02-29'") == ["k1"]
+        assert matching(wh, "customer.properties.shoe_size is null") == ["k2"]
