@@ -137,7 +137,7 @@ insert into flowhouse.messages
 select w.message_id, w.enrollment_id, w.flow_id, f.version, w.step_id, w.customer_id,
     w.channel, case when w.out_kind = 'message' then 'message' else 'action' end,
     w.is_marketing, w.variant, w.address, w.template, w.subject, w.preheader, w.destination,
-    a.code, w.payload, w.due_at, :now,
+    a.code, :payload, w.due_at, :now,
     case when w.reason is not null then 'skipped' when w.is_holdout then 'held_out'
         else 'queued' end,
     w.reason, :now
@@ -146,6 +146,18 @@ join flowhouse.flows as f on f.flow_id = w.flow_id
 left join _fh_assigned as a on a.message_id = w.message_id
 where (w.out_kind <> 'warehouse' or w.pushed)
     and not exists (select 1 from flowhouse.messages as m where m.message_id = w.message_id)
+"""
+
+#: What an outbox row carries: the step's payload; a pushed award also its running total (the
+#: points flows awarded the customer so far, this award included: ``profile_updates`` is
+#: written first), so a shop can set the balance rather than add to it.
+_PAYLOAD = """
+case when w.out_kind = 'warehouse' and w.channel = 'loyalty_points' then
+    '{"points": ' || w.update_value || ', "total": ' || cast((
+        select sum(cast(u.value as bigint)) from flowhouse.profile_updates as u
+        where u.customer_id = w.customer_id and u.action = 'loyalty_points'
+    ) as text) || '}'
+else w.payload end
 """
 
 #: A send's coupon code created in the shop first: an action row beside the send, due with it.
@@ -210,8 +222,8 @@ def send_batch(ctx: Context) -> int:
     decided = ctx.temp("_fh_wave", _WAVE, wave=1, volume_reason=volume)
     _coupons(ctx)
     ctx.run(_COUPON_PUSHES, now=ctx.now)
-    ctx.run(_MESSAGES, now=ctx.now)
     ctx.run(_UPDATES)
+    ctx.run(_MESSAGES, now=ctx.now, payload=statement(_PAYLOAD))
     journal(ctx, _DECISIONS)
     ctx.add("messages", decided)
     arrive(

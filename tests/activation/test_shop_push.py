@@ -33,6 +33,7 @@ coupon_pools:
 STEPS = [
     {"id": "tag", "action": {"type": "add_tag", "tag": "vip"}},
     {"id": "points", "action": {"type": "loyalty_points", "points": 50}},
+    {"id": "bonus", "action": {"type": "loyalty_points", "points": 25}},
     {"id": "tier", "action": {"type": "change_tier", "tier": "gold"}},
     {"id": "discount", "action": {"type": "coupon", "pool": "vip20"}},
     {"id": "mail", "send": EMAIL},
@@ -75,6 +76,7 @@ def _queue(location: Location, tmp_path: Path) -> Path:
         ("coupon", "action", "queued"),
         ("email", "message", "queued"),
         ("loyalty_points", "action", "queued"),
+        ("loyalty_points", "action", "queued"),
     ]
     return flows
 
@@ -93,16 +95,22 @@ def test_actions_reach_the_shop_and_the_coupon_comes_before_the_mail(
 ) -> None:
     flows = _queue(location, tmp_path)
     output = _send(location, flows, shop)
-    assert "5 sent" in output, output
+    assert "6 sent" in output, output
     received = httpx.get(f"{shop}/_fake/messages").json()["messages"]
     stats = httpx.get(f"{shop}/_fake/stats").json()
-    assert stats["rejected"] == {} and stats["accepted"] == {"webhook": 4, "sendgrid": 1}
+    assert stats["rejected"] == {} and stats["accepted"] == {"webhook": 5, "sendgrid": 1}
     order = [m["provider"] for m in sorted(received, key=lambda m: m["received_at"])]
     assert order[-1] == "sendgrid"  # the e-mail went after every push, the coupon's included
     entries = httpx.get(f"{shop}/_fake/sync?destination=webhook").json()["entries"]
     hooks = {e["attributes"]["channel"]: e["attributes"] for e in entries}
+    posted = [e["attributes"] for e in entries]
+    awards = sorted(
+        (a["payload"] for a in posted if a["channel"] == "loyalty_points"),
+        key=lambda p: int(p["total"]),
+    )
     assert hooks["add_tag"]["payload"] == {"tag": "vip"}
-    assert hooks["loyalty_points"]["payload"] == {"points": 50}
+    # each award with the running total of the flows' awards, for a shop that sets the balance
+    assert awards == [{"points": 50, "total": 50}, {"points": 25, "total": 75}]
     assert hooks["change_tier"]["payload"] == {"tier": "gold"}
     coupon = hooks["coupon"]["payload"]
     assert (coupon["pool"], coupon["coupon"]["code"], coupon["coupon"]["discount"]) == (
@@ -118,7 +126,7 @@ def test_the_mail_fails_with_the_reason_when_the_shop_refuses_the_coupon(
     flows = _queue(location, tmp_path)
     # the shop refuses every push (a signature it does not accept): a terminal 401
     output = _send(location, flows, shop, code=3, FLOWHOUSE_WEBHOOK_SECRET="not-the-shops-secret")
-    assert "5 failed" in output and "webhook: failed 4" in output
+    assert "6 failed" in output and "webhook: failed 5" in output
     stats = httpx.get(f"{shop}/_fake/stats").json()
     assert stats["accepted"] == {}
     with Warehouse.open(location) as wh:
