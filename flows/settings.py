@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
@@ -30,7 +30,8 @@ from flowhouse.core.contract import EVENT_TYPES, PropertyType
 from flowhouse.core.errors import ConfigError, FileLocation
 from flowhouse.flows.dbtmodels import project_vars
 from flowhouse.flows.files import Lines, YamlSyntaxError, line_of, read_yaml, yaml_problem
-from flowhouse.flows.flowfile import Cap, Duration, LocalTime, Model, Route, Share
+from flowhouse.flows.flowfile import ActionType, Cap, Duration, LocalTime, Model, Route, Share
+from flowhouse.flows.flowfile import Channel as MessageChannel
 from flowhouse.flows.modelvars import check_model_var, check_raw_type, model_vars
 
 SETTINGS_FILE = "_settings.yml"
@@ -167,6 +168,22 @@ class Delivery(Model):
         "every from address, a flow's sender.email and the provider's default, must be on one; "
         "empty: not checked",
     )
+
+    @field_validator("routes")
+    @classmethod
+    def _known_channels(cls, routes: dict[str, Route]) -> dict[str, Route]:
+        """A route names an outbox channel: a message channel, or an action type (warehouse
+        actions routed here are pushed to the shop)."""
+        known = set(get_args(MessageChannel)) | set(get_args(ActionType))
+        for channel in routes:
+            if channel not in known:
+                close = difflib.get_close_matches(channel, sorted(known), n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ValueError(
+                    f"{channel}: not a channel or an action type{hint} (expected one of "
+                    f"{', '.join(sorted(known))})"
+                )
+        return routes
 
     @property
     def sections(self) -> dict[str, Any]:

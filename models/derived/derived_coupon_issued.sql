@@ -11,8 +11,9 @@
     flow issued it. occurred_at is the code's issued_at (the step's due time); loaded_at is the build's now
     that first saw it (the tick that issued it ran before that build). Observations only move forward, as
     in derived_customer_created: a build whose now is not later than the newest recorded one records
-    nothing, so re-running a build changes nothing. Codes erased (flowhouse erase) keep their event's
-    anonymised customer. -#}
+    nothing, so re-running a build changes nothing. Codes of erased customers (their customer_id
+    anonymised by flowhouse erase) give no event; events already derived for them are removed with
+    the other derived rows. -#}
 
 with
 
@@ -21,6 +22,8 @@ issued as (
     select pool, code, customer_id, message_id, issued_at, expires_at
     from {{ source('flowhouse', 'coupon_codes') }}
     where customer_id is not null and issued_at is not null
+        -- codes of erased customers (flowhouse erase anonymises them) are no one's to announce
+        and customer_id not like 'erased:%'
 
 ),
 

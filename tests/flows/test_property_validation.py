@@ -115,3 +115,14 @@ def test_a_property_compiles_to_its_typed_column() -> None:
     tree = predicate("customer.properties.shoe_size >= 42")
     assert tree.sql(dialect="postgres") == "(customer.properties__shoe_size >= 42)"
     assert isinstance(tree.this, exp.GTE)
+
+
+def test_a_route_for_an_unknown_channel_is_located(tmp_path: Path) -> None:
+    """A typo in delivery.routes would silently push nothing to the shop: it is an error."""
+    settings = SETTINGS + "delivery:\n  routes: {email: sendgrid, add_tags: webhook}\n"
+    result = CliRunner().invoke(cli, ["validate", str(_folder(tmp_path, settings=settings))])
+    assert result.exit_code == 1
+    assert "_settings.yml:7: delivery.routes: add_tags: not a channel or an action type; " in (
+        result.output
+    ), result.output
+    assert "did you mean add_tag?" in result.output

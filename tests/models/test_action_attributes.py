@@ -64,6 +64,8 @@ COUPON_COLUMNS = ["pool", "code", "added_at", "customer_id", "message_id", "issu
 COUPONS = [
     ("vip20", "VIP-1", "2026-08-01 00:00", "c_tagged", "m1", "2026-09-05 10:00", "2026-10-05 10:00"),
     ("vip20", "VIP-2", "2026-08-01 00:00", None, None, None, None),
+    # issued to a customer since erased (flowhouse erase anonymises the id): no event
+    ("vip20", "VIP-3", "2026-08-01 00:00", "erased:0cc1", "m3", "2026-09-05 10:00", None),
 ]  # fmt: skip
 
 
