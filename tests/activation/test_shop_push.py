@@ -81,10 +81,12 @@ def _queue(location: Location, tmp_path: Path) -> Path:
     return flows
 
 
-def _send(location: Location, flows: Path, url: str, code: int = 0, **env: str) -> str:
+def _send(
+    location: Location, flows: Path, url: str, code: int = 0, now: str = "10:01", **env: str
+) -> str:
     where = str(location.path) if location.path else str(location.url)
     args = ["send", "--warehouse", where, "--flows", str(flows),
-            "--now", "2026-03-01T10:01:00", "--provider-url", url]  # fmt: skip
+            "--now", f"2026-03-01T{now}:00", "--provider-url", url]  # fmt: skip
     result = run(*args, env=env or None)
     assert result.exit_code == code, result.output
     return result.output
@@ -138,3 +140,31 @@ def test_the_mail_fails_with_the_reason_when_the_shop_refuses_the_coupon(
         )
     assert rows["coupon"].startswith("failed ")
     assert rows["email"].startswith("failed coupon_not_created: "), rows
+
+
+def _statuses(location: Location) -> dict[str, str]:
+    with Warehouse.open(location) as wh:
+        return dict(wh.query("select channel, status from flowhouse.messages"))
+
+
+def test_the_mail_waits_while_the_shop_is_down_and_goes_once_the_coupon_is_created(
+    location: Location, tmp_path: Path, shop: str
+) -> None:
+    flows = _queue(location, tmp_path)
+    httpx.post(f"{shop}/_fake/failures", json={"server_error": 1.0})  # the shop answers 500
+    _send(location, flows, shop)
+    statuses = _statuses(location)
+    assert statuses["coupon"] == "queued"  # to retry, with its attempt recorded
+    assert statuses["email"] == "queued"  # never claimed: its code does not exist yet
+    assert httpx.get(f"{shop}/_fake/stats").json()["accepted"] == {}
+    httpx.post(f"{shop}/_fake/failures", json={})
+    output = _send(location, flows, shop, now="10:30")
+    assert "6 sent" in output, output
+    assert set(_statuses(location).values()) == {"sent"}
+    with Warehouse.open(location) as wh:
+        ((tries,),) = wh.query(
+            "select count(*) from flowhouse.send_attempts as a "
+            "join flowhouse.messages as m on m.message_id = a.message_id "
+            "where m.channel = 'coupon'"
+        )
+    assert tries >= 2
