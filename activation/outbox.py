@@ -17,9 +17,9 @@ stops is ``skipped`` with the reason, journaled in ``decisions`` as a ``send_che
 
 A coupon created in the shop comes before the messages that carry it: a message is not claimed
 while a ``coupon`` action of its enrollment due at or before it is still to be pushed (queued,
-retrying or in flight), and when that push failed the message fails too, with the reason
-``coupon_not_created: <the push's reason>`` (:func:`fail_without_coupon`), never sent with a code
-the shop does not know.
+retrying or in flight), and when that push failed (or was skipped at send time, stale or
+suppressed, with its code issued) the message fails too, with the reason ``coupon_not_created:
+<the push's reason>`` (:func:`fail_without_coupon`), never sent with a code the shop does not know.
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ where message_id in (
             select 1 from flowhouse.messages as c
             where m.kind = 'message' and c.enrollment_id = m.enrollment_id
                 and c.channel = 'coupon' and c.kind = 'action' and c.due_at <= m.due_at
-                and c.status in ('queued', 'claimed', 'sending', 'failed', 'unconfirmed')
+                and (
+                    c.status in ('queued', 'claimed', 'sending', 'failed', 'unconfirmed')
+                    or (c.status = 'skipped' and c.coupon_code is not null)
+                )
         )
     order by m.due_at, m.message_id
     limit :limit
@@ -72,11 +75,12 @@ _NO_COUPON = """
 update flowhouse.messages
 set status = 'failed',
     failure_reason = (
-        select 'coupon_not_created: ' || coalesce(c.failure_reason, c.status)
+        select 'coupon_not_created: ' || coalesce(c.failure_reason, c.skip_reason, c.status)
         from flowhouse.messages as c
         where c.enrollment_id = messages.enrollment_id and c.channel = 'coupon'
             and c.kind = 'action' and c.due_at <= messages.due_at
-            and c.status in ('failed', 'unconfirmed')
+            and (c.status in ('failed', 'unconfirmed')
+                or (c.status = 'skipped' and c.coupon_code is not null))
         order by c.due_at, c.message_id
         limit 1
     ),
@@ -86,7 +90,8 @@ where status = 'queued' and kind = 'message' and :bucket
         select 1 from flowhouse.messages as c
         where c.enrollment_id = messages.enrollment_id and c.channel = 'coupon'
             and c.kind = 'action' and c.due_at <= messages.due_at
-            and c.status in ('failed', 'unconfirmed')
+            and (c.status in ('failed', 'unconfirmed')
+                or (c.status = 'skipped' and c.coupon_code is not null))
     )
 """
 

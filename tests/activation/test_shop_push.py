@@ -168,3 +168,23 @@ def test_the_mail_waits_while_the_shop_is_down_and_goes_once_the_coupon_is_creat
             "where m.channel = 'coupon'"
         )
     assert tries >= 2
+
+
+def test_a_coupon_push_skipped_as_stale_takes_its_mail_with_it(
+    location: Location, tmp_path: Path, shop: str
+) -> None:
+    """Sends resumed after the flow's maximum lateness: the code was never created in the
+    shop, so the e-mail that carries it is not sent either, with the reason recorded."""
+    flows = _queue(location, tmp_path)
+    where = str(location.path) if location.path else str(location.url)
+    result = run("send", "--warehouse", where, "--flows", str(flows),
+                 "--now", "2026-03-03T10:00:00", "--provider-url", shop)  # fmt: skip
+    assert result.exit_code == 3, result.output
+    with Warehouse.open(location) as wh:
+        rows = dict(
+            wh.query(
+                "select channel, status || ' ' || coalesce(skip_reason, failure_reason, '') "
+                "from flowhouse.messages where channel in ('coupon', 'email')"
+            )
+        )
+    assert rows == {"coupon": "skipped stale", "email": "failed coupon_not_created: stale"}
