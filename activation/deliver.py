@@ -47,6 +47,7 @@ from flowhouse.activation.outbox import (
     RetryFilter,
     claim,
     due_routes,
+    fail_without_coupon,
     mark_in_flight,
     recheck,
     record,
@@ -356,6 +357,9 @@ async def _run(
         while limit is None or report.claimed < limit:
             size = CLAIM_SIZE if limit is None else min(CLAIM_SIZE, limit - report.claimed)
             claim_id = uuid.uuid4().hex
+            dead = fail_without_coupon(ctx, bucket)
+            if dead:
+                report.outcomes["failed"] += dead
             n = claim(ctx, claim_id, bucket, size)
             ctx.wh.commit()
             if not n:

@@ -14,6 +14,12 @@ consent and unsubscribes (as last built, and any ``unsubscribed`` event loaded s
 was queued), suppression (likewise, hard bounces and complaints), staleness, frequency caps and
 smart sending over what was actually sent, and quiet hours at the moment of sending. A message it
 stops is ``skipped`` with the reason, journaled in ``decisions`` as a ``send_check``.
+
+A coupon created in the shop comes before the messages that carry it: a message is not claimed
+while a ``coupon`` action of its enrollment due at or before it is still to be pushed (queued,
+retrying or in flight), and when that push failed (or was skipped at send time, stale or
+suppressed, with its code issued) the message fails too, with the reason ``coupon_not_created:
+<the push's reason>`` (:func:`fail_without_coupon`), never sent with a code the shop does not know.
 """
 
 from __future__ import annotations
@@ -52,9 +58,42 @@ where message_id in (
             select 1 from flowhouse.flows as f
             where f.flow_id = m.flow_id and f.paused_at is not null
         )
+        and not exists (
+            select 1 from flowhouse.messages as c
+            where m.kind = 'message' and c.enrollment_id = m.enrollment_id
+                and c.channel = 'coupon' and c.kind = 'action' and c.due_at <= m.due_at
+                and (
+                    c.status in ('queued', 'claimed', 'sending', 'failed', 'unconfirmed')
+                    or (c.status = 'skipped' and c.coupon_code is not null)
+                )
+        )
     order by m.due_at, m.message_id
     limit :limit
 )
+"""
+
+_NO_COUPON = """
+update flowhouse.messages
+set status = 'failed',
+    failure_reason = (
+        select 'coupon_not_created: ' || coalesce(c.failure_reason, c.skip_reason, c.status)
+        from flowhouse.messages as c
+        where c.enrollment_id = messages.enrollment_id and c.channel = 'coupon'
+            and c.kind = 'action' and c.due_at <= messages.due_at
+            and (c.status in ('failed', 'unconfirmed')
+                or (c.status = 'skipped' and c.coupon_code is not null))
+        order by c.due_at, c.message_id
+        limit 1
+    ),
+    updated_at = :now
+where status = 'queued' and kind = 'message' and :bucket
+    and exists (
+        select 1 from flowhouse.messages as c
+        where c.enrollment_id = messages.enrollment_id and c.channel = 'coupon'
+            and c.kind = 'action' and c.due_at <= messages.due_at
+            and (c.status in ('failed', 'unconfirmed')
+                or (c.status = 'skipped' and c.coupon_code is not null))
+    )
 """
 
 _UNCLAIM = """
@@ -179,6 +218,11 @@ class Bucket:
 def unclaim(ctx: Context, bucket: Bucket) -> int:
     """Rows a dead run claimed but never put in flight go back to the queue."""
     return ctx.wh.execute_count(ctx.sql(_UNCLAIM, now=ctx.now, bucket=bucket.condition()))
+
+
+def fail_without_coupon(ctx: Context, bucket: Bucket) -> int:
+    """Queued messages whose coupon the shop never created fail, with the push's reason."""
+    return ctx.wh.execute_count(ctx.sql(_NO_COUPON, now=ctx.now, bucket=bucket.condition()))
 
 
 def claim(ctx: Context, claim_id: str, bucket: Bucket, limit: int) -> int:

@@ -39,7 +39,8 @@ select m.message_id, m.enrollment_id, m.customer_id, m.flow_id, m.step_id, m.cha
     cc.expires_at as coupon_expires_at
 from flowhouse.messages as m
 left join flowhouse.enrollments as e on e.enrollment_id = m.enrollment_id
-left join flowhouse.coupon_codes as cc on cc.code = m.coupon_code and cc.message_id = m.message_id
+left join flowhouse.coupon_codes as cc on cc.code = m.coupon_code
+    and (cc.message_id = m.message_id or md5(cc.message_id || ':coupon') = m.message_id)
 where m.claim_id = :claim and m.status = :status
 order by m.message_id
 """
@@ -243,6 +244,8 @@ def _outgoing(
     }
     if row["kind"] != "message":
         payload = json.loads(row["payload"]) if row["payload"] else {}
+        if row["coupon_code"]:  # a code created in the shop (a coupon action, or a send's)
+            payload |= {"pool": row["coupon_pool"], "coupon": _coupon(renderer.settings, row)}
         event = _properties(row["trigger_properties"])
         return Outgoing(**base, payload=payload, data=jsonable({"event": event}))
     context = _context(renderer, row, customer, recs, catalog)

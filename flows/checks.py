@@ -54,14 +54,15 @@ def flow_predicates(flow: Flow) -> Iterator[tuple[Loc, str]]:
 def _predicates(flow: Flow, vocabulary: Vocabulary) -> Iterator[tuple[Loc, str, Tables, str]]:
     """Every predicate, the tables it sees and the event type ``event`` is."""
     trigger = flow.trigger.event
-    both = event_and_customer(vocabulary.properties(trigger))
-    customer = customer_only()
+    declared = vocabulary.customer_properties
+    both = event_and_customer(vocabulary.properties(trigger), declared)
+    customer = customer_only(declared)
     for loc, sql, tables in _predicates_of(flow, both, customer):
         yield loc, sql, tables, trigger
     for step, loc in walk_steps(flow.steps, ("steps",)):
         if isinstance(step, WaitFor) and step.wait_for.where:
             awaited = step.wait_for.event
-            tables = event_and_customer(vocabulary.properties(awaited))
+            tables = event_and_customer(vocabulary.properties(awaited), declared)
             yield (*loc, "wait_for", "where"), step.wait_for.where, tables, awaited
 
 

@@ -28,6 +28,7 @@ from flowhouse.flows.flowfile import (
     WaitFor,
     WaitUntil,
 )
+from flowhouse.flows.predicates import property_key
 from flowhouse.flows.settings import Settings
 
 EVENT_COLUMNS = frozenset(EVENTS.column_names)
@@ -191,10 +192,15 @@ def predicate(sql: str) -> exp.Expr:
 
     ``event.<name>`` that is not an event column reads the property of that name from
     ``event.properties``: as text, or as a number or boolean where it is compared with one.
+    ``customer.properties.<key>`` is the declared property's typed column ``properties__<key>``
+    of the customer's attributes (models/customers/customer_attributes.sql).
     """
     tree = sqlglot.parse_one(sql, read="duckdb")
     for column in list(tree.find_all(exp.Column)):
-        if column.table == "event" and column.name not in EVENT_COLUMNS:
+        key = property_key(column)
+        if key is not None:
+            column.replace(exp.column(f"properties__{key}", "customer"))
+        elif column.table == "event" and column.name not in EVENT_COLUMNS:
             column.replace(_typed(event_property(column.name), column))
     return exp.paren(tree, copy=False)
 

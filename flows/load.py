@@ -91,7 +91,9 @@ def vocabulary_of(settings: Settings | None) -> Vocabulary:
     if settings is None:
         return Vocabulary()
     events = settings.events
-    return Vocabulary.of(events.custom, events.properties)
+    return Vocabulary.of(
+        events.custom, events.properties, customer_properties=settings.customer_properties
+    )
 
 
 def _lists(

@@ -28,6 +28,7 @@ from flowhouse.core.yamlfile import load_yaml
 RESERVED = {
     "now": "the time of the build (flowhouse sets it)",
     "store_timezone": "set store.timezone",
+    "customer_properties": "declare them under customer_properties",
 }
 
 

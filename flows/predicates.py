@@ -5,6 +5,8 @@ A predicate names columns through two tables:
 
 - ``customer.<attribute>`` — a column of ``core.customer_attributes`` (documented in
   ``models/customers/customer_attributes.yml``);
+- ``customer.properties.<key>`` — a customer property the store declares (``customer_properties``
+  in ``_settings.yml``), of its declared type (the column ``properties__<key>`` of the attributes);
 - ``event.<column or property>`` — a column of the event (``event_id``, ``occurred_at``, ...) or a
   key of its ``properties`` (``event.cart_id``, ``event.value``), as the event contract
   (:data:`flowhouse.core.contract.EVENT_PROPERTIES`) declares them for the event's type.
@@ -126,6 +128,39 @@ def customer_types() -> dict[str, str]:
     return {name: _TYPES.get(kind, "") for name, kind in customer_attributes().items()}
 
 
+#: A declared customer property's type, as predicates compare it.
+PROPERTY_TYPES = {
+    "string": "text", "number": "number", "boolean": "boolean", "date": "timestamp",
+    "timestamp": "timestamp",
+}  # fmt: skip
+#: How ``customer.properties.<key>`` is named among the customer's columns while it is checked.
+PROPERTY_PREFIX = "properties."
+
+
+def with_properties(types: Mapping[str, str], declared: Mapping[str, str]) -> dict[str, str]:
+    """The customer's columns and types plus the declared properties (``properties.<key>``)."""
+    return dict(types) | {PROPERTY_PREFIX + k: PROPERTY_TYPES[v] for k, v in declared.items()}
+
+
+def property_key(column: exp.Column) -> str | None:
+    """The key of ``customer.properties.<key>``, or None for any other column."""
+    if column.args.get("db") is None or column.args.get("catalog") is not None:
+        return None
+    if column.text("db") == "customer" and column.table == "properties":
+        return column.name
+    return None
+
+
+def _named_properties(tree: exp.Expr) -> exp.Expr:
+    """``customer.properties.<key>`` as the column ``customer."properties.<key>"``."""
+    for column in list(tree.find_all(exp.Column)):
+        key = property_key(column)
+        if key is not None:
+            column.replace(exp.column(exp.to_identifier(PROPERTY_PREFIX + key, quoted=True),
+                                      "customer"))  # fmt: skip
+    return tree
+
+
 def _suggest(name: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
     return f"; did you mean {', '.join(close)}?" if close else ""
@@ -170,6 +205,7 @@ def check_predicate(
             PredicateError("expected a boolean expression such as customer.order_count > 0", sql)
         ]
     problems += _function_problems(tree)
+    tree = _named_properties(tree)
     problems += _column_problems(tree, tables, kinds or {})
     problems += _type_problems(tree, tables)
     return problems
@@ -259,7 +295,17 @@ def _column_problems(
         if known is None or name in known:
             continue
         hint = _suggest(name, known)
-        if table in kinds:
+        if name.startswith(PROPERTY_PREFIX):
+            key = name.removeprefix(PROPERTY_PREFIX)
+            declared = [
+                k.removeprefix(PROPERTY_PREFIX) for k in known if k.startswith(PROPERTY_PREFIX)
+            ]
+            yield PredicateError(
+                f"unknown customer property {key}{_suggest(key, declared)} (declare it under "
+                "customer_properties in _settings.yml, with its type)",
+                f"customer.{name}",
+            )
+        elif table in kinds:
             yield PredicateError(f"{kinds[table]} events have no property {name}{hint}", name)
         else:
             yield PredicateError(f"unknown column {table}.{name}{hint}", name)
@@ -320,12 +366,14 @@ def _article(kind: str) -> str:
     return "an" if kind[0] in "aeiou" else "a"
 
 
-def event_and_customer(event: Mapping[str, str] | None = None) -> dict[str, Columns]:
+def event_and_customer(
+    event: Mapping[str, str] | None = None, properties: Mapping[str, str] | None = None
+) -> dict[str, Columns]:
     """Tables a trigger predicate sees: the event (its columns and ``event`` properties, by
-    type; None: any property) and the customer's attributes."""
+    type; None: any property) and the customer's attributes with the declared ``properties``."""
     fields = None if event is None else EVENT_COLUMN_TYPES | dict(event)
-    return {"event": fields, "customer": customer_types()}
+    return {"event": fields, "customer": with_properties(customer_types(), properties or {})}
 
 
-def customer_only() -> dict[str, Columns]:
-    return {"customer": customer_types()}
+def customer_only(properties: Mapping[str, str] | None = None) -> dict[str, Columns]:
+    return {"customer": with_properties(customer_types(), properties or {})}

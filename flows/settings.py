@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
@@ -30,7 +30,8 @@ from flowhouse.core.contract import EVENT_TYPES, PropertyType
 from flowhouse.core.errors import ConfigError, FileLocation
 from flowhouse.flows.dbtmodels import project_vars
 from flowhouse.flows.files import Lines, YamlSyntaxError, line_of, read_yaml, yaml_problem
-from flowhouse.flows.flowfile import Cap, Duration, LocalTime, Model, Route, Share
+from flowhouse.flows.flowfile import ActionType, Cap, Duration, LocalTime, Model, Route, Share
+from flowhouse.flows.flowfile import Channel as MessageChannel
 from flowhouse.flows.modelvars import check_model_var, check_raw_type, model_vars
 
 SETTINGS_FILE = "_settings.yml"
@@ -184,6 +185,22 @@ class Delivery(Model):
         "empty: not checked",
     )
 
+    @field_validator("routes")
+    @classmethod
+    def _known_channels(cls, routes: dict[str, Route]) -> dict[str, Route]:
+        """A route names an outbox channel: a message channel, or an action type (warehouse
+        actions routed here are pushed to the shop)."""
+        known = set(get_args(MessageChannel)) | set(get_args(ActionType))
+        for channel in routes:
+            if channel not in known:
+                close = difflib.get_close_matches(channel, sorted(known), n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ValueError(
+                    f"{channel}: not a channel or an action type{hint} (expected one of "
+                    f"{', '.join(sorted(known))})"
+                )
+        return routes
+
     @property
     def sections(self) -> dict[str, Any]:
         """The provider sections as written, by provider name."""
@@ -200,6 +217,12 @@ class Source:
 
     def line(self, loc: tuple[str | int, ...]) -> int | None:
         return line_of(self.lines, loc)
+
+
+#: The types a declared customer property can have (``customer_properties`` in the settings).
+PropertyKind = Literal["string", "number", "boolean", "date", "timestamp"]
+#: A property key: it becomes a column name (``properties__<key>``) in the customer attributes.
+PROPERTY_KEY = r"^[a-z][a-z0-9_]{0,62}$"
 
 
 class Settings(Model):
@@ -222,6 +245,12 @@ class Settings(Model):
         description="Windows and thresholds of the derived events and attributes, by the name of "
         "their dbt var (dbt_project.yml), e.g. cart_abandon_after_minutes: 30",
     )
+    customer_properties: dict[Annotated[str, Field(pattern=PROPERTY_KEY)], PropertyKind] = Field(
+        default_factory=dict,
+        description="The keys of the customers' properties (raw.customers.properties) that "
+        "predicates may read as customer.properties.<key>, with their types, e.g. "
+        "{shoe_size: number, vip_since: date, favourite_store: string}",
+    )
     _source: Source | None = PrivateAttr(default=None)
 
     @field_validator("models")
@@ -235,7 +264,10 @@ class Settings(Model):
 
     def dbt_vars(self) -> dict[str, Any]:
         """The dbt vars these settings give the models (:mod:`flowhouse.flows.modelvars`)."""
-        return model_vars(self.store.timezone, self.events.raw, self.models)
+        out = model_vars(self.store.timezone, self.events.raw, self.models)
+        if self.customer_properties:
+            out["customer_properties"] = dict(sorted(self.customer_properties.items()))
+        return out
 
     @property
     def source(self) -> Source:

@@ -45,6 +45,8 @@ class Vocabulary:
     events: Mapping[str, Mapping[str, str] | None] = field(default_factory=_contract)
     segments: frozenset[str] = field(default_factory=lambda: frozenset(segment_models()))
     lists: frozenset[str] | None = None
+    #: The store's declared customer properties and their types (``customer_properties``).
+    customer_properties: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -52,16 +54,22 @@ class Vocabulary:
         custom: Iterable[str] = (),
         properties: Mapping[str, Mapping[str, str]] | None = None,
         lists: Iterable[str] | None = None,
+        customer_properties: Mapping[str, str] | None = None,
     ) -> Vocabulary:
         """flowhouse's vocabulary with the store's own types, extra properties and lists."""
         events = _contract()
         for name, extra in (properties or {}).items():
             events[name] = {**(events.get(name) or {}), **extra}
         events |= dict.fromkeys(custom)
-        return cls(events, frozenset(segment_models()), None if lists is None else frozenset(lists))
+        return cls(
+            events,
+            frozenset(segment_models()),
+            None if lists is None else frozenset(lists),
+            dict(customer_properties or {}),
+        )
 
     def with_lists(self, lists: Iterable[str]) -> Vocabulary:
-        return Vocabulary(self.events, self.segments, frozenset(lists))
+        return Vocabulary(self.events, self.segments, frozenset(lists), self.customer_properties)
 
     def check_event_type(self, name: str, *, trigger: bool = False) -> str | None:
         """The problem with ``name`` as an event type, or None."""

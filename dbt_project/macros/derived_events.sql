@@ -23,7 +23,7 @@
         'high_value_order', 'became_inactive', 'purchase_anniversary', 'birthday', 'back_in_stock',
         'price_dropped', 'low_stock', 'replenishment_due', 'subscription_renewal_due',
         'search_without_purchase', 'viewed_product_n_times', 'segment_entered', 'segment_exited',
-        'tier_changed',
+        'tier_changed', 'coupon_issued',
     ]) }}
 {%- endmacro %}
 

@@ -55,5 +55,6 @@
         ['replenishment_due', 'days', 'number'],
         ['subscription_renewal_due', 'next_renewal_at', 'timestamp'],
         ['viewed_product_n_times', 'views', 'number'],
+        ['coupon_issued', 'expires_at', 'timestamp'],
     ]) }}
 {%- endmacro %}

@@ -138,7 +138,7 @@ DERIVED_EVENT_TYPES: tuple[str, ...] = (
     "segment_entered", "segment_exited", "tier_changed", "back_in_stock", "price_dropped",
     "low_stock",
     "replenishment_due", "subscription_renewal_due", "search_without_purchase",
-    "viewed_product_n_times",
+    "viewed_product_n_times", "coupon_issued",
 )  # fmt: skip
 
 #: Events about the catalog rather than a person: their ``customer_id`` is empty.
@@ -250,6 +250,7 @@ EVENT_PROPERTIES: dict[str, tuple[Property, ...]] = {
         "subscription_renewal_due": "subscription_id:text, next_renewal_at:timestamp",
         "search_without_purchase": "query:text",
         "viewed_product_n_times": "sku:text, views:number",
+        "coupon_issued": "pool:text, code:text, message_id:text?, expires_at:timestamp?",
     }.items()
 }
 

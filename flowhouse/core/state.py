@@ -13,7 +13,8 @@
 | ``test_sends`` | test send (``flowhouse test-send``): step, seed address, what the provider said;
   never in ``messages``, so never in the marts or the caps |
 | ``coupon_codes`` | code in a coupon pool: to whom it was issued, until when, whether redeemed |
-| ``profile_updates`` | warehouse action applied to a customer: tag, list, property, points, tier |
+| ``profile_updates`` | warehouse action applied to a customer: tag, list, property, points, tier
+  (the models read it into the customer's tags, loyalty points and tier override) |
 | ``ticks`` | tick: its time, how long it took, what it did |
 | ``split_winners`` | split decided by its ``auto_winner`` rule: the winner, the metric, the figures
   it was decided on, when; final (a later tick never recomputes it) |

@@ -44,6 +44,18 @@ push as (
 
 ),
 
+actions as (
+
+    select * from {{ ref('int_customer_actions') }}
+
+),
+
+subscriptions as (
+
+    select * from {{ ref('int_customer_subscriptions') }}
+
+),
+
 as_of as (
 
     select {{ flowhouse.flowhouse_now() }} as now_at
@@ -60,7 +72,15 @@ joined as (
         customers.effective_timezone,
         customers.has_valid_timezone,
         customers.country,
+        {{ flowhouse.is_eu('customers.country') }} as is_eu,
         customers.birthday,
+        customers.properties,
+        {{ flowhouse.json_number('customers.properties', 'loyalty_points') }} as store_loyalty_points,
+        coalesce(actions.flow_loyalty_points, 0) as flow_loyalty_points,
+        coalesce(actions.tags, {{ flowhouse.empty_text_list() }}) as tags,
+        actions.tier_override,
+        actions.tier_override_at,
+        coalesce(subscriptions.subscription_status, 'none') as subscription_status,
         customers.created_at,
         customers.is_wholesale,
         customers.email_opt_in,
@@ -112,6 +132,8 @@ joined as (
     left join suppression on customers.customer_id = suppression.customer_id
     left join affinity on customers.customer_id = affinity.customer_id
     left join push on customers.customer_id = push.customer_id
+    left join actions on customers.customer_id = actions.customer_id
+    left join subscriptions on customers.customer_id = subscriptions.customer_id
 
 ),
 
@@ -154,6 +176,7 @@ final as (
         effective_timezone,
         has_valid_timezone,
         country,
+        is_eu,
         birthday,
         created_at,
         is_wholesale,
@@ -195,7 +218,18 @@ final as (
                 0
             ) as decimal(18, 2)
         ) as predicted_ltv,
-        {{ flowhouse.tier_name('lifetime_revenue') }} as tier,
+        coalesce(tier_override, {{ flowhouse.tier_name('lifetime_revenue') }}) as tier,
+        {{ flowhouse.tier_name('lifetime_revenue') }} as revenue_tier,
+        tier_override,
+        tier_override_at,
+        tags,
+        cast(coalesce(store_loyalty_points, 0) + flow_loyalty_points as bigint) as loyalty_points,
+        flow_loyalty_points,
+        subscription_status,
+        properties,
+        {%- for key, kind in (var('customer_properties', none) or {}).items() %}
+        {{ flowhouse.customer_property('properties', key, kind) }} as properties__{{ key }},
+        {%- endfor %}
         {{ flowhouse.next_tier_name('lifetime_revenue') }} as next_tier,
         {{ flowhouse.money(flowhouse.revenue_to_next_tier('lifetime_revenue')) }}
             as revenue_to_next_tier,

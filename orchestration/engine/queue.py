@@ -5,7 +5,11 @@ which walk the same path and receive nothing) or ``skipped`` with the first reas
 in this order: ``no_address``, ``consent``, ``unsubscribed``, ``suppressed``, ``stale``,
 ``frequency_cap``, ``smart_sending``, ``quiet_hours``, ``discount_active``, ``coupon_pool_empty``.
 External actions (webhook, admin task, audience sync) go to the outbox on their own channel;
-warehouse actions (tag, list, property, coupon, points, tier) are written to ``profile_updates``.
+warehouse actions (tag, list, property, coupon, points, tier) are written to ``profile_updates``,
+and those whose action ``delivery.routes`` routes to a destination (``add_tag: webhook``) also go
+to the outbox, to be pushed to the shop. A send with a coupon code, when ``coupon`` is routed, puts
+a ``coupon`` action beside it that creates the code in the shop (:data:`COUPON_CHANNEL`); the send
+waits for it (:mod:`flowhouse.activation.outbox`).
 
 Caps and smart sending look back from the message's ``due_at`` over marketing messages queued or
 sent on the channel by any flow. Messages competing in one tick are decided in waves — each
@@ -44,8 +48,10 @@ from flowhouse.rules.sendtime import (
 _STEP_COLUMNS = (
     "flow_id", "step_id", "channel", "out_kind", "is_marketing", "priority", "coupon_pool",
     "expires_seconds", "template", "subject", "preheader", "destination", "payload",
-    "lateness_seconds", "update_name", "update_value",
+    "lateness_seconds", "update_name", "update_value", "pushed",
 )  # fmt: skip
+#: The outbox channel of a coupon's creation in the shop (a ``coupon`` action, or a send's code).
+COUPON_CHANNEL = "coupon"
 
 #: A due send or action of ``_OUT``: the step ``p`` of the due row ``event``.
 QUEUED = Checked(
@@ -61,6 +67,7 @@ select event.enrollment_id, event.flow_id, event.step_id, event.customer_id, eve
     event.is_holdout, event.variant, md5(event.enrollment_id || ':' || event.step_id) as message_id,
     p.channel, p.out_kind, p.is_marketing, p.priority, p.coupon_pool, p.expires_seconds,
     p.template, p.subject, p.preheader, p.destination, p.payload, p.update_name, p.update_value,
+    p.pushed,
     :address as address,
     :early_reason as early_reason,
     row_number() over (
@@ -132,15 +139,43 @@ insert into flowhouse.messages
 select w.message_id, w.enrollment_id, w.flow_id, f.version, w.step_id, w.customer_id,
     w.channel, case when w.out_kind = 'message' then 'message' else 'action' end,
     w.is_marketing, w.variant, w.address, w.template, w.subject, w.preheader, w.destination,
-    a.code, w.payload, w.due_at, :now,
+    a.code, :payload, w.due_at, :now,
     case when w.reason is not null then 'skipped' when w.is_holdout then 'held_out'
         else 'queued' end,
     w.reason, :now
 from _fh_wave as w
 join flowhouse.flows as f on f.flow_id = w.flow_id
 left join _fh_assigned as a on a.message_id = w.message_id
-where w.out_kind <> 'warehouse'
+where (w.out_kind <> 'warehouse' or w.pushed)
     and not exists (select 1 from flowhouse.messages as m where m.message_id = w.message_id)
+"""
+
+#: What an outbox row carries: the step's payload; a pushed award also its running total (the
+#: points flows awarded the customer so far, this award included: ``profile_updates`` is
+#: written first), so a shop can set the balance rather than add to it.
+_PAYLOAD = """
+case when w.out_kind = 'warehouse' and w.channel = 'loyalty_points' then
+    '{"points": ' || w.update_value || ', "total": ' || cast((
+        select sum(cast(u.value as bigint)) from flowhouse.profile_updates as u
+        where u.customer_id = w.customer_id and u.action = 'loyalty_points'
+    ) as text) || '}'
+else w.payload end
+"""
+
+#: A send's coupon code created in the shop first: an action row beside the send, due with it.
+_COUPON_PUSHES = """
+insert into flowhouse.messages
+    (message_id, enrollment_id, flow_id, flow_version, step_id, customer_id, channel, kind,
+     is_marketing, variant, coupon_code, due_at, queued_at, status, updated_at)
+select md5(w.message_id || ':coupon'), w.enrollment_id, w.flow_id, f.version, w.step_id,
+    w.customer_id, 'coupon', 'action', false, w.variant, a.code, w.due_at, :now, 'queued', :now
+from _fh_wave as w
+join flowhouse.flows as f on f.flow_id = w.flow_id
+join _fh_assigned as a on a.message_id = w.message_id
+where w.out_kind = 'message' and w.pushed and w.reason is null and not w.is_holdout
+    and not exists (
+        select 1 from flowhouse.messages as m where m.message_id = md5(w.message_id || ':coupon')
+    )
 """
 
 _UPDATES = """
@@ -188,8 +223,9 @@ def send_batch(ctx: Context) -> int:
     volume = ctx.memo("queue_volume_reason", lambda: _volume_reason(ctx))
     decided = ctx.temp("_fh_wave", _WAVE, wave=1, volume_reason=volume)
     _coupons(ctx)
-    ctx.run(_MESSAGES, now=ctx.now)
+    ctx.run(_COUPON_PUSHES, now=ctx.now)
     ctx.run(_UPDATES)
+    ctx.run(_MESSAGES, now=ctx.now, payload=statement(_PAYLOAD))
     journal(ctx, _DECISIONS)
     ctx.add("messages", decided)
     arrive(
@@ -261,7 +297,7 @@ def _step_table(ctx: Context) -> None:
     ctx.wh.execute("drop table if exists _fh_send_steps")
     if not rows:
         rows = [dict.fromkeys(_STEP_COLUMNS)]
-        rows[0].update(flow_id="", step_id="", is_marketing=False, priority=0)
+        rows[0].update(flow_id="", step_id="", is_marketing=False, priority=0, pushed=False)
     values = exp.values(
         [tuple(_typed(c, r[c]) for c in _STEP_COLUMNS) for r in rows],
         alias="v",
@@ -273,8 +309,8 @@ def _step_table(ctx: Context) -> None:
 def _typed(column: str, value: Any) -> exp.Expr:
     if column in ("expires_seconds", "lateness_seconds", "priority"):
         return exp.cast(literal(value), "bigint")
-    if column == "is_marketing":
-        return exp.cast(literal(value), "boolean")
+    if column in ("is_marketing", "pushed"):
+        return exp.cast(literal(bool(value)), "boolean")
     return exp.cast(literal(value), "text")
 
 
@@ -300,6 +336,7 @@ def _step_values(settings: Settings, f: CompiledFlow, s: StepRow) -> dict[str, A
             subject=p.get("subject"),
             preheader=p.get("preheader"),
             destination=p.get("destination"),
+            pushed=pool is not None and COUPON_CHANNEL in settings.delivery.routes,
         )
         return base
     action = p.pop("type")
@@ -315,6 +352,7 @@ def _step_values(settings: Settings, f: CompiledFlow, s: StepRow) -> dict[str, A
         payload=json.dumps(p, sort_keys=True),
         update_name=name,
         update_value=value,
+        pushed=warehouse and action in settings.delivery.routes,
     )
     return base
 
