@@ -1,14 +1,28 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
+
+{#- Incremental by what changed (macros/incremental.sql): a build recomputes the customers with an order
+    line or a product view loaded since its last one, or whose order or view time the build's now
+    passed, from all of their lines and views. -#}
+
+{%- set marks = flowhouse.incremental_marks() %}
+{%- set now = flowhouse.flowhouse_now() %}
 
 with
 
-order_lines as (
+all_order_lines as (
 
     select * from {{ ref('stg_order_lines') }}
 
 ),
 
-events as (
+all_events as (
 
     select * from {{ ref('stg_events') }}
 
@@ -16,9 +30,54 @@ events as (
 
 as_of as (
 
-    select {{ flowhouse.flowhouse_now() }} as now_at
+    select {{ now }} as now_at
 
 ),
+
+{%- if marks %}
+
+changed as (
+
+    select customer_id
+    from all_order_lines
+    where {{ flowhouse.changed_since(marks, 'loaded_at', ['ordered_at'], now) }}
+    union
+    select customer_id
+    from all_events
+    where event_type = 'product_viewed'
+        and {{ flowhouse.changed_since(marks, 'loaded_at', ['occurred_at', 'loaded_at'], now) }}
+
+),
+
+order_lines as (
+
+    select * from all_order_lines
+    where customer_id in (select customer_id from changed)
+
+),
+
+events as (
+
+    select * from all_events
+    where customer_id in (select customer_id from changed)
+
+),
+
+{%- else %}
+
+order_lines as (
+
+    select * from all_order_lines
+
+),
+
+events as (
+
+    select * from all_events
+
+),
+
+{%- endif %}
 
 category_spend as (
 
@@ -79,6 +138,14 @@ ranked as (
 
 ),
 
+stamps as (
+
+    select
+        {{ now }} as refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_events'), 'loaded_at', marks) }} as loaded_through
+
+),
+
 final as (
 
     select
@@ -88,8 +155,11 @@ final as (
             case when source_priority = 1 then 'orders' else 'views' end
             as {{ dbt.type_string() }}
         ) as top_category_source,
-        cast(score / nullif(source_total, 0) as decimal(5, 4)) as top_category_share
+        cast(score / nullif(source_total, 0) as decimal(5, 4)) as top_category_share,
+        stamps.refreshed_at,
+        stamps.loaded_through
     from ranked
+    cross join stamps
     where category_rank = 1
 
 )

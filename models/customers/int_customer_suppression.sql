@@ -1,9 +1,22 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns'
+    )
+}}
 
 {#- Global suppression per channel, as of the build's now: the first hard bounce or complaint a provider
     reported (message_bounced, message_complained with properties.channel). A bounce whose bounce_type
     says `soft` (a full mailbox, a server down for a while) does not suppress; one without a bounce_type
-    does, since the provider did not call it temporary. -#}
+    does, since the provider did not call it temporary.
+    Incremental by what changed (macros/incremental.sql): a build recomputes the customers with a bounce
+    or complaint loaded since its last one, or whose event's time the build's now passed, from all of
+    their bounces and complaints. -#}
+
+{%- set marks = flowhouse.incremental_marks() %}
+{%- set now = flowhouse.flowhouse_now() %}
 
 with
 
@@ -15,9 +28,22 @@ events as (
 
 as_of as (
 
-    select {{ flowhouse.flowhouse_now() }} as now_at
+    select {{ now }} as now_at
 
 ),
+
+{%- if marks %}
+
+changed as (
+
+    select distinct customer_id
+    from events
+    where event_type in ('message_bounced', 'message_complained')
+        and {{ flowhouse.changed_since(marks, 'loaded_at', ['occurred_at', 'loaded_at'], now) }}
+
+),
+
+{%- endif %}
 
 known_engagement as (
 
@@ -33,6 +59,9 @@ known_engagement as (
         and events.customer_id is not null
         and events.occurred_at <= as_of.now_at
         and events.loaded_at <= as_of.now_at
+        {%- if marks %}
+        and events.customer_id in (select customer_id from changed)
+        {%- endif %}
 
 ),
 
@@ -54,7 +83,9 @@ per_customer as (
         min(case when is_suppressing and channel = 'email' then occurred_at end)
             as email_suppressed_at,
         min(case when is_suppressing and channel = 'sms' then occurred_at end)
-            as sms_suppressed_at
+            as sms_suppressed_at,
+        {{ now }} as refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_events'), 'loaded_at', marks) }} as loaded_through
     from flagged
     group by customer_id
 
