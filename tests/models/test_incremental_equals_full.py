@@ -4,7 +4,8 @@ stg_order_lines, int_customer_*, product_interest) recompute only what changed s
 data at the same now, compared in SQL, as sets. The new data holds what an incremental model gets
 wrong first: late events, a refund of an old order, a replayed order (also one that now comes first),
 an unsubscribe, a bounce, an event loaded after the build's now and one that occurs after it; then a
-build at a later now with nothing new moves only the time-relative attributes."""
+build at a later now with nothing new moves only the time-relative attributes; a retraction of
+events (flowhouse events retract) is followed too."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlglot import exp
 
 from flowhouse.core.build import build_models
 from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.corrections import retract
 from flowhouse.generate import continue_store, generate_store
 
 pytestmark = pytest.mark.slow
@@ -168,11 +170,28 @@ def incremental_then_full(location: Location) -> Iterator[tuple[str, dict[str, A
     yield "T1", differences(location, "incremental_t1")
     build(location, T2, full_refresh=True)
     yield "T2", differences(location, "incremental_t2")
+    retract(location, retracted(location), "a correction", now=T2)
+    build(location, T2)
+    snapshot(location, "retracted")
+    build(location, T2, full_refresh=True)
+    yield "retracted", differences(location, "retracted")
+
+
+def retracted(location: Location) -> list[str]:
+    """An order's placement and a view, to retract (flowhouse events retract)."""
+    with Warehouse.open(location) as wh:
+        order = one(wh, "select event_id from staging.stg_orders order by event_id limit 1")
+        view = one(
+            wh,
+            "select event_id from raw.events where event_type = 'product_viewed' "
+            "order by event_id limit 1",
+        )
+    return [order[0], view[0]]
 
 
 def check(location: Location) -> None:
     results = dict(incremental_then_full(location))
-    assert results == {"T1": {}, "T2": {}}
+    assert results == {"T1": {}, "T2": {}, "retracted": {}}
     with Warehouse.open(location) as wh:
         # the cases happened: what the new events did is in the models
         assert [wh.scalar(f"select count(*) from {where}") for where in HAPPENED] == [1, 1, 1, 1, 1]
