@@ -110,12 +110,15 @@ def run(args: argparse.Namespace, flowhouse: str, warehouse: str, log: Path) -> 
 
 
 def logged(log: Path, step: Callable[..., object], *cli: str) -> str:
-    """What dbt appended to its log while ``step(*cli)`` ran."""
+    """What dbt appended to its log while ``step(*cli)`` ran (also across a rotation of the log, to
+    ``dbt.log.1``, past 10 MB)."""
     offset = log.stat().st_size if log.exists() else 0
     step(*cli)
-    with log.open(errors="replace") as handle:
-        handle.seek(offset)
-        return handle.read()
+    text = log.read_bytes()
+    if len(text) >= offset:
+        return text[offset:].decode(errors="replace")
+    rotated = log.with_name(log.name + ".1").read_bytes()[offset:]
+    return (rotated + text).decode(errors="replace")
 
 
 def per_model(args: argparse.Namespace, flowhouse: str, warehouse: str, log: Path) -> None:

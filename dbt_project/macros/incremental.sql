@@ -48,19 +48,33 @@
 {%- endmacro %}
 
 
-{#- A condition on one source row: it changed since the marks. `loaded_column` is its loaded_at (the
-    newest of a row made of several events); `time_columns` are the times the model compares with now
-    (occurred_at, loaded_at, ...). `now` is the build's now expression. -#}
-{% macro changed_since(marks, loaded_column, time_columns, now) -%}
-    (
-        {{ loaded_column }} >= {{ marks.loaded }}
-        {%- for column in time_columns %}
-        or (
-            {{ column }} > least({{ marks.as_of }}, {{ now }})
-            and {{ column }} <= greatest({{ marks.as_of }}, {{ now }})
-        )
-        {%- endfor %}
-    )
+{#- The rows of `relation` that changed since the marks: loaded at or after marks.loaded, or with one
+    of `time_columns` (the times the model compares with now: occurred_at, loaded_at, ...) between the
+    last build's now and this one's (`now`, the build's now expression). One select per condition,
+    so that each prunes on its own column; a row may come more than once. -#}
+{% macro changed_rows(relation, loaded_column, time_columns, marks, now, where='1 = 1') -%}
+    select * from {{ relation }}
+    where {{ where }} and {{ loaded_column }} >= {{ marks.loaded }}
+    {%- for column in time_columns %}
+    union all
+    select * from {{ relation }}
+    where {{ where }}
+        and {{ column }} > least({{ marks.as_of }}, {{ now }})
+        and {{ column }} <= greatest({{ marks.as_of }}, {{ now }})
+    {%- endfor %}
+{%- endmacro %}
+
+
+{#- The later of two timestamps, either of which may be null (greatest() of a null is null on some
+    warehouses). -#}
+{% macro later(a, b) -%}
+    greatest(coalesce({{ a }}, {{ b }}), coalesce({{ b }}, {{ a }}))
+{%- endmacro %}
+
+
+{#- The earlier of two timestamps, either of which may be null. -#}
+{% macro earlier(a, b) -%}
+    least(coalesce({{ a }}, {{ b }}), coalesce({{ b }}, {{ a }}))
 {%- endmacro %}
 
 

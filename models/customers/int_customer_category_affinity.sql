@@ -16,49 +16,33 @@
 
 with
 
-all_order_lines as (
-
-    select * from {{ ref('stg_order_lines') }}
-
-),
-
-all_events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
-
-as_of as (
-
-    select {{ now }} as now_at
-
-),
-
 {%- if marks %}
 
 changed as (
 
     select customer_id
-    from all_order_lines
-    where {{ flowhouse.changed_since(marks, 'loaded_at', ['ordered_at'], now) }}
+    from ({{ flowhouse.changed_rows(
+        ref('stg_order_lines'), 'loaded_at', ['ordered_at'], marks, now
+    ) }}) as changed_lines
     union
     select customer_id
-    from all_events
-    where event_type = 'product_viewed'
-        and {{ flowhouse.changed_since(marks, 'loaded_at', ['occurred_at', 'loaded_at'], now) }}
+    from ({{ flowhouse.changed_rows(
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, now,
+        "event_type = 'product_viewed'"
+    ) }}) as changed_views
 
 ),
 
 order_lines as (
 
-    select * from all_order_lines
+    select * from {{ ref('stg_order_lines') }}
     where customer_id in (select customer_id from changed)
 
 ),
 
 events as (
 
-    select * from all_events
+    select * from {{ ref('stg_events') }}
     where customer_id in (select customer_id from changed)
 
 ),
@@ -67,17 +51,23 @@ events as (
 
 order_lines as (
 
-    select * from all_order_lines
+    select * from {{ ref('stg_order_lines') }}
 
 ),
 
 events as (
 
-    select * from all_events
+    select * from {{ ref('stg_events') }}
 
 ),
 
 {%- endif %}
+
+as_of as (
+
+    select {{ now }} as now_at
+
+),
 
 category_spend as (
 

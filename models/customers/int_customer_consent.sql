@@ -7,18 +7,28 @@
     )
 }}
 
-{#- Incremental by what changed (macros/incremental.sql): a build recomputes the customers with a consent
-    event loaded since its last one, or whose event's time the build's now passed, from all of their
-    consent events. -#}
+{#- Incremental by what changed (macros/incremental.sql): every column is a latest time, so a build
+    reads only the consent events that changed (loaded since its last build, or whose time its now
+    passed) and keeps, per customer, the later of the row it had and theirs. -#}
 
 {%- set marks = flowhouse.incremental_marks() %}
 {%- set now = flowhouse.flowhouse_now() %}
+{%- set columns = [
+    'last_email_opted_in_at', 'last_email_unsubscribed_at', 'last_sms_opted_in_at',
+    'last_sms_unsubscribed_at',
+] %}
 
 with
 
 consent_events as (
 
+    {%- if marks %}
+    {{ flowhouse.changed_rows(
+        ref('stg_consent_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, now
+    ) }}
+    {%- else %}
     select * from {{ ref('stg_consent_events') }}
+    {%- endif %}
 
 ),
 
@@ -28,18 +38,6 @@ as_of as (
 
 ),
 
-{%- if marks %}
-
-changed as (
-
-    select distinct customer_id
-    from consent_events
-    where {{ flowhouse.changed_since(marks, 'loaded_at', ['occurred_at', 'loaded_at'], now) }}
-
-),
-
-{%- endif %}
-
 known as (
 
     select consent_events.*
@@ -47,13 +45,10 @@ known as (
     cross join as_of
     where consent_events.occurred_at <= as_of.now_at
         and consent_events.loaded_at <= as_of.now_at
-        {%- if marks %}
-        and consent_events.customer_id in (select customer_id from changed)
-        {%- endif %}
 
 ),
 
-final as (
+latest as (
 
     select
         customer_id,
@@ -64,12 +59,31 @@ final as (
         max(case when is_opt_in and applies_to_sms then occurred_at end)
             as last_sms_opted_in_at,
         max(case when not is_opt_in and applies_to_sms then occurred_at end)
-            as last_sms_unsubscribed_at,
+            as last_sms_unsubscribed_at
+    from known
+    group by customer_id
+
+),
+
+final as (
+
+    select
+        latest.customer_id,
+        {%- for column in columns %}
+        {%- if marks %}
+        {{ flowhouse.later('latest.' ~ column, 'kept.' ~ column) }} as {{ column }},
+        {%- else %}
+        latest.{{ column }},
+        {%- endif %}
+        {%- endfor %}
         {{ now }} as refreshed_at,
         {{ flowhouse.loaded_through(ref('stg_consent_events'), 'loaded_at', marks) }}
             as loaded_through
-    from known
-    group by customer_id
+    from latest
+    {%- if marks %}
+    left join {{ this }} as kept
+        on latest.customer_id = kept.customer_id
+    {%- endif %}
 
 )
 

@@ -10,9 +10,10 @@
 {%- set activity_types = var('activity_event_types') %}
 
 {#- The latest activity and delivery per customer, as of the build's now. Incremental by what changed
-    (macros/incremental.sql): a build recomputes the customers with an event loaded since its last one,
-    or whose event's time the build's now passed, from all of their events. What counts against now
-    alone (the deliveries of the last 14 and 30 days) is int_customer_activity's, a view. -#}
+    (macros/incremental.sql): both are latest times, so a build reads only the events that changed
+    (loaded since its last build, or whose time its now passed) and keeps, per customer, the later of
+    the row it had and theirs. What counts against now alone (the deliveries of the last 14 and 30
+    days) is int_customer_activity's, a view. -#}
 
 {%- set marks = flowhouse.incremental_marks() %}
 {%- set now = flowhouse.flowhouse_now() %}
@@ -21,7 +22,11 @@ with
 
 events as (
 
+    {%- if marks %}
+    {{ flowhouse.changed_rows(ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, now) }}
+    {%- else %}
     select * from {{ ref('stg_events') }}
+    {%- endif %}
 
 ),
 
@@ -30,18 +35,6 @@ as_of as (
     select {{ now }} as now_at
 
 ),
-
-{%- if marks %}
-
-changed as (
-
-    select distinct customer_id
-    from events
-    where {{ flowhouse.changed_since(marks, 'loaded_at', ['occurred_at', 'loaded_at'], now) }}
-
-),
-
-{%- endif %}
 
 known_events as (
 
@@ -55,15 +48,12 @@ known_events as (
     where events.customer_id is not null
         and events.occurred_at <= as_of.now_at
         and events.loaded_at <= as_of.now_at
-        {%- if marks %}
-        and events.customer_id in (select customer_id from changed)
-        {%- endif %}
 
 ),
 
-final as (
+latest as (
 
-    -- one pass over the stream, grouped by customer
+    -- one pass over the stream (the changed rows on an incremental build), grouped by customer
     select
         customer_id,
         max(
@@ -73,10 +63,31 @@ final as (
         ) as last_activity_at,
         max(case when event_type = 'message_delivered' then occurred_at end)
             as last_message_delivered_at,
-        max(now_at) as refreshed_at,
-        {{ flowhouse.loaded_through(ref('stg_events'), 'loaded_at', marks) }} as loaded_through
+        max(now_at) as refreshed_at
     from known_events
     group by customer_id
+
+),
+
+final as (
+
+    select
+        latest.customer_id,
+        {%- if marks %}
+        {{ flowhouse.later('latest.last_activity_at', 'kept.last_activity_at') }} as last_activity_at,
+        {{ flowhouse.later('latest.last_message_delivered_at', 'kept.last_message_delivered_at') }}
+            as last_message_delivered_at,
+        {%- else %}
+        latest.last_activity_at,
+        latest.last_message_delivered_at,
+        {%- endif %}
+        latest.refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_events'), 'loaded_at', marks) }} as loaded_through
+    from latest
+    {%- if marks %}
+    left join {{ this }} as kept
+        on latest.customer_id = kept.customer_id
+    {%- endif %}
 
 )
 

@@ -16,33 +16,20 @@
 
 with
 
-all_orders as (
-
-    select * from {{ ref('stg_orders') }}
-
-),
-
-as_of as (
-
-    select {{ now }} as now_at
-
-),
-
 {%- if marks %}
 
 changed as (
 
-    select distinct customer_id
-    from all_orders
-    where {{ flowhouse.changed_since(
-        marks, 'last_loaded_at', ['ordered_at', 'loaded_at', 'refunded_at'], now
-    ) }}
+    select customer_id
+    from ({{ flowhouse.changed_rows(
+        ref('stg_orders'), 'last_loaded_at', ['ordered_at', 'loaded_at', 'refunded_at'], marks, now
+    ) }}) as changed_orders
 
 ),
 
 orders as (
 
-    select * from all_orders
+    select * from {{ ref('stg_orders') }}
     where customer_id in (select customer_id from changed)
 
 ),
@@ -51,11 +38,17 @@ orders as (
 
 orders as (
 
-    select * from all_orders
+    select * from {{ ref('stg_orders') }}
 
 ),
 
 {%- endif %}
+
+as_of as (
+
+    select {{ now }} as now_at
+
+),
 
 known_orders as (
 

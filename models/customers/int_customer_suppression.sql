@@ -11,18 +11,25 @@
     reported (message_bounced, message_complained with properties.channel). A bounce whose bounce_type
     says `soft` (a full mailbox, a server down for a while) does not suppress; one without a bounce_type
     does, since the provider did not call it temporary.
-    Incremental by what changed (macros/incremental.sql): a build recomputes the customers with a bounce
-    or complaint loaded since its last one, or whose event's time the build's now passed, from all of
-    their bounces and complaints. -#}
+    Incremental by what changed (macros/incremental.sql): both columns are earliest times, so a build
+    reads only the bounces and complaints that changed (loaded since its last build, or whose time its
+    now passed) and keeps, per customer, the earlier of the row it had and theirs. -#}
 
 {%- set marks = flowhouse.incremental_marks() %}
 {%- set now = flowhouse.flowhouse_now() %}
+{%- set engagement = "event_type in ('message_bounced', 'message_complained')" %}
 
 with
 
 events as (
 
+    {%- if marks %}
+    {{ flowhouse.changed_rows(
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, now, engagement
+    ) }}
+    {%- else %}
     select * from {{ ref('stg_events') }}
+    {%- endif %}
 
 ),
 
@@ -31,19 +38,6 @@ as_of as (
     select {{ now }} as now_at
 
 ),
-
-{%- if marks %}
-
-changed as (
-
-    select distinct customer_id
-    from events
-    where event_type in ('message_bounced', 'message_complained')
-        and {{ flowhouse.changed_since(marks, 'loaded_at', ['occurred_at', 'loaded_at'], now) }}
-
-),
-
-{%- endif %}
 
 known_engagement as (
 
@@ -59,9 +53,6 @@ known_engagement as (
         and events.customer_id is not null
         and events.occurred_at <= as_of.now_at
         and events.loaded_at <= as_of.now_at
-        {%- if marks %}
-        and events.customer_id in (select customer_id from changed)
-        {%- endif %}
 
 ),
 
@@ -76,18 +67,37 @@ flagged as (
 
 ),
 
-per_customer as (
+earliest as (
 
     select
         customer_id,
         min(case when is_suppressing and channel = 'email' then occurred_at end)
             as email_suppressed_at,
         min(case when is_suppressing and channel = 'sms' then occurred_at end)
-            as sms_suppressed_at,
-        {{ now }} as refreshed_at,
-        {{ flowhouse.loaded_through(ref('stg_events'), 'loaded_at', marks) }} as loaded_through
+            as sms_suppressed_at
     from flagged
     group by customer_id
+
+),
+
+per_customer as (
+
+    select
+        earliest.customer_id,
+        {%- for column in ['email_suppressed_at', 'sms_suppressed_at'] %}
+        {%- if marks %}
+        {{ flowhouse.earlier('earliest.' ~ column, 'kept.' ~ column) }} as {{ column }},
+        {%- else %}
+        earliest.{{ column }},
+        {%- endif %}
+        {%- endfor %}
+        {{ now }} as refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_events'), 'loaded_at', marks) }} as loaded_through
+    from earliest
+    {%- if marks %}
+    left join {{ this }} as kept
+        on earliest.customer_id = kept.customer_id
+    {%- endif %}
 
 ),
 

@@ -20,17 +20,52 @@
 
 with
 
-all_events as (
+{%- if marks %}
+
+changed as (
+
+    select customer_id
+    from ({{ flowhouse.changed_rows(
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, now,
+        "event_type in ('product_viewed', 'added_to_cart')"
+    ) }}) as changed_events
+    union
+    select customer_id
+    from ({{ flowhouse.changed_rows(
+        ref('stg_orders'), 'loaded_at', ['ordered_at', 'loaded_at'], marks, now
+    ) }}) as changed_orders
+
+),
+
+events as (
+
+    select * from {{ ref('stg_events') }}
+    where customer_id in (select customer_id from changed)
+
+),
+
+orders as (
+
+    select * from {{ ref('stg_orders') }}
+    where customer_id in (select customer_id from changed)
+
+),
+
+{%- else %}
+
+events as (
 
     select * from {{ ref('stg_events') }}
 
 ),
 
-all_orders as (
+orders as (
 
     select * from {{ ref('stg_orders') }}
 
 ),
+
+{%- endif %}
 
 order_lines as (
 
@@ -43,51 +78,6 @@ as_of as (
     select {{ now }} as now_at
 
 ),
-
-{%- if marks %}
-
-changed as (
-
-    select customer_id
-    from all_events
-    where event_type in ('product_viewed', 'added_to_cart')
-        and {{ flowhouse.changed_since(marks, 'loaded_at', ['occurred_at', 'loaded_at'], now) }}
-    union
-    select customer_id
-    from all_orders
-    where {{ flowhouse.changed_since(marks, 'loaded_at', ['ordered_at', 'loaded_at'], now) }}
-
-),
-
-events as (
-
-    select * from all_events
-    where customer_id in (select customer_id from changed)
-
-),
-
-orders as (
-
-    select * from all_orders
-    where customer_id in (select customer_id from changed)
-
-),
-
-{%- else %}
-
-events as (
-
-    select * from all_events
-
-),
-
-orders as (
-
-    select * from all_orders
-
-),
-
-{%- endif %}
 
 known_interest_events as (
 

@@ -16,12 +16,6 @@
 
 with
 
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
-
 order_events as (
 
     select
@@ -32,7 +26,7 @@ order_events as (
         occurred_at,
         loaded_at,
         properties
-    from events
+    from {{ ref('stg_events') }}
     where event_type in ('order_placed', 'order_refunded')
         {%- if marks %}
         and loaded_at >= {{ marks.loaded }}
@@ -116,7 +110,7 @@ refund_events as (
             properties,
             occurred_at,
             loaded_at
-        from events
+        from {{ ref('stg_events') }}
         where event_type = 'order_refunded'
     ) as refunds_read
     where order_id in (select order_id from order_events)
