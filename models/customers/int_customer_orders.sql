@@ -3,7 +3,8 @@
         materialized='incremental',
         unique_key='customer_id',
         incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns'
+        on_schema_change='append_new_columns',
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}"
     )
 }}
 

@@ -5,7 +5,7 @@ data at the same now, compared in SQL, as sets. The new data holds what an incre
 wrong first: late events, a refund of an old order, a replayed order (also one that now comes first),
 an unsubscribe, a bounce, an event loaded after the build's now and one that occurs after it; then a
 build at a later now with nothing new moves only the time-relative attributes; a retraction of
-events (flowhouse events retract) is followed too."""
+events (flowhouse events retract) and a build at an earlier now are followed too."""
 
 from __future__ import annotations
 
@@ -115,6 +115,9 @@ def new_events(wh: Warehouse) -> list[tuple[Any, ...]]:
         # occurs after T1, loaded before it: counted once now passes it
         ("x-future", viewer, "product_viewed", T1 + timedelta(days=3), loaded,
          {"sku": sku, "category": "future-category"}),
+        # the only event of its customer: a build at an earlier now leaves them no row
+        ("x-future-only", "c-future", "product_viewed", T1 + timedelta(days=3), loaded,
+         {"sku": sku, "category": "future-category"}),
         ("x-new-order", viewer, "order_placed", loaded, loaded, order),
     ]  # fmt: skip
 
@@ -175,6 +178,10 @@ def incremental_then_full(location: Location) -> Iterator[tuple[str, dict[str, A
     snapshot(location, "retracted")
     build(location, T2, full_refresh=True)
     yield "retracted", differences(location, "retracted")
+    build(location, T1)  # an earlier now: rows leave, keys may have none left
+    snapshot(location, "went_back")
+    build(location, T1, full_refresh=True)
+    yield "went back", differences(location, "went_back")
 
 
 def retracted(location: Location) -> list[str]:
@@ -191,7 +198,7 @@ def retracted(location: Location) -> list[str]:
 
 def check(location: Location) -> None:
     results = dict(incremental_then_full(location))
-    assert results == {"T1": {}, "T2": {}, "retracted": {}}
+    assert results == {"T1": {}, "T2": {}, "retracted": {}, "went back": {}}
     with Warehouse.open(location) as wh:
         # the cases happened: what the new events did is in the models
         assert [wh.scalar(f"select count(*) from {where}") for where in HAPPENED] == [1, 1, 1, 1, 1]
