@@ -20,7 +20,8 @@
     loaded_at older than one a build already saw (by more than the instant `>=` re-reads). -#}
 
 
-{#- The watermarks of the model being built, as timestamp literals: {'loaded': ..., 'as_of': ...}; none
+{#- The watermarks of the model being built, and the build's now, as timestamp literals (so that
+    warehouses prune on them): {'loaded': ..., 'as_of': ..., 'now': ...}; none
     for a full build: the first build, --full-refresh, a unit test, a table built before the stamps
     existed (a changed model: every key is recomputed, and on_schema_change adds the stamp columns),
     and a build at an earlier now than the table's (forget_when_now_went_back empties it first). -#}
@@ -31,7 +32,8 @@
     {%- set query -%}
         select
             cast(max(loaded_through) as {{ dbt.type_string() }}) as loaded,
-            cast(max(refreshed_at) as {{ dbt.type_string() }}) as as_of
+            cast(max(refreshed_at) as {{ dbt.type_string() }}) as as_of,
+            cast({{ flowhouse.flowhouse_now() }} as {{ dbt.type_string() }}) as now_at
         from {{ this }}
     {%- endset -%}
     {%- set row = run_query(query).rows[0] -%}
@@ -41,6 +43,7 @@
     {{ return({
         'loaded': "cast('" ~ row[0] ~ "' as timestamp)",
         'as_of': "cast('" ~ row[1] ~ "' as timestamp)",
+        'now': "cast('" ~ row[2] ~ "' as timestamp)",
     }) }}
 {%- endmacro %}
 
@@ -81,18 +84,16 @@
 
 
 {#- The rows of `relation` that changed since the marks: loaded at or after marks.loaded, or with one
-    of `time_columns` (the times the model compares with now: occurred_at, loaded_at, ...) between the
-    last build's now and this one's (`now`, the build's now expression). One select per condition,
+    of `time_columns` (the times the model compares with now: occurred_at, loaded_at, ...) after the
+    last build's now and at most this one's (a build at an earlier now has no marks). One select per condition,
     so that each prunes on its own column; a row may come more than once. -#}
-{% macro changed_rows(relation, loaded_column, time_columns, marks, now, where='1 = 1') -%}
+{% macro changed_rows(relation, loaded_column, time_columns, marks, where='1 = 1') -%}
     select * from {{ relation }}
     where {{ where }} and {{ loaded_column }} >= {{ marks.loaded }}
     {%- for column in time_columns %}
     union all
     select * from {{ relation }}
-    where {{ where }}
-        and {{ column }} > least({{ marks.as_of }}, {{ now }})
-        and {{ column }} <= greatest({{ marks.as_of }}, {{ now }})
+    where {{ where }} and {{ column }} > {{ marks.as_of }} and {{ column }} <= {{ marks.now }}
     {%- endfor %}
 {%- endmacro %}
 

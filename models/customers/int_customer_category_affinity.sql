@@ -23,12 +23,12 @@ changed as (
 
     select customer_id
     from ({{ flowhouse.changed_rows(
-        ref('stg_order_lines'), 'loaded_at', ['ordered_at'], marks, now
+        ref('stg_order_lines'), 'loaded_at', ['ordered_at'], marks
     ) }}) as changed_lines
     union
     select customer_id
     from ({{ flowhouse.changed_rows(
-        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, now,
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
         "event_type = 'product_viewed'"
     ) }}) as changed_views
 

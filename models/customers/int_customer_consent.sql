@@ -25,7 +25,7 @@ consent_events as (
 
     {%- if marks %}
     {{ flowhouse.changed_rows(
-        ref('stg_consent_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, now
+        ref('stg_consent_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks
     ) }}
     {%- else %}
     select * from {{ ref('stg_consent_events') }}

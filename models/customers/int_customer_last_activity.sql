@@ -24,7 +24,7 @@ with
 events as (
 
     {%- if marks %}
-    {{ flowhouse.changed_rows(ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, now) }}
+    {{ flowhouse.changed_rows(ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks) }}
     {%- else %}
     select * from {{ ref('stg_events') }}
     {%- endif %}

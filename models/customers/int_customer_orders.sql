@@ -23,7 +23,7 @@ changed as (
 
     select customer_id
     from ({{ flowhouse.changed_rows(
-        ref('stg_orders'), 'last_loaded_at', ['ordered_at', 'loaded_at', 'refunded_at'], marks, now
+        ref('stg_orders'), 'last_loaded_at', ['ordered_at', 'loaded_at', 'refunded_at'], marks
     ) }}) as changed_orders
 
 ),

@@ -26,7 +26,7 @@ events as (
 
     {%- if marks %}
     {{ flowhouse.changed_rows(
-        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, now, engagement
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, engagement
     ) }}
     {%- else %}
     select * from {{ ref('stg_events') }}

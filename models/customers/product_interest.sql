@@ -27,13 +27,13 @@ changed as (
 
     select customer_id
     from ({{ flowhouse.changed_rows(
-        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, now,
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
         "event_type in ('product_viewed', 'added_to_cart')"
     ) }}) as changed_events
     union
     select customer_id
     from ({{ flowhouse.changed_rows(
-        ref('stg_orders'), 'loaded_at', ['ordered_at', 'loaded_at'], marks, now
+        ref('stg_orders'), 'loaded_at', ['ordered_at', 'loaded_at'], marks
     ) }}) as changed_orders
 
 ),
