@@ -11,6 +11,9 @@ Downstream (docs/events.md, "Corrections"):
   their tables (``core.derived_*``); the next build re-derives every derived event from the raw
   stream. Derived event ids are deterministic and a derived model's rows do not depend on how
   often it is built, so what comes back is what was there less what the retracted rows produced;
+- models incremental by what changed (stg_orders, int_customer_*, product_interest: the tables
+  with a ``loaded_through`` column, docs/engine.md "Incremental models") recompute only the keys
+  with new rows, so a retraction empties them too and the next build rebuilds them in full;
 - observations: the segment membership and tier histories record what each build saw at its now;
   what they record after the retraction's clock (a build that took "now" from a row from the
   future) is undone, so the next build observes again from the right time;
@@ -68,6 +71,17 @@ where table_schema = :derived_schema and substr(table_name, 1, 8) = 'derived_'
 order by table_name
 """
 
+#: Models incremental by what changed: the tables of ``staging`` and ``core`` with the
+#: ``loaded_through`` stamp (dbt_project/macros/incremental.sql).
+_BY_CHANGE_TABLES = """
+select c.table_schema, c.table_name from information_schema.columns as c
+join information_schema.tables as t
+    on t.table_schema = c.table_schema and t.table_name = c.table_name
+where c.column_name = 'loaded_through' and c.table_schema in ('staging', 'core')
+    and t.table_type = 'BASE TABLE'
+order by c.table_schema, c.table_name
+"""
+
 
 @dataclass
 class RetractReport:
@@ -75,6 +89,8 @@ class RetractReport:
     unknown: list[str] = field(default_factory=list)
     #: Derived-event tables emptied, re-derived in full by the next build.
     emptied: list[str] = field(default_factory=list)
+    #: Models incremental by what changed emptied (schema.table), rebuilt in full by the next build.
+    emptied_models: list[str] = field(default_factory=list)
     #: History rows dated after the retraction's clock, undone (:func:`undo_future_observations`).
     undone: int = 0
 
@@ -89,6 +105,11 @@ class RetractReport:
             lines.append(
                 f"  {len(self.emptied)} derived-event table(s) emptied: the next build "
                 "(flowhouse build or tick) derives them again without the retracted rows"
+            )
+        if self.emptied_models:
+            lines.append(
+                f"  {len(self.emptied_models)} incremental model table(s) emptied: the next build "
+                "rebuilds them in full without the retracted rows"
             )
         if self.undone:
             lines.append(
@@ -167,6 +188,7 @@ def retract(
                 run(wh, _KEEP, reason=reason.strip(), now=now)
                 run(wh, _REMOVE)
                 report.emptied = empty_derived(wh)
+                report.emptied_models = empty_incremental_models(wh)
                 report.undone = undo_future_observations(wh, now)
             _drop_temp(wh, "_fh_retract")
     return report
@@ -178,6 +200,15 @@ def empty_derived(wh: Warehouse) -> list[str]:
     tables = [r[0] for r in rows(wh, _DERIVED_TABLES, derived_schema=DERIVED_SCHEMA)]
     for table in tables:
         wh.execute(exp.delete(exp.to_table(f"{DERIVED_SCHEMA}.{table}")))
+    return tables
+
+
+def empty_incremental_models(wh: Warehouse) -> list[str]:
+    """Delete every row of the models incremental by what changed; the next build rebuilds them
+    in full (an empty table has no watermark)."""
+    tables = [f"{r[0]}.{r[1]}" for r in rows(wh, _BY_CHANGE_TABLES)]
+    for table in tables:
+        wh.execute(exp.delete(exp.to_table(table)))
     return tables
 
 

@@ -1,8 +1,14 @@
-{{ config(materialized='table') }}
-
-{%- set activity_types = var('activity_event_types') %}
+{#- Engagement per customer as of the build's now: the latest activity and delivery
+    (int_customer_last_activity, incremental) and the marketing pressure, which moves with now alone:
+    a view, so no build's now is frozen into a table. -#}
 
 with
+
+last_activity as (
+
+    select * from {{ ref('int_customer_last_activity') }}
+
+),
 
 events as (
 
@@ -16,49 +22,47 @@ as_of as (
 
 ),
 
-known_events as (
+recent_deliveries as (
 
+    -- the deliveries of the last 30 days known by now (the occurred_at bound lets warehouses prune)
     select
         events.customer_id,
-        events.event_type,
         events.occurred_at,
         as_of.now_at
     from events
     cross join as_of
-    where events.customer_id is not null
+    where events.event_type = 'message_delivered'
+        and events.customer_id is not null
+        and events.occurred_at > as_of.now_at - 30 * interval '1 day'
         and events.occurred_at <= as_of.now_at
         and events.loaded_at <= as_of.now_at
 
 ),
 
-final as (
+pressure as (
 
-    -- one pass over the stream, grouped by customer
     select
         customer_id,
-        max(
-            case
-                when event_type in ('{{ activity_types | join("', '") }}') then occurred_at
-            end
-        ) as last_activity_at,
         cast(sum(
-            case
-                when event_type = 'message_delivered'
-                    and occurred_at > now_at - 14 * interval '1 day' then 1
-                else 0
-            end
+            case when occurred_at > now_at - 14 * interval '1 day' then 1 else 0 end
         ) as integer) as promo_pressure_14d,
-        cast(sum(
-            case
-                when event_type = 'message_delivered'
-                    and occurred_at > now_at - 30 * interval '1 day' then 1
-                else 0
-            end
-        ) as integer) as promo_pressure_30d,
-        max(case when event_type = 'message_delivered' then occurred_at end)
-            as last_message_delivered_at
-    from known_events
+        cast(count(*) as integer) as promo_pressure_30d
+    from recent_deliveries
     group by customer_id
+
+),
+
+final as (
+
+    select
+        last_activity.customer_id,
+        last_activity.last_activity_at,
+        coalesce(pressure.promo_pressure_14d, 0) as promo_pressure_14d,
+        coalesce(pressure.promo_pressure_30d, 0) as promo_pressure_30d,
+        last_activity.last_message_delivered_at
+    from last_activity
+    left join pressure
+        on last_activity.customer_id = pressure.customer_id
 
 )
 

@@ -1,6 +1,54 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}"
+    )
+}}
+
+{#- Incremental by what changed (macros/incremental.sql): a build recomputes the customers with an order
+    line or a product view loaded since its last one, or whose order or view time the build's now
+    passed, from all of their lines and views. -#}
+
+{%- set marks = flowhouse.incremental_marks() %}
+{%- set now = flowhouse.flowhouse_now() %}
 
 with
+
+{%- if marks %}
+
+changed as (
+
+    select customer_id
+    from ({{ flowhouse.changed_rows(
+        ref('stg_order_lines'), 'loaded_at', ['ordered_at'], marks
+    ) }}) as changed_lines
+    union
+    select customer_id
+    from ({{ flowhouse.changed_rows(
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
+        "event_type = 'product_viewed'"
+    ) }}) as changed_views
+
+),
+
+order_lines as (
+
+    select * from {{ ref('stg_order_lines') }}
+    where customer_id in (select customer_id from changed)
+
+),
+
+events as (
+
+    select * from {{ ref('stg_events') }}
+    where customer_id in (select customer_id from changed)
+
+),
+
+{%- else %}
 
 order_lines as (
 
@@ -14,9 +62,11 @@ events as (
 
 ),
 
+{%- endif %}
+
 as_of as (
 
-    select {{ flowhouse.flowhouse_now() }} as now_at
+    select {{ now }} as now_at
 
 ),
 
@@ -79,6 +129,14 @@ ranked as (
 
 ),
 
+stamps as (
+
+    select
+        {{ now }} as refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_events'), 'loaded_at', marks) }} as loaded_through
+
+),
+
 final as (
 
     select
@@ -88,8 +146,11 @@ final as (
             case when source_priority = 1 then 'orders' else 'views' end
             as {{ dbt.type_string() }}
         ) as top_category_source,
-        cast(score / nullif(source_total, 0) as decimal(5, 4)) as top_category_share
+        cast(score / nullif(source_total, 0) as decimal(5, 4)) as top_category_share,
+        stamps.refreshed_at,
+        stamps.loaded_through
     from ranked
+    cross join stamps
     where category_rank = 1
 
 )

@@ -1,6 +1,41 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}"
+    )
+}}
+
+{#- Incremental by what changed (macros/incremental.sql): a build recomputes the customers with an order
+    placed, refunded or loaded since its last one, or whose order or refund time the build's now passed,
+    from all of their orders. -#}
+
+{%- set marks = flowhouse.incremental_marks() %}
+{%- set now = flowhouse.flowhouse_now() %}
 
 with
+
+{%- if marks %}
+
+changed as (
+
+    select customer_id
+    from ({{ flowhouse.changed_rows(
+        ref('stg_orders'), 'last_loaded_at', ['ordered_at', 'loaded_at', 'refunded_at'], marks
+    ) }}) as changed_orders
+
+),
+
+orders as (
+
+    select * from {{ ref('stg_orders') }}
+    where customer_id in (select customer_id from changed)
+
+),
+
+{%- else %}
 
 orders as (
 
@@ -8,9 +43,11 @@ orders as (
 
 ),
 
+{%- endif %}
+
 as_of as (
 
-    select {{ flowhouse.flowhouse_now() }} as now_at
+    select {{ now }} as now_at
 
 ),
 
@@ -25,7 +62,8 @@ known_orders as (
         orders.is_discounted,
         case
             when orders.refunded_at <= as_of.now_at then orders.refunded_amount else 0
-        end as refunded_amount
+        end as refunded_amount,
+        as_of.now_at
     from orders
     cross join as_of
     where orders.customer_id is not null
@@ -62,7 +100,10 @@ final as (
         {{ flowhouse.money('sum(order_value)') }} as gross_revenue,
         {{ flowhouse.money('sum(refunded_amount)') }} as refunded_amount,
         {{ flowhouse.money('sum(order_value) - sum(refunded_amount)') }} as net_revenue,
-        cast(sum(case when is_discounted then 1 else 0 end) as integer) as discounted_order_count
+        cast(sum(case when is_discounted then 1 else 0 end) as integer) as discounted_order_count,
+        max(now_at) as refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_orders'), 'last_loaded_at', marks) }}
+            as loaded_through
     from numbered
     group by customer_id
 

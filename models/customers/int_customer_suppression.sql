@@ -1,21 +1,42 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}"
+    )
+}}
 
 {#- Global suppression per channel, as of the build's now: the first hard bounce or complaint a provider
     reported (message_bounced, message_complained with properties.channel). A bounce whose bounce_type
     says `soft` (a full mailbox, a server down for a while) does not suppress; one without a bounce_type
-    does, since the provider did not call it temporary. -#}
+    does, since the provider did not call it temporary.
+    Incremental by what changed (macros/incremental.sql): every column is an earliest time, so a build
+    reads only the bounces and complaints that changed (loaded since its last build, or whose time its
+    now passed) and keeps, per customer, the earlier of the row it had and theirs. -#}
+
+{%- set marks = flowhouse.incremental_marks() %}
+{%- set now = flowhouse.flowhouse_now() %}
+{%- set engagement = "event_type in ('message_bounced', 'message_complained')" %}
 
 with
 
 events as (
 
+    {%- if marks %}
+    {{ flowhouse.changed_rows(
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, engagement
+    ) }}
+    {%- else %}
     select * from {{ ref('stg_events') }}
+    {%- endif %}
 
 ),
 
 as_of as (
 
-    select {{ flowhouse.flowhouse_now() }} as now_at
+    select {{ now }} as now_at
 
 ),
 
@@ -47,7 +68,7 @@ flagged as (
 
 ),
 
-per_customer as (
+earliest as (
 
     select
         customer_id,
@@ -61,6 +82,29 @@ per_customer as (
             as viber_suppressed_at
     from flagged
     group by customer_id
+
+),
+
+per_customer as (
+
+    select
+        earliest.customer_id,
+        {%- for column in [
+            'email_suppressed_at', 'sms_suppressed_at', 'whatsapp_suppressed_at', 'viber_suppressed_at'
+        ] %}
+        {%- if marks %}
+        {{ flowhouse.earlier('earliest.' ~ column, 'kept.' ~ column) }} as {{ column }},
+        {%- else %}
+        earliest.{{ column }},
+        {%- endif %}
+        {%- endfor %}
+        {{ now }} as refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_events'), 'loaded_at', marks) }} as loaded_through
+    from earliest
+    {%- if marks %}
+    left join {{ this }} as kept
+        on earliest.customer_id = kept.customer_id
+    {%- endif %}
 
 ),
 

@@ -1,11 +1,58 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}"
+    )
+}}
 
 {#- Who is interested in which sku, as of the build's now: the table catalog events (back_in_stock,
     price_dropped, low_stock: no customer, properties.sku) are joined against to fan them out. One pass
     over the views and cart additions, grouped by customer and sku; orders only add last_ordered_at to
-    those pairs (a purchase alone is not interest: docs/events.md fans out to who viewed or carted). -#}
+    those pairs (a purchase alone is not interest: docs/events.md fans out to who viewed or carted).
+    Incremental by what changed (macros/incremental.sql): a build recomputes every sku of the customers
+    with a view, a cart addition or an order loaded since its last one, or whose event or order time
+    the build's now passed, from all of their events and orders. -#}
+
+{%- set marks = flowhouse.incremental_marks() %}
+{%- set now = flowhouse.flowhouse_now() %}
 
 with
+
+{%- if marks %}
+
+changed as (
+
+    select customer_id
+    from ({{ flowhouse.changed_rows(
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
+        "event_type in ('product_viewed', 'added_to_cart')"
+    ) }}) as changed_events
+    union
+    select customer_id
+    from ({{ flowhouse.changed_rows(
+        ref('stg_orders'), 'loaded_at', ['ordered_at', 'loaded_at'], marks
+    ) }}) as changed_orders
+
+),
+
+events as (
+
+    select * from {{ ref('stg_events') }}
+    where customer_id in (select customer_id from changed)
+
+),
+
+orders as (
+
+    select * from {{ ref('stg_orders') }}
+    where customer_id in (select customer_id from changed)
+
+),
+
+{%- else %}
 
 events as (
 
@@ -19,6 +66,8 @@ orders as (
 
 ),
 
+{%- endif %}
+
 order_lines as (
 
     select * from {{ ref('stg_order_lines') }}
@@ -27,7 +76,7 @@ order_lines as (
 
 as_of as (
 
-    select {{ flowhouse.flowhouse_now() }} as now_at
+    select {{ now }} as now_at
 
 ),
 
@@ -81,6 +130,14 @@ ordered as (
 
 ),
 
+stamps as (
+
+    select
+        {{ now }} as refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_events'), 'loaded_at', marks) }} as loaded_through
+
+),
+
 final as (
 
     select
@@ -93,8 +150,11 @@ final as (
         greatest(
             coalesce(interest.last_viewed_at, interest.last_carted_at),
             coalesce(interest.last_carted_at, interest.last_viewed_at)
-        ) as last_interest_at
+        ) as last_interest_at,
+        stamps.refreshed_at,
+        stamps.loaded_through
     from interest
+    cross join stamps
     left join ordered
         on interest.customer_id = ordered.customer_id
         and interest.sku = ordered.sku

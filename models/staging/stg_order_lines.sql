@@ -1,16 +1,35 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}"
+    )
+}}
+
+{#- Incremental by what changed (macros/incremental.sql): a build rewrites the lines of the orders whose
+    kept placement was loaded since its last one (a refund changes no line). -#}
+
+{%- set marks = flowhouse.incremental_marks() %}
 
 with
 
 orders as (
 
     select * from {{ ref('stg_orders') }}
+    {%- if marks %}
+    where loaded_at >= {{ marks.loaded }}
+    {%- endif %}
 
 ),
 
 events as (
 
     select * from {{ ref('stg_events') }}
+    {%- if marks %}
+    where loaded_at >= {{ marks.loaded }}
+    {%- endif %}
 
 ),
 
@@ -21,6 +40,7 @@ placed as (
         orders.order_id,
         orders.customer_id,
         orders.ordered_at,
+        orders.loaded_at,
         events.properties
     from orders
     inner join events
@@ -33,7 +53,7 @@ elements as (
 
     select *
     from {{ flowhouse.json_array_elements(
-        'placed', 'properties', 'lines', ['order_id', 'customer_id', 'ordered_at']
+        'placed', 'properties', 'lines', ['order_id', 'customer_id', 'ordered_at', 'loaded_at']
     ) }} as order_lines
 
 ),
@@ -49,8 +69,17 @@ lines as (
         {{ flowhouse.json_money('value', 'price') }} as price,
         nullif(trim({{ flowhouse.json_text('value', 'category') }}), '') as category,
         {{ flowhouse.json_money('value', 'cost') }} as cost,
-        ordered_at
+        ordered_at,
+        loaded_at
     from elements
+
+),
+
+stamps as (
+
+    select
+        {{ flowhouse.flowhouse_now() }} as refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_orders'), 'loaded_at', marks) }} as loaded_through
 
 ),
 
@@ -69,8 +98,12 @@ final as (
         ) }} as line_value,
         category,
         cost,
-        ordered_at
+        ordered_at,
+        loaded_at,
+        stamps.refreshed_at,
+        stamps.loaded_through
     from lines
+    cross join stamps
 
 )
 

@@ -1,52 +1,50 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}"
+    )
+}}
+
+{#- Incremental by what changed (macros/incremental.sql): a build re-reads the order events loaded since
+    its last one; an order with a new placement (a replayed one too) or a new refund is rewritten, its
+    first placement chosen between the row it had and the new events, its refunds summed over all of
+    its refund events. -#}
+
+{%- set marks = flowhouse.incremental_marks() %}
 
 with
 
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
-
-placed as (
+order_events as (
 
     select
         {{ flowhouse.json_text('properties', 'order_id') }} as order_id,
         customer_id,
         event_id,
+        event_type,
         occurred_at,
         loaded_at,
         properties
-    from events
+    from {{ ref('stg_events') }}
+    where event_type in ('order_placed', 'order_refunded')
+        {%- if marks %}
+        and loaded_at >= {{ marks.loaded }}
+        {%- endif %}
+
+),
+
+placed as (
+
+    select *
+    from order_events
     where event_type = 'order_placed'
+        and order_id is not null
 
 ),
 
-numbered as (
-
-    -- an order sent twice (a replayed event) counts once: its first event
-    select
-        *,
-        row_number() over (partition by order_id order by occurred_at, event_id) as placement_number
-    from placed
-    where order_id is not null
-
-),
-
-refunds as (
-
-    select
-        {{ flowhouse.json_text('properties', 'order_id') }} as order_id,
-        sum(coalesce({{ flowhouse.json_money('properties', 'amount') }}, 0)) as refunded_amount,
-        max(occurred_at) as refunded_at
-    from events
-    where event_type = 'order_refunded'
-        and {{ flowhouse.json_text('properties', 'order_id') }} is not null
-    group by 1
-
-),
-
-orders as (
+candidates as (
 
     select
         order_id,
@@ -61,8 +59,88 @@ orders as (
         coalesce({{ flowhouse.json_money('properties', 'shipping') }}, 0) as shipping,
         {{ flowhouse.json_money('properties', 'value') }} as reported_value,
         nullif(trim({{ flowhouse.json_text('properties', 'coupon_code') }}), '') as coupon_code
-    from numbered
-    where placement_number = 1
+    from placed
+    {%- if marks %}
+
+    union all
+
+    -- the placement each changed order kept so far
+    select
+        order_id,
+        customer_id,
+        event_id,
+        cart_id,
+        ordered_at,
+        loaded_at,
+        currency,
+        subtotal,
+        discount,
+        shipping,
+        order_value as reported_value,
+        coupon_code
+    from {{ this }}
+    where order_id in (select order_id from order_events)
+    {%- endif %}
+
+),
+
+numbered as (
+
+    -- an order sent twice (a replayed event) counts once: its first event
+    select
+        *,
+        row_number() over (partition by order_id order by ordered_at, event_id) as placement_number
+    from candidates
+
+),
+
+orders as (
+
+    select * from numbered where placement_number = 1
+
+),
+
+refund_events as (
+
+    {%- if marks %}
+    -- every refund of the orders that changed, however long ago it was loaded
+    select order_id, properties, occurred_at, loaded_at
+    from (
+        select
+            {{ flowhouse.json_text('properties', 'order_id') }} as order_id,
+            properties,
+            occurred_at,
+            loaded_at
+        from {{ ref('stg_events') }}
+        where event_type = 'order_refunded'
+    ) as refunds_read
+    where order_id in (select order_id from order_events)
+    {%- else %}
+    select order_id, properties, occurred_at, loaded_at
+    from order_events
+    where event_type = 'order_refunded'
+    {%- endif %}
+
+),
+
+refunds as (
+
+    select
+        order_id,
+        sum(coalesce({{ flowhouse.json_money('properties', 'amount') }}, 0)) as refunded_amount,
+        max(occurred_at) as refunded_at,
+        max(loaded_at) as refunds_loaded_at
+    from refund_events
+    where order_id is not null
+    group by 1
+
+),
+
+stamps as (
+
+    select
+        {{ flowhouse.flowhouse_now() }} as refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_events'), 'loaded_at', marks) }} as loaded_through
 
 ),
 
@@ -86,8 +164,13 @@ final as (
         orders.discount > 0 or orders.coupon_code is not null as is_discounted,
         {{ flowhouse.money('coalesce(refunds.refunded_amount, 0)') }} as refunded_amount,
         refunds.order_id is not null as is_refunded,
-        refunds.refunded_at
+        refunds.refunded_at,
+        greatest(orders.loaded_at, coalesce(refunds.refunds_loaded_at, orders.loaded_at))
+            as last_loaded_at,
+        stamps.refreshed_at,
+        stamps.loaded_through
     from orders
+    cross join stamps
     left join refunds
         on orders.order_id = refunds.order_id
 

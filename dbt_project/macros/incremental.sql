@@ -1,0 +1,126 @@
+{#- Incremental by what changed (docs/engine.md "Incremental models"): the per-order and per-customer
+    models a tick refreshes (stg_orders, stg_order_lines, int_customer_orders, int_customer_last_activity,
+    int_customer_consent, int_customer_suppression, int_customer_category_affinity, product_interest) are
+    `incremental` with `delete+insert` on their key, and a build writes only the keys with a changed
+    source row: the models of latest times merge the changed rows into the row they had, the others
+    recompute each changed key from that key's whole history.
+
+    Each row carries two stamps the model writes:
+    - loaded_through: the newest loaded_at of the model's source when the build that wrote it ran;
+    - refreshed_at: that build's now (flowhouse_now()).
+    A row changed when it was loaded at or after the newest loaded_through (`>=`: rows loaded in the
+    same instant as the last one seen are read again, harmlessly), or when the build's now passed one
+    of its times: a model "as of now" counts a row once occurred_at and loaded_at are at most now, so
+    a row whose time falls between the last build's now and this one's enters the model with no new
+    load. So a late event (an old occurred_at loaded now), a refund of an old order and a replayed
+    event need nothing of their own. What depends on now alone (recency, "within N days") is never
+    stored here: it lives in views and in customer_attributes.
+
+    Assumed: loaded_at is when a row reached the warehouse, so a row committed later never carries a
+    loaded_at older than one a build already saw (by more than the instant `>=` re-reads). -#}
+
+
+{#- The watermarks of the model being built, and the build's now, as timestamp literals (so that
+    warehouses prune on them): {'loaded': ..., 'as_of': ..., 'now': ...}; none
+    for a full build: the first build, --full-refresh, a unit test, a table built before the stamps
+    existed (a changed model: every key is recomputed, and on_schema_change adds the stamp columns),
+    and a build at an earlier now than the table's (forget_when_now_went_back empties it first). -#}
+{% macro incremental_marks() -%}
+    {%- if not flowhouse.has_stamps() or flowhouse.now_went_back() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set query -%}
+        select
+            cast(max(loaded_through) as {{ dbt.type_string() }}) as loaded,
+            cast(max(refreshed_at) as {{ dbt.type_string() }}) as as_of,
+            cast({{ flowhouse.flowhouse_now() }} as {{ dbt.type_string() }}) as now_at
+        from {{ this }}
+    {%- endset -%}
+    {%- set row = run_query(query).rows[0] -%}
+    {%- if row[0] is none or row[1] is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return({
+        'loaded': "cast('" ~ row[0] ~ "' as timestamp)",
+        'as_of': "cast('" ~ row[1] ~ "' as timestamp)",
+        'now': "cast('" ~ row[2] ~ "' as timestamp)",
+    }) }}
+{%- endmacro %}
+
+
+{#- Whether the model is built incrementally onto a table with the stamps. -#}
+{% macro has_stamps() -%}
+    {%- if not execute or this is none or not is_incremental() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set names = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {{ return('loaded_through' in names and 'refreshed_at' in names) }}
+{%- endmacro %}
+
+
+{#- Whether the build's now is earlier than the now of the table's last build: rows it counted may not
+    count any more, and a key may have no row left, so the build recomputes every key. -#}
+{% macro now_went_back() -%}
+    {%- if not flowhouse.has_stamps() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set query -%}
+        select count(*) from {{ this }}
+        having max(refreshed_at) > {{ flowhouse.flowhouse_now() }}
+    {%- endset -%}
+    {{ return(run_query(query).rows | length > 0) }}
+{%- endmacro %}
+
+
+{#- A pre-hook of every model incremental by what changed: a build at an earlier now than the table's
+    starts from an empty table (incremental_marks makes it compute every key). -#}
+{% macro forget_when_now_went_back() -%}
+    {%- if flowhouse.now_went_back() -%}
+        delete from {{ this }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The rows of `relation` that changed since the marks: loaded at or after marks.loaded, or with one
+    of `time_columns` (the times the model compares with now: occurred_at, loaded_at, ...) after the
+    last build's now and at most this one's (a build at an earlier now has no marks). One select per condition,
+    so that each prunes on its own column; a row may come more than once. -#}
+{% macro changed_rows(relation, loaded_column, time_columns, marks, where='1 = 1') -%}
+    select * from {{ relation }}
+    where {{ where }} and {{ loaded_column }} >= {{ marks.loaded }}
+    {%- for column in time_columns %}
+    union all
+    select * from {{ relation }}
+    where {{ where }} and {{ column }} > {{ marks.as_of }} and {{ column }} <= {{ marks.now }}
+    {%- endfor %}
+{%- endmacro %}
+
+
+{#- The later of two timestamps, either of which may be null (greatest() of a null is null on some
+    warehouses). -#}
+{% macro later(a, b) -%}
+    greatest(coalesce({{ a }}, {{ b }}), coalesce({{ b }}, {{ a }}))
+{%- endmacro %}
+
+
+{#- The earlier of two timestamps, either of which may be null. -#}
+{% macro earlier(a, b) -%}
+    least(coalesce({{ a }}, {{ b }}), coalesce({{ b }}, {{ a }}))
+{%- endmacro %}
+
+
+{#- The loaded_through stamp of a build: the newest `loaded_column` of `relation` (its rows at or after
+    the last mark on an incremental build, which warehouses prune on; the last mark when none is newer). -#}
+{% macro loaded_through(relation, loaded_column, marks) -%}
+    {%- if marks is none -%}
+        (select max({{ loaded_column }}) from {{ relation }})
+    {%- else -%}
+        coalesce(
+            (select max({{ loaded_column }}) from {{ relation }}
+             where {{ loaded_column }} >= {{ marks.loaded }}),
+            {{ marks.loaded }}
+        )
+    {%- endif -%}
+{%- endmacro %}
