@@ -164,6 +164,7 @@ def provider_urls(url: str) -> dict[str, str]:
         "klaviyo": root,
         "webhook": f"{root}/hooks/flowhouse",
         "audience": f"{root}/audiences",
+        "spree": root,
     }
 
 

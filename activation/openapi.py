@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
+import yaml
 from openapi_core import Config, OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
@@ -33,6 +34,7 @@ SPEC_FILES = {
     "sendgrid_lists": "sendgrid_mc_lists.json",
     "twilio": "twilio_api_v2010.json",
     "klaviyo": "klaviyo_stable.json",
+    "spree": "spree_platform.yaml",
 }
 #: Which document a request path belongs to (longest prefix first).
 _PREFIXES = (
@@ -40,6 +42,7 @@ _PREFIXES = (
     ("/v3/marketing/lists", "sendgrid_lists"),
     ("/v3/", "sendgrid"),
     ("/2010-04-01/", "twilio"),
+    ("/api/v2/platform/", "spree"),
     ("/api/", "klaviyo"),
 )
 
@@ -58,7 +61,8 @@ def document(name: str) -> OpenAPI:
     path = specs_dir() / SPEC_FILES[name]
     if not path.exists():
         raise ConfigError("the provider's OpenAPI document is missing", value=str(path))
-    data = json.loads(path.read_text())
+    text = path.read_text()
+    data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
     # Klaviyo's document fails strict validation of itself; requests are still checked in full.
     return OpenAPI.from_dict(data, config=Config(spec_validator_cls=None))
 

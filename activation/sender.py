@@ -168,7 +168,7 @@ async def _call(run: Run, call: Call) -> _Try:
         clock = time.perf_counter()
         uncertain = False
         try:
-            response = await run.client.send(call.request)
+            response = await run.destination.exchange(run.client, call)
             outcomes = run.destination.outcomes(call, response)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as err:
             outcomes = _transient(call, f"could not connect: {type(err).__name__}")

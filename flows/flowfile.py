@@ -329,7 +329,7 @@ class Split(StepBase):
 
 
 #: The destinations a message or outbox channel can be routed to (activation/providers/).
-Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience"]
+Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience", "spree"]
 
 
 class Message(Model):

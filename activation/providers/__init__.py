@@ -31,6 +31,10 @@ webhook    signed JSON for push, webhook actions and   ``POST`` to the action's 
 audience   hashed e-mail and phone added to a paid-    ``POST {base}/{audience}     ``idempotent``
            ads customer list                           /users``, one per audience   (adding twice is
                                                        (up to 10,000 members)       harmless)
+spree      flow actions and coupon codes in a Spree    ``PATCH .../users/{id}``     ``idempotent``
+           store (Platform API): a customer's whole    per action; a coupon: look   (the whole
+           action state in ``private_metadata``; a     up, create the promotion,    state; a coupon
+           promotion per code                          its discount actions         looked up first)
 =========  ==========================================  ===========================  ==============
 
 ``reconcile`` is how a message left in flight by a crash is settled (see
@@ -66,6 +70,9 @@ from flowhouse.activation.providers.sendgrid.destination import SendGridDestinat
 from flowhouse.activation.providers.sendgrid.fake import FAKE as SENDGRID_FAKE
 from flowhouse.activation.providers.sendgrid.inbound import INBOUND as SENDGRID_INBOUND
 from flowhouse.activation.providers.sendgrid.sync import SendGridTarget
+from flowhouse.activation.providers.spree.config import Spree
+from flowhouse.activation.providers.spree.destination import SpreeDestination
+from flowhouse.activation.providers.spree.fake import FAKE as SPREE_FAKE
 from flowhouse.activation.providers.twilio.config import Twilio
 from flowhouse.activation.providers.twilio.destination import TwilioDestination
 from flowhouse.activation.providers.twilio.fake import FAKE as TWILIO_FAKE
@@ -105,6 +112,7 @@ PROVIDERS: dict[str, Provider] = {
         Provider("klaviyo", Klaviyo, KlaviyoDestination, KlaviyoTarget, fake=KLAVIYO_FAKE),
         Provider("webhook", Webhook, WebhookDestination, WebhookTarget, fake=WEBHOOK_FAKE),
         Provider("audience", Audience, AudienceDestination, AudienceTarget, fake=AUDIENCE_FAKE),
+        Provider("spree", Spree, SpreeDestination, fake=SPREE_FAKE),
     )
 }
 

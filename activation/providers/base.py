@@ -294,6 +294,12 @@ class Destination(ABC):
             for m in call.message_ids
         ]
 
+    async def exchange(self, client: httpx.AsyncClient, call: Call) -> httpx.Response:
+        """Send ``call`` and answer the response its outcomes are read from: its one request by
+        default. A destination whose delivery takes several dependent requests (look up, then
+        create) overrides this and answers the first refusal, or the last response."""
+        return await client.send(call.request)
+
     @abstractmethod
     def accepted(self, call: Call, response: httpx.Response) -> list[Outcome]:
         """Outcomes of a 2xx response (per message, with the provider's id for each)."""

@@ -20,6 +20,7 @@ from flowhouse.activation.providers.audience.config import Audience
 from flowhouse.activation.providers.config import ProviderConfig
 from flowhouse.activation.providers.klaviyo.config import Klaviyo
 from flowhouse.activation.providers.sendgrid.config import SendGrid
+from flowhouse.activation.providers.spree.config import Spree
 from flowhouse.activation.providers.twilio.config import Twilio
 from flowhouse.activation.providers.webhook.config import Webhook
 from flowhouse.core.errors import ConfigError, FileLocation
@@ -38,6 +39,7 @@ class ProviderConfigs:
     klaviyo: Klaviyo = field(default_factory=Klaviyo)
     webhook: Webhook = field(default_factory=Webhook)
     audience: Audience = field(default_factory=Audience)
+    spree: Spree = field(default_factory=Spree)
 
     def __getitem__(self, name: str) -> ProviderConfig:
         config: ProviderConfig = getattr(self, name)

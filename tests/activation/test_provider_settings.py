@@ -56,7 +56,9 @@ def test_an_unknown_provider_is_located_and_the_known_ones_listed(tmp_path: Path
     text = SETTINGS.replace("concurrency: 0", "concurrency: 1") + "  sendgird: {}\n"
     [problem] = delivery_problems(load_settings(folder(tmp_path, text)))
     assert (problem.line, problem.field) == (8, "delivery.sendgird")
-    assert problem.message == "unknown provider (audience, klaviyo, sendgrid, twilio, webhook)"
+    assert (
+        problem.message == "unknown provider (audience, klaviyo, sendgrid, spree, twilio, webhook)"
+    )
 
 
 def test_validate_reports_provider_sections_when_given_the_check(tmp_path: Path) -> None:
