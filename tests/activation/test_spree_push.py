@@ -174,3 +174,27 @@ def test_a_push_cut_between_the_promotion_and_its_discount_makes_one_promotion(
     assert {s for _, s, _ in _rows(location)} == {"sent"}
     store = _spree(shop)
     assert len(store["promotions"]) == 1 and len(store["promotion_actions"]) == 1
+
+
+def test_a_run_killed_between_the_promotion_and_its_discount_is_reconciled_without_a_duplicate(
+    location: Location, tmp_path: Path, shop: str
+) -> None:
+    flows = _queue(location, tmp_path)
+    httpx.post(f"{shop}/_fake/spree/faults", json={"promotion_actions": 100})
+    _send(location, flows, shop)
+    httpx.post(f"{shop}/_fake/spree/faults", json={"promotion_actions": 0})
+    # the state a SIGKILL after the promotion was made leaves: the coupon row in flight
+    with Warehouse.open(location) as wh:
+        wh.execute(
+            "update flowhouse.messages set status = 'sending', provider = 'spree', "
+            "in_flight_at = timestamp '2026-03-01 10:01:00' where channel = 'coupon'"
+        )
+        wh.commit()
+    where = str(location.path) if location.path else str(location.url)
+    result = run("send", "--warehouse", where, "--flows", str(flows),
+                 "--now", "2026-03-01T10:30:00", "--provider-url", shop)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "resent" in result.output, result.output
+    assert {s for _, s, _ in _rows(location)} == {"sent"}
+    store = _spree(shop)
+    assert len(store["promotions"]) == 1 and len(store["promotion_actions"]) == 1
