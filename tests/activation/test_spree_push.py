@@ -198,3 +198,25 @@ def test_a_run_killed_between_the_promotion_and_its_discount_is_reconciled_witho
     assert {s for _, s, _ in _rows(location)} == {"sent"}
     store = _spree(shop)
     assert len(store["promotions"]) == 1 and len(store["promotion_actions"]) == 1
+
+
+def test_missing_or_broken_spree_credentials_stop_the_send_before_anything_is_claimed(
+    location: Location, tmp_path: Path
+) -> None:
+    flows = _queue(location, tmp_path)
+    where = str(location.path) if location.path else str(location.url)
+    args = ("send", "--warehouse", where, "--flows", str(flows), "--now", "2026-03-01T10:01:00")
+    base = {"SENDGRID_API_KEY": "SG.test", "FLOWHOUSE_SIGNING_KEY": "k" * 32}
+    base |= {"FLOWHOUSE_SPREE_TOKEN": "", "FLOWHOUSE_SPREE_URL": ""}
+    result = run(*args, env=base)
+    assert result.exit_code == 1 and "Error: cannot send, nothing was claimed" in result.output
+    assert "route to spree: The Spree store URL is not set" in result.output, result.output
+    bad = base | {
+        "FLOWHOUSE_SPREE_URL": "https://shop.example",
+        "FLOWHOUSE_SPREE_TOKEN": "tok-9x\r",
+    }
+    result = run(*args, env=bad)
+    assert result.exit_code == 1, result.output
+    assert "FLOWHOUSE_SPREE_TOKEN holds a control character" in result.output
+    assert "tok-9x" not in result.output
+    assert {s for _, s, _ in _rows(location)} == {"queued"}
