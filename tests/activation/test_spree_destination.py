@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,8 +22,17 @@ from flowhouse.activation.providers.spree.destination import (
     SHIPPING_ACTION,
     SpreeDestination,
 )
+from flowhouse.activation.render import shop_states
+from flowhouse.core.sql import render, statement
+from flowhouse.core.state import ensure_state
+from flowhouse.core.warehouse import Warehouse
+from flowhouse.flows.settings import Settings
+from flowhouse.rules.context import Context
 
 TOKEN = "spree-token-Zq81xW"
+SETTINGS = Settings.model_validate(
+    {"store": {"name": "T", "url": "https://shop.example", "timezone": "UTC"}}
+)
 STORE = "https://shop.example"
 
 
@@ -201,3 +212,37 @@ def test_the_token_and_the_store_url_are_checked_when_the_destination_is_built(
     assert built.base_url == "https://env-shop.example"
     with pytest.raises(ValueError, match="not a store URL"):
         Spree(base_url="shop.example")
+
+
+def test_the_shop_state_is_what_the_actions_left_as_of_now(tmp_path: Path) -> None:
+    """The latest add or remove of each tag wins (ties: the later update), points add up, the
+    latest tier wins and `auto` clears it; updates due after now are not yet in it."""
+    updates = [
+        ("u1", "c1", "add_tag", "vip", None, "2026-03-01 09:00"),
+        ("u2", "c1", "add_tag", "new", None, "2026-03-01 09:00"),
+        ("u3", "c1", "remove_tag", "new", None, "2026-03-01 09:30"),
+        ("u4", "c1", "loyalty_points", None, "50", "2026-03-01 09:00"),
+        ("u5", "c1", "loyalty_points", None, "-20", "2026-03-01 09:10"),
+        ("u6", "c1", "change_tier", None, "gold", "2026-03-01 09:00"),
+        ("u7", "c2", "change_tier", None, "gold", "2026-03-01 09:00"),
+        ("u8", "c2", "change_tier", None, "auto", "2026-03-01 09:05"),
+        ("u9", "c1", "add_tag", "later", None, "2026-03-01 11:00"),
+        ("u0", "c3", "add_tag", "elsewhere", None, "2026-03-01 09:00"),
+    ]
+    with Warehouse.open(str(tmp_path / "w.duckdb")) as wh:
+        ensure_state(wh, "flowhouse")
+        for uid, customer, action, name, value, at in updates:
+            values = {"uid": uid, "customer": customer, "action": action, "name": name,
+                      "value": value, "at": datetime.fromisoformat(at)}  # fmt: skip
+            wh.execute(render(statement(
+                "insert into flowhouse.profile_updates (update_id, enrollment_id, flow_id, "
+                "step_id, customer_id, action, name, value, updated_at) values (:uid, 'e', 'f', "
+                "'s', :customer, :action, :name, :value, :at)", **values), wh.dialect))  # fmt: skip
+        wh.execute("create temp table _claimed as select 'c1' as customer_id union all "
+                   "select 'c2' union all select 'c4'")  # fmt: skip
+        ctx = Context(wh, "flowhouse", datetime(2026, 3, 1, 10), None, [], SETTINGS)
+        states = shop_states(ctx, "_claimed")
+    assert states == {
+        "c1": {"tags": ["vip"], "loyalty_points": 30, "tier": "gold"},
+        "c2": {"tags": [], "loyalty_points": 0, "tier": None},
+    }

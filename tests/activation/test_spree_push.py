@@ -220,3 +220,20 @@ def test_missing_or_broken_spree_credentials_stop_the_send_before_anything_is_cl
     assert "FLOWHOUSE_SPREE_TOKEN holds a control character" in result.output
     assert "tok-9x" not in result.output
     assert {s for _, s, _ in _rows(location)} == {"queued"}
+
+
+def test_the_fake_store_refuses_what_the_document_does_not_allow(shop: str) -> None:
+    token = {"authorization": "Bearer fake-flowhouse_spree_token"}
+    url = f"{shop}/api/v2/platform"
+    bad = httpx.patch(f"{url}/users/c1", json={"private_metadata": {}}, headers=token)
+    assert bad.status_code == 400 and "user" in bad.text, bad.text
+    nameless = httpx.post(f"{url}/promotions", json={"promotion": {"code": "X"}}, headers=token)
+    assert nameless.status_code == 400 and "name" in nameless.text, nameless.text
+    anonymous = httpx.patch(f"{url}/users/c1", json={"user": {"private_metadata": {}}})
+    assert anonymous.status_code == 401
+    made = httpx.post(f"{url}/promotions", json={"promotion": {"name": "A", "code": "X"}},
+                      headers=token)  # fmt: skip
+    taken = httpx.post(f"{url}/promotions", json={"promotion": {"name": "B", "code": "x"}},
+                       headers=token)  # fmt: skip
+    assert (made.status_code, taken.status_code) == (201, 422)
+    assert taken.json()["error"] == "Code has already been taken"
