@@ -246,3 +246,19 @@ def test_the_shop_state_is_what_the_actions_left_as_of_now(tmp_path: Path) -> No
         "c1": {"tags": ["vip"], "loyalty_points": 30, "tier": "gold"},
         "c2": {"tags": [], "loyalty_points": 0, "tier": None},
     }
+
+
+def test_an_answer_the_document_does_not_describe_is_retried_not_a_crash() -> None:
+    def odd(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"data": {"id": "1"}} if "promotions" in request.url.path
+                              else {"data": []})  # fmt: skip
+
+    async def go() -> list[Outcome]:
+        dest = spree()
+        async with httpx.AsyncClient(transport=httpx.MockTransport(odd)) as client:
+            [call] = dest.calls([coupon_push()])
+            return dest.outcomes(call, await dest.exchange(client, call))
+
+    [outcome] = asyncio.run(go())
+    assert outcome.status == "retry"
+    assert "not a list of promotions" in (outcome.reason or "")

@@ -186,7 +186,9 @@ class SpreeDestination(Destination):
         if not found.is_success:
             return found
         data = _data(found)
-        listed = data if isinstance(data, list) else []
+        if not isinstance(data, list) or not all(isinstance(p, dict) for p in data):
+            raise BadAnswer("the store's promotion list is not a list of promotions")
+        listed: list[dict[str, Any]] = data
         last = found
         if listed:
             promotion_id = str(listed[0].get("id"))
@@ -265,9 +267,13 @@ def _data(response: httpx.Response) -> Any:
 
 def _action_types(response: httpx.Response, promotion: dict[str, Any]) -> set[str]:
     """The types of the promotion's actions, from the ``included`` resources."""
-    related = (promotion.get("relationships") or {}).get("promotion_actions") or {}
-    ids = {str(r.get("id")) for r in related.get("data") or [] if isinstance(r, dict)}
-    included = response.json().get("included") or []
+    relationships = promotion.get("relationships")
+    related = relationships.get("promotion_actions") if isinstance(relationships, dict) else None
+    linked = related.get("data") if isinstance(related, dict) else None
+    ids = {str(r.get("id")) for r in linked or [] if isinstance(r, dict)}
+    included = response.json().get("included")
+    if not isinstance(included, list):
+        included = []
     return {
         str((item.get("attributes") or {}).get("type"))
         for item in included
