@@ -183,6 +183,7 @@ def provider_urls(url: str) -> dict[str, str]:
         "audience": f"{root}/audiences",
         "vonage": root,
         "fcm": root,
+        "spree": root,
     }
 
 

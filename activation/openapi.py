@@ -35,6 +35,7 @@ SPEC_FILES = {
     "twilio": "twilio_api_v2010.json",
     "klaviyo": "klaviyo_stable.json",
     "vonage": "vonage_messages_olympus.yml",
+    "spree": "spree_platform.yaml",
 }
 #: Which document a request path belongs to (longest prefix first).
 _PREFIXES = (
@@ -42,6 +43,7 @@ _PREFIXES = (
     ("/v3/marketing/lists", "sendgrid_lists"),
     ("/v3/", "sendgrid"),
     ("/2010-04-01/", "twilio"),
+    ("/api/v2/platform/", "spree"),
     ("/api/", "klaviyo"),
     ("/v0.1/messages", "vonage"),
 )

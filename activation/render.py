@@ -56,6 +56,44 @@ select message_id, customer_id, enrollment_id from flowhouse.messages
 where claim_id = :claim and status = :status
 """
 
+#: The action types whose outbox rows carry the customer's whole action state (``data["shop"]``),
+#: for a destination that sets it rather than applying one change.
+STATE_ACTIONS = ("add_tag", "remove_tag", "loyalty_points", "change_tier")
+
+#: What flows' actions did to each customer of a table, as ``(customer_id, kind, value)`` rows:
+#: each tag whose latest add_tag / remove_tag is an add (ties: the later update_id), the sum of
+#: the loyalty points awarded, the latest change_tier (the same rules as the model
+#: ``int_customer_actions``, read from ``profile_updates`` now rather than at the last refresh).
+_SHOP_STATE = """
+select t.customer_id, 'tag', t.name from (
+    select u.customer_id, u.name, u.action,
+        row_number() over (
+            partition by u.customer_id, u.name order by u.updated_at desc, u.update_id desc
+        ) as latest
+    from flowhouse.profile_updates as u
+    where u.customer_id in (select customer_id from {table}) and u.updated_at <= :now
+        and u.action in ('add_tag', 'remove_tag') and u.name is not null
+) as t
+where t.latest = 1 and t.action = 'add_tag'
+union all
+select u.customer_id, 'loyalty_points', cast(sum(cast(u.value as bigint)) as text)
+from flowhouse.profile_updates as u
+where u.customer_id in (select customer_id from {table}) and u.updated_at <= :now
+    and u.action = 'loyalty_points'
+group by u.customer_id
+union all
+select t.customer_id, 'tier', t.value from (
+    select u.customer_id, u.value,
+        row_number() over (
+            partition by u.customer_id order by u.updated_at desc, u.update_id desc
+        ) as latest
+    from flowhouse.profile_updates as u
+    where u.customer_id in (select customer_id from {table}) and u.updated_at <= :now
+        and u.action = 'change_tier'
+) as t
+where t.latest = 1
+"""
+
 #: Longest rendered subject or preheader, in characters.
 SUBJECT_CHARS = 1_000
 
@@ -134,6 +172,22 @@ def devices(ctx: Context, table: str) -> dict[str, tuple[Device, ...]]:
     return {c: tuple(d) for c, d in found.items()}
 
 
+def shop_states(ctx: Context, table: str) -> dict[str, dict[str, Any]]:
+    """The action state of every customer of ``table`` (a table with a ``customer_id``) with one:
+    ``{"tags": [...], "loyalty_points": 75, "tier": "gold"}`` (sorted tags; points 0 and tier
+    None when flows gave none; ``tier: auto`` clears an override, so it is None too)."""
+    states: dict[str, dict[str, Any]] = {}
+    for customer_id, kind, value in ctx.rows(_SHOP_STATE.format(table=table), now=ctx.now):
+        state = states.setdefault(str(customer_id), {"tags": [], "loyalty_points": 0, "tier": None})
+        if kind == "tag":
+            state["tags"] = sorted([*state["tags"], str(value)])
+        elif kind == "loyalty_points":
+            state["loyalty_points"] = int(value or 0)
+        elif value not in (None, "auto"):
+            state["tier"] = str(value)
+    return states
+
+
 def render_claim(
     ctx: Context, renderer: Renderer, claim_id: str, status: str = "claimed"
 ) -> Rendered:
@@ -155,6 +209,7 @@ def render_rows(
     people = customers(ctx, table)
     pushes = any(r["channel"] == "push" and route_of(renderer.settings, r) == "fcm" for r in rows)
     reached = devices(ctx, table) if pushes else {}
+    states = shop_states(ctx, table) if any(r["channel"] in STATE_ACTIONS for r in rows) else {}
     recs = recommend.recommendations(ctx.wh, table, ctx.now, schema=ctx.schema)
     catalog = renderer.catalog(ctx)
     env = renderer.environment()
@@ -166,8 +221,9 @@ def render_rows(
             continue
         try:
             outgoing = _outgoing(
-                renderer, env, row, people, recs, catalog, _wants_data(renderer, route, row)
-            )
+                renderer, env, row, people, recs, catalog, _wants_data(renderer, route, row),
+                states,
+            )  # fmt: skip
             if route == "fcm":
                 outgoing = replace(outgoing, devices=reached.get(row["customer_id"], ()))
         except Exception as err:
@@ -227,6 +283,7 @@ def _outgoing(
     recs: Mapping[str, recommend.Recommendations],
     catalog: Mapping[str, Mapping[str, Any]],
     with_data: bool = True,
+    states: Mapping[str, dict[str, Any]] | None = None,
 ) -> Outgoing:
     customer = dict(people.get(row["customer_id"], {"customer_id": row["customer_id"]}))
     profile = {k: customer.get(k) for k in PROFILE_FIELDS if customer.get(k) is not None}
@@ -247,7 +304,11 @@ def _outgoing(
         if row["coupon_code"]:  # a code created in the shop (a coupon action, or a send's)
             payload |= {"pool": row["coupon_pool"], "coupon": _coupon(renderer.settings, row)}
         event = _properties(row["trigger_properties"])
-        return Outgoing(**base, payload=payload, data=jsonable({"event": event}))
+        facts: dict[str, Any] = {"event": event}
+        if row["channel"] in STATE_ACTIONS:  # the whole state, as of the claim
+            empty = {"tags": [], "loyalty_points": 0, "tier": None}
+            facts["shop"] = (states or {}).get(row["customer_id"], empty)
+        return Outgoing(**base, payload=payload, data=jsonable(facts))
     context = _context(renderer, row, customer, recs, catalog)
     limits = renderer.limits
     message = _message(renderer, row["flow_id"], row["step_id"])

@@ -366,7 +366,9 @@ class Split(StepBase):
 
 
 #: The destinations a message or outbox channel can be routed to (activation/providers/).
-Route = Literal["sendgrid", "twilio", "klaviyo", "webhook", "audience", "fcm", "onsite", "vonage"]
+Route = Literal[
+    "sendgrid", "twilio", "klaviyo", "webhook", "audience", "fcm", "onsite", "vonage", "spree"
+]
 
 
 #: The fields only some channels take, and which.

@@ -12,6 +12,8 @@ from flowhouse.activation.fake.failures import Failures
 
 #: The key webhook signatures are checked with, unless set otherwise.
 WEBHOOK_SECRET = "fake-flowhouse_webhook_secret"
+#: The Spree Platform API token the fake store accepts, unless set otherwise.
+SPREE_TOKEN = "fake-flowhouse_spree_token"
 
 
 class FakeSettings(BaseModel):
@@ -22,7 +24,8 @@ class FakeSettings(BaseModel):
     fake's own key pair, Twilio's with ``twilio_auth_token``, Vonage's with
     ``vonage_signature_secret``); ``record_dir``:
     where ``received.jsonl`` is appended; ``webhook_secret``: the key webhook signatures are
-    checked with; ``engagement``: the simulated rates; ``clock``: an offset added to the real time
+    checked with; ``spree_token``: the Platform API token the fake Spree store accepts;
+    ``engagement``: the simulated rates; ``clock``: an offset added to the real time
     (the demo pins the time instead, with :meth:`FakeProvider.set_now`).
     """
 
@@ -35,5 +38,6 @@ class FakeSettings(BaseModel):
     vonage_signature_secret: str = Field(default="fake-vonage_signature_secret", repr=False)
     record_dir: Path | None = None
     webhook_secret: str = Field(default=WEBHOOK_SECRET, repr=False)
+    spree_token: str = Field(default=SPREE_TOKEN, repr=False)
     engagement: Rates = Rates()
     clock: timedelta = timedelta(0)

@@ -216,6 +216,8 @@ class Recording:
         self._sync_log: list[SyncEntry] = []
         self._sync_requests: Counter[str] = Counter()
         self._sync_items: Counter[str] = Counter()
+        #: What a provider's handlers keep beyond the above (the fake Spree store's records).
+        self.stores: dict[str, Any] = {}
 
     # -- writing (the server) -------------------------------------------------------------
 

@@ -38,6 +38,10 @@ audience   hashed e-mail and phone added to a paid-    ``POST {base}/{audience} 
 vonage     Viber Business Messages from the store's    ``POST /v0.1/messages/``,    ``none`` (no
            Viber service id (promotion category for    one per message              lookup, no
            marketing, transaction otherwise)                                        idempotency key)
+spree      flow actions and coupon codes in a Spree    ``PATCH .../users/{id}``     ``idempotent``
+           store (Platform API): a customer's whole    per action; a coupon: look   (the whole
+           action state in ``private_metadata``; a     up, create the promotion,    state; a coupon
+           promotion per code                          its discount actions         looked up first)
 =========  ==========================================  ===========================  ==============
 
 ``onsite`` messages are no request: the sender writes them to ``flowhouse.onsite_messages``
@@ -83,6 +87,9 @@ from flowhouse.activation.providers.sendgrid.destination import SendGridDestinat
 from flowhouse.activation.providers.sendgrid.fake import FAKE as SENDGRID_FAKE
 from flowhouse.activation.providers.sendgrid.inbound import INBOUND as SENDGRID_INBOUND
 from flowhouse.activation.providers.sendgrid.sync import SendGridTarget
+from flowhouse.activation.providers.spree.config import Spree
+from flowhouse.activation.providers.spree.destination import SpreeDestination
+from flowhouse.activation.providers.spree.fake import FAKE as SPREE_FAKE
 from flowhouse.activation.providers.twilio.config import Twilio
 from flowhouse.activation.providers.twilio.destination import TwilioDestination
 from flowhouse.activation.providers.twilio.fake import FAKE as TWILIO_FAKE
@@ -131,6 +138,7 @@ PROVIDERS: dict[str, Provider] = {
         Provider("vonage", Vonage, VonageDestination, None, VONAGE_INBOUND, VONAGE_FAKE),
         Provider("fcm", Fcm, FcmDestination, fake=FCM_FAKE),
         Provider("onsite", Onsite, None, inbound=ONSITE_INBOUND),
+        Provider("spree", Spree, SpreeDestination, fake=SPREE_FAKE),
     )
 }
 

@@ -323,7 +323,13 @@ class Destination(ABC):
     async def send(self, client: httpx.AsyncClient, call: Call) -> list[Outcome]:
         """Send ``call`` and read one outcome per message (a destination that needs more than
         one request per message, or credentials obtained at run time, overrides this)."""
-        return self.outcomes(call, await client.send(call.request))
+        return self.outcomes(call, await self.exchange(client, call))
+
+    async def exchange(self, client: httpx.AsyncClient, call: Call) -> httpx.Response:
+        """Send ``call`` and answer the response its outcomes are read from: its one request by
+        default. A destination whose delivery takes several dependent requests (look up, then
+        create) overrides this and answers the first refusal, or the last response."""
+        return await client.send(call.request)
 
     def dead_addresses(self) -> list[DeadAddress]:
         """The addresses found dead since the last call (each returned once)."""

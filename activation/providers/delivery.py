@@ -22,6 +22,7 @@ from flowhouse.activation.providers.fcm.config import Fcm
 from flowhouse.activation.providers.klaviyo.config import Klaviyo
 from flowhouse.activation.providers.onsite.config import Onsite
 from flowhouse.activation.providers.sendgrid.config import SendGrid
+from flowhouse.activation.providers.spree.config import Spree
 from flowhouse.activation.providers.twilio.config import Twilio
 from flowhouse.activation.providers.vonage.config import Vonage
 from flowhouse.activation.providers.webhook.config import Webhook
@@ -44,6 +45,7 @@ class ProviderConfigs:
     vonage: Vonage = field(default_factory=Vonage)
     fcm: Fcm = field(default_factory=Fcm)
     onsite: Onsite = field(default_factory=Onsite)
+    spree: Spree = field(default_factory=Spree)
 
     def __getitem__(self, name: str) -> ProviderConfig:
         config: ProviderConfig = getattr(self, name)

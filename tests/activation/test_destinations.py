@@ -180,7 +180,7 @@ def test_registry(name: str, cls: type[Destination], max_batch: int, reconcile: 
 
 def test_registry_names_every_route() -> None:
     assert set(DESTINATIONS) == {
-        "sendgrid", "twilio", "klaviyo", "webhook", "audience", "vonage", "fcm",
+        "sendgrid", "twilio", "klaviyo", "webhook", "audience", "vonage", "fcm", "spree",
     }  # fmt: skip
 
 

@@ -57,7 +57,7 @@ def test_an_unknown_provider_is_located_and_the_known_ones_listed(tmp_path: Path
     [problem] = delivery_problems(load_settings(folder(tmp_path, text)))
     assert (problem.line, problem.field) == (8, "delivery.sendgird")
     assert problem.message == (
-        "unknown provider (audience, fcm, klaviyo, onsite, sendgrid, twilio, vonage, webhook)"
+        "unknown provider (audience, fcm, klaviyo, onsite, sendgrid, spree, twilio, vonage, webhook)"
     )
 
 
