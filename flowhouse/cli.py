@@ -372,6 +372,14 @@ def delivery_options(fn: F) -> F:
             help="Send only the share I of N of the outbox (parallel senders).",
         ),
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Send at most N."),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="N",
+            help="Render in N worker processes beside the sending (0: in the sending process); "
+            "default: one per core but one, for 2,000 due messages or more.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -379,7 +387,11 @@ def delivery_options(fn: F) -> F:
 
 
 def _delivery(
-    provider_url: str | None, inbox: Path | None, bucket: str | None, limit: int | None
+    provider_url: str | None,
+    inbox: Path | None,
+    bucket: str | None,
+    limit: int | None,
+    workers: int | None = None,
 ) -> Options:
 
     try:
@@ -387,7 +399,12 @@ def _delivery(
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--bucket") from None
     return Options(
-        provider_url=provider_url, bucket=parsed, limit=limit, inbox=inbox, progress=_progress
+        provider_url=provider_url,
+        bucket=parsed,
+        limit=limit,
+        inbox=inbox,
+        progress=_progress,
+        workers=workers,
     )
 
 
@@ -448,6 +465,7 @@ def tick(
     inbox: Path | None,
     bucket: str | None,
     limit: int | None,
+    workers: int | None,
     allow_removals: bool,
 ) -> None:
     """Run one engine cycle at --now: ingest provider webhooks, refresh models, enroll new
@@ -461,7 +479,7 @@ def tick(
         flows_dir or default_flows_dir(),
         now=_timestamp(now, "--now"),
         build=not no_build,
-        delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit),
+        delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit, workers),
         approval=Approval(everything=allow_removals),
     )
     click.echo(result.describe())
@@ -483,6 +501,7 @@ def apply(
     inbox: Path | None,
     bucket: str | None,
     limit: int | None,
+    workers: int | None,
 ) -> None:
     """Run the tick a reviewed plan describes (`flowhouse plan --out PLAN.json`): the removals it
     shows are made, ending the enrollments in flight there. Refused, changing nothing, when the
@@ -492,7 +511,7 @@ def apply(
         flows_dir or default_flows_dir(),
         now=_timestamp(now, "--now"),
         build=not no_build,
-        delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit),
+        delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit, workers),
         approval=Approval(reviewed=read_plan(plan_file)),
     )
     click.echo(f"applied {plan_file}")
@@ -526,6 +545,7 @@ def send(
     inbox: Path | None,
     bucket: str | None,
     limit: int | None,
+    workers: int | None,
     retry_failed: bool,
     flow_id: str | None,
     reason: str | None,
@@ -542,7 +562,7 @@ def send(
         retry = RetryFilter(flow_id, reason, _timestamp(since, "--since"))
     elif flow_id or reason or since:
         raise click.UsageError("--flow, --reason and --since go with --retry-failed")
-    options = _delivery(provider_url, inbox, bucket, limit)
+    options = _delivery(provider_url, inbox, bucket, limit, workers)
     report = send_run(
         Location.parse(warehouse),
         flows_dir or default_flows_dir(),
