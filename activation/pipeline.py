@@ -30,7 +30,13 @@ import asyncio
 import multiprocessing
 import os
 import signal
-from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import (
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+)
 
 from flowhouse.activation.render import Batch, Rendered, Renderer, render_batch
 from flowhouse.core.errors import FlowhouseError
@@ -92,10 +98,15 @@ class RenderPool:
 
     def submit(self, batch: Batch) -> asyncio.Future[Rendered]:
         """``batch`` rendered, when it is (in the running event loop)."""
-        if self.workers > 0:
-            future = self._executor.submit(_render_in_worker, batch)
-        else:
-            future = self._executor.submit(render_batch, self.renderer, batch)
+        future: Future[Rendered]
+        try:
+            if self.workers > 0:
+                future = self._executor.submit(_render_in_worker, batch)
+            else:
+                future = self._executor.submit(render_batch, self.renderer, batch)
+        except BrokenExecutor as err:  # a worker died before: the chunk fails as it would have
+            future = Future()
+            future.set_exception(err)
         return asyncio.wrap_future(future)
 
     def close(self, stop: bool = False) -> None:
