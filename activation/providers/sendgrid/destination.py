@@ -49,6 +49,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from json.encoder import encode_basestring
 from typing import Any, ClassVar
 
 import httpx
@@ -219,17 +220,10 @@ def substitutions_size(subs: Mapping[str, str]) -> int:
     return 2 + items + max(len(subs) - 1, 0)
 
 
-#: Characters JSON writes as two (``\n``, ``\"``), and the other control characters, written
-#: as six (``\u0001``).
-_SHORT_ESCAPES = ("\\", '"', "\n", "\r", "\t", "\b", "\f")
-_CONTROL = re.compile(r"[\x00-\x07\x0b\x0e-\x1f]")
-
-
 def _json_string_size(text: str) -> int:
     """Bytes of ``text`` as a JSON string (quotes included) in UTF-8, as ``json.dumps`` with
-    ``ensure_ascii=False`` writes it."""
-    escapes = sum(text.count(c) for c in _SHORT_ESCAPES) + 5 * len(_CONTROL.findall(text))
-    return len(text.encode()) + 2 + escapes
+    ``ensure_ascii=False`` writes it (with the same escaper)."""
+    return len(encode_basestring(text).encode())
 
 
 def _too_big(message: Outgoing) -> bool:
