@@ -327,9 +327,10 @@ def send_open(
 
 async def _stoppable(run: Coroutine[Any, Any, None]) -> None:
     """``run``, cancelled by SIGTERM (where this thread can take signals): it ends with
-    :class:`Stopped` once what it was doing is recorded."""
+    :class:`Stopped`, what it sent recorded or left in flight for the next run to reconcile."""
     task = asyncio.ensure_future(run)
     loop = asyncio.get_running_loop()
+    before = signal.getsignal(signal.SIGTERM)
     try:
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
@@ -346,6 +347,8 @@ async def _stoppable(run: Coroutine[Any, Any, None]) -> None:
         ) from None
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+        if before is not None:  # whoever runs the send (Dagster) gets its handler back
+            signal.signal(signal.SIGTERM, before)
 
 
 def check_credentials(ctx: Context, destinations: Destinations, bucket: Bucket) -> int:

@@ -170,6 +170,21 @@ def test_a_worker_that_dies_stops_the_run_and_the_rest_goes_out_once(
     assert fake.state.duplicates() == {}
 
 
+def test_a_send_gives_back_the_sigterm_handler_it_found(store: Store, fake: FakeProvider) -> None:
+    folder = queue(store, 2, EMAIL)
+
+    def mine(signum: int, frame: Any) -> None:
+        raise AssertionError("not called")
+
+    before = signal.signal(signal.SIGTERM, mine)
+    try:
+        report = send(store, fake, folder, 0, "2026-03-01 10:01")
+        assert signal.getsignal(signal.SIGTERM) is mine
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert report.outcomes["sent"] == 2, report.describe()
+
+
 def _worker_pids(pool: RenderPool) -> list[int]:
     executor: Any = pool._executor
     return [p.pid for p in (executor._processes or {}).values() if p.is_alive()]
