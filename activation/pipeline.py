@@ -21,7 +21,12 @@ mark or record anything; a row is rendered once per run, into at most one send. 
 renders within the bounds of :mod:`flowhouse.flows.bounds`, in the worker as in the sender; a
 message that fails to render fails alone, with its reason. A worker that dies (killed, out of
 memory) stops the run with :class:`RenderWorkerDied` once the waves already in flight are settled:
-the rows not yet sent stay ``claimed`` and go back to the queue at the next run.
+the rows not yet sent stay ``claimed`` and go back to the queue at the next run. A worker whose
+sender is gone (killed with SIGKILL) exits at once.
+
+Worker processes start with ``spawn``, which imports the sender's main module in each worker: a
+script that sends with workers keeps its work under ``if __name__ == "__main__":``, as
+:mod:`multiprocessing` asks (the ``flowhouse`` command and Dagster's runs do).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import threading
 from concurrent.futures import (
     BrokenExecutor,
     Executor,
@@ -37,6 +43,7 @@ from concurrent.futures import (
     ProcessPoolExecutor,
     ThreadPoolExecutor,
 )
+from multiprocessing.connection import wait
 
 from flowhouse.activation.render import Batch, Rendered, Renderer, render_batch
 from flowhouse.core.errors import FlowhouseError
@@ -68,10 +75,20 @@ _RENDERER: Renderer | None = None
 
 
 def _start_worker(renderer: Renderer) -> None:
-    """In a worker process: keep the renderer; leave Ctrl-C to the sender."""
+    """In a worker process: keep the renderer; leave Ctrl-C to the sender; end with it."""
     global _RENDERER
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _RENDERER = renderer
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _end_with(sentinel: int) -> None:
+    """Exit as soon as the sender is gone, however it went (SIGKILL included): a worker left
+    behind would wait for work forever."""
+    wait([sentinel])
+    os._exit(0)
 
 
 def _render_in_worker(batch: Batch) -> Rendered:

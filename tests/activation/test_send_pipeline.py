@@ -190,12 +190,12 @@ def _worker_pids(pool: RenderPool) -> list[int]:
     return [p.pid for p in (executor._processes or {}).values() if p.is_alive()]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_a_stopped_send_ends_its_workers_and_the_next_run_sends_the_rest_once(
     store: Store, fake: FakeProvider, tmp_path: Path, sig: signal.Signals
 ) -> None:
-    """``flowhouse send --workers 1`` stopped mid-run by SIGTERM or Ctrl-C: it says so, its
-    render workers end with it, nothing is lost and nothing goes out twice."""
+    """``flowhouse send --workers 1`` stopped mid-run by SIGTERM or Ctrl-C (it says so) or
+    killed: its render workers end with it, nothing is lost and nothing goes out twice."""
     if store.wh.dialect != "duckdb":
         pytest.skip("one DuckDB file shared by the test and the sender it stops")
     folder = queue(store, 40, SMS)
