@@ -56,6 +56,9 @@ CHUNK = 1000
 POOL_MIN_ROWS = 2000
 #: The most worker processes chosen automatically.
 MAX_AUTO_WORKERS = 4
+#: Cores a sender keeps for itself when ``workers`` is chosen automatically: its event loop and
+#: its warehouse statements (DuckDB runs them on threads of its own).
+SENDER_CORES = 2
 
 
 class RenderWorkerDied(FlowhouseError):
@@ -63,12 +66,14 @@ class RenderWorkerDied(FlowhouseError):
 
 
 def auto_workers(due: int, cpus: int | None = None) -> int:
-    """Worker processes for a run with ``due`` rows: none for a small run; else one per core
-    but the sender's own, at least one, at most :data:`MAX_AUTO_WORKERS`."""
+    """Worker processes for a run with ``due`` rows: none for a small run, nor on a machine
+    with no core beyond the sender's own :data:`SENDER_CORES` (there a worker only competes
+    with the sender, and costs the copying of rows and messages between processes: measured in
+    BENCHMARKS.md); else one per core beyond those, at most :data:`MAX_AUTO_WORKERS`."""
     if due < POOL_MIN_ROWS:
         return 0
     cores = cpus if cpus is not None else len(os.sched_getaffinity(0))
-    return max(1, min(MAX_AUTO_WORKERS, cores - 1))
+    return max(0, min(MAX_AUTO_WORKERS, cores - SENDER_CORES))
 
 
 _RENDERER: Renderer | None = None

@@ -378,7 +378,7 @@ def delivery_options(fn: F) -> F:
             default=None,
             metavar="N",
             help="Render in N worker processes beside the sending (0: in the sending process); "
-            "default: one per core but one, for 2,000 due messages or more.",
+            "default: one per core beyond two, for 2,000 due messages or more.",
         ),
     ]
     for option in reversed(options):

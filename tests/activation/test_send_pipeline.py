@@ -307,7 +307,15 @@ def _run(pool: RenderPool, batch: Batch) -> Rendered:
 
 @pytest.mark.parametrize(
     ("due", "cpus", "workers"),
-    [(0, 2, 0), (1999, 8, 0), (2000, 1, 1), (2000, 2, 1), (5000, 3, 2), (10**6, 64, 4)],
+    [
+        (0, 8, 0),
+        (1999, 8, 0),
+        (2000, 1, 0),
+        (2000, 2, 0),
+        (2000, 3, 1),
+        (5000, 4, 2),
+        (10**6, 64, 4),
+    ],
 )
 def test_auto_workers_follow_the_volume_and_the_cores(due: int, cpus: int, workers: int) -> None:
     assert auto_workers(due, cpus) == workers
