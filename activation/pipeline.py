@@ -17,7 +17,11 @@ Where rendering runs:
   it, but rendering shares the sender's core).
 
 A render worker renders and nothing else: it reads no table and writes none, so it cannot claim,
-mark or record anything; a row is rendered once per run, into at most one send. Each message
+mark or record anything; a row is rendered once per run, into at most one send. What it reads from
+the warehouse (customers, recommendations, device tokens, shop states) comes in its chunk. The one
+thing it writes is the SMS short links it registered, into ``<inbox>/links/`` before it hands the
+chunk back (:class:`flowhouse.activation.links.ShortLinks`): a short link is on file before its
+message is sent. Each message
 renders within the bounds of :mod:`flowhouse.flows.bounds`, in the worker as in the sender; a
 message that fails to render fails alone, with its reason. A worker that dies (killed, out of
 memory) stops the run with :class:`RenderWorkerDied` once the waves already in flight are settled:

@@ -375,8 +375,9 @@ def prepare(ctx: Context, renderer: Renderer, rows: Sequence[dict[str, Any]], ta
 
 def render_batch(renderer: Renderer, batch: Batch) -> Rendered:
     """Every row of ``batch`` rendered; a row that fails is recorded with its reason and the
-    others go on. Reads nothing from the warehouse and writes nothing (a render worker runs it):
-    the short links its SMS register are handed back in :attr:`Rendered.links`."""
+    others go on. Reads nothing from the warehouse (a render worker runs it). The short links its
+    SMS bodies register are written to the links folder before it returns, by the process that
+    rendered them: registered before any of the messages is sent, wherever rendering runs."""
     out = Rendered()
     for row in batch.rows:
         route = route_of(renderer.settings, row)
