@@ -9,9 +9,15 @@ One run:
 3. the destinations the due rows route to are built first: a credential missing from the
    environment stops the run before anything is claimed (:func:`check_credentials`);
 4. then, claim after claim (earliest due first): the send-time rules are checked again, the rows
-   are rendered, and each destination's messages are sent in waves, each wave recorded in flight
+   are rendered chunk by chunk off the sending loop (:mod:`flowhouse.activation.pipeline`: in
+   worker processes for a large run, ``Options.workers``), and each chunk's messages are sent as
+   soon as it is rendered, while the next chunks render: in waves, each wave recorded in flight
    before it goes out and its results recorded when it is settled
-   (:mod:`flowhouse.activation.sender`).
+   (:mod:`flowhouse.activation.sender`), at most two waves of a destination in flight at once.
+
+A run stopped by SIGTERM or Ctrl-C stops its render workers, lets nothing new go out, and ends
+with :class:`Stopped`: rows whose request may have gone out stay in flight (reconciled by the
+next run), the others stay claimed (back in the queue at the next run).
 
 ``bucket`` splits the outbox between parallel senders (``I/N``: the messages of the customers
 whose id hashes to I);
@@ -25,13 +31,15 @@ journaled.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -55,6 +63,7 @@ from flowhouse.activation.outbox import (
     retry_failed,
     unclaim,
 )
+from flowhouse.activation.pipeline import CHUNK, RenderPool, auto_workers, rendered
 from flowhouse.activation.providers import DESTINATIONS
 from flowhouse.activation.providers.base import (
     Destination,
@@ -65,10 +74,16 @@ from flowhouse.activation.providers.base import (
     match,
 )
 from flowhouse.activation.providers.delivery import ProviderConfigs, provider_configs
-from flowhouse.activation.render import Renderer, by_route, render_claim, short_links
-from flowhouse.activation.sender import CLOCK_SLACK, Policy, Run, deliver
+from flowhouse.activation.render import (
+    Renderer,
+    by_route,
+    claim_batch,
+    render_claim,
+    short_links,
+)
+from flowhouse.activation.sender import CLOCK_SLACK, Gate, Policy, Run, deliver
 from flowhouse.core.clock import utc, utcnow
-from flowhouse.core.errors import ConfigError
+from flowhouse.core.errors import ConfigError, FlowhouseError
 from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import STATE_SCHEMA, array_rows, literal, render, statement
 from flowhouse.core.state import ensure_state
@@ -83,6 +98,12 @@ ONSITE = "onsite"
 
 #: Rows claimed at once; each claim is checked, rendered and sent before the next.
 CLAIM_SIZE = 5000
+#: Waves of one destination in flight at once: one sending while the next is put in flight.
+WAVES_IN_FLIGHT = 2
+
+
+class Stopped(FlowhouseError):
+    """The run was stopped (SIGTERM, Ctrl-C) before it finished."""
 
 
 @dataclass
@@ -199,6 +220,7 @@ class Destinations:
         self.urls = provider_urls(provider_url) if provider_url else {}
         self.built: dict[str, Destination] = {}
         self.clients: dict[str, httpx.AsyncClient] = {}
+        self.gates: dict[str, Gate] = {}
 
     def get(self, name: str) -> Destination:
         if name not in self.built:
@@ -219,6 +241,12 @@ class Destinations:
                 limits=httpx.Limits(max_connections=config.concurrency),
             )
         return self.clients[name]
+
+    def gate(self, name: str) -> Gate:
+        """What every run of the destination shares in this send (made in the running loop)."""
+        if name not in self.gates:
+            self.gates[name] = Gate.of(self.get(name), waves=WAVES_IN_FLIGHT)
+        return self.gates[name]
 
     async def close(self) -> None:
         for client in self.clients.values():
@@ -244,6 +272,9 @@ class Options:
     progress: Callable[[str], None] | None = None
     #: Requeue the failed rows this selects (within their flow's lateness) before sending.
     retry: RetryFilter | None = None
+    #: Render worker processes (0: render in the sending process; None: chosen by the number of
+    #: due rows, see :func:`flowhouse.activation.pipeline.auto_workers`).
+    workers: int | None = None
 
 
 def lock_name(schema: str, bucket: Bucket) -> str:
@@ -312,21 +343,53 @@ def send_open(
         report.retried = retry_failed(ctx, options.retry)
         ctx.wh.commit()
     report.onsite = onsite.refresh(ctx)
-    check_credentials(ctx, destinations, options.bucket)
+    due = check_credentials(ctx, destinations, options.bucket)
     policy = options.policy or Policy()
-    asyncio.run(
-        _run(ctx, renderer, destinations, options, report, policy),
-    )
+    workers = options.workers if options.workers is not None else auto_workers(due)
+    pool = RenderPool(renderer.portable(ctx) if workers else renderer, workers)
+    try:
+        asyncio.run(_stoppable(_run(ctx, renderer, destinations, options, report, policy, pool)))
+    except BaseException:
+        pool.close(stop=True)
+        raise
+    pool.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def check_credentials(ctx: Context, destinations: Destinations, bucket: Bucket) -> None:
+async def _stoppable(run: Coroutine[Any, Any, None]) -> None:
+    """``run``, cancelled by SIGTERM (where this thread can take signals): it ends with
+    :class:`Stopped`, what it sent recorded or left in flight for the next run to reconcile."""
+    task = asyncio.ensure_future(run)
+    loop = asyncio.get_running_loop()
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+        return await task
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():  # Ctrl-C: asyncio.run says so
+            raise
+        raise Stopped(
+            "stopped by SIGTERM: messages in flight are reconciled and claimed ones go back to "
+            "the queue at the next run"
+        ) from None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        if before is not None:  # whoever runs the send (Dagster) gets its handler back
+            signal.signal(signal.SIGTERM, before)
+
+
+def check_credentials(ctx: Context, destinations: Destinations, bucket: Bucket) -> int:
     """Build every destination the due rows route to; credentials missing from the environment
     are one error, raised before anything is claimed (other problems of a destination fail its
-    rows only, with the reason, when they are sent)."""
+    rows only, with the reason, when they are sent). Returns how many rows are due."""
     missing = []
-    for route, n in due_routes(ctx, bucket).items():
+    routes = due_routes(ctx, bucket)
+    for route, n in routes.items():
         try:
             destinations.get(route)
         except MissingSecret as err:
@@ -340,6 +403,7 @@ def check_credentials(ctx: Context, destinations: Destinations, bucket: Bucket) 
             "Set the variable(s), or run tick --no-send to queue without sending, or "
             "--provider-url to send to flowhouse fake-provider."
         )
+    return sum(routes.values())
 
 
 async def _run(
@@ -349,6 +413,7 @@ async def _run(
     options: Options,
     report: SendReport,
     policy: Policy,
+    pool: RenderPool,
 ) -> None:
     bucket, limit = options.bucket, options.limit
     try:
@@ -366,7 +431,7 @@ async def _run(
             if not n:
                 break
             report.claimed += n
-            await _send_claim(ctx, renderer, destinations, claim_id, report, policy)
+            await _send_claim(ctx, renderer, destinations, claim_id, report, policy, pool)
             if options.progress is not None:
                 o = report.outcomes
                 options.progress(
@@ -389,25 +454,51 @@ async def _send_claim(
     claim_id: str,
     report: SendReport,
     policy: Policy,
+    pool: RenderPool,
 ) -> None:
+    """Check the claim again, then render it chunk by chunk in the pool and send each chunk as
+    soon as it is rendered, in the claim's order, while the next ones render."""
     checked = recheck(ctx, claim_id, SCHEDULING)
     ctx.wh.commit()
     report.skipped.update(checked.skipped)
     report.requeued_quiet_hours += checked.requeued
     report.scheduled += checked.scheduled
-    rendered = render_claim(ctx, renderer, claim_id)
-    _fail_unrendered(ctx, claim_id, rendered.failed, report)
-    routed = by_route(rendered.ready)
-    posted = onsite.post(ctx, claim_id, routed.pop(ONSITE, []), destinations.configs.onsite)
-    if posted:
-        report.add(ONSITE, posted)
-    groups = _reachable(ctx, destinations, routed, claim_id, report)
-    await asyncio.gather(
-        *(
-            _deliver(ctx, destinations, route, messages, claim_id, report, policy)
-            for route, messages in groups.items()
-        )
-    )
+    chunks = [pool.submit(b) for b in claim_batch(ctx, renderer, claim_id).split(CHUNK)]
+    sending: list[asyncio.Task[None]] = []
+    try:
+        for chunk in chunks:
+            done = await rendered(chunk)
+            _fail_unrendered(ctx, claim_id, done.failed, report)
+            routed = by_route(done.ready)
+            # written to the warehouse, not sent: each chunk's own, once
+            posted = onsite.post(ctx, claim_id, routed.pop(ONSITE, []), destinations.configs.onsite)
+            if posted:
+                report.add(ONSITE, posted)
+            groups = _reachable(ctx, destinations, routed, claim_id, report)
+            sending += [
+                asyncio.create_task(
+                    _deliver(ctx, destinations, route, messages, claim_id, report, policy)
+                )
+                for route, messages in groups.items()
+            ]
+    except asyncio.CancelledError:
+        for task in sending:
+            task.cancel()
+        raise
+    finally:
+        for chunk in chunks:
+            chunk.cancel()
+        await _settle(sending)
+
+
+async def _settle(sending: Sequence[asyncio.Task[None]]) -> None:
+    """Wait for the chunks being sent: every wave in flight is settled and recorded, even when
+    the claim stops early (a worker died); cancelled (SIGTERM, Ctrl-C), they stop where they
+    are, their rows left in flight for the next run to reconcile."""
+    results = await asyncio.gather(*sending, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result
 
 
 def _reachable(
@@ -459,6 +550,7 @@ async def _deliver(
         ctx.now,
         policy,
         taken=lambda keys: _taken(ctx, keys),
+        gate=destinations.gate(route),
     )
 
     def on_flight(ids: Sequence[str]) -> None:

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Template, TemplateError, meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from flowhouse.activation import recommend
@@ -29,7 +30,13 @@ from flowhouse.flows.bounds import DEFAULT_LIMITS, Limits, describe, output_char
 from flowhouse.flows.compile import CompiledFlow
 from flowhouse.flows.flowfile import Message
 from flowhouse.flows.settings import Settings
-from flowhouse.flows.templating import TEMPLATES_DIR, render_context, template_environment
+from flowhouse.flows.templating import (
+    TEMPLATES_DIR,
+    message_context,
+    product_lookup,
+    step_context,
+    template_environment,
+)
 from flowhouse.rules.context import Context
 
 _ROWS = """
@@ -118,9 +125,28 @@ class Rendered:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+#: Context names filled from the recommendation queries: a claim whose templates use neither
+#: (and whose destinations do not send the context itself) skips those queries.
+RECOMMENDATION_NAMES = frozenset({"products", "recommendations"})
+
+
+@dataclass(frozen=True)
+class Step:
+    """What every message of one send step shares, built once per run: the message spec and
+    the shared part of the render context."""
+
+    message: Message
+    context: dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Renderer:
-    """What rendering needs besides the rows: flows, settings, templates, the link key."""
+    """What rendering needs besides the rows: flows, settings, templates, the link key.
+
+    Everything that is the same for many messages is built once per run and kept in ``_once``:
+    the sandbox with its compiled templates (not re-read or re-checked per message), compiled
+    subjects and preheaders, each step's shared context, the catalog. A renderer handed to a
+    render worker (:meth:`portable`) carries only the catalog; the worker builds the rest."""
 
     flows: Mapping[str, CompiledFlow]
     settings: Settings
@@ -136,13 +162,131 @@ class Renderer:
 
     def environment(self) -> SandboxedEnvironment:
         if "env" not in self._once:
-            self._once["env"] = template_environment(self.flows_dir / TEMPLATES_DIR)
+            env = template_environment(self.flows_dir / TEMPLATES_DIR)
+            env.auto_reload = False  # a run renders the templates as they were when it began
+            self._once["env"] = env
         return self._once["env"]  # type: ignore[no-any-return]
 
     def catalog(self, ctx: Context) -> dict[str, Any]:
         if "catalog" not in self._once:
             self._once["catalog"] = recommend.catalog(ctx.wh)
         return self._once["catalog"]  # type: ignore[no-any-return]
+
+    def portable(self, ctx: Context) -> Renderer:
+        """A copy to send to another process: the catalog read, nothing compiled."""
+        return replace(self, messages={}, _once={"catalog": self.catalog(ctx)})
+
+    def template(self, name: str) -> Template:
+        """The compiled template ``name`` (compiled at its first use in the run)."""
+        cache: dict[str, Template] = self._once.setdefault("templates", {})
+        if name not in cache:
+            cache[name] = self.environment().get_template(name)
+        return cache[name]
+
+    def text(self, source: str) -> Template:
+        """A subject or preheader, compiled once per run."""
+        cache: dict[str, Template] = self._once.setdefault("texts", {})
+        if source not in cache:
+            cache[source] = self.environment().from_string(source)
+        return cache[source]
+
+    def step(self, flow_id: str, step_id: str) -> Step:
+        """The send step's shared parts (built at its first message in the run)."""
+        cache: dict[tuple[str, str], Step] = self._once.setdefault("steps", {})
+        key = (flow_id, step_id)
+        if key not in cache:
+            flow = self.flows[flow_id].flow
+            message = _message(self, flow_id, step_id)
+            shared = step_context(
+                flow=flow, step_id=step_id, message=message, settings=self.settings
+            )
+            shared["product"] = product_lookup(self._once.get("catalog") or {})
+            cache[key] = Step(message, shared)
+        return cache[key]
+
+    def uses_recommendations(self, row: Mapping[str, Any]) -> bool:
+        """Whether the row's template (with what it extends, includes or imports), subject,
+        preheader, or its step's title, deep link or content variables name ``products`` or
+        ``recommendations``; True when that cannot be told."""
+        if row["kind"] != "message":
+            return False
+        cache: dict[tuple[Any, ...], bool] = self._once.setdefault("uses", {})
+        key = (row["flow_id"], row["step_id"], row["template"], row["subject"], row["preheader"])
+        if key not in cache:
+            try:
+                spec = _message(self, row["flow_id"], row["step_id"])
+            except (KeyError, StopIteration, ValueError):  # rendering it fails with the reason
+                return True
+            texts = [spec.title, spec.deep_link, *(spec.content_variables or {}).values()]
+            cache[key] = _names_recommendations(
+                self.environment(), row["template"], row["subject"], row["preheader"], *texts
+            )
+        return cache[key]
+
+
+def _names_recommendations(
+    env: SandboxedEnvironment, template: str | None, *texts: str | None
+) -> bool:
+    trees: list[nodes.Template] = []
+    try:
+        trees += [env.parse(t) for t in texts if t]
+    except TemplateError:
+        return True
+    seen: set[str] = set()
+    todo: list[str | None] = [template] if template else []
+    while todo:
+        name = todo.pop()
+        if name is None:
+            return True  # a computed template name: anything may be rendered
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            assert env.loader is not None
+            source, _, _ = env.loader.get_source(env, name)
+            tree = env.parse(source, name)
+        except (TemplateError, OSError):
+            return True  # rendering it fails with the reason; reading more does not matter
+        trees.append(tree)
+        todo += list(meta.find_referenced_templates(tree))
+    return any(n.name in RECOMMENDATION_NAMES for tree in trees for n in tree.find_all(nodes.Name))
+
+
+@dataclass
+class Batch:
+    """Rows to render with what they need from the warehouse (their customers' attributes,
+    their recommendations, device tokens and shop states, each read in one query for the whole
+    claim): enough to render them anywhere, in this process or a render worker's."""
+
+    rows: list[dict[str, Any]]
+    people: dict[str, dict[str, Any]]
+    recs: dict[str, recommend.Recommendations]
+    #: The usable device tokens of the customers with a push to FCM (:func:`devices`).
+    devices: dict[str, tuple[Device, ...]] = field(default_factory=dict)
+    #: The action state of the customers with a state action (:func:`shop_states`).
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def split(self, size: int) -> list[Batch]:
+        """Consecutive slices of at most ``size`` rows, each with only its rows' data."""
+        out = []
+        for start in range(0, len(self.rows), size):
+            rows = self.rows[start : start + size]
+            customers = {r["customer_id"] for r in rows}
+            messages = {r["message_id"] for r in rows}
+            out.append(
+                Batch(
+                    rows,
+                    _only(self.people, customers),
+                    _only(self.recs, messages),
+                    _only(self.devices, customers),
+                    _only(self.states, customers),
+                )
+            )
+        return out
+
+
+def _only(found: dict[str, Any], keys: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in found.items() if k in keys}
 
 
 def load(ctx: Context, claim_id: str, status: str = "claimed") -> list[dict[str, Any]]:
@@ -192,11 +336,16 @@ def render_claim(
     ctx: Context, renderer: Renderer, claim_id: str, status: str = "claimed"
 ) -> Rendered:
     """Every row of the claim rendered, with what it needs read in a few queries."""
+    return render_batch(renderer, claim_batch(ctx, renderer, claim_id, status))
+
+
+def claim_batch(ctx: Context, renderer: Renderer, claim_id: str, status: str = "claimed") -> Batch:
+    """The claim's rows with what rendering them needs (a few set-based queries)."""
     rows = load(ctx, claim_id, status)
     if not rows:
-        return Rendered()
+        return Batch([], {}, {})
     ctx.temp("_fh_claimed", _CLAIMED_TABLE, claim=claim_id, status=status)
-    return render_rows(ctx, renderer, rows, "_fh_claimed")
+    return prepare(ctx, renderer, rows, "_fh_claimed")
 
 
 def render_rows(
@@ -205,15 +354,32 @@ def render_rows(
     """``rows`` (with the columns of :func:`load`) rendered, in or outside the outbox (a preview
     renders rows it made itself). ``table`` names a table of their ``message_id, customer_id,
     enrollment_id``; recommendations read the trigger of each enrollment in ``ctx.schema``."""
-    out = Rendered()
+    return render_batch(renderer, prepare(ctx, renderer, rows, table))
+
+
+def prepare(ctx: Context, renderer: Renderer, rows: Sequence[dict[str, Any]], table: str) -> Batch:
+    """``rows`` with their customers and, when a template or destination uses them, their
+    recommendations (see :func:`render_rows` for ``table``)."""
     people = customers(ctx, table)
+    renderer.catalog(ctx)
+    needs = any(
+        renderer.uses_recommendations(r) or _wants_data(renderer, route_of(renderer.settings, r), r)
+        for r in rows
+    )
+    recs = recommend.recommendations(ctx.wh, table, ctx.now, schema=ctx.schema) if needs else {}
     pushes = any(r["channel"] == "push" and route_of(renderer.settings, r) == "fcm" for r in rows)
     reached = devices(ctx, table) if pushes else {}
     states = shop_states(ctx, table) if any(r["channel"] in STATE_ACTIONS for r in rows) else {}
-    recs = recommend.recommendations(ctx.wh, table, ctx.now, schema=ctx.schema)
-    catalog = renderer.catalog(ctx)
-    env = renderer.environment()
-    for row in rows:
+    return Batch(list(rows), people, recs, reached, states)
+
+
+def render_batch(renderer: Renderer, batch: Batch) -> Rendered:
+    """Every row of ``batch`` rendered; a row that fails is recorded with its reason and the
+    others go on. Reads nothing from the warehouse (a render worker runs it). The short links its
+    SMS bodies register are written to the links folder before it returns, by the process that
+    rendered them: registered before any of the messages is sent, wherever rendering runs."""
+    out = Rendered()
+    for row in batch.rows:
         route = route_of(renderer.settings, row)
         wrong = _channel_problem(route, row)
         if wrong is not None:
@@ -221,11 +387,11 @@ def render_rows(
             continue
         try:
             outgoing = _outgoing(
-                renderer, env, row, people, recs, catalog, _wants_data(renderer, route, row),
-                states,
+                renderer, row, batch.people, batch.recs, _wants_data(renderer, route, row),
+                batch.states,
             )  # fmt: skip
             if route == "fcm":
-                outgoing = replace(outgoing, devices=reached.get(row["customer_id"], ()))
+                outgoing = replace(outgoing, devices=batch.devices.get(row["customer_id"], ()))
         except Exception as err:
             out.failed[row["message_id"]] = failure_reason(renderer, row, err)
             continue
@@ -277,15 +443,13 @@ def route_of(settings: Settings, row: Mapping[str, Any]) -> str:
 
 def _outgoing(
     renderer: Renderer,
-    env: SandboxedEnvironment,
     row: dict[str, Any],
     people: Mapping[str, Mapping[str, Any]],
     recs: Mapping[str, recommend.Recommendations],
-    catalog: Mapping[str, Mapping[str, Any]],
     with_data: bool = True,
     states: Mapping[str, dict[str, Any]] | None = None,
 ) -> Outgoing:
-    customer = dict(people.get(row["customer_id"], {"customer_id": row["customer_id"]}))
+    customer = people.get(row["customer_id"]) or {"customer_id": row["customer_id"]}
     profile = {k: customer.get(k) for k in PROFILE_FIELDS if customer.get(k) is not None}
     base = {
         "message_id": row["message_id"],
@@ -309,13 +473,13 @@ def _outgoing(
             empty = {"tags": [], "loyalty_points": 0, "tier": None}
             facts["shop"] = (states or {}).get(row["customer_id"], empty)
         return Outgoing(**base, payload=payload, data=jsonable(facts))
-    context = _context(renderer, row, customer, recs, catalog)
+    context = _context(renderer, row, customer, recs)
     limits = renderer.limits
-    message = _message(renderer, row["flow_id"], row["step_id"])
-    subject = _render_text(env, message.title or row["subject"], context, limits)
-    preheader = _render_text(env, row["preheader"], context, limits)
+    message = renderer.step(row["flow_id"], row["step_id"]).message
+    subject = _render_text(renderer, message.title or row["subject"], context, limits)
+    preheader = _render_text(renderer, row["preheader"], context, limits)
     context["message"] = {"subject": subject, "preheader": preheader}
-    template = env.get_template(row["template"])
+    template = renderer.template(row["template"])
     body = render_bounded(template, context, limits, output_chars(row["channel"]))
     is_html = row["channel"] == "email" or str(row["template"]).endswith(".html.j2")
     html, text = (body, None) if is_html else (None, body.strip())
@@ -332,26 +496,23 @@ def _outgoing(
         data |= {"customer": profile, "subject": subject, "preheader": preheader}
         if "coupon" in context:
             data["coupon"] = context["coupon"]
-    link = _render_text(env, message.deep_link, context, limits)
+    link = _render_text(renderer, message.deep_link, context, limits)
     extra: dict[str, Any] = {"deep_link": link} if link else {}
     if message.expires_after is not None:
         extra["expires_after_seconds"] = int(message.expires_after.total_seconds())
     return Outgoing(
         **base, subject=subject, html=html, text=text, template=row["template"],
         data=jsonable(data), headers=headers,
-        payload=extra | _content(renderer, env, row, context),
+        payload=extra | _content(renderer, message, context),
     )  # fmt: skip
 
 
-def _content(
-    renderer: Renderer, env: SandboxedEnvironment, row: Mapping[str, Any], context: dict[str, Any]
-) -> dict[str, Any]:
+def _content(renderer: Renderer, spec: Message, context: dict[str, Any]) -> dict[str, Any]:
     """A WhatsApp step's approved template and its variables, rendered as subjects are."""
-    spec = _message(renderer, row["flow_id"], row["step_id"])
     if spec.content_sid is None:
         return {}
     variables = {
-        key: _render_text(env, text, context, renderer.limits)
+        key: _render_text(renderer, text, context, renderer.limits)
         for key, text in (spec.content_variables or {}).items()
     }
     return {"content_sid": spec.content_sid, "content_variables": variables}
@@ -362,24 +523,18 @@ def _context(
     row: Mapping[str, Any],
     customer: Mapping[str, Any],
     recs: Mapping[str, recommend.Recommendations],
-    catalog: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
-    compiled = renderer.flows[row["flow_id"]]
-    message = _message(renderer, row["flow_id"], row["step_id"])
+    """The step's shared context with the message's own part."""
+    step = renderer.step(row["flow_id"], row["step_id"])
     claims = Claims(row["message_id"], row["customer_id"], row["channel"])
     base_url = links_base(renderer.settings)
     found = recs.get(row["message_id"])
-    return render_context(
-        flow=compiled.flow,
-        step_id=row["step_id"],
-        message=message,
-        settings=renderer.settings,
+    return step.context | message_context(
         customer=customer,
         event=_properties(row["trigger_properties"]),
         links=message_links(base_url, claims, renderer.signing_key),
         products=recommend.blend(found) if found else [],
         recommendations=found,
-        catalog=catalog,
         coupon=_coupon(renderer.settings, row) if row["coupon_code"] else None,
     )
 
@@ -419,14 +574,14 @@ def _message(renderer: Renderer, flow_id: str, step_id: str) -> Message:
 
 
 def _render_text(
-    env: SandboxedEnvironment, text: str | None, context: Mapping[str, Any], limits: Limits
+    renderer: Renderer, text: str | None, context: Mapping[str, Any], limits: Limits
 ) -> str:
     """A subject or preheader, rendered with the message's context as the body is."""
     if not text:
         return ""
     if "{" not in text:
         return text
-    return render_bounded(env.from_string(text), context, limits, SUBJECT_CHARS)
+    return render_bounded(renderer.text(text), context, limits, SUBJECT_CHARS)
 
 
 def _headers(links: Mapping[str, str]) -> dict[str, str]:

@@ -5,7 +5,9 @@
 (:class:`~flowhouse.activation.outbox.Attempt`). Messages go in waves: each wave is recorded in
 flight (durably, through ``on_flight``) before any of its requests goes out, sent as the
 destination's batches under a semaphore (``concurrency``) and a token bucket
-(``rate_per_second``), and its results are handed to ``on_done``.
+(``rate_per_second``), and its results are handed to ``on_done``. Runs of one destination side
+by side (the chunks of a claim) share one :class:`Gate`: the semaphore, the rate and the number
+of waves in flight at once.
 
 Retries: a transient failure (429, 5xx, 408, a connection error) is retried with exponential
 backoff and full jitter, waiting at least what ``Retry-After`` asked. A time-out after the request
@@ -71,6 +73,27 @@ class Limiter:
 
 
 @dataclass
+class Gate:
+    """What every run of one destination shares within a send (the chunks of a claim are sent
+    by runs of their own, side by side): the connections in use (``concurrency``), the rate,
+    and the waves in flight at once, so that a crash leaves at most ``waves`` waves of the
+    destination to reconcile."""
+
+    semaphore: asyncio.Semaphore
+    limiter: Limiter
+    waves: asyncio.Semaphore
+
+    @classmethod
+    def of(cls, destination: Destination, waves: int = 2) -> Gate:
+        config = destination.config
+        return cls(
+            asyncio.Semaphore(config.concurrency),
+            Limiter(config.rate_per_second),
+            asyncio.Semaphore(waves),
+        )
+
+
+@dataclass
 class _Try:
     """The outcome of one call: per message, plus whether the provider may hold it anyway."""
 
@@ -95,11 +118,14 @@ class Run:
     taken: Callable[[Sequence[str]], set[str]] | None = None
     #: The provider's messages this run's rows hold (accepted, or confirmed by a lookup).
     held: set[str] = field(default_factory=set)
+    #: Shared with the destination's other runs in the send (None: this run's own).
+    gate: Gate | None = None
 
     def __post_init__(self) -> None:
-        config = self.destination.config
-        self.semaphore = asyncio.Semaphore(config.concurrency)
-        self.limiter = Limiter(config.rate_per_second)
+        gate = self.gate or Gate.of(self.destination, waves=1)
+        self.semaphore = gate.semaphore
+        self.limiter = gate.limiter
+        self.waves = gate.waves
         self.random = random.Random(self.policy.seed)
 
 
@@ -115,10 +141,11 @@ async def deliver(
     size = wave_size(run)
     for start in range(0, len(messages), size):
         wave = list(messages[start : start + size])
-        on_flight([m.message_id for m in wave])
-        run.finals, run.attempts = [], []
-        await _send_wave(run, wave)
-        on_done(run.finals, run.attempts)
+        async with run.waves:
+            on_flight([m.message_id for m in wave])
+            run.finals, run.attempts = [], []
+            await _send_wave(run, wave)
+            on_done(run.finals, run.attempts)
 
 
 def wave_size(run: Run) -> int:

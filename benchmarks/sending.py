@@ -3,6 +3,7 @@
     python benchmarks/sending.py                          # 20,000 e-mails, 2,000 SMS
     python benchmarks/sending.py --emails 2000 --sms 300
     python benchmarks/sending.py --emails 2000 --sms 0 --profile 25
+    python benchmarks/sending.py --emails 20000 --sms 0 --repeat 5 --workers 1
 
 Steps:
 1. the fake provider starts as its own process (``python -m flowhouse.activation.fake.server``) on
@@ -19,7 +20,14 @@ Steps:
 
 The fake is reset between phases; every phase checks that every message was accepted (a run that
 skipped or failed anything stops the benchmark). ``--profile N`` runs the sends under cProfile and
-prints the N costliest functions (by own time, then cumulative) to stderr.
+prints the N costliest functions (by own time, then cumulative) to stderr. ``--repeat N`` measures
+capacity and flowhouse N times, side by side, and prints each ratio with the median and the
+spread; ``--workers`` is ``flowhouse send --workers`` (default: chosen by the volume).
+
+Beside the wall times, each phase reports the CPU time it cost: the fake's (read from
+``/proc/<pid>/stat`` before and after) and flowhouse's (the child's own and its render
+workers'), per 1,000 messages. The machine has few cores, shared: when the two together need
+more CPU than the cores give, that, not waiting, is what bounds the rate.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import shlex
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -84,8 +93,8 @@ def main() -> None:
         return
     workdir = Path(tempfile.mkdtemp(prefix="flowhouse-bench-activation-", dir=args.dir))
     try:
-        with fake_provider() as url:
-            run_all(args, url, workdir)
+        with fake_provider() as (url, pid):
+            run_all(args, url, pid, workdir)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -95,7 +104,7 @@ def main() -> None:
 
 
 @contextmanager
-def fake_provider() -> Iterator[str]:
+def fake_provider() -> Iterator[tuple[str, int]]:
     """``python -m flowhouse.activation.fake.server`` on a free port (no inbox, no record),
     until SIGTERM."""
     port = _free_port()
@@ -104,7 +113,7 @@ def fake_provider() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc)
-        yield url
+        yield url, proc.pid
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -146,28 +155,60 @@ def stats(url: str) -> dict[str, Any]:
 # -- the parent: capacity, then each channel in a child ------------------------------------------
 
 
-def run_all(args: argparse.Namespace, url: str, workdir: Path) -> None:
+def run_all(args: argparse.Namespace, url: str, pid: int, workdir: Path) -> None:
     print(f"# {platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
-          f"Python {platform.python_version()}")  # fmt: skip
-    raw = {
-        "email": capacity(url, "sendgrid", args.email_requests, 4, 1000),
-        "sms": capacity(url, "twilio", args.sms_requests, 8, 1),
-    }
-    ours: dict[str, dict[str, Any]] = {}
-    for name, count in (("email", args.emails), ("sms", args.sms)):
-        if count:
+          f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    ratios: dict[str, list[float]] = {}
+    for _ in range(args.repeat):
+        raw: dict[str, dict[str, Any]] = {}
+        ours: dict[str, dict[str, Any]] = {}
+        for name, count in (("email", args.emails), ("sms", args.sms)):
+            if not count:
+                continue
+            raw[name] = _cpu(pid, lambda name=name: capacity(url, name, args))  # type: ignore[misc]
             reset(url)
-            ours[name] = run_child(args, url, workdir, name, count)
+            ours[name] = _cpu(pid, lambda name=name, count=count: run_child(  # type: ignore[misc]
+                args, url, workdir, name, count))  # fmt: skip
             check_fake(url, CHANNELS[name], count)
-    reset(url)
-    table(raw, ours)
+            reset(url)
+        for name, rate in table(raw, ours).items():
+            ratios.setdefault(name, []).append(rate)
+    if args.repeat > 1:
+        spread(ratios)
     print(f"reproduce: python benchmarks/sending.py {_flags(args)}")
 
 
-def capacity(url: str, kind: str, requests: int, concurrency: int, batch: int) -> dict[str, Any]:
-    """The fake's raw capacity for ``kind`` as the plain load generator measures it."""
+def _cpu(pid: int, step: Any) -> dict[str, Any]:
+    """``step()``'s result with the fake's CPU seconds during it (``fake_cpu``)."""
+    before = _proc_cpu(pid)
+    result: dict[str, Any] = step()
+    result["fake_cpu"] = _proc_cpu(pid) - before
+    return result
+
+
+def _proc_cpu(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def spread(ratios: dict[str, list[float]]) -> None:
+    for name, values in ratios.items():
+        listed = ", ".join(f"{v:.0%}" for v in values)
+        print(
+            f"{name}: ratio over {len(values)} runs: median {statistics.median(values):.0%}, "
+            f"min {min(values):.0%}, max {max(values):.0%} ({listed})"
+        )
+
+
+def capacity(url: str, channel: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The fake's raw capacity for ``channel`` as the plain load generator measures it."""
     from flowhouse.activation.fake.loadgen import measure
 
+    if channel == "email":
+        kind, requests, concurrency, batch = "sendgrid", args.email_requests, 4, 1000
+    else:
+        kind, requests, concurrency, batch = "twilio", args.sms_requests, 8, 1
     reset(url)
     result = asyncio.run(measure(url, kind, requests, concurrency, batch))  # type: ignore[arg-type]
     bad = {k: v for k, v in result["statuses"].items() if not k.startswith("2")}
@@ -192,6 +233,8 @@ def run_child(
         "--count", str(count), "--customers", str(args.customers or count),
         "--profile", str(args.profile),
     ]  # fmt: skip
+    if args.workers is not None:
+        command += ["--workers", str(args.workers)]
     done = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"failed ({done.returncode}): {shlex.join(command)}")
@@ -199,7 +242,8 @@ def run_child(
     print(
         f"flowhouse, {name}: {count:,} messages in {result['send_seconds']:.2f} s "
         f"({count / result['send_seconds']:,.0f} messages/s), {result['requests']:,} requests, "
-        f"outside HTTP {result['outside_http']:.0%} of the run; store built in "
+        f"outside HTTP {result['outside_http']:.0%} of the run; CPU {result['send_cpu']:.2f} s "
+        f"(render workers {result['workers_cpu']:.2f} s); store built in "
         f"{result['build_seconds']:.1f} s; peak RSS {result['peak_mb']:,.0f} MB "
         f"({result['before_mb']:,.0f} MB before sending)"
     )
@@ -214,14 +258,28 @@ def check_fake(url: str, channel: Channel, count: int) -> None:
         sys.exit(f"{channel.name}: the fake accepted {accepted} of {count}: {found}")
 
 
-def table(raw: dict[str, dict[str, Any]], ours: dict[str, dict[str, Any]]) -> None:
+def table(raw: dict[str, dict[str, Any]], ours: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Print the run's figures; each channel's ratio of flowhouse to the fake's capacity."""
     print()
-    print(f"{'channel':8s} {'fake raw capacity':>20s} {'flowhouse':>16s} {'ratio':>7s}")
+    print(
+        f"{'channel':8s} {'fake raw capacity':>20s} {'flowhouse':>16s} {'ratio':>7s} "
+        f"{'fake CPU/1k (loadgen)':>22s} {'fake CPU/1k (flowhouse)':>24s} "
+        f"{'flowhouse CPU/1k':>17s}"
+    )
+    ratios = {}
     for name, result in ours.items():
         capacity = raw[name]["messages_per_second"]
         rate = result["count"] / result["send_seconds"]
-        print(f"{name:8s} {capacity:>14,.0f} msg/s {rate:>10,.0f} msg/s {rate / capacity:>7.1%}")
+        per_raw = raw[name]["fake_cpu"] / (raw[name]["requests"] * raw[name]["batch"]) * 1000
+        per_ours = result["fake_cpu"] / result["count"] * 1000
+        ours_cpu = result["send_cpu"] / result["count"] * 1000
+        print(
+            f"{name:8s} {capacity:>14,.0f} msg/s {rate:>10,.0f} msg/s {rate / capacity:>7.1%} "
+            f"{per_raw:>20.3f} s {per_ours:>22.3f} s {ours_cpu:>15.3f} s"
+        )
+        ratios[name] = rate / capacity
     print()
+    return ratios
 
 
 def _flags(args: argparse.Namespace) -> str:
@@ -231,6 +289,10 @@ def _flags(args: argparse.Namespace) -> str:
     ]  # fmt: skip
     if args.customers:
         flags += ["--customers", str(args.customers)]
+    if args.workers is not None:
+        flags += ["--workers", str(args.workers)]
+    if args.repeat > 1:
+        flags += ["--repeat", str(args.repeat)]
     return shlex.join(flags)
 
 
@@ -247,10 +309,16 @@ def child(args: argparse.Namespace) -> None:
     store, flows, settings = build_store(folder, args.customers, channel, args.count)
     build_seconds = time.perf_counter() - started
     before_mb = _peak_mb()
-    report = send(store, flows, settings, args.url, args.profile)
+    cpu = _cpu_seconds()
+    report = send(store, flows, settings, args.url, args.profile, args.workers)
+    send_cpu, workers_cpu = (
+        after - before for after, before in zip(_cpu_seconds(), cpu, strict=True)
+    )
     verify(store, report, channel, args.count)
     print(json.dumps({
         "count": args.count,
+        "send_cpu": send_cpu + workers_cpu,
+        "workers_cpu": workers_cpu,
         "send_seconds": report.seconds,
         "build_seconds": build_seconds,
         "before_mb": before_mb,
@@ -259,6 +327,13 @@ def child(args: argparse.Namespace) -> None:
         "outside_http": 1 - _http_seconds(store) / report.seconds,
     }))  # fmt: skip
     store.close()
+
+
+def _cpu_seconds() -> tuple[float, float]:
+    """CPU seconds of this process, and of its children that ended (the render workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def _peak_mb() -> float:
@@ -395,13 +470,15 @@ def queue_inserts(flows: Sequence[Any], channel: Channel, count: int) -> list[An
     return [enroll, messages]
 
 
-def send(store: Any, flows: Any, settings: Any, url: str, profile: int) -> Any:
+def send(store: Any, flows: Any, settings: Any, url: str, profile: int, workers: int | None) -> Any:
     """``send_open`` on the store against the fake (under cProfile when ``profile``)."""
     from flowhouse.activation.deliver import Options, send_open
     from flowhouse.core.paths import FLOWS
 
+    options = Options(provider_url=url, workers=workers)
+
     def run() -> Any:
-        return send_open(store.wh, SCHEMA, NOW, flows, settings, FLOWS, Options(provider_url=url))
+        return send_open(store.wh, SCHEMA, NOW, flows, settings, FLOWS, options)
 
     if not profile:
         return run()
@@ -475,6 +552,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--email-requests", type=int, default=30, help="load generator, SendGrid")
     parser.add_argument("--sms-requests", type=int, default=1_500, help="load generator, Twilio")
     parser.add_argument("--profile", type=int, default=0, help="cProfile the sends: top N")
+    parser.add_argument("--workers", type=int, default=None, help="render worker processes")
+    parser.add_argument("--repeat", type=int, default=1, help="measure N times, side by side")
     parser.add_argument("--dir", default=None, help="where the temporary stores go")
     parser.add_argument("--keep", action="store_true", help="keep the stores")
     parser.add_argument("--phase", choices=sorted(CHANNELS), help=argparse.SUPPRESS)

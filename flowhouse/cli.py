@@ -379,6 +379,14 @@ def delivery_options(fn: F) -> F:
             help="Send only the share I of N of the outbox (parallel senders).",
         ),
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Send at most N."),
+        click.option(
+            "--workers",
+            type=click.IntRange(min=0),
+            default=None,
+            metavar="N",
+            help="Render in N worker processes beside the sending (0: in the sending process); "
+            "default: one per core beyond two, for 2,000 due messages or more.",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -386,7 +394,11 @@ def delivery_options(fn: F) -> F:
 
 
 def _delivery(
-    provider_url: str | None, inbox: Path | None, bucket: str | None, limit: int | None
+    provider_url: str | None,
+    inbox: Path | None,
+    bucket: str | None,
+    limit: int | None,
+    workers: int | None = None,
 ) -> Options:
 
     try:
@@ -394,7 +406,12 @@ def _delivery(
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--bucket") from None
     return Options(
-        provider_url=provider_url, bucket=parsed, limit=limit, inbox=inbox, progress=_progress
+        provider_url=provider_url,
+        bucket=parsed,
+        limit=limit,
+        inbox=inbox,
+        progress=_progress,
+        workers=workers,
     )
 
 
@@ -455,6 +472,7 @@ def tick(
     inbox: Path | None,
     bucket: str | None,
     limit: int | None,
+    workers: int | None,
     allow_removals: bool,
 ) -> None:
     """Run one engine cycle at --now: ingest provider webhooks, refresh models, enroll new
@@ -468,7 +486,7 @@ def tick(
         flows_dir or default_flows_dir(),
         now=_timestamp(now, "--now"),
         build=not no_build,
-        delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit),
+        delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit, workers),
         approval=Approval(everything=allow_removals),
     )
     click.echo(result.describe())
@@ -490,6 +508,7 @@ def apply(
     inbox: Path | None,
     bucket: str | None,
     limit: int | None,
+    workers: int | None,
 ) -> None:
     """Run the tick a reviewed plan describes (`flowhouse plan --out PLAN.json`): the removals it
     shows are made, ending the enrollments in flight there. Refused, changing nothing, when the
@@ -499,7 +518,7 @@ def apply(
         flows_dir or default_flows_dir(),
         now=_timestamp(now, "--now"),
         build=not no_build,
-        delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit),
+        delivery=None if no_send else _delivery(provider_url, inbox, bucket, limit, workers),
         approval=Approval(reviewed=read_plan(plan_file)),
     )
     click.echo(f"applied {plan_file}")
@@ -533,6 +552,7 @@ def send(
     inbox: Path | None,
     bucket: str | None,
     limit: int | None,
+    workers: int | None,
     retry_failed: bool,
     flow_id: str | None,
     reason: str | None,
@@ -549,7 +569,7 @@ def send(
         retry = RetryFilter(flow_id, reason, _timestamp(since, "--since"))
     elif flow_id or reason or since:
         raise click.UsageError("--flow, --reason and --since go with --retry-failed")
-    options = _delivery(provider_url, inbox, bucket, limit)
+    options = _delivery(provider_url, inbox, bucket, limit, workers)
     report = send_run(
         Location.parse(warehouse),
         flows_dir or default_flows_dir(),

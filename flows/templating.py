@@ -185,12 +185,26 @@ def render_context(
     names a coupon pool; ``recommendations`` maps each of :data:`RECOMMENDATION_LISTS` to its
     products (a missing list is empty).
     """
+    shared = step_context(flow=flow, step_id=step_id, message=message, settings=settings)
+    shared["product"] = product_lookup(dict(catalog or {}))
+    return shared | message_context(
+        customer=customer,
+        event=event,
+        links=links,
+        products=products,
+        coupon=coupon,
+        recommendations=recommendations,
+    )
+
+
+def step_context(
+    *, flow: Flow, step_id: str, message: Message, settings: Settings
+) -> dict[str, Any]:
+    """The part of the context every message of one send step shares (a sender renders many
+    messages of a step with it; the sandbox keeps templates from changing it)."""
     store = settings.store
     sender = flow.sender
-    lookup = dict(catalog or {})
-    context: dict[str, Any] = {
-        "customer": dict(customer),
-        "event": dict(event),
+    return {
         "flow": {"id": flow.flow, "name": flow.name},
         "step": {"id": step_id},
         "message": {"subject": message.subject, "preheader": message.preheader},
@@ -200,10 +214,25 @@ def render_context(
             "email": sender.email if sender else None,
             "postal_address": (sender and sender.postal_address) or store.postal_address,
         },
-        "links": dict(links),
         "utm": utm_query(flow.flow, step_id, message.channel),
+    }
+
+
+def message_context(
+    *,
+    customer: Mapping[str, Any],
+    event: Mapping[str, Any],
+    links: Mapping[str, str],
+    products: Sequence[Mapping[str, Any]] = (),
+    coupon: Mapping[str, Any] | None = None,
+    recommendations: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The part of the context that is one message's own."""
+    context: dict[str, Any] = {
+        "customer": dict(customer),
+        "event": dict(event),
+        "links": dict(links),
         "products": [dict(p) for p in products],
-        "product": _product_lookup(lookup),
         "recommendations": _recommendation_lists(recommendations or {}),
     }
     if coupon is not None:
@@ -215,9 +244,11 @@ def _recommendation_lists(found: Mapping[str, Any]) -> dict[str, list[dict[str, 
     return {key: [dict(p) for p in found.get(key) or ()] for key in RECOMMENDATION_LISTS}
 
 
-def _product_lookup(
+def product_lookup(
     catalog: Mapping[str, Mapping[str, Any]],
 ) -> Callable[[str], dict[str, Any] | None]:
+    """The template's ``product(sku)`` over ``catalog``."""
+
     def product(sku: str) -> dict[str, Any] | None:
         found = catalog.get(str(sku))
         return dict(found) if found is not None else None

@@ -8,11 +8,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pytest
 from harness import Store, flow
 from sending import deploy
 from sqlglot import exp
 
-from flowhouse.activation import onsite
+from flowhouse.activation import deliver, onsite
 from flowhouse.activation.deliver import Options, SendReport, send_open
 from flowhouse.activation.fake.server import FakeProvider
 from flowhouse.activation.sender import Policy
@@ -47,10 +48,12 @@ def tokens(store: Store, *rows: tuple[str, str, str, str | None]) -> None:
     store.wh.commit()
 
 
-def send(store: Store, fake: FakeProvider, folder: Any, now: str) -> SendReport:
+def send(
+    store: Store, fake: FakeProvider, folder: Any, now: str, workers: int | None = None
+) -> SendReport:
     return send_open(
         store.wh, store.schema, datetime.fromisoformat(now), store.compiled, store.settings,
-        folder, Options(provider_url=fake.url, policy=FAST),
+        folder, Options(provider_url=fake.url, policy=FAST, workers=workers),
     )  # fmt: skip
 
 
@@ -89,6 +92,35 @@ def test_a_push_reaches_each_usable_token_and_a_dead_one_is_retired(
     received = fake.state.messages("fcm")
     assert sorted(r.address for r in received) == ["c1-ios"]
     assert [r.subject for r in received] == ["Hi Ann"]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_rendered_chunk_by_chunk_each_push_has_its_own_devices_and_onsite_is_written_once(
+    store: Store, fake: FakeProvider, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """One message a chunk, rendered in the sending process or a worker process: each push
+    carries its own customer's tokens (read with the claim, handed over with the chunk), and
+    each onsite message is written once."""
+    monkeypatch.setattr(deliver, "CHUNK", 1)
+    folder = queue(store, PUSH, "c1", "c2", "c3")
+    tokens(store, ("c1", "c1-ios", "ios", None), ("c2", "c2-web", "web", None),
+           ("c2", "c2-android", "android", None))  # fmt: skip
+    report = send(store, fake, folder, "2026-03-01 10:01", workers=workers)
+    assert report.by_destination == {"fcm": {"sent": 2, "failed": 1}}, report.describe()
+    received = sorted((r.address, r.subject) for r in fake.state.messages("fcm"))
+    assert received == [("c1-ios", "Hi Ann"), ("c2-android", "Hi Ann"), ("c2-web", "Hi Ann")]
+    [c3] = [m for m in store.messages() if m["customer_id"] == "c3"]
+    assert c3["status"] == "failed"
+
+    cart = flow("cart", [{"id": "s", "send": ONSITE}], entry={"reentry": "always"})
+    folder = deploy(store, cart, settings=SETTINGS)
+    for c in ("c1", "c2", "c3"):
+        store.event(c, "cart_abandoned", at="2026-03-01 11:00", cart_id=f"k2-{c}")
+    store.tick("2026-03-01 11:00")
+    report = send(store, fake, folder, "2026-03-01 11:01", workers=workers)
+    assert report.by_destination == {"onsite": {"sent": 3}}, report.describe()
+    posted = store.rows("onsite_messages")
+    assert sorted(r["customer_id"] for r in posted) == ["c1", "c2", "c3"]
 
 
 def test_a_retired_token_is_not_used_again(store: Store, fake: FakeProvider) -> None:

@@ -45,9 +45,14 @@ SHORT = re.compile(r"https://hooks\.shop\.example/c/([A-Za-z0-9_-]+)")
 
 
 def send_sms(
-    store: Store, fake: FakeProvider, inbox: Path | None, monkeypatch: pytest.MonkeyPatch
+    store: Store,
+    fake: FakeProvider,
+    inbox: Path | None,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int | None = None,
 ) -> str:
-    """One SMS with a link queued and sent; the body the provider received."""
+    """One SMS with a link queued and sent (rendered in ``workers`` worker processes, when
+    given); the body the provider received."""
 
     def templates(folder: Path) -> None:
         write_templates(folder)
@@ -61,7 +66,8 @@ def send_sms(
     store.event("c1", "cart_abandoned", at="2026-03-01 10:00", cart_id="k1")
     store.tick("2026-03-01 10:00")
     options = Options(provider_url=fake.url, inbox=inbox, environ={"FLOWHOUSE_SIGNING_KEY": KEY},
-                      policy=Policy(base_backoff=0.01, max_wait=2.0, seed=1))  # fmt: skip
+                      policy=Policy(base_backoff=0.01, max_wait=2.0, seed=1),
+                      workers=workers)  # fmt: skip
     report = send_open(store.wh, store.schema, datetime(2026, 3, 1, 10, 1), store.compiled,
                        store.settings, folder, options)  # fmt: skip
     assert report.outcomes["sent"] == 1, report.describe()
@@ -121,6 +127,20 @@ def test_an_sms_click_redirects_and_becomes_a_message_clicked_event(
         assert customer_id == "c1"
         assert props["message_id"] == message["message_id"]
         assert (props["channel"], props["url"]) == ("sms", "https://shop.example/cart?c=c1")
+
+
+def test_short_links_rendered_in_a_worker_process_are_registered_before_sending(
+    store: Store, fake: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A render worker shortens the links in a process of its own: what it registered reaches
+    ``<inbox>/links/`` before the SMS goes out, so the click redirects rather than 404s."""
+    inbox = tmp_path / "hooks"
+    body = send_sms(store, fake, inbox, monkeypatch, workers=1)
+    [token] = SHORT.findall(body)
+    assert links.LinkRegistry(inbox / links.LINKS_FOLDER).find(token) is not None
+    answer = receiver(inbox).get(f"/c/{token}", follow_redirects=False)
+    assert answer.status_code == 302, answer.text
+    assert answer.headers["location"] == "https://shop.example/cart?c=c1"
 
 
 def test_without_an_inbox_sms_links_go_out_as_written(

@@ -81,10 +81,10 @@ def _queue(location: Location, tmp_path: Path) -> Path:
     return flows
 
 
-def _send(location: Location, flows: Path, url: str, code: int = 0, **env: str) -> str:
+def _send(location: Location, flows: Path, url: str, code: int = 0, *extra: str, **env: str) -> str:
     where = str(location.path) if location.path else str(location.url)
     args = ["send", "--warehouse", where, "--flows", str(flows),
-            "--now", "2026-03-01T10:01:00", "--provider-url", url]  # fmt: skip
+            "--now", "2026-03-01T10:01:00", "--provider-url", url, *extra]  # fmt: skip
     result = run(*args, env=env or None)
     assert result.exit_code == code, result.output
     return result.output
@@ -105,11 +105,14 @@ def _rows(location: Location) -> list[tuple[str, str, str]]:
         ]
 
 
+@pytest.mark.parametrize("workers", ["0", "1"])
 def test_actions_and_the_coupon_reach_spree_before_the_mail(
-    location: Location, tmp_path: Path, shop: str
+    location: Location, tmp_path: Path, shop: str, workers: str
 ) -> None:
+    """Rendered in the sending process or in a worker process (the shop state read with the
+    claim and handed over with it)."""
     flows = _queue(location, tmp_path)
-    output = _send(location, flows, shop)
+    output = _send(location, flows, shop, 0, "--workers", workers)
     assert "8 sent" in output, output
     stats = httpx.get(f"{shop}/_fake/stats").json()
     assert stats["rejected"] == {}, stats
