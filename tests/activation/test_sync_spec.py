@@ -142,16 +142,16 @@ BAD = [
      ["{f}:5: source.where: not valid SQL: Error tokenizing 'tier = 'vi' (got \"tier = 'vip\")"]),
     ("unknown column in where", GOOD.replace('"has_email_consent"', '"has_consent"'),
      ["{f}:5: source.where: unknown column 'has_consent' in core.customer_attributes; did you "
-      "mean has_sms_consent, has_email_consent? (got 'has_consent')"]),
+      "mean has_sms_consent, has_push_consent, has_viber_consent? (got 'has_consent')"]),
     ("column with a table in where", GOOD.replace('"has_email_consent"', '"customer.has_email_consent"'),
      ["{f}:5: source.where: name columns of core.customer_attributes without a table: "
       "has_email_consent rather than customer.has_email_consent (got 'customer.has_email_consent')"]),
     ("unknown model", MODEL_SOURCE.replace("core.customer_attributes", "core.customer_atributes"),
      ["{f}:4: source.model: 'core.customer_atributes' is not a model of this project (models/) nor "
-      "a raw input (raw.customers, raw.events, raw.products); did you mean core.customer_attributes?"]),
+      "a raw input (raw.customers, raw.device_tokens, raw.events, raw.products); did you mean core.customer_attributes?"]),
     ("model in another schema", MODEL_SOURCE.replace("core.customer_attributes", "core.stg_customers"),
      ["{f}:4: source.model: 'core.stg_customers' is not a model of this project (models/) nor "
-      "a raw input (raw.customers, raw.events, raw.products); did you mean staging.stg_customers?"]),
+      "a raw input (raw.customers, raw.device_tokens, raw.events, raw.products); did you mean staging.stg_customers?"]),
     ("model not schema.name", MODEL_SOURCE.replace("core.customer_attributes", "customer_attributes"),
      ["{f}:4: source.model: a model is named schema.name, e.g. core.customer_attributes "
       "(got 'customer_attributes')"]),
