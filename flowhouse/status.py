@@ -23,6 +23,7 @@ from sqlglot import exp
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.sql import STATE_SCHEMA, literal, render, statement
 from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.flows.channels import CHANNELS as REGISTRY
 from flowhouse.orchestration.engine.enroll import FAN_OUT_TYPES
 
 Spec = Mapping[str, Any]
@@ -98,10 +99,8 @@ where customer_id = :customer_id and event_type = :event_type
 
 # -- the words ------------------------------------------------------------------------------------
 
-CHANNELS = {
-    "email": "e-mail", "sms": "SMS", "push": "push", "webhook": "webhook", "onsite": "onsite",
-    "whatsapp": "WhatsApp", "viber": "Viber",
-}  # fmt: skip
+#: A channel named in a sentence.
+CHANNELS = {c.name: c.noun for c in REGISTRY.values()}
 
 SKIPS = {
     "no_address": "no address for this channel (no {channel} address on file)",

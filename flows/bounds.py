@@ -35,14 +35,10 @@ from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-#: Longest rendered output per channel, in characters: 1,000,000 for an e-mail body (mailbox
-#: providers clip far shorter ones), Twilio's 1,600 for SMS, 4,000 for a push (FCM and APNs take
-#: 4 KB payloads), 1,000,000 for a webhook body; WhatsApp 1,600 (Twilio's body limit), Viber 1,000
-#: (Vonage's text limit).
-OUTPUT_CHARS: dict[str, int] = {
-    "email": 1_000_000, "sms": 1_600, "push": 4_000, "onsite": 20_000, "whatsapp": 1_600,
-    "viber": 1_000,
-}  # fmt: skip
+from flowhouse.flows.channels import CHANNELS
+
+#: Longest rendered output per channel, in characters (the registry's, with its reasons).
+OUTPUT_CHARS: dict[str, int] = {c.name: c.output_chars for c in CHANNELS.values()}
 DEFAULT_OUTPUT_CHARS = 1_000_000
 #: Largest integer a template may compute (``**`` and ``*``), in bits (10**1000 has 3,322).
 MAX_INT_BITS = 4096

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from flowhouse.flows.channels import Channel, PacedChannel
+
 _DURATION = re.compile(
     r"^\s*(?:(\d+)w)?\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$"
 )
@@ -69,7 +71,6 @@ Sql = Annotated[
     str, Field(min_length=1, description="A SQL boolean expression (see docs/flows.md)")
 ]
 LocalTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, 24 h")]
-Channel = Literal["email", "sms", "push", "webhook", "onsite", "whatsapp", "viber"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -210,7 +211,7 @@ class Exit(Model):
 class Cap(Model):
     """At most `limit` marketing messages on `channel` (or `any` channel) per rolling `period`."""
 
-    channel: Literal["email", "sms", "push", "onsite", "whatsapp", "viber", "any"]
+    channel: Literal[PacedChannel, "any"]
     limit: Annotated[int, Field(ge=0)]
     period: Duration
 

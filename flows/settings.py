@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, cast, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
@@ -28,10 +28,10 @@ from pydantic import (
 
 from flowhouse.core.contract import EVENT_TYPES, PropertyType
 from flowhouse.core.errors import ConfigError, FileLocation
+from flowhouse.flows.channels import CHANNELS, PacedChannel, QuietChannel
 from flowhouse.flows.dbtmodels import project_vars
 from flowhouse.flows.files import Lines, YamlSyntaxError, line_of, read_yaml, yaml_problem
 from flowhouse.flows.flowfile import ActionType, Cap, Duration, LocalTime, Model, Route, Share
-from flowhouse.flows.flowfile import Channel as MessageChannel
 from flowhouse.flows.modelvars import check_model_var, check_raw_type, model_vars
 
 SETTINGS_FILE = "_settings.yml"
@@ -119,26 +119,18 @@ class Events(Model):
         return properties
 
 
-Channel = Literal["email", "sms", "push", "onsite", "whatsapp", "viber"]
-
-
-def _default_smart_sending() -> dict[Channel, timedelta]:
-    day = timedelta(hours=16)
-    return {"email": day, "sms": day, "whatsapp": day, "viber": day}
+def _default_smart_sending() -> dict[PacedChannel, timedelta]:
+    return {
+        cast(PacedChannel, c.name): c.smart_sending
+        for c in CHANNELS.values()
+        if c.smart_sending is not None
+    }
 
 
 def _default_routes() -> dict[str, Route]:
-    return {
-        "email": "sendgrid",
-        "sms": "twilio",
-        "push": "webhook",
-        "whatsapp": "twilio",
-        "viber": "vonage",
-        "webhook": "webhook",
-        "admin_task": "webhook",
-        "audience_sync": "audience",
-        "onsite": "onsite",
-    }
+    """Each channel's own route (the registry's), and the actions that go out by default."""
+    routes = {c.name: cast(Route, c.route) for c in CHANNELS.values()}
+    return {**routes, "admin_task": "webhook", "audience_sync": "audience"}
 
 
 #: A domain name as ``sending_domains`` takes it (lowercase labels, dots between).
@@ -190,7 +182,7 @@ class Delivery(Model):
     def _known_channels(cls, routes: dict[str, Route]) -> dict[str, Route]:
         """A route names an outbox channel: a message channel, or an action type (warehouse
         actions routed here are pushed to the shop)."""
-        known = set(get_args(MessageChannel)) | set(get_args(ActionType))
+        known = set(CHANNELS) | set(get_args(ActionType))
         for channel in routes:
             if channel not in known:
                 close = difflib.get_close_matches(channel, sorted(known), n=1)
@@ -228,10 +220,8 @@ PROPERTY_KEY = r"^[a-z][a-z0-9_]{0,62}$"
 class Settings(Model):
     store: Store = Store()
     delivery: Delivery = Delivery()
-    quiet_hours: dict[Literal["email", "sms", "push", "whatsapp", "viber"], QuietHours] = Field(
-        default_factory=dict
-    )
-    smart_sending: dict[Channel, Duration] = Field(default_factory=_default_smart_sending)
+    quiet_hours: dict[QuietChannel, QuietHours] = Field(default_factory=dict)
+    smart_sending: dict[PacedChannel, Duration] = Field(default_factory=_default_smart_sending)
     caps: list[Cap] = Field(default_factory=list)
     coupon_pools: dict[str, CouponPool] = Field(default_factory=dict)
     events: Events = Events()

@@ -31,6 +31,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
 from flowhouse.flows.bounds import DEFAULT_LIMITS, BoundedSandbox, Limits, render_bounded
+from flowhouse.flows.channels import CHANNELS
 from flowhouse.flows.flowfile import Flow, Message
 from flowhouse.flows.predicates import customer_columns
 from flowhouse.flows.settings import Settings
@@ -41,15 +42,7 @@ PRODUCT_KEYS = frozenset({"sku", "name", "url", "image_url", "price"})
 #: The lists of ``recommendations``, each of products (see activation/recommend.py).
 RECOMMENDATION_LISTS = ("recently_viewed", "popular", "complementary")
 #: File endings per channel: what the template renders into.
-ENDINGS: dict[str, tuple[str, ...]] = {
-    "email": (".html.j2",),
-    "sms": (".txt.j2",),
-    "push": (".txt.j2",),
-    "whatsapp": (".txt.j2",),
-    "viber": (".txt.j2",),
-    "webhook": (".json.j2", ".txt.j2"),
-    "onsite": (".html.j2", ".txt.j2"),
-}
+ENDINGS: dict[str, tuple[str, ...]] = {c.name: c.endings for c in CHANNELS.values()}
 
 
 @dataclass(frozen=True)

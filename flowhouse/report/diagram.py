@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from html import escape
 from typing import Any, Literal
 
+from flowhouse.flows.channels import CHANNELS
 from flowhouse.flows.flowfile import Flow, Step
 from flowhouse.report.labels import Label, paths, step_label, trigger_label
 from flowhouse.report.words import count, money, pct
@@ -327,13 +328,7 @@ def _end_card(totals: Row) -> Card:
 # -- drawing -------------------------------------------------------------------------------------
 
 _ICONS = {
-    "email": "M2 4h12v9H2z M2 4l6 5 6-5",
-    "sms": "M2 3h12v8H7l-3 3v-3H2z",
-    "whatsapp": "M8 2a6 6 0 1 1-3 11.2L2 14l.8-3A6 6 0 0 1 8 2z M6 6c0 2 2 4 4 4",
-    "viber": "M3 3h10v8H8l-3 3v-3H3z M6 5.5c.5 1.5 1.5 2.5 3 3",
-    "push": "M8 2a4 4 0 0 1 4 4v3l1.5 2h-11L4 9V6a4 4 0 0 1 4-4z M6.5 13a1.5 1.5 0 0 0 3 0",
-    "webhook": "M2 8h10 M9 5l3 3-3 3",
-    "onsite": "M2 3h12v10H2z M2 6h12 M6 9h6",
+    **{c.name: c.icon for c in CHANNELS.values()},
     "wait": "M8 2a6 6 0 1 0 0.01 0z M8 5v3.5l2.5 1.5",
     "wait_for": "M4 2h8 M4 14h8 M5 2c0 4 6 4 6 6s-6 2-6 6 M11 2c0 4-6 4-6 6s6 2 6 6",
     "branch": "M8 14V9 M8 9L3.5 3.5 M8 9l4.5-5.5 M2 3.5h3 M11 3.5h3",

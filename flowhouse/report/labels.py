@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flowhouse.flows.channels import CHANNELS as REGISTRY
 from flowhouse.flows.flowfile import (
     Action,
     ActionSpec,
@@ -41,11 +42,8 @@ class PathSpec:
     steps: tuple[Step, ...]
 
 
-CHANNELS = {
-    "email": "Email", "sms": "Text message", "push": "Push", "webhook": "Webhook",
-    "whatsapp": "WhatsApp", "viber": "Viber",
-    "onsite": "Onsite message",
-}  # fmt: skip
+#: A send step's title, by channel.
+CHANNELS = {c.name: c.label for c in REGISTRY.values()}
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 

@@ -23,6 +23,7 @@ from datetime import datetime
 from sqlglot import exp
 
 from flowhouse.core.sql import literal, render, statement
+from flowhouse.flows.channels import CHANNELS, ChannelSpec, channels, names
 from flowhouse.flows.compile import CompiledFlow
 from flowhouse.flows.flowfile import Cap
 from flowhouse.flows.settings import Settings
@@ -34,17 +35,16 @@ REASONS = (
     "smart_sending", "quiet_hours", "discount_active", "coupon_pool_empty",
 )  # fmt: skip
 
-#: The channels with an address on the customer row, and the column holding it. A push routed
-#: to a store's own push service (the signed webhook) is addressed by the customer id; one routed
-#: to FCM (:data:`NATIVE_PUSH_ADDRESS`) by the customer's newest valid device token.
-ADDRESSES = {
-    "email": "email", "sms": "phone", "push": "customer_id", "onsite": "customer_id",
-    "whatsapp": "phone", "viber": "phone",
-}  # fmt: skip
-NATIVE_PUSH_ADDRESS = "push_token"
+#: The channels with an address on the customer row, and the column holding it (the registry's,
+#: :mod:`flowhouse.flows.channels`). A push routed to a store's own push service (the signed
+#: webhook) is addressed by the customer id; one routed to FCM by the customer's newest valid
+#: device token (:func:`addresses`).
+ADDRESSES = {c.name: c.address for c in CHANNELS.values() if c.address is not None}
+NATIVE_PUSH_ADDRESS = str(CHANNELS["push"].device_address)
 
-#: The channels with marketing consent, unsubscribes and suppression on the customer row.
-CONSENT_CHANNELS = ("email", "sms", "whatsapp", "viber")
+#: The channels with marketing consent and unsubscribes on the customer row whatever their
+#: route; a channel with a device address (push) has them too when it goes to devices.
+CONSENT_CHANNELS = tuple(c.name for c in channels(consent=True) if c.device_address is None)
 
 Check = tuple[exp.Expr, str]
 
@@ -90,13 +90,18 @@ def native_push(settings: Settings) -> bool:
     return settings.delivery.routes.get("push", "webhook") == "fcm"
 
 
+def _on_devices(row: Checked) -> tuple[ChannelSpec, ...]:
+    """The channels going to devices for ``row`` (push through FCM)."""
+    return tuple(c for c in CHANNELS.values() if c.device_address and row.native_push)
+
+
 def addresses(row: Checked) -> dict[str, str]:
     """The address column of each channel, for ``row``."""
-    return ADDRESSES | ({"push": NATIVE_PUSH_ADDRESS} if row.native_push else {})
+    return ADDRESSES | {c.name: str(c.device_address) for c in _on_devices(row)}
 
 
 def consent_channels(row: Checked) -> tuple[str, ...]:
-    return CONSENT_CHANNELS + (("push",) if row.native_push else ())
+    return CONSENT_CHANNELS + tuple(c.name for c in _on_devices(row) if c.consent)
 
 
 def address_of(row: Checked) -> exp.Expr:
@@ -132,14 +137,12 @@ def early_checks(
     if unsubscribed_since is not None:
         since = unsubscribed_since.copy()
         checks.append((exp.and_(row.is_marketing_message(), since), "unsubscribed"))
-    for channel in consent_channels(row):
-        if channel == "push":
-            continue  # a dead device token is retired, not a suppression of the customer
+    for spec in channels(suppression=True):  # a dead device token is retired, not suppressed
         suppressed = exp.Not(
-            this=exp.Is(this=row.attribute(f"{channel}_suppressed_at"), expression=exp.null())
+            this=exp.Is(this=row.attribute(spec.suppressed_column), expression=exp.null())
         )
         checks.append(
-            (exp.and_(row.is_message(), row.on_channel(channel), suppressed), "suppressed")
+            (exp.and_(row.is_message(), row.on_channel(spec.name), suppressed), "suppressed")
         )
     if suppressed_since is not None:
         checks.append((exp.and_(row.is_message(), suppressed_since.copy()), "suppressed"))
@@ -154,16 +157,20 @@ def _consent_checks(row: Checked) -> list[Check]:
     opted in (even with an unsubscribe on record: consent comes first in :data:`REASONS`) or never
     unsubscribed, ``unsubscribed`` where an opted-in customer unsubscribed since."""
     checks: list[Check] = []
-    for channel in consent_channels(row):
-        consent = exp.func("coalesce", row.attribute(f"has_{channel}_consent"), exp.false())
-        without = exp.and_(row.is_marketing_message(), row.on_channel(channel), exp.not_(consent))
-        opted_in = exp.func("coalesce", row.attribute(f"has_{channel}_opt_in"), exp.false())
-        never_left = exp.Is(this=row.attribute(f"{channel}_unsubscribed_at"), expression=exp.null())
+    for spec in (CHANNELS[name] for name in consent_channels(row)):
+        consent = exp.func("coalesce", row.attribute(spec.consent_column), exp.false())
+        without = exp.and_(row.is_marketing_message(), row.on_channel(spec.name), exp.not_(consent))
+        opted_in = exp.func("coalesce", row.attribute(spec.opt_in_column), exp.false())
+        never_left = exp.Is(this=row.attribute(spec.unsubscribed_column), expression=exp.null())
         checks.append((exp.and_(without, exp.or_(exp.not_(opted_in), never_left)), "consent"))
         checks.append((without.copy(), "unsubscribed"))
-    left = exp.Not(this=exp.Is(this=row.attribute("onsite_unsubscribed_at"), expression=exp.null()))
-    onsite = exp.and_(row.is_marketing_message(), row.on_channel("onsite"), left)
-    checks.append((onsite, "unsubscribed"))  # onsite needs no opt-in, only no opt-out
+    for spec in channels(opt_out=True):  # no opt-in needed (onsite), only no opt-out
+        left = exp.Not(
+            this=exp.Is(this=row.attribute(spec.unsubscribed_column), expression=exp.null())
+        )
+        checks.append(
+            (exp.and_(row.is_marketing_message(), row.on_channel(spec.name), left), "unsubscribed")
+        )
     return checks
 
 
@@ -223,11 +230,16 @@ def window_counts(
         )
         if channel != "any":
             recent = exp.and_(recent, exp.column("channel", "m").eq(literal(channel)))
-        else:  # onsite messages do not spend the cross-channel budget
-            recent = exp.and_(recent, exp.column("channel", "m").neq(literal("onsite")))
+        else:  # onsite messages (counts_for_any) spend no cross-channel budget
+            recent = exp.and_(recent, *_counted_for_any())
         counted = exp.Count(this=exp.Case().when(recent, literal(1)))
         tree = tree.select(exp.alias_(counted, recent_column(channel, seconds)))
     return tree
+
+
+def _counted_for_any() -> list[exp.Expr]:
+    """``m.channel <> '<c>'`` for each channel whose messages spend no cap on ``any``."""
+    return [exp.column("channel", "m").neq(literal(c)) for c in names(counts_for_any=False)]
 
 
 def create_temp(ctx: Context, name: str, tree: exp.Expr) -> None:
@@ -248,12 +260,12 @@ def flow_smart(settings: Settings, f: CompiledFlow) -> dict[str, int]:
     if f.flow.transactional or f.flow.smart_sending is False:
         return {}
     out = {}
-    for channel in ("email", "sms", "push", "onsite", "whatsapp", "viber"):
-        window = settings.smart_sending.get(channel)
-        if channel != "onsite":  # onsite is not interruptive: only the store's own setting
+    for spec in channels(paced=True):
+        window = settings.smart_sending.get(spec.name)  # type: ignore[call-overload]
+        if spec.flow_smart_sending:  # onsite is not interruptive: only the store's own setting
             window = f.flow.smart_sending or window
         if window:
-            out[channel] = int(window.total_seconds())
+            out[spec.name] = int(window.total_seconds())
     return out
 
 
