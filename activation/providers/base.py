@@ -36,7 +36,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import httpx
 
@@ -356,6 +356,31 @@ class Destination(ABC):
         when the provider cannot tell; destinations with ``reconcile = "lookup"`` override this
         (:func:`match` pairs the listings with the rows)."""
         return None
+
+
+class PerMessage(Destination):
+    """A destination that sends each message in a request of its own (:meth:`message_request`)."""
+
+    def calls(self, batch: Sequence[Outgoing]) -> list[Call]:
+        return [Call(self.message_request(m), (m.message_id,)) for m in batch]
+
+    @abstractmethod
+    def message_request(self, message: Outgoing) -> httpx.Request:
+        """The one request that delivers ``message``."""
+
+
+def basic_auth(user: str, password: str) -> str:
+    """The ``authorization`` header of HTTP Basic authentication."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object; ``{}`` for any other body (not JSON, or not an object)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -26,7 +26,15 @@ from flowhouse.activation.message import Outcome, Outgoing
 from flowhouse.activation.providers import DESTINATIONS
 from flowhouse.activation.providers.audience.config import Audience
 from flowhouse.activation.providers.audience.destination import AudienceDestination
-from flowhouse.activation.providers.base import Call, Destination, Listing, Secrets, match
+from flowhouse.activation.providers.base import (
+    Call,
+    Destination,
+    Listing,
+    Secrets,
+    basic_auth,
+    json_object,
+    match,
+)
 from flowhouse.activation.providers.fcm.destination import FcmDestination
 from flowhouse.activation.providers.identity import hashed_row, normalize_email, normalize_phone
 from flowhouse.activation.providers.klaviyo.config import Klaviyo
@@ -1183,3 +1191,18 @@ def test_lookups_give_the_provider_message_id() -> None:
     assert [i.provider_message_id for i in mail.items] == ["14c5d75ce93"]
     assert [i.key for i in mail.items] == [f"{email().message_id}/{FOUND_MAIL['msg_id']}"]
     assert [i.provider_message_id for i in text.items] == ["SM" + "b" * 32]
+
+
+def test_per_message_destinations_make_one_call_per_message_in_order() -> None:
+    batch = [sms(i) for i in (1, 2, 3)]
+    calls = twilio().calls(batch)
+    assert [call.message_ids for call in calls] == [(m.message_id,) for m in batch]
+    sent_to = [dict(httpx.QueryParams(c.request.read().decode()))["To"] for c in calls]
+    assert sent_to == [m.address for m in batch]
+
+
+def test_basic_auth_and_json_object_are_shared_by_the_destinations() -> None:
+    assert basic_auth("AC1", "tok:en") == "Basic " + base64.b64encode(b"AC1:tok:en").decode()
+    assert json_object(httpx.Response(200, json={"sid": "SM1"})) == {"sid": "SM1"}
+    assert json_object(httpx.Response(200, json=["not", "an", "object"])) == {}
+    assert json_object(httpx.Response(502, text="<html>Bad gateway</html>")) == {}

@@ -63,6 +63,7 @@ from flowhouse.activation.providers.base import (
     Destination,
     Reconcile,
     Secrets,
+    json_object,
     retry_after,
 )
 from flowhouse.activation.providers.fcm.config import Fcm
@@ -159,7 +160,6 @@ class FcmDestination(Destination):
 
     name: ClassVar[str] = "fcm"
     default_base_url: ClassVar[str] = "https://fcm.googleapis.com"
-    max_batch: ClassVar[int] = 1
     reconcile: Reconcile = "none"
     config: Fcm
 
@@ -271,7 +271,7 @@ class FcmDestination(Destination):
     def answer(self, device: Device, response: httpx.Response) -> _Answer:
         """What FCM's answer for one token means."""
         code = response.status_code
-        body = _json(response)
+        body = json_object(response)
         if 200 <= code < 300:
             name = body.get("name")
             return _Answer(device, "accepted", "", name if isinstance(name, str) else None, code)
@@ -309,7 +309,7 @@ class FcmDestination(Destination):
         return Outcome(message_id, "failed", reason=reason, status_code=found[-1].code)
 
     def accepted(self, call: Call, response: httpx.Response) -> list[Outcome]:
-        body = _json(response)
+        body = json_object(response)
         name = body.get("name") if isinstance(body.get("name"), str) else None
         return [
             Outcome(m, "sent", name, status_code=response.status_code) for m in call.message_ids
@@ -338,7 +338,7 @@ class FcmDestination(Destination):
             raise _TokenRefused(
                 f"token endpoint unreachable: {type(err).__name__}", "retry"
             ) from err
-        body = _json(response)
+        body = json_object(response)
         token = body.get("access_token")
         if response.status_code != 200 or not isinstance(token, str) or not token:
             status: Literal["retry", "failed"] = (
@@ -402,11 +402,3 @@ def _reason(found: list[_Answer], errors: list[BaseException]) -> str:
         f"no answer: {type(e).__name__}" for e in errors
     ]
     return "; ".join(parts)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

@@ -21,14 +21,14 @@ by Klaviyo for its ``unique_id``, and a profile update sets the same property ag
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import httpx
 
 from flowhouse.activation.message import Outcome, Outgoing
-from flowhouse.activation.providers.base import Call, Destination, Reconcile, Secrets
+from flowhouse.activation.providers.base import Call, PerMessage, Reconcile, Secrets
 from flowhouse.activation.providers.identity import normalize_phone
 from flowhouse.activation.providers.klaviyo.config import Klaviyo
 
@@ -37,12 +37,11 @@ PROFILE_IMPORT = "/api/profile-import"
 JSON_API = "application/vnd.api+json"
 
 
-class KlaviyoDestination(Destination):
+class KlaviyoDestination(PerMessage):
     """Events that trigger Klaviyo flows (see the module docstring)."""
 
     name: ClassVar[str] = "klaviyo"
     default_base_url: ClassVar[str] = "https://a.klaviyo.com"
-    max_batch: ClassVar[int] = 1
     reconcile: Reconcile = "idempotent"
     config: Klaviyo
 
@@ -50,10 +49,7 @@ class KlaviyoDestination(Destination):
         super().__init__(config, secrets, base_url)
         self._key = secrets.get(config.api_key_env, "The Klaviyo API key")
 
-    def calls(self, batch: Sequence[Outgoing]) -> list[Call]:
-        return [Call(self._request(m), (m.message_id,)) for m in batch]
-
-    def _request(self, message: Outgoing) -> httpx.Request:
+    def message_request(self, message: Outgoing) -> httpx.Request:
         if message.channel == "audience_sync":
             return self.profile_import_request(self._audience_profile(message))
         return self._post(EVENTS, {"data": {"type": "event", "attributes": self.event(message)}})

@@ -74,7 +74,6 @@ class SpreeDestination(Destination):
 
     name: ClassVar[str] = "spree"
     default_base_url: ClassVar[str] = ""
-    max_batch: ClassVar[int] = 1
     reconcile: Reconcile = "idempotent"
     config: Spree
 

@@ -31,10 +31,8 @@ reported ``unknown``.
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import json
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -43,11 +41,13 @@ import httpx
 from flowhouse.activation.message import Outcome, Outgoing, Sender
 from flowhouse.activation.providers.base import (
     Call,
-    Destination,
     Listed,
     Listing,
+    PerMessage,
     Reconcile,
     Secrets,
+    basic_auth,
+    json_object,
 )
 from flowhouse.activation.providers.twilio.config import Twilio
 from flowhouse.core.clock import utc, utcnow
@@ -64,12 +64,11 @@ PAGE_SIZE = 1000
 CLOCK_SLACK = timedelta(minutes=5)
 
 
-class TwilioDestination(Destination):
+class TwilioDestination(PerMessage):
     """SMS through Twilio (see the module docstring)."""
 
     name: ClassVar[str] = "twilio"
     default_base_url: ClassVar[str] = "https://api.twilio.com"
-    max_batch: ClassVar[int] = 1
     reconcile: Reconcile = "lookup"
     config: Twilio
 
@@ -83,17 +82,13 @@ class TwilioDestination(Destination):
         super().__init__(config, secrets, base_url)
         self._account = secrets.get(config.account_sid_env, "The Twilio account SID")
         token = secrets.get(config.auth_token_env, "The Twilio auth token")
-        pair = base64.b64encode(f"{self._account}:{token}".encode()).decode()
-        self._auth = f"Basic {pair}"
+        self._auth = basic_auth(self._account, token)
 
     @property
     def messages_url(self) -> str:
         return f"{self.base_url}/2010-04-01/Accounts/{self._account}/Messages.json"
 
-    def calls(self, batch: Sequence[Outgoing]) -> list[Call]:
-        return [Call(self._request(m), (m.message_id,)) for m in batch]
-
-    def _request(self, message: Outgoing) -> httpx.Request:
+    def message_request(self, message: Outgoing) -> httpx.Request:
         return httpx.Request(
             "POST",
             self.messages_url,
@@ -163,13 +158,13 @@ class TwilioDestination(Destination):
         return message.send_at if "MessagingServiceSid" in sender else None
 
     def accepted(self, call: Call, response: httpx.Response) -> list[Outcome]:
-        sid = _json(response).get("sid")
+        sid = json_object(response).get("sid")
         provider_id = sid if isinstance(sid, str) else None
         code = response.status_code
         return [Outcome(m, "sent", provider_id, status_code=code) for m in call.message_ids]
 
     def reason(self, response: httpx.Response) -> str:
-        body = _json(response)
+        body = json_object(response)
         if body.get("code") is None and not body.get("message"):
             return response.text
         return f"{body.get('code')}: {body.get('message') or ''}".strip()
@@ -203,7 +198,7 @@ def _found(response: httpx.Response, message: Outgoing, since: datetime) -> List
     """The listed messages that may be ``message`` (each by its ``sid``)."""
     if response.status_code != 200:
         return None
-    body = _json(response)
+    body = json_object(response)
     listed = body.get("messages")
     if not isinstance(listed, list):
         return None
@@ -260,11 +255,3 @@ def _iso(moment: datetime) -> str:
 
 def _utcnow() -> datetime:
     return utcnow()
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

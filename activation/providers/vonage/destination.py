@@ -18,15 +18,20 @@ refuses another channel routed here with a reason).
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import httpx
 
 from flowhouse.activation.message import Outcome, Outgoing
-from flowhouse.activation.providers.base import Call, Destination, Reconcile, Secrets
+from flowhouse.activation.providers.base import (
+    Call,
+    PerMessage,
+    Reconcile,
+    Secrets,
+    basic_auth,
+    json_object,
+)
 from flowhouse.activation.providers.vonage.config import Vonage
 from flowhouse.core.errors import ConfigError
 
@@ -37,12 +42,11 @@ MESSAGES_PATH = "/v0.1/messages/"
 _NOT_DIGITS = re.compile(r"\D")
 
 
-class VonageDestination(Destination):
+class VonageDestination(PerMessage):
     """Viber through Vonage (see the module docstring)."""
 
     name: ClassVar[str] = "vonage"
     default_base_url: ClassVar[str] = "https://api.nexmo.com"
-    max_batch: ClassVar[int] = 1
     reconcile: Reconcile = "none"
     config: Vonage
 
@@ -54,16 +58,13 @@ class VonageDestination(Destination):
         super().__init__(config, secrets, base_url)
         key = secrets.get(config.api_key_env, "The Vonage API key")
         secret = secrets.get(config.api_secret_env, "The Vonage API secret")
-        self._auth = "Basic " + base64.b64encode(f"{key}:{secret}".encode()).decode()
+        self._auth = basic_auth(key, secret)
 
     @property
     def messages_url(self) -> str:
         return self.base_url + MESSAGES_PATH
 
-    def calls(self, batch: Sequence[Outgoing]) -> list[Call]:
-        return [Call(self._request(m), (m.message_id,)) for m in batch]
-
-    def _request(self, message: Outgoing) -> httpx.Request:
+    def message_request(self, message: Outgoing) -> httpx.Request:
         return httpx.Request(
             "POST",
             self.messages_url,
@@ -88,13 +89,13 @@ class VonageDestination(Destination):
         }
 
     def accepted(self, call: Call, response: httpx.Response) -> list[Outcome]:
-        uuid = _json(response).get("message_uuid")
+        uuid = json_object(response).get("message_uuid")
         provider_id = uuid if isinstance(uuid, str) else None
         code = response.status_code
         return [Outcome(m, "sent", provider_id, status_code=code) for m in call.message_ids]
 
     def reason(self, response: httpx.Response) -> str:
-        body = _json(response)
+        body = json_object(response)
         title, detail = body.get("title"), body.get("detail")
         if not title and not detail:
             return response.text
@@ -105,11 +106,3 @@ def number(address: str) -> str:
     """A phone number as Vonage takes it: E.164 digits, without ``+`` or ``00``."""
     digits = _NOT_DIGITS.sub("", address)
     return digits[2:] if address.strip().startswith("00") else digits
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

@@ -28,13 +28,12 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import httpx
 
 from flowhouse.activation.message import Outcome, Outgoing
-from flowhouse.activation.providers.base import Call, Destination, Reconcile, Secrets
+from flowhouse.activation.providers.base import Call, PerMessage, Reconcile, Secrets
 from flowhouse.activation.providers.webhook.config import Webhook
 
 VERSION = "v1"
@@ -42,12 +41,11 @@ TIMESTAMP_HEADER = "X-Flowhouse-Timestamp"
 SIGNATURE_HEADER = "X-Flowhouse-Signature"
 
 
-class WebhookDestination(Destination):
+class WebhookDestination(PerMessage):
     """Signed JSON posts (see the module docstring)."""
 
     name: ClassVar[str] = "webhook"
     default_base_url: ClassVar[str] = "https://hooks.shop.example/flowhouse"
-    max_batch: ClassVar[int] = 1
     reconcile: Reconcile = "idempotent"
     config: Webhook
 
@@ -56,15 +54,12 @@ class WebhookDestination(Destination):
         self._pinned = base_url is not None
         self._secret = secrets.get(config.secret_env, "The webhook signing secret")
 
-    def calls(self, batch: Sequence[Outgoing]) -> list[Call]:
-        return [Call(self._request(m), (m.message_id,)) for m in batch]
-
     def target(self, message: Outgoing) -> str:
         """Where ``message`` is posted."""
         own = message.payload.get("url")
         return str(own) if own and not self._pinned else self.base_url
 
-    def _request(self, message: Outgoing) -> httpx.Request:
+    def message_request(self, message: Outgoing) -> httpx.Request:
         body = body_of(message)
         timestamp = int(time.time())
         headers = {
