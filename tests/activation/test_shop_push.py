@@ -5,20 +5,15 @@ failed with the coupon's reason, never sent, when the shop did not create it."""
 
 from __future__ import annotations
 
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import EMAIL, flow
-from sending import SEND_SETTINGS, deploy, sending_store
-from test_activation_cli import free_port, run, serve, wait_for
+from harness import EMAIL
+from sending import SEND_SETTINGS, queue_for_ann, send
 
 from flowhouse.core.warehouse import Location, Warehouse
 
@@ -40,36 +35,8 @@ STEPS = [
 ]
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = serve("fake-provider", "--port", str(port))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{url}/_fake/stats", proc)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) is not None
-
-
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
-    if request.param == "postgres":
-        return Location.parse(request.getfixturevalue("pg_url"))
-    return Location.parse(str(tmp_path / "store.duckdb"))
-
-
 def _queue(location: Location, tmp_path: Path) -> Path:
-    store = sending_store(location, tmp_path)
-    flows = deploy(store, flow("vip", STEPS), settings=SHOP_SETTINGS)
-    store.codes("vip20", "VIP-AAA")
-    store.tick("2026-03-01 00:00")
-    store.customer("c1", first_name="Ann")
-    store.event("c1", "cart_abandoned", at="2026-03-01 10:00")
-    store.tick("2026-03-01 10:00")
-    outbox = store.rows("messages", order="channel")
-    store.close()
+    flows, outbox = queue_for_ann(location, tmp_path, STEPS, SHOP_SETTINGS)
     assert [(r["channel"], r["kind"], r["status"]) for r in outbox] == [
         ("add_tag", "action", "queued"),
         ("change_tier", "action", "queued"),
@@ -81,22 +48,11 @@ def _queue(location: Location, tmp_path: Path) -> Path:
     return flows
 
 
-def _send(
-    location: Location, flows: Path, url: str, code: int = 0, now: str = "10:01", **env: str
-) -> str:
-    where = str(location.path) if location.path else str(location.url)
-    args = ["send", "--warehouse", where, "--flows", str(flows),
-            "--now", f"2026-03-01T{now}:00", "--provider-url", url]  # fmt: skip
-    result = run(*args, env=env or None)
-    assert result.exit_code == code, result.output
-    return result.output
-
-
 def test_actions_reach_the_shop_and_the_coupon_comes_before_the_mail(
     location: Location, tmp_path: Path, shop: str
 ) -> None:
     flows = _queue(location, tmp_path)
-    output = _send(location, flows, shop)
+    output = send(location, flows, shop)
     assert "6 sent" in output, output
     received = httpx.get(f"{shop}/_fake/messages").json()["messages"]
     stats = httpx.get(f"{shop}/_fake/stats").json()
@@ -118,7 +74,7 @@ def test_actions_reach_the_shop_and_the_coupon_comes_before_the_mail(
     assert (coupon["pool"], coupon["coupon"]["code"], coupon["coupon"]["discount"]) == (
         "vip20", "VIP-AAA", 0.2
     )  # fmt: skip
-    again = _send(location, flows, shop)
+    again = send(location, flows, shop)
     assert "0 claimed" in again  # recorded: nothing is pushed twice
 
 
@@ -127,7 +83,7 @@ def test_the_mail_fails_with_the_reason_when_the_shop_refuses_the_coupon(
 ) -> None:
     flows = _queue(location, tmp_path)
     # the shop refuses every push (a signature it does not accept): a terminal 401
-    output = _send(location, flows, shop, code=3, FLOWHOUSE_WEBHOOK_SECRET="not-the-shops-secret")
+    output = send(location, flows, shop, code=3, FLOWHOUSE_WEBHOOK_SECRET="not-the-shops-secret")
     assert "6 failed" in output and "webhook: failed 5" in output
     stats = httpx.get(f"{shop}/_fake/stats").json()
     assert stats["accepted"] == {}
@@ -152,13 +108,13 @@ def test_the_mail_waits_while_the_shop_is_down_and_goes_once_the_coupon_is_creat
 ) -> None:
     flows = _queue(location, tmp_path)
     httpx.post(f"{shop}/_fake/failures", json={"server_error": 1.0})  # the shop answers 500
-    _send(location, flows, shop)
+    send(location, flows, shop)
     statuses = _statuses(location)
     assert statuses["coupon"] == "queued"  # to retry, with its attempt recorded
     assert statuses["email"] == "queued"  # never claimed: its code does not exist yet
     assert httpx.get(f"{shop}/_fake/stats").json()["accepted"] == {}
     httpx.post(f"{shop}/_fake/failures", json={})
-    output = _send(location, flows, shop, now="10:30")
+    output = send(location, flows, shop, now="2026-03-01T10:30:00")
     assert "6 sent" in output, output
     assert set(_statuses(location).values()) == {"sent"}
     with Warehouse.open(location) as wh:
@@ -176,10 +132,7 @@ def test_a_coupon_push_skipped_as_stale_takes_its_mail_with_it(
     """Sends resumed after the flow's maximum lateness: the code was never created in the
     shop, so the e-mail that carries it is not sent either, with the reason recorded."""
     flows = _queue(location, tmp_path)
-    where = str(location.path) if location.path else str(location.url)
-    result = run("send", "--warehouse", where, "--flows", str(flows),
-                 "--now", "2026-03-03T10:00:00", "--provider-url", shop)  # fmt: skip
-    assert result.exit_code == 3, result.output
+    send(location, flows, shop, code=3, now="2026-03-03T10:00:00")
     with Warehouse.open(location) as wh:
         rows = dict(
             wh.query(

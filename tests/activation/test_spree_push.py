@@ -6,21 +6,17 @@ the e-mail with the reason, and no promotion made twice when a push is cut betwe
 
 from __future__ import annotations
 
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import EMAIL, flow
-from sending import SEND_SETTINGS, deploy, sending_store
-from test_activation_cli import free_port, run, serve, wait_for
+from harness import EMAIL
+from sending import SEND_SETTINGS, queue_for_ann, send
 
 from flowhouse.activation.providers.spree.destination import PERCENT_ACTION
 from flowhouse.core.warehouse import Location, Warehouse
@@ -46,48 +42,12 @@ STEPS = [
 BAD_TOKEN = "wrong-spree-token-Q7v2"
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = serve("fake-provider", "--port", str(port))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{url}/_fake/stats", proc)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) is not None
-
-
-@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> Location:
-    if request.param == "postgres":
-        return Location.parse(request.getfixturevalue("pg_url"))
-    return Location.parse(str(tmp_path / "store.duckdb"))
-
-
 def _queue(location: Location, tmp_path: Path) -> Path:
-    store = sending_store(location, tmp_path)
-    flows = deploy(store, flow("vip", STEPS), settings=SPREE_SETTINGS)
-    store.codes("vip20", "VIP-AAA")
-    store.tick("2026-03-01 00:00")
-    store.customer("c1", first_name="Ann")
-    store.event("c1", "cart_abandoned", at="2026-03-01 10:00")
-    store.tick("2026-03-01 10:00")
-    channels = sorted(r["channel"] for r in store.rows("messages"))
-    store.close()
-    assert channels == ["add_tag", "add_tag", "change_tier", "coupon", "email",
-                        "loyalty_points", "loyalty_points", "remove_tag"]  # fmt: skip
+    flows, outbox = queue_for_ann(location, tmp_path, STEPS, SPREE_SETTINGS)
+    assert [r["channel"] for r in outbox] == ["add_tag", "add_tag", "change_tier", "coupon",
+                                              "email", "loyalty_points", "loyalty_points",
+                                              "remove_tag"]  # fmt: skip
     return flows
-
-
-def _send(location: Location, flows: Path, url: str, code: int = 0, *extra: str, **env: str) -> str:
-    where = str(location.path) if location.path else str(location.url)
-    args = ["send", "--warehouse", where, "--flows", str(flows),
-            "--now", "2026-03-01T10:01:00", "--provider-url", url, *extra]  # fmt: skip
-    result = run(*args, env=env or None)
-    assert result.exit_code == code, result.output
-    return result.output
 
 
 def _spree(url: str) -> dict[str, Any]:
@@ -112,7 +72,7 @@ def test_actions_and_the_coupon_reach_spree_before_the_mail(
     """Rendered in the sending process or in a worker process (the shop state read with the
     claim and handed over with it)."""
     flows = _queue(location, tmp_path)
-    output = _send(location, flows, shop, 0, "--workers", workers)
+    output = send(location, flows, shop, "--workers", workers)
     assert "8 sent" in output, output
     stats = httpx.get(f"{shop}/_fake/stats").json()
     assert stats["rejected"] == {}, stats
@@ -133,14 +93,14 @@ def test_actions_and_the_coupon_reach_spree_before_the_mail(
     assert action["attributes"]["type"] == PERCENT_ACTION
     assert action["attributes"]["calculator_attributes"]["preferred_flat_percent"] == 20.0
     assert {s for _, s, _ in _rows(location)} == {"sent"}
-    assert "0 claimed" in _send(location, flows, shop)
+    assert "0 claimed" in send(location, flows, shop)
 
 
 def test_a_refused_push_fails_the_mail_with_the_reason_and_never_shows_the_token(
     location: Location, tmp_path: Path, shop: str
 ) -> None:
     flows = _queue(location, tmp_path)
-    output = _send(location, flows, shop, code=3, FLOWHOUSE_SPREE_TOKEN=BAD_TOKEN)
+    output = send(location, flows, shop, code=3, FLOWHOUSE_SPREE_TOKEN=BAD_TOKEN)
     assert "spree: failed 7" in output, output
     assert BAD_TOKEN not in output
     rows = _rows(location)
@@ -164,16 +124,13 @@ def test_a_push_cut_between_the_promotion_and_its_discount_makes_one_promotion(
     # every attempt at the discount fails after the promotion was made: the row is retried
     # until its attempts run out, and stays queued; the e-mail waits for it
     httpx.post(f"{shop}/_fake/spree/faults", json={"promotion_actions": 100})
-    _send(location, flows, shop)
+    send(location, flows, shop)
     reasons = {c: s for c, s, _ in _rows(location)}
     assert (reasons["coupon"], reasons["email"]) == ("queued", "queued")
     store = _spree(shop)
     assert len(store["promotions"]) == 1 and store["promotion_actions"] == []
     httpx.post(f"{shop}/_fake/spree/faults", json={"promotion_actions": 0})
-    where = str(location.path) if location.path else str(location.url)
-    result = run("send", "--warehouse", where, "--flows", str(flows),
-                 "--now", "2026-03-01T10:30:00", "--provider-url", shop)  # fmt: skip
-    assert result.exit_code == 0, result.output
+    send(location, flows, shop, now="2026-03-01T10:30:00")
     assert {s for _, s, _ in _rows(location)} == {"sent"}
     store = _spree(shop)
     assert len(store["promotions"]) == 1 and len(store["promotion_actions"]) == 1
@@ -184,7 +141,7 @@ def test_a_run_killed_between_the_promotion_and_its_discount_is_reconciled_witho
 ) -> None:
     flows = _queue(location, tmp_path)
     httpx.post(f"{shop}/_fake/spree/faults", json={"promotion_actions": 100})
-    _send(location, flows, shop)
+    send(location, flows, shop)
     httpx.post(f"{shop}/_fake/spree/faults", json={"promotion_actions": 0})
     # the state a SIGKILL after the promotion was made leaves: the coupon row in flight
     with Warehouse.open(location) as wh:
@@ -193,11 +150,8 @@ def test_a_run_killed_between_the_promotion_and_its_discount_is_reconciled_witho
             "in_flight_at = timestamp '2026-03-01 10:01:00' where channel = 'coupon'"
         )
         wh.commit()
-    where = str(location.path) if location.path else str(location.url)
-    result = run("send", "--warehouse", where, "--flows", str(flows),
-                 "--now", "2026-03-01T10:30:00", "--provider-url", shop)  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert "resent" in result.output, result.output
+    output = send(location, flows, shop, now="2026-03-01T10:30:00")
+    assert "resent" in output, output
     assert {s for _, s, _ in _rows(location)} == {"sent"}
     store = _spree(shop)
     assert len(store["promotions"]) == 1 and len(store["promotion_actions"]) == 1
@@ -207,21 +161,18 @@ def test_missing_or_broken_spree_credentials_stop_the_send_before_anything_is_cl
     location: Location, tmp_path: Path
 ) -> None:
     flows = _queue(location, tmp_path)
-    where = str(location.path) if location.path else str(location.url)
-    args = ("send", "--warehouse", where, "--flows", str(flows), "--now", "2026-03-01T10:01:00")
     base = {"SENDGRID_API_KEY": "SG.test", "FLOWHOUSE_SIGNING_KEY": "k" * 32}
     base |= {"FLOWHOUSE_SPREE_TOKEN": "", "FLOWHOUSE_SPREE_URL": ""}
-    result = run(*args, env=base)
-    assert result.exit_code == 1 and "Error: cannot send, nothing was claimed" in result.output
-    assert "route to spree: The Spree store URL is not set" in result.output, result.output
+    output = send(location, flows, None, code=1, **base)
+    assert "Error: cannot send, nothing was claimed" in output
+    assert "route to spree: The Spree store URL is not set" in output, output
     bad = base | {
         "FLOWHOUSE_SPREE_URL": "https://shop.example",
         "FLOWHOUSE_SPREE_TOKEN": "tok-9x\r",
     }
-    result = run(*args, env=bad)
-    assert result.exit_code == 1, result.output
-    assert "FLOWHOUSE_SPREE_TOKEN holds a control character" in result.output
-    assert "tok-9x" not in result.output
+    output = send(location, flows, None, code=1, **bad)
+    assert "FLOWHOUSE_SPREE_TOKEN holds a control character" in output
+    assert "tok-9x" not in output
     assert {s for _, s, _ in _rows(location)} == {"queued"}
 
 

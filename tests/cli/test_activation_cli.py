@@ -4,72 +4,39 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from click.testing import CliRunner, Result
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 
 from harness import EMAIL, flow
-from sending import deploy, sending_store
+from sending import (
+    deploy,
+    fake_provider_running,
+    free_port,
+    run,
+    sending_store,
+    serve,
+    wait_for,
+)
 
 from flowhouse.activation.fake.webhooks import SENDGRID_PUBLIC_KEY
 from flowhouse.activation.links import Claims, sign
-from flowhouse.cli import cli
 from flowhouse.core.warehouse import Location, Warehouse
 
 SIGNING_KEY = "test-signing-key"
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "flowhouse.cli", *args]
-    environ = {**os.environ, **(env or {})}
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environ)
-
-
-def wait_for(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, (proc.stdout.read() if proc.stdout else b"").decode()
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer")
-
-
 @pytest.fixture
 def fake_provider(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = serve("fake-provider", "--port", str(port), "--inbox", str(tmp_path / "inbox"))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{url}/_fake/stats", proc)
+    with fake_provider_running("--inbox", str(tmp_path / "inbox")) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) is not None
 
 
 def test_send_through_the_cli_to_the_fake_provider(tmp_path: Path, fake_provider: str) -> None:

@@ -24,8 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import flow
-from sending import SEND_SETTINGS, deploy, sending_store
-from test_activation_cli import free_port, serve, wait_for
+from sending import (
+    SEND_SETTINGS,
+    deploy,
+    fake_provider_running,
+    free_port,
+    sending_store,
+    serve,
+    wait_for,
+)
 
 from flowhouse.activation.providers.onsite.token import sign
 from flowhouse.cli import cli
@@ -98,16 +105,9 @@ def _raw_customers(wh: Warehouse, ids: tuple[str, ...]) -> None:
 
 
 @pytest.fixture
-def fake_provider(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = serve("fake-provider", "--port", str(port))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{url}/_fake/stats", proc)
+def fake_provider() -> Iterator[str]:
+    with fake_provider_running() as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) is not None
 
 
 def rows(location: Location, sql: str) -> list[tuple[Any, ...]]:
