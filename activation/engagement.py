@@ -43,7 +43,13 @@ from flowhouse.core.clock import utc
 from flowhouse.core.contract import RAW_SCHEMA
 from flowhouse.core.sql import STATE_SCHEMA, literal, statement
 from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.flows.channels import CHANNELS
 from flowhouse.load import LoadReport, load_file
+
+#: The channels flowhouse's own links (unsubscribe pages, SMS short links) name: those with an
+#: unsubscribe page, and ``all``.
+LINK_CHANNELS = (*(c.name for c in CHANNELS.values() if c.unsubscribe_page), "all")
+_LINK_CHANNELS_SQL = ", ".join(f"'{c}'" for c in LINK_CHANNELS)
 
 #: flowhouse's own notifications, stored by the receiver: unsubscribes from signed links, and
 #: clicks on SMS short links (each click its own event, named by the link and the moment).
@@ -79,8 +85,8 @@ from _items where provider = 'flowhouse'
         ),
         (
             "lower(coalesce(json_extract_string(item, '$.channel'), ''))"
-            " not in ('email', 'sms', 'whatsapp', 'viber', 'all')",
-            "channel is not email, sms, whatsapp, viber or all",
+            f" not in ({_LINK_CHANNELS_SQL})",
+            f"channel is not {', '.join(LINK_CHANNELS[:-1])} or {LINK_CHANNELS[-1]}",
         ),
     ),
 )

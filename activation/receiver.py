@@ -77,6 +77,7 @@ from flowhouse.activation.providers.delivery import ProviderConfigs
 from flowhouse.activation.providers.onsite import token as onsite_token
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.warehouse import Location
+from flowhouse.flows.channels import CHANNELS
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MAX_BODY = 5 * 1024 * 1024  # bytes: SendGrid batches stay far below this
@@ -172,10 +173,7 @@ _DONE_PAGE = """<!doctype html>
 </body></html>
 """
 
-_CHANNEL_WORDS = {
-    "email": "e-mails", "sms": "text messages", "whatsapp": "WhatsApp messages",
-    "viber": "Viber messages",
-}  # fmt: skip
+_CHANNEL_WORDS = {c.name: c.unsubscribe_page for c in CHANNELS.values() if c.unsubscribe_page}
 
 
 # -- storing ---------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ settings' channel names (the literals below, checked against the registry by
 ``tests/flows/test_channel_registry.py``), the address and consent columns the send-time rules
 read (:mod:`flowhouse.rules.sendtime`), the default route, the length limit on rendered output
 (:mod:`flowhouse.flows.bounds`), the template endings, the words and icons of the report and of
-``flowhouse status``. The dbt models compute the consent, unsubscribe and suppression columns a
+``flowhouse status``, the channels of flowhouse's own links and their unsubscribe page. The dbt models compute the consent, unsubscribe and suppression columns a
 channel names here (``core.customer_attributes``); a test checks they document exactly those.
 
 Adding a channel is one :class:`ChannelSpec` here (and its name in the literals), the consent SQL
@@ -70,6 +70,9 @@ class ChannelSpec:
     endings: tuple[str, ...] = (".txt.j2",)
     #: Its icon in the report's diagram, an SVG path on a 16 by 16 grid.
     icon: str = ""
+    #: What the preferences page of ``flowhouse receive`` calls its messages (``e-mails``);
+    #: None: its unsubscribes do not come through flowhouse's links.
+    unsubscribe_page: str | None = None
 
     @property
     def consent_column(self) -> str:
@@ -104,11 +107,13 @@ CHANNELS: dict[str, ChannelSpec] = {
             "email", "Email", "e-mail", "sendgrid", "email", consent=True, suppression=True,
             paced=True, quiet_hours=True, flow_smart_sending=True, smart_sending=_DAY,
             endings=(".html.j2",), icon="M2 4h12v9H2z M2 4l6 5 6-5",
+            unsubscribe_page="e-mails",
         ),
         ChannelSpec(
             "sms", "Text message", "SMS", "twilio", "phone", consent=True, suppression=True,
             paced=True, quiet_hours=True, flow_smart_sending=True, smart_sending=_DAY,
             output_chars=1_600, icon="M2 3h12v8H7l-3 3v-3H2z",
+            unsubscribe_page="text messages",
         ),
         ChannelSpec(
             "push", "Push", "push", "webhook", "customer_id", device_address="push_token",
@@ -130,11 +135,13 @@ CHANNELS: dict[str, ChannelSpec] = {
             suppression=True, paced=True, quiet_hours=True, flow_smart_sending=True,
             smart_sending=_DAY, output_chars=1_600,
             icon="M8 2a6 6 0 1 1-3 11.2L2 14l.8-3A6 6 0 0 1 8 2z M6 6c0 2 2 4 4 4",
+            unsubscribe_page="WhatsApp messages",
         ),
         ChannelSpec(
             "viber", "Viber", "Viber", "vonage", "phone", consent=True, suppression=True,
             paced=True, quiet_hours=True, flow_smart_sending=True, smart_sending=_DAY,
             output_chars=1_000, icon="M3 3h10v8H8l-3 3v-3H3z M6 5.5c.5 1.5 1.5 2.5 3 3",
+            unsubscribe_page="Viber messages",
         ),
     )
 }  # fmt: skip
