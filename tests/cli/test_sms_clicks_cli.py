@@ -18,8 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 
 import harness
 from harness import flow, write_templates
-from sending import deploy, sending_store
-from test_activation_cli import SIGNING_KEY, fake_provider, free_port, run, serve, wait_for
+from sending import deploy, free_port, run, sending_store, serve, wait_for
+from test_activation_cli import SIGNING_KEY, fake_provider
 
 from flowhouse.core.warehouse import Location, Warehouse
 
