@@ -4,9 +4,11 @@ Every list of channels in flowhouse is read from :data:`CHANNELS`: the flow lang
 settings' channel names (the literals below, checked against the registry by
 ``tests/flows/test_channel_registry.py``), the address and consent columns the send-time rules
 read (:mod:`flowhouse.rules.sendtime`), the default route, the length limit on rendered output
-(:mod:`flowhouse.flows.bounds`), the template endings, the words and icons of the report and of
-``flowhouse status``, the channels of flowhouse's own links and their unsubscribe page. The dbt models compute the consent, unsubscribe and suppression columns a
-channel names here (``core.customer_attributes``); a test checks they document exactly those.
+(:mod:`flowhouse.flows.bounds`), the template endings, the channels an automatic winner's metrics
+count, the words and icons of the report and of ``flowhouse status``, the channels of
+flowhouse's own links and their unsubscribe page. The dbt models compute the consent,
+unsubscribe and suppression columns a channel names here (``core.customer_attributes``); a test
+checks they document exactly those.
 
 Adding a channel is one :class:`ChannelSpec` here (and its name in the literals), the consent SQL
 of the dbt models, and the provider that sends it (``activation/providers/``); see
@@ -70,6 +72,10 @@ class ChannelSpec:
     endings: tuple[str, ...] = (".txt.j2",)
     #: Its icon in the report's diagram, an SVG path on a 16 by 16 grid.
     icon: str = ""
+    #: Its opens are recorded (an automatic winner's ``open_rate``).
+    opens: bool = False
+    #: Its link clicks are recorded per message (an automatic winner's ``click_rate``).
+    clicks: bool = False
     #: What the preferences page of ``flowhouse receive`` calls its messages (``e-mails``);
     #: None: its unsubscribes do not come through flowhouse's links.
     unsubscribe_page: str | None = None
@@ -106,13 +112,13 @@ CHANNELS: dict[str, ChannelSpec] = {
         ChannelSpec(
             "email", "Email", "e-mail", "sendgrid", "email", consent=True, suppression=True,
             paced=True, quiet_hours=True, flow_smart_sending=True, smart_sending=_DAY,
-            endings=(".html.j2",), icon="M2 4h12v9H2z M2 4l6 5 6-5",
+            endings=(".html.j2",), icon="M2 4h12v9H2z M2 4l6 5 6-5", opens=True, clicks=True,
             unsubscribe_page="e-mails",
         ),
         ChannelSpec(
             "sms", "Text message", "SMS", "twilio", "phone", consent=True, suppression=True,
             paced=True, quiet_hours=True, flow_smart_sending=True, smart_sending=_DAY,
-            output_chars=1_600, icon="M2 3h12v8H7l-3 3v-3H2z",
+            output_chars=1_600, icon="M2 3h12v8H7l-3 3v-3H2z", clicks=True,
             unsubscribe_page="text messages",
         ),
         ChannelSpec(

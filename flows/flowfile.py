@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from flowhouse.flows.channels import Channel, PacedChannel
+from flowhouse.flows.channels import Channel, PacedChannel, names
 
 _DURATION = re.compile(
     r"^\s*(?:(\d+)w)?\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$"
@@ -334,8 +334,8 @@ class Arm(Model):
 WinnerMetric = Literal["goal", "open_rate", "click_rate"]
 #: The channels whose messages count toward each message metric (SMS has clicks, no opens).
 METRIC_CHANNELS: dict[str, tuple[str, ...]] = {
-    "open_rate": ("email",),
-    "click_rate": ("email", "sms"),
+    "open_rate": names(opens=True),
+    "click_rate": names(clicks=True),
 }
 
 
