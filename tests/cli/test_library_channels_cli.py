@@ -3,7 +3,7 @@ generated store, customers with each channel's consent given, missing and withdr
 that triggers the library's flows, then `flowhouse tick` with sending to the fake provider (which
 validates every request against the vendored documents). Push goes to FCM from the cart
 abandonment flow, WhatsApp to Twilio with the approved template from price_drop, Viber to Vonage
-from welcome, and browse abandonment's onsite card is served to the storefront by `flowhouse
+from welcome (on day 3), and browse abandonment's onsite card is served to the storefront by `flowhouse
 receive`; each channel's skips are recorded with their reasons."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 SECRET = "library-onsite-secret"
 #: The receiver judges onsite expiry by the wall clock, so the store lives in the recent past.
 TODAY = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
-LAUNCH = TODAY - timedelta(days=2)
+LAUNCH = TODAY - timedelta(days=4)
 START = LAUNCH - timedelta(days=14)
 SKU = "SKU-00002"
 
@@ -52,7 +52,8 @@ PEOPLE: dict[str, tuple[str | None, str | None, tuple[tuple[str, str], ...]]] = 
     "xwa_off": ("+14155550103", None, (("opted_in", "whatsapp"), ("unsubscribed", "whatsapp"))),
     "xwa_nophone": (None, None, (("opted_in", "whatsapp"),)),
 }
-#: New customers for welcome.viber_welcome, signing up after launch, with their Viber choices.
+#: New customers for welcome.viber_welcome (day 3, 10:00), signing up after launch, with their
+#: Viber choices.
 NEWCOMERS: dict[str, tuple[str | None, tuple[tuple[str, str], ...]]] = {
     "xvb_ok": ("+447700900101", (("opted_in", "viber"),)),
     "xvb_none": ("+447700900102", ()),
@@ -145,10 +146,13 @@ def people(location: Location) -> None:
             at = LAUNCH + timedelta(hours=1, minutes=i)
             store.event(customer_id, "added_to_cart", at, session_id=f"s-{customer_id}",
                         cart_id=f"k-{customer_id}", sku=SKU, quantity=1, price=float(price))  # fmt: skip
-        viewers = ("xsite", "xwa_ok", "xwa_none", "xwa_off", "xwa_nophone")
-        for customer_id in viewers:
+        # the WhatsApp customers look at the sku before its price drops; the onsite customer on
+        # day 3, so that the card is still showing when the storefront polls (now)
+        viewers = {c: LAUNCH + timedelta(hours=1) for c in PEOPLE if c.startswith("xwa")}
+        viewers["xsite"] = LAUNCH + timedelta(days=3, hours=1)
+        for customer_id, start in viewers.items():
             for minute in (0, 2, 4):
-                at = LAUNCH + timedelta(hours=1, minutes=minute)
+                at = start + timedelta(minutes=minute)
                 store.event(customer_id, "product_viewed", at, session_id=f"s-{customer_id}",
                             sku=SKU, category="kitchen", price=float(price))  # fmt: skip
         dropped = round(float(price) * 0.7, 2)
@@ -187,7 +191,7 @@ def test_every_channel_from_the_library_reaches_the_fake_provider_or_the_storefr
     base = ["--warehouse", warehouse, "--inbox", str(inbox), "--provider-url", fake_provider]
     run("tick", *base, "--now", iso(LAUNCH))  # the library goes live
     people(location)
-    for hours, build in ((4, True), (6, False), (13, False), (38, True)):
+    for hours, build in ((4, True), (6, False), (13, False), (38, True), (76, True), (82, False)):
         now = LAUNCH + timedelta(hours=hours)
         httpx.post(f"{fake_provider}/_fake/clock", json={"now": iso(now)})
         run("tick", *base, "--now", iso(now), *([] if build else ["--no-build"]))
