@@ -234,11 +234,22 @@ def _num(value: Any, spec: str) -> str:
 
 
 _DELIVERY = """
-select coalesce(provider, '-') as provider, status, count(*) as n from flowhouse.messages
+select channel, coalesce(provider, '-') as provider, status, count(*) as n from flowhouse.messages
 where status not in ('skipped', 'held_out')
-group by 1, 2
-order by 1, 2
+group by 1, 2, 3
+order by 1, 2, 3
 """
+
+_SKIPS = """
+select channel, skip_reason, count(*) as n from flowhouse.messages
+where status = 'skipped'
+group by 1, 2
+order by 1, 3 desc, 2
+"""
+
+#: What the fake provider refuses as a real device would, not as an invalid request: FCM's answer
+#: for an uninstalled app's token (the generated store has a few such tokens).
+DEAD_TOKEN = "unregistered"
 
 _ENGAGEMENT = """
 select event_type, count(*) as n from raw.events
@@ -254,13 +265,20 @@ def render_delivery(wh: Any, stats: dict[str, Any]) -> str:
     """What reached the fake provider, and what came back, from the warehouse's side."""
 
     rows = wh.query(render(statement(_DELIVERY), wh.dialect))
+    skips: dict[str, list[str]] = defaultdict(list)
+    for channel, reason, n in wh.query(render(statement(_SKIPS), wh.dialect)):
+        skips[channel].append(f"{reason} {n:,}")
     engagement = wh.query(render(statement(_ENGAGEMENT), wh.dialect))
-    lines = ["\nDelivery (flowhouse.messages by provider and status)"]
-    lines += [f"  {p:<10} {s:<12} {n:>8,}" for p, s, n in rows]
+    lines = ["\nDelivery (flowhouse.messages by channel, provider and status)"]
+    lines += [f"  {c:<13} {p:<10} {s:<12} {n:>8,}" for c, p, s, n in rows]
+    lines.append("Skipped, by channel and reason")
+    lines += [f"  {c:<13} {', '.join(r)}" for c, r in sorted(skips.items())]
     accepted = ", ".join(f"{k} {v:,}" for k, v in sorted(stats["accepted"].items()))
-    rejected = sum(stats["rejected"].values())
+    dead = stats["rejected"].get(DEAD_TOKEN, 0)
+    rejected = sum(stats["rejected"].values()) - dead
     lines.append(f"  accepted by the fake provider: {accepted or 'nothing'}")
     lines.append(f"  rejected by it: {rejected}; delivered twice: {stats['duplicates']}")
+    lines.append(f"  device tokens it answered as uninstalled (FCM's UNREGISTERED): {dead}")
     lines.append("Engagement written back (raw.events)")
     lines += [f"  {t:<22} {n:>8,}" for t, n in engagement]
     return "\n".join(lines)

@@ -85,9 +85,34 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert all(is_healthy for _, is_healthy, _ in healthy)
     assert journaled == 0
     assert "enrolled" in result.output and "skips by reason" in result.output
+    check_channels(warehouse, result.output)
     check_marts(warehouse, tmp_path)
     check_report(result.output, tmp_path)
     check_status(warehouse)
+
+
+def check_channels(warehouse: Path, output: str) -> None:
+    """The library's flows use every channel: the outbox and the delivery summary go by channel;
+    push reached FCM and onsite messages the warehouse. (Two days are too short for welcome's
+    day-3 Viber message and leave WhatsApp to chance: tests/cli/test_library_channels_cli.py
+    sends on every channel, and `make demo`'s week does.)"""
+    with Warehouse.open(str(warehouse)) as wh:
+        per_channel = dict(wh.query(
+            "select channel, count(*) from flowhouse.messages where kind = 'message' group by 1"
+        ))  # fmt: skip
+        reached = dict(wh.query(
+            "select channel, count(*) from flowhouse.messages where kind = 'message' "
+            "and status in ('sent', 'delivered') group by 1"
+        ))  # fmt: skip
+        onsite = wh.count("flowhouse.onsite_messages")
+    channels = {"email", "sms", "push", "onsite", "whatsapp", "viber"}
+    assert {"email", "sms", "push", "onsite"} <= set(per_channel) <= channels, per_channel
+    assert reached.get("push", 0) > 0 and reached.get("onsite", 0) == onsite > 0, reached
+    delivery = output.split("Delivery (flowhouse.messages by channel")[1].split("Engagement")[0]
+    skipped = delivery.split("Skipped, by channel and reason")[1]
+    assert all(f"\n  {c} " in delivery for c in reached), delivery
+    assert "push" in {line.split()[0] for line in skipped.splitlines() if line}
+    assert "accepted by the fake provider:" in delivery and "fcm " in delivery
 
 
 def check_marts(warehouse: Path, folder: Path) -> None:

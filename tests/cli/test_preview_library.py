@@ -64,8 +64,9 @@ def test_every_library_flow_renders_and_test_sends_as_previewed(
     files = {p.stem: p for p in tmp_path.iterdir() if p.name != "index.html"}
     assert sorted(files) == sorted(s.step_id for s in steps)
     for s in steps:
-        expected = {"sms": ".txt", "push": ".txt", "email": ".html"}.get(s.params.get("channel"))
-        assert files[s.step_id].suffix == (expected or ".json"), s.step_id
+        template = str(s.params.get("template", ""))  # a message shows as its template renders
+        expected = (".html" if template.endswith(".html.j2") else ".txt") if template else ".json"
+        assert files[s.step_id].suffix == expected, s.step_id
         if s.params.get("coupon_pool"):
             assert PREVIEW_COUPON in files[s.step_id].read_text(), s.step_id
     assert "end: " in out or "refused" in out or "not enrolled" in out

@@ -14,7 +14,7 @@ from flowhouse.flows.files import flow_files, parse_flow
 from flowhouse.flows.flowfile import Action, Flow, Send, Split, WaitUntil
 from flowhouse.flows.predicates import customer_columns
 from flowhouse.flows.settings import load_settings
-from flowhouse.flows.templating import render, render_context
+from flowhouse.flows.templating import render, render_context, template_environment
 from flowhouse.flows.validate import validate_paths
 
 SETTINGS = load_settings(FLOWS)
@@ -104,9 +104,27 @@ def test_the_library_uses_every_step_kind_and_tests_in_two_flows() -> None:
                 split_flows.add(flow.flow)
     assert {"Wait", "WaitUntil", "WaitFor", "Branch", "Split", "Send", "Action"} <= kinds
     assert {"until_time", "until_weekdays", "until_date", "email", "sms"} <= kinds
+    assert {"push", "onsite", "whatsapp", "viber"} <= kinds, "every channel the store routes"
     assert {"webhook", "admin_task", "audience_sync", "add_tag", "coupon", "loyalty_points",
             "set_property", "add_to_list"} <= kinds  # fmt: skip
     assert len(split_flows) >= 2
+
+
+def test_every_routed_channel_is_used_by_a_library_flow() -> None:
+    """The shipped settings route each message channel, and some library flow sends on it, so
+    the demo and the library tests exercise every destination."""
+    used = {(s.send.channel, f.transactional) for f in library() for s in sends(f)}
+    routes = SETTINGS.delivery.routes
+    assert {c for c, _ in used} == {"email", "sms", "push", "onsite", "whatsapp", "viber"}
+    assert {c: routes[c] for c, _ in used} == {
+        "email": "sendgrid", "sms": "twilio", "push": "fcm", "onsite": "onsite",
+        "whatsapp": "twilio", "viber": "vonage",
+    }  # fmt: skip
+    # a marketing step on a channel with an opt-in of its own reaches customers without it too,
+    # so that its skips (consent, unsubscribed, no_address) are on record, not silently absent
+    assert {("push", False), ("whatsapp", False), ("viber", False)} <= used
+    assert {"push", "whatsapp", "viber"} <= set(SETTINGS.quiet_hours) & set(SETTINGS.smart_sending)
+    assert {"push", "whatsapp", "viber", "onsite"} <= {cap.channel for cap in SETTINGS.caps}
 
 
 def test_every_template_is_used() -> None:
@@ -142,6 +160,14 @@ def test_every_message_renders(flow: Flow, step: Send, first_name: str | None) -
         products=PRODUCTS, catalog=CATALOG, coupon=coupon,
     )  # fmt: skip
     text = render(FLOWS / "templates", message.template, context)
+    env = template_environment(FLOWS / "templates")
+    extras = {
+        name: env.from_string(value).render(context)
+        for name, value in [("title", message.title), ("deep_link", message.deep_link),
+                            *(message.content_variables or {}).items()]
+        if value is not None
+    }  # fmt: skip
+    assert all(v.strip() and "None" not in v for v in extras.values()), extras
     assert "None" not in text and "CODE-123" in text if coupon else "None" not in text
     if first_name:
         assert "Ada" in text
@@ -154,6 +180,13 @@ def test_every_message_renders(flow: Flow, step: Send, first_name: str | None) -
         assert SETTINGS.store.postal_address and SETTINGS.store.postal_address in text
         if not flow.transactional:
             assert UNSUBSCRIBE in text and f"utm_campaign={flow.flow}" in text
+    if message.channel in ("push", "onsite"):
+        assert message.title and len(extras["title"]) <= 65 and len(text) <= 240, (extras, text)
+        assert message.deep_link and extras["deep_link"].startswith(("https://", "/"))
+    if message.channel == "whatsapp" and not flow.transactional:
+        assert message.content_sid and extras, "an approved template and its variables"
+    if message.channel == "viber":
+        assert len(text) <= 1000 and (flow.transactional or f"utm_campaign={flow.flow}" in text)
 
 
 def test_flows_folder_holds_only_flows_settings_and_templates() -> None:

@@ -211,6 +211,60 @@ def test_some_customers_have_device_tokens_for_push(con: duckdb.DuckDBPyConnecti
     ) + __import__("datetime").timedelta(days=1)
 
 
+def test_whatsapp_viber_and_push_consent_is_given_missing_and_withdrawn(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """Each channel with an opt-in of its own has customers who gave it, customers who never did
+    (with a phone, so a message to them is skipped as `consent`, not `no_address`) and customers
+    who withdrew it; push is turned off only by customers with a device token."""
+    consent = dict(rows(con, """
+        with events as (
+            select customer_id, event_type, occurred_at,
+                json_extract_string(properties, '$.channel') as channel
+            from raw.events where event_type in ('opted_in', 'unsubscribed')
+        ), chat as (
+            select c.customer_id, ch.channel,
+                max(case when e.event_type = 'opted_in' then e.occurred_at end) as opted_in_at,
+                max(case when e.event_type = 'unsubscribed' then e.occurred_at end) as left_at
+            from raw.customers as c
+            cross join (values ('whatsapp'), ('viber')) as ch(channel)
+            left join events as e on e.customer_id = c.customer_id and e.channel = ch.channel
+            where c.phone is not null
+            group by all
+        )
+        select channel || ':' || case
+                when left_at is not null and opted_in_at is null then 'left_unasked'
+                when left_at < opted_in_at then 'left_before'
+                when left_at is not null then 'withdrawn'
+                when opted_in_at is not null then 'given'
+                else 'missing' end,
+            count(*)
+        from chat group by all
+    """))  # fmt: skip
+    for channel in ("whatsapp", "viber"):
+        phones = sum(n for k, n in consent.items() if k.startswith(channel))
+        given, withdrawn = consent[f"{channel}:given"], consent[f"{channel}:withdrawn"]
+        assert 0.15 < given / phones < 0.4 and 0.01 < withdrawn / phones < 0.15, consent
+        assert consent[f"{channel}:missing"] > phones / 2
+        assert f"{channel}:left_unasked" not in consent and f"{channel}:left_before" not in consent
+    without_phone = scalar(con, """
+        select count(*) from raw.events as e join raw.customers as c using (customer_id)
+        where c.phone is null and json_extract_string(e.properties, '$.channel')
+            in ('whatsapp', 'viber')
+    """)  # fmt: skip
+    assert without_phone == 0
+    push_off = rows(con, """
+        select e.customer_id, e.occurred_at, t.customer_id is not null and e.occurred_at > t.created_at
+        from raw.events as e
+        left join (select customer_id, min(created_at) as created_at from raw.device_tokens
+                   group by 1) as t using (customer_id)
+        where e.event_type = 'unsubscribed' and json_extract_string(e.properties, '$.channel') = 'push'
+    """)  # fmt: skip
+    tokens = scalar(con, "select count(distinct customer_id) from raw.device_tokens")
+    assert 0.05 < len(push_off) / tokens < 0.2
+    assert all(after_token for _, _, after_token in push_off)
+
+
 def test_time_zones_include_dst_half_hour_and_invalid_ones(con: duckdb.DuckDBPyConnection) -> None:
     zones = {r[0] for r in rows(con, "select distinct timezone from raw.customers")}
     for zone in (

@@ -387,13 +387,20 @@ def test_the_cycle_materialises_and_sends_to_the_fake_provider(
     assert engine["tick_at"] == "2026-09-23 00:00:00"
     assert engine["enrolled"] > 0 and engine["messages"] > 0
     sent = _metadata(result, "sent_messages")
-    assert sent["sent"] > 0 and sent["failed"] == 0
-    assert sum(stats["accepted"].values()) >= sent["sent"]
-    assert stats["duplicates"] == 0 and not stats["rejected"]
+    assert sent["sent"] > 0
+    # the only refusals: the generated store's few stale device tokens, which the fake answers
+    # UNREGISTERED as FCM does; a push whose every token is dead fails with that reason
+    assert stats["duplicates"] == 0 and set(stats["rejected"]) <= {"unregistered"}
     with Warehouse.open(location, read_only=True) as wh:
+        failures = wh.query("select channel, failure_reason from flowhouse.messages "
+                            "where status = 'failed'")  # fmt: skip
         flows = wh.count("flowhouse.flows")
         went_at = wh.query("select distinct sent_at from flowhouse.messages where status = 'sent'")
         synced = wh.scalar("select count(distinct sync_id) from flowhouse.sync_runs")
+        onsite = wh.count("flowhouse.onsite_messages")  # sent into the warehouse, not a provider
+    assert sum(stats["accepted"].values()) + onsite >= sent["sent"] and onsite > 0
+    assert len(failures) == sent["failed"]
+    assert all(c == "push" and r.startswith("no valid device token") for c, r in failures)
     assert flows == len(list(FLOWS.glob("[!_]*.yml")))
     assert _metadata(deployed, "enrollments")["tick_at"] == "2026-09-22 00:00:00"
     assert went_at == [(launch + timedelta(days=1),)]  # sent at the run's time

@@ -90,7 +90,7 @@ def test_paths_stand_side_by_side_in_file_order() -> None:
 def test_nested_steps_rejoin_at_the_step_after_the_branch() -> None:
     d = layout(_flow(FLOWS / "cart_abandonment.yml"), FlowNumbers())
     at = _by_step(d)
-    split, after = at["reminder"], at["wait_to_24h"]
+    split, after = at["reminder"], at["wait_for_push"]
     arms = [at["reminder_plain"], at["reminder_question"]]
     # the arms sit side by side below the split, the next step below both, centred on the split
     assert arms[0].y == arms[1].y > split.y + split.h
@@ -138,7 +138,7 @@ def test_counts_and_rates_on_nodes_and_edges() -> None:
         assert shown in plain
     wait = _text(at["wait_to_24h"])
     assert "350 reached" in wait and "40 waiting now" in wait and "5 exited here" in wait
-    assert "Wait 23 hours" in wait
+    assert "Wait 20 hours" in wait
     paths = [(" ".join(b.card.title), _text(b)) for b in d.boxes if b.card.role == "path"]
     assert any(
         t == "plain (control)" and "178 took this path" in x and "50.1%" in x for t, x in paths

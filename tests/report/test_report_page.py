@@ -185,7 +185,7 @@ def test_a_warehouse_without_marts_still_gets_a_report(tmp_path: Path) -> None:
     page = Page(write_report(location, tmp_path / "out", now=GENERATED_AT).read_text())
     assert "Not built yet: marts.flow_daily, marts.flow_steps" in page.overview
     assert page.sections == ["flow-cart_abandonment"]
-    assert page.nodes["flow-cart_abandonment"] == 13
+    assert page.nodes["flow-cart_abandonment"] == 16
     assert "no data" in page.section("cart_abandonment")
     assert "No holdout enrollees yet" in page.section("cart_abandonment")
 

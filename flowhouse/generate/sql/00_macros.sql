@@ -105,3 +105,11 @@ create or replace temp macro stock_at_step(sku_num, cycle, step) as
 
 create or replace temp macro stock_at_cycle_end(sku_num, cycle) as
     stock_at_step(sku_num, cycle, case when stock_kind(sku_num, cycle) = 2 then 3 else 2 end);
+
+-- When a customer created at created_us opts in to WhatsApp or Viber: minutes after signing up inside
+-- the store's windows, or in the first two weeks of the first window for earlier customers.
+create or replace temp macro chat_opt_in_us(created_us, u) as
+    case
+        when created_us >= getvariable('store_start_us') then created_us + minutes_us(2 + 28 * u)
+        else getvariable('store_start_us') + days_us(14 * u)
+    end;

@@ -164,7 +164,32 @@ final as (
         case
             when u1(d.customer_num, 'ticket') < 0.04
                 then d.created_us + days_us(700 * u1(d.customer_num, 'ticket_at'))
-        end as ticket_us
+        end as ticket_us,
+        -- WhatsApp and Viber need an opt-in of their own (SMS consent does not count): customers with
+        -- a phone give it at sign-up, or, signed up before the store's first window, answer the
+        -- store's invitation in its first two weeks
+        case
+            when d.has_phone and u1(d.customer_num, 'whatsapp') < 0.35 then chat_opt_in_us(
+                d.created_us, u1(d.customer_num, 'whatsapp_at')
+            )
+        end as whatsapp_opt_in_us,
+        case
+            when d.has_phone and u1(d.customer_num, 'viber') < 0.25 then chat_opt_in_us(
+                d.created_us, u1(d.customer_num, 'viber_at')
+            )
+        end as viber_opt_in_us,
+        -- one in five of them leaves one of the two (WhatsApp where they have both, half the time)
+        u1(d.customer_num, 'chat_unsubscribe') < 0.2 as leaves_chat,
+        u1(d.customer_num, 'chat_unsubscribe_channel') < 0.5 as prefers_leaving_whatsapp,
+        days_us(1 + 13 * u1(d.customer_num, 'chat_unsubscribe_at')) as chat_unsubscribe_after_us,
+        -- push: the customers with a device token (gen_device_token_rows draws the same), one in
+        -- eight of whom turns the store's notifications off in the app later
+        u1(d.customer_num, 'push') < 0.35 as has_device_token,
+        case
+            when u1(d.customer_num, 'push_off') < 0.125 then greatest(
+                d.created_us + hours_us(50), getvariable('store_start_us')
+            ) + days_us(14 * u1(d.customer_num, 'push_off_at'))
+        end as push_unsubscribed_us
     from drawn as d
     inner join gen_zones as z on d.zone_idx = z.zone_idx
 
@@ -247,5 +272,5 @@ select
     cast(null as timestamp) as revoked_at
 from gen_customers as c
 where c.customer_num >= getvariable('first_row_customer')
-    and u1(c.customer_num, 'push') < 0.35
+    and c.has_device_token
 order by c.customer_id;

@@ -1,6 +1,6 @@
 -- Customer lifecycle: sign-ups inside the store's windows (customer_created, opt-ins, newsletter and
--- wholesale lists), later opt-ins and unsubscribes, leaving the newsletter, and support tickets that
--- are not about an order. Nothing before the store's first window becomes an event.
+-- wholesale lists), later opt-ins and unsubscribes, WhatsApp and Viber opt-ins and unsubscribes, push
+-- turned off, leaving the newsletter, and support tickets that are not about an order. Nothing before the store's first window becomes an event.
 
 insert into gen_events
 with
@@ -144,6 +144,65 @@ newsletter_leaves as (
 
 ),
 
+whatsapp_opt_ins as (
+
+    select
+        customer_id || '.ow',
+        customer_num,
+        'opted_in',
+        whatsapp_opt_in_us,
+        json_object('channel', 'whatsapp')
+    from gen_customers
+    where whatsapp_opt_in_us >= getvariable('store_start_us')
+
+),
+
+viber_opt_ins as (
+
+    select
+        customer_id || '.ov',
+        customer_num,
+        'opted_in',
+        viber_opt_in_us,
+        json_object('channel', 'viber')
+    from gen_customers
+    where viber_opt_in_us >= getvariable('store_start_us')
+
+),
+
+chat_unsubscribes as (
+
+    select
+        customer_id || '.uc',
+        customer_num,
+        'unsubscribed',
+        case when leaves_whatsapp then whatsapp_opt_in_us else viber_opt_in_us end
+            + chat_unsubscribe_after_us,
+        json_object('channel', case when leaves_whatsapp then 'whatsapp' else 'viber' end)
+    from (
+        select
+            *,
+            whatsapp_opt_in_us is not null
+                and (viber_opt_in_us is null or prefers_leaving_whatsapp) as leaves_whatsapp
+        from gen_customers
+        where leaves_chat and (whatsapp_opt_in_us is not null or viber_opt_in_us is not null)
+    ) as chat
+
+),
+
+push_unsubscribes as (
+
+    select
+        customer_id || '.up',
+        customer_num,
+        'unsubscribed',
+        push_unsubscribed_us,
+        json_object('channel', 'push')
+    from gen_customers
+    where has_device_token and push_unsubscribed_us >= getvariable('store_start_us')
+
+),
+
 tickets_opened as (
 
     select
@@ -189,6 +248,10 @@ all_events as (
     union all select * from later_sms_opt_ins
     union all select * from unsubscribes
     union all select * from newsletter_leaves
+    union all select * from whatsapp_opt_ins
+    union all select * from viber_opt_ins
+    union all select * from chat_unsubscribes
+    union all select * from push_unsubscribes
     union all select * from tickets_opened
     union all select * from tickets_closed
 
