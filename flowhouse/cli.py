@@ -812,12 +812,22 @@ def plan(warehouse: str, flows_dir: Path | None, fmt: str | None, out: Path | No
 @click.option("--from", "start", required=True, metavar="TS", help="When the flow goes live.")
 @click.option("--to", "end", required=True, metavar="TS", help="The last tick.")
 @click.option("--every", default="1h", show_default=True, help="Tick cadence (a duration).")
+@click.option("--ignore-winners", is_flag=True,
+              help="Run splits on their weights, not on production's winners.")  # fmt: skip
 @handles_errors
 def backtest(
-    warehouse: str, flows_dir: Path | None, flow_id: str, start: str, end: str, every: str
+    warehouse: str,
+    flows_dir: Path | None,
+    flow_id: str,
+    start: str,
+    end: str,
+    every: str,
+    ignore_winners: bool,
 ) -> None:
     """Run FLOW_ID over past events, sending nothing, and report enrollments, messages per step,
-    skips by reason and goal conversions (in the scratch schema flowhouse_backtest)."""
+    skips by reason and goal conversions (in the scratch schema flowhouse_backtest). A split
+    whose winner production decided routes new entrants to it, as the live tick does, unless
+    --ignore-winners."""
 
     flows, settings = load_flows(flows_dir or default_flows_dir())
     flow = next((f for f in flows if f.id == flow_id), None)
@@ -833,7 +843,10 @@ def backtest(
     assert begin is not None
     assert finish is not None
     with Warehouse.open(Location.parse(warehouse)) as wh:
-        report = run_backtest(wh, flow, settings, begin, finish, cadence, echo=click.echo)
+        report = run_backtest(
+            wh, flow, settings, begin, finish, cadence, echo=click.echo,
+            production_winners=not ignore_winners,
+        )  # fmt: skip
     for line in report.lines():
         click.echo(line)
 
