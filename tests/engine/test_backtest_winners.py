@@ -38,9 +38,7 @@ def decided_in_production(store: Store, winner: str) -> None:
 
 
 def arms(store: Store) -> Counter[str]:
-    rows = store.wh.query(
-        f"select variant from {BACKTEST_SCHEMA}.enrollments where not is_holdout"
-    )
+    rows = store.wh.query(f"select variant from {BACKTEST_SCHEMA}.enrollments where not is_holdout")
     return Counter(str(r[0]) for r in rows)
 
 
