@@ -14,7 +14,8 @@
   never in ``messages``, so never in the marts or the caps |
 | ``coupon_codes`` | code in a coupon pool: to whom it was issued, until when, whether redeemed |
 | ``profile_updates`` | warehouse action applied to a customer: tag, list, property, points, tier
-  (the models read it into the customer's tags, loyalty points and tier override) |
+  (the models read it into the customer's tags, loyalty points and tier override, which ends at
+  its ``expires_at`` when the action gave ``expires_in``) |
 | ``ticks`` | tick: its time, how long it took, what it did |
 | ``split_winners`` | split decided by its ``auto_winner`` rule: the winner, the metric, the figures
   it was decided on, when; final (a later tick never recomputes it) |
@@ -195,6 +196,8 @@ TABLES: dict[str, Columns] = {
         ("name", "text", False),
         ("value", "text", False),
         ("updated_at", "timestamp", True),
+        # when the update stops counting (a change_tier with expires_in); null: never
+        ("expires_at", "timestamp", False),
     ),
     "sync_state": (
         ("sync_id", "text", True),
@@ -326,7 +329,7 @@ def state_macro() -> str:
         "{#- Generated from flowhouse/core/state.py (TABLES) by `python -m flowhouse.core.state`:",
         "    do not edit. The state tables flowhouse writes, created when missing, so that the",
         "    models' sources (source('flowhouse', ...)) exist on a warehouse flowhouse never",
-        "    prepared (a bare `dbt build`); flowhouse adds the columns of later releases.",
+        "    prepared (a bare `dbt build`), and the nullable columns a later release added.",
         "-#}",
         "{% macro flowhouse_state_tables() -%}",
     ]
@@ -341,9 +344,25 @@ def state_macro() -> str:
 
 
 def _state_ddl(dialect: Dialect) -> list[str]:
+    """The schema and the tables, then each nullable column added when missing: a table created
+    by an earlier release gains the columns a later one added (as :func:`ensure_state` does)."""
     schema = exp.Create(this=exp.to_identifier(STATE_SCHEMA), kind="SCHEMA", exists=True)
     tables = [create_table(f"{STATE_SCHEMA}.{n}", c, dialect) for n, c in TABLES.items()]
-    return [schema.sql(dialect=dialect), *(t.sql(dialect=dialect) for t in tables)]
+    added = [
+        exp.Alter(
+            this=exp.to_table(f"{STATE_SCHEMA}.{name}"),
+            kind="TABLE",
+            actions=[
+                exp.ColumnDef(
+                    this=exp.to_identifier(column), kind=column_type(kind, dialect), exists=True
+                )
+            ],
+        )
+        for name, columns in TABLES.items()
+        for column, kind, required in columns
+        if not required
+    ]
+    return [s.sql(dialect=dialect) for s in (schema, *tables, *added)]
 
 
 def ensure_state(wh: Warehouse, schema: str) -> None:

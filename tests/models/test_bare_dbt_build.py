@@ -11,7 +11,7 @@ import pytest
 from flowhouse.core.dbt import run_dbt
 from flowhouse.core.paths import DBT_PACKAGE
 from flowhouse.core.state import STATE_MACRO, TABLES, state_macro
-from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.core.warehouse import Location, Warehouse, create_table
 
 
 def test_the_dbt_macro_is_the_state_ddl() -> None:
@@ -29,10 +29,15 @@ def fresh(request: pytest.FixtureRequest, tmp_warehouse: Location) -> Location:
 
 
 def test_a_bare_dbt_build_creates_the_state_tables_it_reads(fresh: Location) -> None:
+    """Every state table is created; one an earlier release created (``profile_updates`` before
+    ``expires_at``) gains the columns added since."""
+    earlier = [c for c in TABLES["profile_updates"] if c[0] != "expires_at"]
     with Warehouse.open(fresh) as wh:
         wh.ensure_raw_tables()
+        wh.ensure_schema("flowhouse")
+        wh.execute(create_table("flowhouse.profile_updates", earlier, wh.dialect))
         wh.commit()
-        assert not wh.table_exists("flowhouse", "profile_updates")
+        assert not wh.table_exists("flowhouse", "coupon_codes")
     run_dbt("build", fresh)
     with Warehouse.open(fresh) as wh:
         for name, columns in TABLES.items():
