@@ -37,7 +37,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ import httpx
 from flowhouse.activation import onsite
 from flowhouse.activation.engagement import ingest
 from flowhouse.activation.links import LINKS_FOLDER
+from flowhouse.activation.links import prune as prune_links
 from flowhouse.activation.message import Outgoing
 from flowhouse.activation.outbox import (
     Attempt,
@@ -124,6 +125,8 @@ class SendReport:
     dead_tokens: int = 0
     #: Onsite messages moved forward before sending: seen, dismissed, expired.
     onsite: dict[str, int] = field(default_factory=dict)
+    #: Files of SMS short links past ``delivery.sms_link_days`` deleted from ``<inbox>/links/``.
+    links_pruned: int = 0
     retried: Retried | None = None
     seconds: float = 0.0
 
@@ -165,6 +168,8 @@ class SendReport:
             )
         if self.dead_tokens:
             lines.append(f"  device tokens found dead and retired: {self.dead_tokens}")
+        if self.links_pruned:
+            lines.append(f"  SMS short-link files past their days pruned: {self.links_pruned}")
         if self.ingested:
             lines.append(
                 "  engagement ingested: "
@@ -308,7 +313,10 @@ def ingest_inbox(location: Location, options: Options, now: datetime) -> Counter
         return Counter()
     with tick_lock(location, f"{STATE_SCHEMA}.inbox"):
         found = ingest(location, options.inbox, now)
-    return Counter(found.events)
+    counts = Counter(found.events)
+    if found.expired_clicks:
+        counts["expired SMS link clicks"] = found.expired_clicks
+    return counts
 
 
 def send_open(
@@ -339,6 +347,10 @@ def send_open(
     )  # fmt: skip
     destinations = Destinations(configs, secrets, options.provider_url)
     report = SendReport(now)
+    if folder is not None:
+        report.links_pruned = prune_links(
+            folder, datetime.now(UTC), settings.delivery.sms_link_days
+        )
     if options.retry is not None:
         report.retried = retry_failed(ctx, options.retry)
         ctx.wh.commit()

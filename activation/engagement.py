@@ -51,12 +51,18 @@ from flowhouse.load import LoadReport, load_file
 LINK_CHANNELS = (*(c.name for c in CHANNELS.values() if c.unsubscribe_page), "all")
 _LINK_CHANNELS_SQL = ", ".join(f"'{c}'" for c in LINK_CHANNELS)
 
-#: flowhouse's own notifications, stored by the receiver: unsubscribes from signed links, and
-#: clicks on SMS short links (each click its own event, named by the link and the moment).
+def _missing(name: str) -> str:
+    """The condition "the notification lacks ``name``" (a constant field name, not data)."""
+    return f"nullif(trim(json_extract_string(item, '$.{name}')), '') is null"
+
+
+#: flowhouse's own notifications, stored by the receiver: unsubscribes from signed links, clicks
+#: on SMS short links (each click its own event, named by the link and the moment), and clicks on
+#: expired short links (no event: the link, and so its message and customer, is gone; counted).
 LINKS = Inbound(
     source="flowhouse",
     body="object",
-    required=("kind", "message_id", "customer_id", "channel"),
+    required=("kind", "channel"),
     notes="""
 select path, item_no, provider, json_extract_string(item, '$.kind') as status, '' as subtype,
        'link:' || trim(json_extract_string(item, '$.message_id')) || ':'
@@ -80,8 +86,21 @@ from _items where provider = 'flowhouse'
     ),
     item_checks=(
         (
-            "coalesce(json_extract_string(item, '$.kind'), '') not in ('unsubscribe', 'click')",
-            "kind is not 'unsubscribe' or 'click'",
+            "coalesce(json_extract_string(item, '$.kind'), '')"
+            " not in ('unsubscribe', 'click', 'expired_click')",
+            "kind is not 'unsubscribe', 'click' or 'expired_click'",
+        ),
+        *(
+            (
+                f"json_extract_string(item, '$.kind') <> 'expired_click' and {_missing(name)}",
+                f"missing {name}",
+            )
+            for name in ("message_id", "customer_id")
+        ),
+        (
+            "json_extract_string(item, '$.kind') = 'expired_click'"
+            " and nullif(trim(json_extract_string(item, '$.token')), '') is null",
+            "missing token",
         ),
         (
             "lower(coalesce(json_extract_string(item, '$.channel'), ''))"
@@ -123,6 +142,9 @@ class IngestReport:
     load: LoadReport | None = None
     messages_delivered: int = 0
     messages_bounced: int = 0
+    #: Clicks on SMS short links past ``delivery.sms_link_days`` (or erased): sent to the store,
+    #: no event.
+    expired_clicks: int = 0
 
     @property
     def loaded(self) -> int:
@@ -135,6 +157,10 @@ class IngestReport:
             f"{self.loaded} new, {self.already_present} already present, {self.ignored} ignored; "
             f"{self.messages_delivered} messages delivered, {self.messages_bounced} bounced"
         ]
+        if self.expired_clicks:
+            lines.append(
+                f"  {self.expired_clicks} click(s) on expired SMS links (sent to the store)"
+            )
         lines += [f"  rejected {r.path}: {r.reason}" for r in self.files_rejected]
         if self.load and self.load.rows_rejected:
             lines.append(self.load.describe())
@@ -191,11 +217,6 @@ select provider, path, item_no, item from (
 #: Checks of every file and every notification, whatever the source: (condition, reason).
 _DOC_CHECK = ("doc is null", "not valid JSON (or not UTF-8 text)")
 _ITEM_CHECK = ("json_type(item) <> 'OBJECT'", "not a JSON object")
-
-
-def _missing(name: str) -> str:
-    """The condition "the notification lacks ``name``" (a constant field name, not data)."""
-    return f"nullif(trim(json_extract_string(item, '$.{name}')), '') is null"
 
 
 def _checks() -> list[tuple[str, str, str, str]]:
@@ -286,9 +307,14 @@ qualify row_number() over (partition by event_id order by n.path, n.item_no) = 1
 
 _IGNORED = """
 select count(*) from _notes as n
-where n.message_id is null or n.customer_id is null or not exists (
+where (n.message_id is null or n.customer_id is null or not exists (
     select 1 from _mapping as m
-    where m.provider = n.provider and m.status = n.status and m.subtype = n.subtype)
+    where m.provider = n.provider and m.status = n.status and m.subtype = n.subtype))
+    and not (n.provider = 'flowhouse' and n.status = 'expired_click')
+"""
+
+_EXPIRED_CLICKS = """
+select count(*) from _notes as n where n.provider = 'flowhouse' and n.status = 'expired_click'
 """
 
 _NEW = """
@@ -503,6 +529,7 @@ def _store(loc: Location, con: Any, now: datetime, report: IngestReport) -> None
     kinds = con.execute("select event_type, count(*) from _events group by event_type").fetchall()
     report.events = {str(k): int(n) for k, n in kinds}
     report.ignored = int(_run(con, _IGNORED)[0][0])
+    report.expired_clicks = int(_run(con, _EXPIRED_CLICKS)[0][0])
     ids = [str(r[0]) for r in con.execute("select event_id from _events").fetchall()]
     with Warehouse.open(loc) as wh:
         wh.ensure_raw_tables()

@@ -15,8 +15,9 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -91,6 +92,12 @@ _MAC_BYTES = 6
 TOKEN_CHARS = (_ID_BYTES + _MAC_BYTES) * 4 // 3
 #: Where the links registry lives in the inbox folder the sender and the receiver share.
 LINKS_FOLDER = "links"
+#: How long a short link keeps working and stays on file unless ``delivery.sms_link_days`` says
+#: otherwise: six times the ``sms_click`` attribution window (5 days), so a late click still
+#: reaches the shop and is credited.
+DEFAULT_DAYS = 30
+#: The flush time a links file's name starts with (UTC).
+_STAMP = "%Y%m%dT%H%M%S%fZ"
 _URL = re.compile(r"https?://[^\s<>\"']+")
 _TRAILING = ".,;:!?)]}'\""
 
@@ -174,39 +181,144 @@ class ShortLinks:
         if self.folder is None or not links:
             return None
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:12]}.jsonl"
-        temp = self.folder / f".{name}.tmp"
-        with temp.open("w", encoding="utf-8") as handle:
-            for link in links:
-                handle.write(json.dumps(asdict(link), separators=(",", ":")) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, self.folder / name)
+        name = f"{datetime.now(UTC):{_STAMP}}-{uuid.uuid4().hex[:12]}.jsonl"
+        _write(
+            self.folder / name, [json.dumps(asdict(link), separators=(",", ":")) for link in links]
+        )
         return self.folder / name
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    """``lines`` as the file ``path``, replaced atomically (written aside, synced, renamed)."""
+    temp = path.parent / f".{path.name}.tmp"
+    with temp.open("w", encoding="utf-8") as handle:
+        handle.writelines(line + "\n" for line in lines)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
+def written_at(path: Path) -> datetime | None:
+    """When a links file was written, from its name (None: not a name :meth:`ShortLinks.flush`
+    gives, so never pruned)."""
+    try:
+        return datetime.strptime(path.name.split("-", 1)[0], _STAMP).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def is_expired(path: Path, now: datetime, days: int) -> bool:
+    """Whether the links of ``path`` are past ``days`` at ``now`` (their file's write time)."""
+    at = written_at(path)
+    return at is not None and now - at >= timedelta(days=days)
+
+
+def prune(folder: Path, now: datetime, days: int) -> int:
+    """Delete the links files of ``folder`` past ``days`` at ``now``; how many went."""
+    if not folder.is_dir():
+        return 0
+    gone = 0
+    for path in sorted(folder.glob("*.jsonl")):
+        if is_expired(path, now, days):
+            path.unlink(missing_ok=True)
+            gone += 1
+    return gone
+
+
+def customer_hash(customer_id: str) -> str:
+    """The md5 of a customer id, as ``flowhouse.erased_customers`` keeps it."""
+    return hashlib.md5(customer_id.encode()).hexdigest()
+
+
+def erase(folder: Path, hashes: Collection[str]) -> int:
+    """Remove from ``folder`` every short link of a customer whose id hashes to one of
+    ``hashes`` (each file rewritten atomically, deleted once empty); how many links went."""
+    if not folder.is_dir() or not hashes:
+        return 0
+    removed = 0
+    for path in sorted(folder.glob("*.jsonl")):
+        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        kept = [line for line in lines if customer_hash(_link(line).customer_id) not in hashes]
+        if len(kept) == len(lines):
+            continue
+        removed += len(lines) - len(kept)
+        if kept:
+            _write(path, kept)
+        else:
+            path.unlink()
+    return removed
+
+
+def _link(line: str) -> ShortLink:
+    return ShortLink(**json.loads(line))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
 class LinkRegistry:
-    """The receiver's view of ``<inbox>/links/``: every registered short link by token, read
-    again (new files only) when a token is not yet known."""
+    """The receiver's view of ``<inbox>/links/``: every registered short link by token. The
+    folder is read again when it changed (a send wrote a file, a prune or an erasure took links
+    away) or a token is not yet known; links whose file is past ``days`` are expired."""
 
     folder: Path
-    links: dict[str, ShortLink] = field(default_factory=dict)
-    seen: set[str] = field(default_factory=set)
+    days: int = DEFAULT_DAYS
+    clock: Callable[[], datetime] = _utcnow
+    #: token -> (file name, link)
+    links: dict[str, tuple[str, ShortLink]] = field(default_factory=dict)
+    #: file name -> what its stat said when it was read (a rewritten file reads again), and its
+    #: tokens
+    files: dict[str, tuple[tuple[int, int, int], list[str]]] = field(default_factory=dict)
+    stamp: int | None = None
 
     def find(self, token: str) -> ShortLink | None:
-        if token not in self.links:
-            self._read_new()
-        return self.links.get(token)
+        """The live link of ``token``; None if none was registered or it expired."""
+        self._refresh(force=token not in self.links)
+        found = self.links.get(token)
+        if found is None or is_expired(self.folder / found[0], self.clock(), self.days):
+            return None
+        return found[1]
 
-    def _read_new(self) -> None:
-        if not self.folder.is_dir():
+    def _refresh(self, force: bool) -> None:
+        try:
+            stamp: int | None = self.folder.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if stamp == self.stamp and not force:
             return
-        for path in sorted(self.folder.glob("*.jsonl")):
-            if path.name in self.seen:
-                continue
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    link = ShortLink(**json.loads(line))
-                    self.links[link.token] = link
-            self.seen.add(path.name)
+        self.stamp = stamp
+        current = _stats(self.folder) if stamp is not None else {}
+        for name in [n for n, (key, _) in self.files.items() if current.get(n) != key]:
+            for token in self.files.pop(name)[1]:
+                if self.links.get(token, ("",))[0] == name:
+                    del self.links[token]
+        for name, key in current.items():
+            if name not in self.files:
+                self._read(name, key)
+
+    def _read(self, name: str, key: tuple[int, int, int]) -> None:
+        try:
+            text = (self.folder / name).read_text(encoding="utf-8")
+        except FileNotFoundError:  # pruned or emptied since it was listed
+            return
+        tokens = []
+        for line in text.splitlines():
+            if line.strip():
+                link = _link(line)
+                self.links[link.token] = (name, link)
+                tokens.append(link.token)
+        self.files[name] = (key, tokens)
+
+
+def _stats(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Each links file of ``folder`` with its inode, size and change time."""
+    found: dict[str, tuple[int, int, int]] = {}
+    for path in folder.glob("*.jsonl"):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            continue
+        found[path.name] = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return found

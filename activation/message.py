@@ -51,7 +51,10 @@ class Outgoing:
     (``List-Unsubscribe``). ``sender`` is the flow's sender, when it names one. ``is_test`` marks a
     test send (``flowhouse test-send``): destinations tag it where the provider's API allows (a
     SendGrid category and custom argument, a Klaviyo event property). ``devices`` are the
-    customer's valid device tokens, newest first, for a push sent through FCM.
+    customer's valid device tokens, newest first, for a push sent through FCM. ``properties`` are
+    the customer's own properties (``raw.customers.properties``) on an action that changes the
+    customer in the shop, for a destination that addresses the shop's own user id by one of them
+    (``delivery.spree.user_id_property``).
     """
 
     message_id: str
@@ -73,6 +76,7 @@ class Outgoing:
     sender: Sender | None = None
     is_test: bool = False
     devices: tuple[Device, ...] = ()
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,18 @@ exists (
 )
 """
 
+#: No device token of the row's customer is usable now (revoked, or answered dead by FCM since the
+#: message was queued, which the customer's ``push_token`` attribute only shows at the next model
+#: refresh): the tokens :func:`flowhouse.activation.render.devices` would send to.
+_NO_DEVICE = """
+not exists (
+    select 1 from staging.stg_device_tokens as t
+    where t.customer_id = o.customer_id
+        and t.created_at <= :now and (t.revoked_at is null or t.revoked_at > :now)
+        and not exists (select 1 from flowhouse.invalid_device_tokens as i where i.token = t.token)
+)
+"""
+
 _SENT_RECENT = """
 select o.message_id
 from flowhouse.messages as o
@@ -273,13 +285,16 @@ def _in_list(values: Sequence[str]) -> exp.Expr:
 
 def _check_values(ctx: Context, claim_id: str) -> dict[str, Any]:
     raw_events = ctx.wh.table_exists("raw", "events")
-    key = f"send_reason:{raw_events}"
-    return {"claim": claim_id, "reason": ctx.memo(key, lambda: _reason(ctx, raw_events))}
+    tokens = ctx.wh.table_exists("staging", "stg_device_tokens")
+    key = f"send_reason:{raw_events}:{tokens}"
+    return {"claim": claim_id, "reason": ctx.memo(key, lambda: _reason(ctx, raw_events, tokens))}
 
 
-def _reason(ctx: Context, raw_events: bool) -> exp.Expr:
+def _reason(ctx: Context, raw_events: bool, tokens: bool) -> exp.Expr:
     """The first send-time check that stops a claimed row ``o`` (null when none does); with
-    `raw_events`, engagement loaded since the row was queued counts too."""
+    `raw_events`, engagement loaded since the row was queued counts too. An address gone since
+    the row was queued (a profile update, with `tokens` every device token retired) is
+    ``no_address``, as when it is queued."""
     unsubscribed, suppressed = _since(ctx) if raw_events else (None, None)
     lateness = per_flow(
         ctx.flows,
@@ -298,8 +313,11 @@ def _reason(ctx: Context, raw_events: bool) -> exp.Expr:
     capped = per_flow(ctx.flows, lambda f: caps_rule(ctx.settings, f), on="o")
     smart = per_flow(ctx.flows, lambda f: smart_rule(ctx.settings, f), on="o")
     checks = early_checks(
-        row, ctx.now, unsubscribed_since=unsubscribed, suppressed_since=suppressed
+        row, ctx.now, address=True, unsubscribed_since=unsubscribed, suppressed_since=suppressed
     )
+    if row.native_push and tokens:
+        gone = statement(_NO_DEVICE, now=ctx.now)
+        checks.insert(1, (exp.and_(row.is_message(), row.on_channel("push"), gone), "no_address"))
     return reason_of(checks + volume_checks(row.is_marketing, capped, smart))
 
 

@@ -335,17 +335,36 @@ def _onsite_routes(
 # -- the app ---------------------------------------------------------------------------------------
 
 
+_EXPIRED_PAGE = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>Link expired</title></head>"
+    "<body><p>This link has expired.</p></body></html>"
+)
+
+
+@dataclass(frozen=True)
+class ShortLinkAnswers:
+    """How the receiver answers SMS short links: they work for ``days`` after they were sent
+    (``delivery.sms_link_days``); a click on an older one, or on one erased, is redirected to
+    ``home`` (the store's url), or answered 410 with a page saying it expired when there is
+    none."""
+
+    days: int = links.DEFAULT_DAYS
+    home: str | None = None
+
+
 def create_app(
     inbox: Path,
     signing_key: str,
     checks: Verification,
     clock: Callable[[], float] = time.time,
     onsite: OnsiteAccess | None = None,
+    short_links: ShortLinkAnswers = ShortLinkAnswers(),
 ) -> Starlette:
     """The receiver, storing into ``inbox``; provider webhooks are checked as ``checks`` says
     (Twilio's against ``checks.public_url``, the address Twilio was given, behind a proxy);
     ``clock`` is the Unix time SendGrid's timestamps and customer tokens are compared with;
-    ``onsite`` serves the storefront's onsite messages (None: those endpoints answer 404)."""
+    ``onsite`` serves the storefront's onsite messages (None: those endpoints answer 404);
+    ``short_links`` says how long SMS short links live and where an expired one leads."""
     sendgrid_key = (
         None
         if checks.sendgrid_public_key is None
@@ -476,7 +495,11 @@ def create_app(
         await _store(inbox, "flowhouse", _json(record))
         return HTMLResponse(_DONE_PAGE.format(what=_CHANNEL_WORDS.get(claims.channel, "messages")))
 
-    registry = links.LinkRegistry(inbox / links.LINKS_FOLDER)
+    registry = links.LinkRegistry(
+        inbox / links.LINKS_FOLDER,
+        short_links.days,
+        lambda: datetime.fromtimestamp(clock(), UTC),
+    )
 
     async def click(request: Request) -> Response:
         token = request.path_params["token"]
@@ -484,7 +507,7 @@ def create_app(
             return _unknown_link()
         link = await run_in_threadpool(registry.find, token)
         if link is None:
-            return _unknown_link()
+            return await expired_click(token)
         record = {
             "kind": "click",
             "message_id": link.message_id,
@@ -496,6 +519,20 @@ def create_app(
         }
         await _store(inbox, "flowhouse", _json(record))
         return RedirectResponse(link.url, status_code=302)
+
+    async def expired_click(token: str) -> Response:
+        """A token flowhouse signed whose link is no longer on file (past its days, or erased):
+        counted (an ``expired_click`` in the inbox, the token only) and sent to the store."""
+        record = {
+            "kind": "expired_click",
+            "token": token,
+            "channel": "sms",
+            "received_at": received_at(),
+        }
+        await _store(inbox, "flowhouse", _json(record))
+        if short_links.home is None:
+            return HTMLResponse(_EXPIRED_PAGE, status_code=410)
+        return RedirectResponse(short_links.home, status_code=302)
 
     return Starlette(
         routes=[
@@ -589,10 +626,11 @@ def serve(
     signing_key: str,
     checks: Verification,
     onsite: OnsiteAccess | None = None,
+    short_links: ShortLinkAnswers = ShortLinkAnswers(),
 ) -> None:
     """Run the receiver until interrupted."""
     import uvicorn
 
-    app = create_app(inbox, signing_key, checks, onsite=onsite)
+    app = create_app(inbox, signing_key, checks, onsite=onsite, short_links=short_links)
     # no access log: request lines carry unsubscribe tokens
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -69,7 +69,7 @@ STATE_ACTIONS = ("add_tag", "remove_tag", "loyalty_points", "change_tier")
 
 #: What flows' actions did to each customer of a table, as ``(customer_id, kind, value)`` rows:
 #: each tag whose latest add_tag / remove_tag is an add (ties: the later update_id), the sum of
-#: the loyalty points awarded, the latest change_tier (the same rules as the model
+#: the loyalty points awarded, the latest change_tier unless it expired (the same rules as the model
 #: ``int_customer_actions``, read from ``profile_updates`` now rather than at the last refresh).
 _SHOP_STATE = """
 select t.customer_id, 'tag', t.name from (
@@ -90,7 +90,7 @@ where u.customer_id in (select customer_id from {table}) and u.updated_at <= :no
 group by u.customer_id
 union all
 select t.customer_id, 'tier', t.value from (
-    select u.customer_id, u.value,
+    select u.customer_id, u.value, u.expires_at,
         row_number() over (
             partition by u.customer_id order by u.updated_at desc, u.update_id desc
         ) as latest
@@ -98,7 +98,7 @@ select t.customer_id, 'tier', t.value from (
     where u.customer_id in (select customer_id from {table}) and u.updated_at <= :now
         and u.action = 'change_tier'
 ) as t
-where t.latest = 1
+where t.latest = 1 and (t.expires_at is null or t.expires_at > :now)
 """
 
 #: Longest rendered subject or preheader, in characters.
@@ -469,10 +469,12 @@ def _outgoing(
             payload |= {"pool": row["coupon_pool"], "coupon": _coupon(renderer.settings, row)}
         event = _properties(row["trigger_properties"])
         facts: dict[str, Any] = {"event": event}
+        own: dict[str, Any] = {}
         if row["channel"] in STATE_ACTIONS:  # the whole state, as of the claim
             empty = {"tags": [], "loyalty_points": 0, "tier": None}
             facts["shop"] = (states or {}).get(row["customer_id"], empty)
-        return Outgoing(**base, payload=payload, data=jsonable(facts))
+            own = jsonable(_properties(customer.get("properties")))
+        return Outgoing(**base, payload=payload, data=jsonable(facts), properties=own)
     context = _context(renderer, row, customer, recs)
     limits = renderer.limits
     message = renderer.step(row["flow_id"], row["step_id"]).message

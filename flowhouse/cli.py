@@ -29,7 +29,7 @@ from flowhouse.activation.fake.webhooks import (
 from flowhouse.activation.outbox import Bucket, RetryFilter
 from flowhouse.activation.providers.base import Secrets
 from flowhouse.activation.providers.delivery import delivery_problems, provider_configs
-from flowhouse.activation.receiver import onsite_access
+from flowhouse.activation.receiver import ShortLinkAnswers, onsite_access
 from flowhouse.activation.receiver import serve as serve_receiver
 from flowhouse.activation.receiver import verification as webhook_checks
 from flowhouse.activation.sync.run import SyncOptions, run_syncs
@@ -747,7 +747,8 @@ def receive(
         click.echo("note: Vonage webhooks are refused (set VONAGE_SIGNATURE_SECRET to accept them)")
     if onsite is None:
         click.echo(f"onsite messages: off ({configs.onsite.secret_env} is not set)")
-    serve_receiver(host, port, inbox, key, checks, onsite)
+    answers = ShortLinkAnswers(settings.delivery.sms_link_days, settings.store.url)
+    serve_receiver(host, port, inbox, key, checks, onsite, answers)
 
 
 _PLAN_FORMATS = {".json": "json", ".md": "markdown", ".markdown": "markdown"}
@@ -811,12 +812,22 @@ def plan(warehouse: str, flows_dir: Path | None, fmt: str | None, out: Path | No
 @click.option("--from", "start", required=True, metavar="TS", help="When the flow goes live.")
 @click.option("--to", "end", required=True, metavar="TS", help="The last tick.")
 @click.option("--every", default="1h", show_default=True, help="Tick cadence (a duration).")
+@click.option("--ignore-winners", is_flag=True,
+              help="Run splits on their weights, not on production's winners.")  # fmt: skip
 @handles_errors
 def backtest(
-    warehouse: str, flows_dir: Path | None, flow_id: str, start: str, end: str, every: str
+    warehouse: str,
+    flows_dir: Path | None,
+    flow_id: str,
+    start: str,
+    end: str,
+    every: str,
+    ignore_winners: bool,
 ) -> None:
     """Run FLOW_ID over past events, sending nothing, and report enrollments, messages per step,
-    skips by reason and goal conversions (in the scratch schema flowhouse_backtest)."""
+    skips by reason and goal conversions (in the scratch schema flowhouse_backtest). A split
+    whose winner production decided routes new entrants to it, as the live tick does, unless
+    --ignore-winners."""
 
     flows, settings = load_flows(flows_dir or default_flows_dir())
     flow = next((f for f in flows if f.id == flow_id), None)
@@ -832,7 +843,10 @@ def backtest(
     assert begin is not None
     assert finish is not None
     with Warehouse.open(Location.parse(warehouse)) as wh:
-        report = run_backtest(wh, flow, settings, begin, finish, cadence, echo=click.echo)
+        report = run_backtest(
+            wh, flow, settings, begin, finish, cadence, echo=click.echo,
+            production_winners=not ignore_winners,
+        )  # fmt: skip
     for line in report.lines():
         click.echo(line)
 
@@ -1053,15 +1067,22 @@ def events_retract(
               help="A customer to erase (repeatable).")  # fmt: skip
 @click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="More customer ids, one a line.")  # fmt: skip
+@click.option("--inbox", envvar="FLOWHOUSE_INBOX", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="The receiver's inbox: its SMS short links (links/) of the erased customers "
+              "go too (env FLOWHOUSE_INBOX).")  # fmt: skip
 @handles_errors
-def erase(warehouse: str, customer_ids: tuple[str, ...], file: Path | None) -> None:
+def erase(
+    warehouse: str, customer_ids: tuple[str, ...], file: Path | None, inbox: Path | None
+) -> None:
     """Erase customers (GDPR): delete their raw rows, anonymise the engine's and the marts' rows,
     skip their queued messages, and suppress them for good; a mirror sync removes them from its
-    destination on its next run (docs/privacy.md). One transaction. Without ids, erases again
-    whatever the warehouse got back about customers erased before."""
+    destination on its next run; with --inbox, their SMS short links go (docs/privacy.md). One
+    transaction. Without ids, erases again whatever the warehouse got back about customers
+    erased before."""
 
     ids = [*customer_ids, *(read_ids(file, "customer id") if file else [])]
-    report = run_erase(Location.parse(warehouse), ids, utcnow())
+    report = run_erase(Location.parse(warehouse), ids, utcnow(), inbox)
     click.echo(report.describe())
 
 

@@ -27,7 +27,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
+from flowhouse.activation.links import LINKS_FOLDER
+from flowhouse.activation.links import erase as erase_links
 from flowhouse.core.contract import RAW_SCHEMA
 from flowhouse.core.state import ensure_retracted, ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
@@ -195,6 +198,9 @@ class ErasureReport:
     #: Per upsert / add_only sync, rows its destination still holds (removed from the snapshot).
     left_at_destination: dict[str, int] = field(default_factory=dict)
     model_tables: list[str] = field(default_factory=list)
+    #: SMS short links of erased customers removed from ``<inbox>/links/`` (None: no inbox given,
+    #: not looked at).
+    short_links: int | None = None
 
     def describe(self) -> str:
         lines = [
@@ -202,6 +208,13 @@ class ErasureReport:
             f"{self.customer_rows} customer row(s), {self.event_rows} event(s) deleted; "
             "engine and mart rows anonymised"
         ]
+        if self.short_links is None:
+            lines.append(
+                "  SMS short links (<inbox>/links/) not checked: give --inbox (or set "
+                "FLOWHOUSE_INBOX) to remove the erased customers' links"
+            )
+        else:
+            lines.append(f"  {self.short_links} SMS short link(s) removed from <inbox>/links/")
         for sync_id, n in self.pending_removals.items():
             lines.append(f"  sync {sync_id}: {n} row(s) removed at the destination by its next run")
         for sync_id, n in self.left_at_destination.items():
@@ -212,8 +225,11 @@ class ErasureReport:
         return "\n".join(lines)
 
 
-def erase(location: Location, customer_ids: Sequence[str], now: datetime) -> ErasureReport:
-    """Erase `customer_ids` (and any erased customer the warehouse got back) in one transaction."""
+def erase(
+    location: Location, customer_ids: Sequence[str], now: datetime, inbox: Path | None = None
+) -> ErasureReport:
+    """Erase `customer_ids` (and any erased customer the warehouse got back) in one transaction;
+    then, given the receiver's ``inbox``, the SMS short links of every customer ever erased."""
     report = ErasureReport(list(dict.fromkeys(i.strip() for i in customer_ids if i.strip())))
     with Warehouse.open(location) as wh:
         wh.ensure_raw_tables()
@@ -221,6 +237,11 @@ def erase(location: Location, customer_ids: Sequence[str], now: datetime) -> Era
         ensure_state(wh, "flowhouse")
         with wh.transaction():
             _erase(wh, report, now)
+        hashes = {
+            str(r[0]) for r in rows(wh, "select customer_hash from flowhouse.erased_customers")
+        }
+    if inbox is not None:
+        report.short_links = erase_links(inbox / LINKS_FOLDER, hashes)
     return report
 
 

@@ -51,8 +51,8 @@ from flowhouse.activation.render import (
 )
 from flowhouse.core.errors import ConfigError
 from flowhouse.core.locks import tick_lock
-from flowhouse.core.sql import STATE_SCHEMA, literal, render, statement
-from flowhouse.core.state import TABLES, ensure_state
+from flowhouse.core.sql import literal, render, statement
+from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.flows.compile import WAREHOUSE_ACTIONS, CompiledFlow, StepRow, compile_flow
 from flowhouse.flows.load import load_flows
@@ -60,6 +60,7 @@ from flowhouse.flows.settings import Settings
 from flowhouse.orchestration.engine.coupons import generate_codes
 from flowhouse.orchestration.engine.enroll import FAN_OUT_TYPES
 from flowhouse.orchestration.engine.tick import run_tick
+from flowhouse.orchestration.engine.winners import carry_winners
 from flowhouse.rules.context import Context
 from flowhouse.rules.sendtime import ADDRESSES, NATIVE_PUSH_ADDRESS, native_push
 from flowhouse.status import CHANNELS, CustomerStatus, Decision, customer_status, message_lines
@@ -239,16 +240,7 @@ def _reset(wh: Warehouse) -> None:
 
 def _copy_winners(wh: Warehouse, flow_id: str) -> None:
     """The flow's decided split winners, so the preview routes new entrants as the tick will."""
-    if not wh.table_exists(STATE_SCHEMA, "split_winners"):
-        return
-    columns = [name for name, _, _ in TABLES["split_winners"]]
-    source = exp.select(*columns).from_(exp.table_("split_winners", db=STATE_SCHEMA))
-    copy = exp.insert(
-        source.where(exp.column("flow_id").eq(literal(flow_id))),
-        exp.table_("split_winners", db=PREVIEW_SCHEMA),
-        columns=columns,
-    )
-    wh.execute(copy)
+    carry_winners(wh, flow_id, PREVIEW_SCHEMA)
     wh.commit()
 
 

@@ -445,6 +445,11 @@ class ActionSpec(Model):
     pool: str | None = None
     points: int | None = None
     tier: str | None = None
+    expires_in: Duration | None = Field(
+        default=None,
+        description="change_tier: how long the override lasts (then the revenue-computed tier "
+        "again); unset: until a later change_tier",
+    )
     task: str | None = None
     url: str | None = None
     audience: str | None = None

@@ -23,7 +23,7 @@ from flowhouse.core.errors import ConfigError
 from flowhouse.flows.checks import Loc, memberships, walk_steps
 from flowhouse.flows.compile import CompiledFlow, compile_flow
 from flowhouse.flows.files import ParsedFlow, Problem, YamlSyntaxError, flow_files, read_flow
-from flowhouse.flows.flowfile import Action, Flow, Message, Send
+from flowhouse.flows.flowfile import Action, Flow, Message, Send, format_duration
 from flowhouse.flows.settings import SETTINGS_FILE, Settings, load_settings, off_domains
 from flowhouse.flows.templating import TEMPLATES_DIR, check_template, check_text
 from flowhouse.flows.vocabulary import Vocabulary
@@ -248,19 +248,38 @@ ACTION_FIELDS: dict[str, frozenset[str]] = {
 }
 
 
+#: The fields an action type may also take.
+OPTIONAL_ACTION_FIELDS: dict[str, frozenset[str]] = {"change_tier": frozenset({"expires_in"})}
+
+
 def _action_fields(step: Action, loc: Loc) -> Iterator[Reference]:
     kind = step.action.type
     given = step.action.model_dump(exclude_none=True, exclude={"type"})
     needed = ACTION_FIELDS[kind]
+    allowed = needed | OPTIONAL_ACTION_FIELDS.get(kind, frozenset())
     for name in sorted(needed - given.keys()):
         yield (*loc, "action"), f"type {kind} needs {name}:", None
-    for name in sorted(given.keys() - needed):
-        expected = ", ".join(sorted(needed))
+    for name in sorted(given.keys() - allowed):
+        expected = ", ".join(sorted(allowed))
         yield (
             (*loc, "action", name),
             f"{name}: does not apply to {kind} (it takes {expected})",
             None,
         )
+    yield from _expiry(step, loc)
+
+
+def _expiry(step: Action, loc: Loc) -> Iterator[Reference]:
+    """An override's ``expires_in`` is a positive duration, and ``tier: auto`` (which clears the
+    override) has nothing to expire."""
+    expires = step.action.expires_in
+    if expires is None or step.action.type != "change_tier":
+        return
+    where = (*loc, "action", "expires_in")
+    if expires.total_seconds() <= 0:
+        yield where, "expires_in: must be a positive duration (e.g. 30d)", format_duration(expires)
+    if step.action.tier == "auto":
+        yield where, "expires_in: tier auto clears the override; there is nothing to expire", None
 
 
 def _pool(name: str, loc: Loc, settings: Settings | None) -> Iterator[Reference]:

@@ -170,6 +170,12 @@ class Delivery(Model):
         default=True,
         description="Rewrite SMS links to short links on links_url that record clicks",
     )
+    sms_link_days: int = Field(
+        default=30,
+        ge=1,
+        description="How long an SMS short link works and stays in <inbox>/links/ (then pruned); "
+        "a click on an older one goes to the store's url",
+    )
     sending_domains: list[Annotated[str, AfterValidator(_domain)]] = Field(
         default_factory=list,
         description="The domains authenticated with the e-mail provider (e.g. shop.example): "

@@ -14,7 +14,8 @@
   never in ``messages``, so never in the marts or the caps |
 | ``coupon_codes`` | code in a coupon pool: to whom it was issued, until when, whether redeemed |
 | ``profile_updates`` | warehouse action applied to a customer: tag, list, property, points, tier
-  (the models read it into the customer's tags, loyalty points and tier override) |
+  (the models read it into the customer's tags, loyalty points and tier override, which ends at
+  its ``expires_at`` when the action gave ``expires_in``) |
 | ``ticks`` | tick: its time, how long it took, what it did |
 | ``split_winners`` | split decided by its ``auto_winner`` rule: the winner, the metric, the figures
   it was decided on, when; final (a later tick never recomputes it) |
@@ -38,7 +39,9 @@ from collections.abc import Sequence
 from sqlglot import exp
 
 from flowhouse.core.contract import EVENTS, RAW_SCHEMA, ColumnType
-from flowhouse.core.warehouse import Warehouse, column_type, create_table
+from flowhouse.core.paths import DBT_PACKAGE
+from flowhouse.core.sql import STATE_SCHEMA
+from flowhouse.core.warehouse import Dialect, Warehouse, column_type, create_table
 
 Columns = Sequence[tuple[str, ColumnType, bool]]
 
@@ -193,6 +196,8 @@ TABLES: dict[str, Columns] = {
         ("name", "text", False),
         ("value", "text", False),
         ("updated_at", "timestamp", True),
+        # when the update stops counting (a change_tier with expires_in); null: never
+        ("expires_at", "timestamp", False),
     ),
     "sync_state": (
         ("sync_id", "text", True),
@@ -308,6 +313,58 @@ def ensure_retracted(wh: Warehouse) -> None:
     wh.execute(create_table(f"{RAW_SCHEMA}.retracted_events", RETRACTED_EVENTS, wh.dialect))
 
 
+#: The dbt macro that creates the state tables when missing (``dbt_project/macros/state.sql``, run
+#: by the project's ``on-run-start`` hook), so a bare ``dbt build`` on a warehouse flowhouse never
+#: prepared finds the sources it reads. Generated from :data:`TABLES` by :func:`state_macro`
+#: (``python -m flowhouse.core.state``); a test keeps the file equal to it.
+STATE_MACRO = "state.sql"
+#: The warehouses the macro has DDL of; any other target gets PostgreSQL's.
+_MACRO_DIALECTS: tuple[Dialect, ...] = ("duckdb", "postgres")
+
+
+def state_macro() -> str:
+    """The text of :data:`STATE_MACRO`: ``create ... if not exists`` of the state schema and of
+    every table of :data:`TABLES`, per warehouse (never edited by hand: one source of truth)."""
+    lines = [
+        "{#- Generated from flowhouse/core/state.py (TABLES) by `python -m flowhouse.core.state`:",
+        "    do not edit. The state tables flowhouse writes, created when missing, so that the",
+        "    models' sources (source('flowhouse', ...)) exist on a warehouse flowhouse never",
+        "    prepared (a bare `dbt build`), and the nullable columns a later release added.",
+        "-#}",
+        "{% macro flowhouse_state_tables() -%}",
+    ]
+    for number, dialect in enumerate(_MACRO_DIALECTS):
+        test = f"target.type == '{dialect}'" if dialect != "postgres" else ""
+        lines.append(
+            "{%- " + ("if " if number == 0 else "elif " if test else "else") + test + " %}"
+        )
+        lines += [f"{text};" for text in _state_ddl(dialect)]
+    lines += ["{%- endif %}", "{%- endmacro %}", ""]
+    return "\n".join(lines)
+
+
+def _state_ddl(dialect: Dialect) -> list[str]:
+    """The schema and the tables, then each nullable column added when missing: a table created
+    by an earlier release gains the columns a later one added (as :func:`ensure_state` does)."""
+    schema = exp.Create(this=exp.to_identifier(STATE_SCHEMA), kind="SCHEMA", exists=True)
+    tables = [create_table(f"{STATE_SCHEMA}.{n}", c, dialect) for n, c in TABLES.items()]
+    added = [
+        exp.Alter(
+            this=exp.to_table(f"{STATE_SCHEMA}.{name}"),
+            kind="TABLE",
+            actions=[
+                exp.ColumnDef(
+                    this=exp.to_identifier(column), kind=column_type(kind, dialect), exists=True
+                )
+            ],
+        )
+        for name, columns in TABLES.items()
+        for column, kind, required in columns
+        if not required
+    ]
+    return [s.sql(dialect=dialect) for s in (schema, *tables, *added)]
+
+
 def ensure_state(wh: Warehouse, schema: str) -> None:
     """Create the state schema and its tables when missing (idempotent)."""
     wh.ensure_schema(schema)
@@ -333,3 +390,7 @@ def _add_missing_columns(wh: Warehouse, schema: str, name: str, columns: Columns
                 ],
             )
             wh.execute(add)
+
+
+if __name__ == "__main__":
+    (DBT_PACKAGE / "macros" / STATE_MACRO).write_text(state_macro())

@@ -5,7 +5,8 @@
     - tags: add_tag / remove_tag, the latest action per tag wins (ties: the later update_id);
     - flow_loyalty_points: the sum of loyalty_points awards (negative points deduct);
     - tier_override: the latest change_tier; `tier: auto` clears it (back to the revenue-computed tier).
-      An override lasts until a later change_tier replaces or clears it. -#}
+      An override lasts until a later change_tier replaces or clears it, or until its expires_at (the
+      action's expires_in) when it gave one: from then on the revenue-computed tier again. -#}
 
 with
 
@@ -56,6 +57,7 @@ tier_actions as (
         customer_id,
         value as tier,
         updated_at,
+        expires_at,
         row_number() over (partition by customer_id order by updated_at desc, update_id desc) as latest
     from updates
     where action = 'change_tier'
@@ -64,9 +66,15 @@ tier_actions as (
 
 overrides as (
 
-    select customer_id, tier as tier_override, updated_at as tier_override_at
+    select
+        customer_id,
+        tier as tier_override,
+        updated_at as tier_override_at,
+        expires_at as tier_override_expires_at
     from tier_actions
-    where latest = 1 and tier is not null and tier <> 'auto'
+    where
+        latest = 1 and tier is not null and tier <> 'auto'
+        and (expires_at is null or expires_at > {{ flowhouse.flowhouse_now() }})
 
 ),
 
@@ -87,7 +95,8 @@ final as (
         tags.tags,
         points.flow_loyalty_points,
         overrides.tier_override,
-        overrides.tier_override_at
+        overrides.tier_override_at,
+        overrides.tier_override_expires_at
     from customers
     left join tags on tags.customer_id = customers.customer_id
     left join points on points.customer_id = customers.customer_id

@@ -7,6 +7,11 @@ one sends. A draft or paused flow is backtested as if it were live. Coupon pools
 codes. The report: enrollments, refusals, messages per step by status, skips by reason, exits,
 and goal conversions of treatment against holdout.
 
+A split whose ``auto_winner`` production has already decided (``flowhouse.split_winners``) routes
+new entrants to its winner from the first tick, as the live tick does now, and the report names
+it; with ``production_winners=False`` (``--ignore-winners``) the split runs on its weights, and
+its rule may decide a winner from the backtest's own figures (the report says which).
+
 Customer attributes are the models as last built (build with ``--now`` at the end of the span):
 an audience or branch predicate over attributes sees them as of that build, not as of each tick.
 """
@@ -27,6 +32,7 @@ from flowhouse.flows.compile import CompiledFlow
 from flowhouse.flows.settings import Settings
 from flowhouse.orchestration.engine.coupons import generate_codes
 from flowhouse.orchestration.engine.tick import run_tick
+from flowhouse.orchestration.engine.winners import Carried, carry_winners
 
 BACKTEST_SCHEMA = "flowhouse_backtest"
 
@@ -44,6 +50,11 @@ class BacktestReport:
     skips: dict[str, int] = field(default_factory=dict)
     exits: dict[str, int] = field(default_factory=dict)
     conversions: dict[str, tuple[int, int]] = field(default_factory=dict)  # group: (conv, n)
+    #: Production's split winners the backtest routed by, or (``winners_ignored``) ignored.
+    winners: list[Carried] = field(default_factory=list)
+    winners_ignored: bool = False
+    #: Splits whose rule the backtest's own figures decided: (step, winner).
+    decided: list[tuple[str, str]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         out = [
@@ -63,7 +74,24 @@ class BacktestReport:
             out.append("skips: " + ", ".join(f"{k} {v}" for k, v in sorted(self.skips.items())))
         if self.exits:
             out.append("exits: " + ", ".join(f"{k} {v}" for k, v in sorted(self.exits.items())))
+        out += self._winners()
         out.append("goal conversions: " + self._conversions())
+        return out
+
+    def _winners(self) -> list[str]:
+        out = []
+        for w in self.winners:
+            how = (
+                "ignored (--ignore-winners): the split ran on its weights"
+                if self.winners_ignored
+                else "new entrants routed to it, as in production"
+            )
+            at = f"{w.decided_at:%Y-%m-%d %H:%M}"
+            out.append(f"split {w.step_id}: production's winner {w.winner} (decided {at}) {how}")
+        out += [
+            f"split {step}: winner {arm} decided in this backtest by its auto_winner rule"
+            for step, arm in self.decided
+        ]
         return out
 
     def _conversions(self) -> str:
@@ -86,7 +114,10 @@ def backtest(
     end: datetime,
     every: timedelta = timedelta(hours=1),
     echo: Callable[[str], None] | None = None,
+    production_winners: bool = True,
 ) -> BacktestReport:
+    """The flow over past events from ``start`` to ``end``, a tick every ``every``; with
+    ``production_winners``, its splits decided in production route to their winners."""
     if end <= start:
         raise ConfigError("--to must be after --from", value=f"{start} .. {end}")
     if every <= timedelta(0):
@@ -94,6 +125,11 @@ def backtest(
     began = time.perf_counter()
     flow = replace(flow, flow=flow.flow.model_copy(update={"state": "live"}))
     _reset(wh)
+    carried = carry_winners(wh, flow.id, BACKTEST_SCHEMA)
+    if not production_winners:
+        forget = statement("delete from flowhouse.split_winners", BACKTEST_SCHEMA)
+        wh.execute(render(forget, wh.dialect))
+    wh.commit()
     _fill_pools(wh, flow, start, end)
     ticks = 0
     at = start
@@ -106,6 +142,7 @@ def backtest(
             break
         at = min(at + every, end)
     report = BacktestReport(flow.id, start, end, ticks, time.perf_counter() - began)
+    report.winners, report.winners_ignored = carried, not production_winners
     _report(wh, flow, end, report)
     return report
 
@@ -172,6 +209,14 @@ def _report(wh: Warehouse, flow: CompiledFlow, end: datetime, r: BacktestReport)
             "where status = 'skipped' group by skip_reason",
         )
     )
+    carried = set() if r.winners_ignored else {w.step_id for w in r.winners}
+    r.decided = [
+        (str(step), str(arm))
+        for step, arm in _sql(
+            wh, "select step_id, winner from flowhouse.split_winners order by step_id"
+        )
+        if step not in carried
+    ]
     r.exits = dict(
         _sql(
             wh,

@@ -28,6 +28,7 @@ from sqlglot import exp
 from flowhouse.core.sql import literal, statement
 from flowhouse.flows.compile import WAREHOUSE_ACTIONS, CompiledFlow, StepRow
 from flowhouse.flows.conditions import suppress_condition
+from flowhouse.flows.flowfile import parse_duration
 from flowhouse.flows.settings import Settings
 from flowhouse.orchestration.engine.moves import arrive, journal
 from flowhouse.rules.context import Context, per_flow
@@ -180,9 +181,11 @@ where w.out_kind = 'message' and w.pushed and w.reason is null and not w.is_hold
 
 _UPDATES = """
 insert into flowhouse.profile_updates
-    (update_id, enrollment_id, flow_id, step_id, customer_id, action, name, value, updated_at)
+    (update_id, enrollment_id, flow_id, step_id, customer_id, action, name, value, updated_at,
+     expires_at)
 select w.message_id, w.enrollment_id, w.flow_id, w.step_id, w.customer_id, w.channel,
-    w.update_name, coalesce(a.code, w.update_value), w.due_at
+    w.update_name, coalesce(a.code, w.update_value), w.due_at,
+    case when w.channel = 'change_tier' then w.due_at + w.expires_seconds * interval 1 second end
 from _fh_wave as w
 left join _fh_assigned as a on a.message_id = w.message_id
 where w.out_kind = 'warehouse' and w.reason is null and not w.is_holdout
@@ -348,7 +351,7 @@ def _step_values(settings: Settings, f: CompiledFlow, s: StepRow) -> dict[str, A
         out_kind="warehouse" if warehouse else "external",
         is_marketing=False,
         coupon_pool=pool,
-        expires_seconds=_expires(settings, pool),
+        expires_seconds=_expires(settings, pool) if pool else _override_seconds(p),
         payload=json.dumps(p, sort_keys=True),
         update_name=name,
         update_value=value,
@@ -361,6 +364,12 @@ def _update_of(action: str, p: dict[str, Any]) -> tuple[str | None, str | None]:
     name = p.get("tag") or p.get("list") or p.get("property") or p.get("pool")
     value = p.get("value", p.get("points", p.get("tier")))
     return name, (None if value is None else str(value))
+
+
+def _override_seconds(p: dict[str, Any]) -> int | None:
+    """How long a ``change_tier`` override lasts (``expires_in``), in seconds; None: for good."""
+    found = p.get("expires_in")
+    return None if found is None else int(parse_duration(found).total_seconds())
 
 
 def _expires(settings: Settings, pool: str | None) -> int | None:

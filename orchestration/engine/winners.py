@@ -28,7 +28,9 @@ from typing import Any
 
 from sqlglot import exp
 
-from flowhouse.core.sql import literal
+from flowhouse.core.sql import STATE_SCHEMA, literal
+from flowhouse.core.state import TABLES
+from flowhouse.core.warehouse import Warehouse
 from flowhouse.flows.checks import arm_sends, candidates
 from flowhouse.flows.compile import CompiledFlow, CompiledPath, splits
 from flowhouse.flows.flowfile import METRIC_CHANNELS, AutoWinner, Split
@@ -277,3 +279,31 @@ def routed(paths: list[CompiledPath], split: Split, winner: str) -> list[Compile
         )
         for p in paths
     ]
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A production split winner another state schema (a backtest, a preview) starts with."""
+
+    step_id: str
+    winner: str
+    decided_at: Any
+
+
+def carry_winners(wh: Warehouse, flow_id: str, schema: str) -> list[Carried]:
+    """Copy the flow's decided split winners from the live state into ``schema``, so that it
+    routes new entrants as production does; the winners copied (none where the live state has
+    none). The caller commits."""
+    if not wh.table_exists(STATE_SCHEMA, "split_winners"):
+        return []
+    columns = [name for name, _, _ in TABLES["split_winners"]]
+    source = (
+        exp.select(*columns)
+        .from_(exp.table_("split_winners", db=STATE_SCHEMA))
+        .where(exp.column("flow_id").eq(literal(flow_id)))
+    )
+    wh.execute(exp.insert(source, exp.table_("split_winners", db=schema), columns=columns))
+    found = exp.select("step_id", "winner", "decided_at").from_(
+        exp.table_("split_winners", db=schema)
+    )
+    return [Carried(str(s), str(w), at) for s, w, at in wh.query(found.order_by("step_id"))]

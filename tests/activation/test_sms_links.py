@@ -94,8 +94,7 @@ def test_an_sms_click_redirects_and_becomes_a_message_clicked_event(
     [message] = store.rows("messages")
     client = receiver(inbox)
     forged = token[:-1] + ("A" if token[-1] != "A" else "B")
-    unknown = links.short_token("not-a-message", 1, KEY)
-    for bad in (forged, unknown, "short"):
+    for bad in (forged, "short"):
         answer = client.get(f"/c/{bad}", follow_redirects=False)
         assert answer.status_code == 404, bad
     assert not (inbox / "flowhouse").exists()  # nothing recorded for them
@@ -127,6 +126,10 @@ def test_an_sms_click_redirects_and_becomes_a_message_clicked_event(
         assert customer_id == "c1"
         assert props["message_id"] == message["message_id"]
         assert (props["channel"], props["url"]) == ("sms", "https://shop.example/cart?c=c1")
+    # signed by the store but on file no more (expired, erased): gone, said so, and counted
+    unknown = links.short_token("not-a-message", 1, KEY)
+    assert client.get(f"/c/{unknown}").status_code == 410
+    assert ingest(store.location, inbox, datetime(2026, 3, 1, 11, 10)).expired_clicks == 1
 
 
 def test_short_links_rendered_in_a_worker_process_are_registered_before_sending(

@@ -195,6 +195,14 @@ def test_validate_names_a_missing_folder_and_an_empty_one(tmp_path: Path) -> Non
          "tag: does not apply to webhook (it takes url)"),
         ("{type: set_property, property: x}", "steps.1.action", "type set_property needs value:"),
         ("{type: coupon, pool: nope}", "steps.1.action.pool", "no such coupon pool"),
+        ("{type: add_tag, tag: vip, expires_in: 30d}", "steps.1.action.expires_in",
+         "expires_in: does not apply to add_tag (it takes tag)"),
+        ("{type: change_tier, tier: auto, expires_in: 30d}", "steps.1.action.expires_in",
+         "expires_in: tier auto clears the override; there is nothing to expire"),
+        ("{type: change_tier, tier: gold, expires_in: 0s}", "steps.1.action.expires_in",
+         "expires_in: must be a positive duration"),
+        ("{type: change_tier, tier: gold, expires_in: soon}", "steps.1.action.expires_in",
+         "'soon' is not a duration"),
     ],
 )  # fmt: skip
 def test_actions_need_their_own_fields(

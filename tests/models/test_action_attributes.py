@@ -44,14 +44,21 @@ EVENTS = [
     ("s6", "c_removed", "subscription_paused", "2026-10-02 10:00", {"subscription_id": "C"}),
 ]  # fmt: skip
 UPDATE_COLUMNS = ["update_id", "enrollment_id", "flow_id", "step_id", "customer_id", "action",
-                  "name", "value", "updated_at"]  # fmt: skip
+                  "name", "value", "updated_at", "expires_at"]  # fmt: skip
+#: change_tier overrides with an expiry (expires_in): c_tagged's still runs at the build's now,
+#: c_plain's ended before it (back to the revenue tier).
+EXPIRING = [
+    ("u6", "e2", "f", "tier", "c_tagged", "change_tier", None, "vip", "2026-09-05 10:00",
+     "2026-12-05 10:00"),
+    ("u12", "e4", "f", "tier", "c_plain", "change_tier", None, "gold", "2026-09-01 10:00",
+     "2026-09-08 10:00"),
+]  # fmt: skip
 UPDATES = [
     ("u1", "e1", "f", "tag", "c_tagged", "add_tag", "vip", None, "2026-09-01 10:00"),
     ("u2", "e1", "f", "tag2", "c_tagged", "add_tag", "early", None, "2026-09-01 10:00"),
     ("u3", "e1", "f", "pts", "c_tagged", "loyalty_points", None, "250", "2026-09-02 10:00"),
     ("u4", "e2", "f", "pts", "c_tagged", "loyalty_points", None, "-50", "2026-09-03 10:00"),
     ("u5", "e1", "f", "tier", "c_tagged", "change_tier", None, "gold", "2026-09-01 10:00"),
-    ("u6", "e2", "f", "tier", "c_tagged", "change_tier", None, "vip", "2026-09-05 10:00"),
     ("u7", "e3", "f", "tag", "c_removed", "add_tag", "vip", None, "2026-09-01 10:00"),
     ("u8", "e3", "f", "untag", "c_removed", "remove_tag", "vip", None, "2026-09-02 10:00"),
     ("u9", "e3", "f", "tier", "c_removed", "change_tier", None, "vip", "2026-09-01 10:00"),
@@ -81,7 +88,7 @@ def load(location: Location) -> None:
         for table, columns, rows in (
             ("raw.customers", CUSTOMER_COLUMNS, customers),
             ("raw.events", EVENT_COLUMNS, events),
-            ("flowhouse.profile_updates", UPDATE_COLUMNS, UPDATES),
+            ("flowhouse.profile_updates", UPDATE_COLUMNS, [(*u, None) for u in UPDATES] + EXPIRING),
             ("flowhouse.coupon_codes", COUPON_COLUMNS, COUPONS),
         ):
             wh.execute(exp.insert(exp.values(_rows(rows)), table, columns=columns))
@@ -148,6 +155,8 @@ def check(location: Location) -> None:
             "vip",
         )
         assert (removed["tier"], removed["tier_override"]) == ("bronze", None)
+        # an override whose expires_in has passed is over: the revenue tier again
+        assert (plain["tier"], plain["tier_override"]) == ("bronze", None)
         # one subscription paused, another active: active; a pause after now is not known yet
         assert tagged["subscription_status"] == "active"
         assert removed["subscription_status"] == "cancelled"

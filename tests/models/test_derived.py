@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from sqlglot import exp
 
-from flowhouse.core.build import build_models, prepare_sources
+from flowhouse.core.build import build_models
 from flowhouse.core.dbt import run_dbt
 from flowhouse.core.warehouse import Location, Warehouse
 
@@ -265,7 +265,6 @@ def test_switched_off_derivation_keeps_raw_events_of_its_type(tmp_warehouse: Loc
     raw = ("raw-abandoned", "c2", "cart_abandoned", D + "11:30", D + "11:31", '{"cart_id": "k2"}')
     load_store(tmp_warehouse, [raw])
     dbt_vars = {"now": str(FINAL_NOW), "derive_cart_abandoned": False}
-    prepare_sources(tmp_warehouse)  # as flowhouse does before dbt: the state tables it reads
     run_dbt("run", tmp_warehouse, ["--select", "+events"], dbt_vars)
     with Warehouse.open(tmp_warehouse) as wh:
         stream = wh.query(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from urllib.parse import urlsplit
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from flowhouse.activation.providers.config import ProviderConfig
 
@@ -33,20 +33,28 @@ class Spree(ProviderConfig):
     ``/api/v2/platform``); when it is not written it is read from the environment variable
     ``url_env``. The Platform API token (an OAuth access token with the ``admin`` scope) is read
     from ``token_env``. Flowhouse's action state goes under ``metadata_key`` in each user's
-    ``private_metadata``."""
+    ``private_metadata``, on the user ``user_id_property`` names (a customer property holding the
+    Spree user id), else the user whose id is the ``customer_id``."""
 
     token_env: str = "FLOWHOUSE_SPREE_TOKEN"
     url_env: str = "FLOWHOUSE_SPREE_URL"
     metadata_key: str = "flowhouse"
+    user_id_property: str | None = Field(
+        default=None,
+        description="The customer property (raw.customers.properties) holding the customer's "
+        "Spree user id; unset: the customer_id is the Spree user id",
+    )
 
     @field_validator("base_url")
     @classmethod
     def _store_url(cls, value: str | None) -> str | None:
         return None if value is None else store_url(value)
 
-    @field_validator("metadata_key")
+    @field_validator("metadata_key", "user_id_property")
     @classmethod
-    def _key(cls, value: str) -> str:
+    def _key(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.strip() or any(unicodedata.category(c) == "Cc" for c in value):
             raise ValueError("expected a non-empty key without control characters")
         return value

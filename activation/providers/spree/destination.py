@@ -7,7 +7,9 @@ reason stored or printed). The store's URL is ``delivery.spree.base_url``, else 
 variable ``delivery.spree.url_env``.
 
 Actions (``add_tag``, ``remove_tag``, ``loyalty_points``, ``change_tier``): one
-``PATCH /api/v2/platform/users/{customer_id}`` each, carrying the customer's whole action state as
+``PATCH /api/v2/platform/users/{user_id}`` each (the customer id, or the customer property
+``delivery.spree.user_id_property`` names; a customer without it fails, nothing sent), carrying the
+customer's whole action state as
 the warehouse holds it when the row is claimed (read set-based for the claim by
 :func:`flowhouse.activation.render.shop_states`)::
 
@@ -100,8 +102,18 @@ class SpreeDestination(Destination):
         """``PATCH .../users/{id}`` with the customer's action state."""
         state = message.data.get("shop") or {}
         body = {"user": {"private_metadata": {self.config.metadata_key: state}}}
-        path = f"{PLATFORM}/users/{quote(message.customer_id, safe='')}"
+        path = f"{PLATFORM}/users/{quote(self.user_id(message) or '', safe='')}"
         return self._request("PATCH", path, body)
+
+    def user_id(self, message: Outgoing) -> str | None:
+        """The customer's Spree user id: the property ``user_id_property`` names, else the
+        customer id; None when that property is missing or blank (nothing is sent)."""
+        key = self.config.user_id_property
+        if key is None:
+            return message.customer_id
+        found = message.properties.get(key)
+        text = "" if found is None or isinstance(found, dict | list) else str(found).strip()
+        return text or None
 
     def lookup_request(self, code: str) -> httpx.Request:
         """The promotion with ``code`` (as Spree stores it, in lowercase), with its actions."""
@@ -166,6 +178,12 @@ class SpreeDestination(Destination):
 
     async def exchange(self, client: httpx.AsyncClient, call: Call) -> httpx.Response:
         message = self._messages.pop(call.message_ids[0], None)
+        if (
+            message is not None
+            and message.channel in STATE_CHANNELS
+            and self.user_id(message) is None
+        ):
+            return _refusal(call.request, self._no_user(message))
         if message is None or message.channel in STATE_CHANNELS:
             return await client.send(call.request)
         if message.channel != COUPON:
@@ -177,6 +195,13 @@ class SpreeDestination(Destination):
             return await self._create_coupon(client, call, message)
         except BadAnswer as err:
             return httpx.Response(502, json={"error": str(err)}, request=call.request)
+
+    def _no_user(self, message: Outgoing) -> str:
+        key = self.config.user_id_property
+        return (
+            f"no Spree user id: customer {message.customer_id} has no property {key!r} "
+            f"(delivery.spree.user_id_property); nothing was sent to the store"
+        )
 
     async def _create_coupon(
         self, client: httpx.AsyncClient, call: Call, message: Outgoing
