@@ -51,6 +51,7 @@ from flowhouse.load import LoadReport, load_file
 LINK_CHANNELS = (*(c.name for c in CHANNELS.values() if c.unsubscribe_page), "all")
 _LINK_CHANNELS_SQL = ", ".join(f"'{c}'" for c in LINK_CHANNELS)
 
+
 def _missing(name: str) -> str:
     """The condition "the notification lacks ``name``" (a constant field name, not data)."""
     return f"nullif(trim(json_extract_string(item, '$.{name}')), '') is null"
