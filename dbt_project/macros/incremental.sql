@@ -83,6 +83,20 @@
 {%- endmacro %}
 
 
+{#- A post-hook of customer_attributes: a customer who left the customers input (a store's own
+    customers relation may delete rows) loses their row, as a full build would leave them none. -#}
+{% macro forget_customers_gone() -%}
+    {%- if flowhouse.has_stamps() -%}
+        delete from {{ this }}
+        where customer_id not in (
+            select customer_id from {{ ref('stg_customers') }} where customer_id is not null
+        )
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
 {#- The input of a model incremental by what changed: the rows of `relation` (those `where` keeps) known
     at the build's now (each of `known` at most now) that changed since the marks: loaded at or after
     marks.loaded, or with one of `time_columns` (the times the model compares with now: occurred_at,

@@ -4,7 +4,8 @@
         unique_key='customer_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        pre_hook="{{ flowhouse.forget_when_now_went_back() }}"
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}",
+        post_hook="{{ flowhouse.forget_customers_gone() }}"
     )
 }}
 
@@ -19,6 +20,7 @@
       pressure, and the RFM scores, which rank every buyer: they come from the quintile bounds
       (`rfm_bounds`, one row computed over every buyer's three measures), the same on a full build,
       so a row keeps its scores while the bounds do not move it to another quintile.
+    A customer no longer in the customers input loses their row (forget_customers_gone).
     A store's own attribute models (var flowhouse_attribute_models) are not tracked: with any, every
     build is a full one. -#}
 
