@@ -15,6 +15,7 @@
       category affinity) was written since its last build (refreshed_at after the last build's now);
     - the customers whose own columns changed: the profile, device tokens, flow actions and
       subscriptions (tables rebuilt in full, so compared through inputs_fingerprint);
+    - every row when the settings the columns read changed (settings_fingerprint);
     - the rows whose columns that move with now or with everyone else would change: the days since
       (recency_days, days_since_first_order, days_since_last_activity, predicted_ltv), the marketing
       pressure, and the RFM scores, which rank every buyer: they come from the quintile bounds
@@ -28,6 +29,12 @@
 {%- set extras = var('flowhouse_attribute_models', none) or [] %}
 {%- set marks = none if extras else flowhouse.incremental_marks() %}
 {%- set now = flowhouse.flowhouse_now() %}
+{#- the settings the columns are computed with: a change rewrites every row -#}
+{%- set settings_fingerprint = local_md5(tojson({
+    'tiers': var('tiers', none), 'eu_countries': var('eu_countries', none),
+    'customer_properties': var('customer_properties', none),
+    'ltv_min_span_days': var('ltv_min_span_days'), 'ltv_horizon_years': var('ltv_horizon_years'),
+}, sort_keys=true)) %}
 {%- set upstream = [
     'int_customer_orders', 'int_customer_last_activity', 'int_customer_consent',
     'int_customer_suppression', 'int_customer_category_affinity',
@@ -171,6 +178,10 @@ changed as (
     left join {{ this }} as kept
         on own.customer_id = kept.customer_id
     where kept.inputs_fingerprint is null or kept.inputs_fingerprint <> own.inputs_fingerprint
+    union
+    -- every row, when the settings changed (tiers, EU countries, customer properties, LTV)
+    select customer_id from {{ this }}
+    where settings_fingerprint is null or settings_fingerprint <> '{{ settings_fingerprint }}'
     union
     -- the rows whose days since, pressure or scores would not be what they hold
     select kept.customer_id
@@ -421,6 +432,7 @@ final as (
         push_unsubscribed_at,
         onsite_unsubscribed_at,
         inputs_fingerprint,
+        cast('{{ settings_fingerprint }}' as {{ dbt.type_string() }}) as settings_fingerprint,
         computed_at,
         computed_at as refreshed_at,
         -- it reads no events itself (the inputs' refreshed_at say what changed): the build's now

@@ -48,8 +48,15 @@ STAMPS = {"refreshed_at", "loaded_through", "computed_at"}
 EVENT_COLUMNS = ["event_id", "customer_id", "event_type", "occurred_at", "loaded_at", "properties"]
 
 
-def build(location: Location, now: datetime, full_refresh: bool = False) -> None:
-    build_models(location, select=SELECT, full_refresh=full_refresh, tests=False, now=now)
+def build(
+    location: Location,
+    now: datetime,
+    full_refresh: bool = False,
+    dbt_vars: dict[str, Any] | None = None,
+) -> None:
+    build_models(
+        location, select=SELECT, full_refresh=full_refresh, tests=False, now=now, dbt_vars=dbt_vars
+    )
 
 
 def one(wh: Warehouse, sql: str) -> tuple[Any, ...]:
@@ -235,7 +242,7 @@ def same_day(location: Location) -> dict[str, Any]:
     """customer_attributes within one day: a build with nothing new rewrites few rows; a first
     order of a customer who never ordered moves every buyer's RFM percentile, and the rows whose
     score it changes are rewritten with it (the bounds), matching a full rebuild; a customer gone
-    from the customers input loses their row."""
+    from the customers input loses their row; other settings rewrite every row."""
     generate_store(location, customers=250, days=10, seed=5, start=START)
     build(location, SAME_DAY[0])
     build(location, SAME_DAY[1])
@@ -268,7 +275,12 @@ def same_day(location: Location) -> dict[str, Any]:
     build(location, SAME_DAY[2])
     snapshot(location, "same_day")
     build(location, SAME_DAY[2], full_refresh=True)
-    return {"quiet": (quiet, total), "differences": differences(location, "same_day")}
+    found = {"quiet": (quiet, total), "differences": differences(location, "same_day")}
+    # other settings (the predicted LTV's horizon) at the same now, nothing new: every row
+    build(location, SAME_DAY[2], dbt_vars={"ltv_horizon_years": 5})
+    snapshot(location, "other_settings")
+    build(location, SAME_DAY[2], full_refresh=True, dbt_vars={"ltv_horizon_years": 5})
+    return {**found, "other settings": differences(location, "other_settings")}
 
 
 def check_same_day(location: Location) -> None:
@@ -276,6 +288,7 @@ def check_same_day(location: Location) -> None:
     quiet, total = found["quiet"]
     assert quiet * 10 < total, found["quiet"]
     assert found["differences"] == {}
+    assert found["other settings"] == {}
 
 
 def test_customer_attributes_rewrites_what_changed_within_a_day(tmp_warehouse: Location) -> None:
