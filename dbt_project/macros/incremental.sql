@@ -83,18 +83,75 @@
 {%- endmacro %}
 
 
-{#- The rows of `relation` that changed since the marks: loaded at or after marks.loaded, or with one
-    of `time_columns` (the times the model compares with now: occurred_at, loaded_at, ...) after the
-    last build's now and at most this one's (a build at an earlier now has no marks). One select per condition,
-    so that each prunes on its own column; a row may come more than once. -#}
-{% macro changed_rows(relation, loaded_column, time_columns, marks, where='1 = 1') -%}
+{#- A post-hook of customer_attributes: a customer who left the customers input (a store's own
+    customers relation may delete rows) loses their row, as a full build would leave them none. -#}
+{% macro forget_customers_gone() -%}
+    {%- if flowhouse.has_stamps() -%}
+        delete from {{ this }}
+        where customer_id not in (
+            select customer_id from {{ ref('stg_customers') }} where customer_id is not null
+        )
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The input of a model incremental by what changed: the rows of `relation` (those `where` keeps) known
+    at the build's now (each of `known` at most now) that changed since the marks: loaded at or after
+    marks.loaded, or with one of `time_columns` (the times the model compares with now: occurred_at,
+    loaded_at, ...) after the last build's now and at most this one's. With no marks (a full build,
+    a build at an earlier now) every such row. One select per condition, so that each prunes on its
+    own column; a row may come more than once. -#}
+{% macro changed_rows(relation, loaded_column, time_columns, marks, where='1 = 1', known=[]) -%}
+    {%- set known_now -%}
+        {%- for column in known %} and {{ column }} <= {{ flowhouse.flowhouse_now() }}{% endfor -%}
+    {%- endset -%}
+    {%- if marks is none -%}
     select * from {{ relation }}
-    where {{ where }} and {{ loaded_column }} >= {{ marks.loaded }}
+    where {{ where }}{{ known_now }}
+    {%- else -%}
+    select * from {{ relation }}
+    where {{ where }}{{ known_now }} and {{ loaded_column }} >= {{ marks.loaded }}
     {%- for column in time_columns %}
     union all
     select * from {{ relation }}
-    where {{ where }} and {{ column }} > {{ marks.as_of }} and {{ column }} <= {{ marks.now }}
+    where {{ where }}{{ known_now }} and {{ column }} > {{ marks.as_of }} and {{ column }} <= {{ marks.now }}
     {%- endfor %}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The keys (`key`) with a changed row in any of `sources`, for a model that recomputes each changed
+    key from its whole history: each source a dict of changed_rows' arguments (relation, loaded,
+    times, and an optional where). No key with no marks: rows_of_changed_keys then reads every row. -#}
+{% macro changed_keys(key, sources, marks) -%}
+    {%- if marks is none -%}
+    select {{ key }} from {{ sources[0].relation }} where 1 = 0
+    {%- else -%}
+    {%- for source in sources %}
+    {%- if not loop.first %}
+    union
+    {% endif -%}
+    select {{ key }}
+    from ({{ flowhouse.changed_rows(
+        source.relation, source.loaded, source.times, marks, source.get('where', '1 = 1')
+    ) }}) as changed_{{ loop.index }}
+    {%- endfor -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The whole history of the changed keys: the rows of `relation` (those `where` keeps) known at the
+    build's now (each of `known` at most now) whose `key` is in the relation named `changed` (a CTE
+    of changed_keys); every such row with no marks. -#}
+{% macro rows_of_changed_keys(relation, key, changed, marks, where='1 = 1', known=[]) -%}
+    select * from {{ relation }}
+    where {{ where }}
+    {%- for column in known %} and {{ column }} <= {{ flowhouse.flowhouse_now() }}{% endfor %}
+    {%- if marks is not none %}
+        and {{ key }} in (select {{ key }} from {{ changed }})
+    {%- endif -%}
 {%- endmacro %}
 
 

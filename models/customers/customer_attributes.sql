@@ -1,4 +1,44 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}",
+        post_hook="{{ flowhouse.forget_customers_gone() }}"
+    )
+}}
+
+{#- One row per customer, as of the build's now. Incremental by what changed (macros/incremental.sql,
+    docs/engine.md "Incremental models"): a build rewrites only
+    - the customers whose row in an incremental input (orders, last activity, consent, suppression,
+      category affinity) was written since its last build (refreshed_at after the last build's now);
+    - the customers whose own columns changed: the profile, device tokens, flow actions and
+      subscriptions (tables rebuilt in full, so compared through inputs_fingerprint);
+    - every row when the settings the columns read changed (settings_fingerprint);
+    - the rows whose columns that move with now or with everyone else would change: the days since
+      (recency_days, days_since_first_order, days_since_last_activity, predicted_ltv), the marketing
+      pressure, and the RFM scores, which rank every buyer: they come from the quintile bounds
+      (`rfm_bounds`, one row computed over every buyer's three measures), the same on a full build,
+      so a row keeps its scores while the bounds do not move it to another quintile.
+    A customer no longer in the customers input loses their row (forget_customers_gone).
+    A store's own attribute models (var flowhouse_attribute_models) are not tracked: with any, every
+    build is a full one. -#}
+
+-- depends_on: {{ ref('int_customer_last_activity') }}
+{%- set extras = var('flowhouse_attribute_models', none) or [] %}
+{%- set marks = none if extras else flowhouse.incremental_marks() %}
+{%- set now = flowhouse.flowhouse_now() %}
+{#- the settings the columns are computed with: a change rewrites every row -#}
+{%- set settings_fingerprint = local_md5(tojson({
+    'tiers': var('tiers', none), 'eu_countries': var('eu_countries', none),
+    'customer_properties': var('customer_properties', none),
+    'ltv_min_span_days': var('ltv_min_span_days'), 'ltv_horizon_years': var('ltv_horizon_years'),
+}, sort_keys=true)) %}
+{%- set upstream = [
+    'int_customer_orders', 'int_customer_last_activity', 'int_customer_consent',
+    'int_customer_suppression', 'int_customer_category_affinity',
+] %}
 
 with
 
@@ -58,9 +98,109 @@ subscriptions as (
 
 as_of as (
 
-    select {{ flowhouse.flowhouse_now() }} as now_at
+    select {{ now }} as now_at
 
 ),
+
+own as (
+
+    -- each customer's own columns (not from an incremental input), as one fingerprint
+    select
+        customers.customer_id,
+        {{ flowhouse.surrogate_key([
+            'customers.email', 'customers.phone', 'customers.first_name',
+            'customers.effective_timezone', 'customers.has_valid_timezone', 'customers.country',
+            'customers.birthday', 'customers.properties', 'customers.created_at',
+            'customers.is_wholesale', 'customers.email_opt_in', 'customers.sms_opt_in',
+            'actions.flow_loyalty_points', 'actions.tags', 'actions.tier_override',
+            'actions.tier_override_at', 'subscriptions.subscription_status', 'push.push_token',
+            'push.push_token_count', 'push.has_push_consent', 'push.has_push_opt_in',
+            'push.push_unsubscribed_at', 'push.onsite_unsubscribed_at',
+        ]) }} as inputs_fingerprint
+    from customers
+    left join push on customers.customer_id = push.customer_id
+    left join actions on customers.customer_id = actions.customer_id
+    left join subscriptions on customers.customer_id = subscriptions.customer_id
+
+),
+
+buyers as (
+
+    -- the three RFM measures of every customer who ordered
+    select
+        {{ dbt.datediff('orders.last_order_at', 'as_of.now_at', 'day') }} as recency_days,
+        orders.order_count,
+        {{ flowhouse.money('coalesce(orders.net_revenue, 0)') }} as lifetime_revenue
+    from orders
+    cross join as_of
+    where orders.order_count > 0
+        and orders.customer_id in (select customer_id from customers)
+
+),
+
+quintiles as (
+
+    select
+        recency_days,
+        order_count,
+        lifetime_revenue,
+        {{ flowhouse.quintile_score('recency_days desc') }} as recency_score,
+        {{ flowhouse.quintile_score('order_count') }} as frequency_score,
+        {{ flowhouse.quintile_score('lifetime_revenue') }} as monetary_score
+    from buyers
+
+),
+
+rfm_bounds as (
+
+    -- per score, the first value in its order that has it: a buyer's score is the highest whose
+    -- bound the buyer's value reaches (scores only grow along the order; a score nobody has is null)
+    select
+        {%- for k in [2, 3, 4, 5] %}
+        max(case when recency_score = {{ k }} then recency_days end) as recency_{{ k }},
+        min(case when frequency_score = {{ k }} then order_count end) as frequency_{{ k }},
+        min(case when monetary_score = {{ k }} then lifetime_revenue end) as monetary_{{ k }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from quintiles
+
+),
+
+{%- if marks %}
+
+changed as (
+
+    {%- for model in upstream %}
+    select customer_id from {{ ref(model) }} where refreshed_at > {{ marks.as_of }}
+    union
+    {%- endfor %}
+    select own.customer_id
+    from own
+    left join {{ this }} as kept
+        on own.customer_id = kept.customer_id
+    where kept.inputs_fingerprint is null or kept.inputs_fingerprint <> own.inputs_fingerprint
+    union
+    -- every row, when the settings changed (tiers, EU countries, customer properties, LTV)
+    select customer_id from {{ this }}
+    where settings_fingerprint is null or settings_fingerprint <> '{{ settings_fingerprint }}'
+    union
+    -- the rows whose days since, pressure or scores would not be what they hold
+    select kept.customer_id
+    from {{ this }} as kept
+    cross join as_of
+    cross join rfm_bounds
+    left join activity on kept.customer_id = activity.customer_id
+    where {{ flowhouse.rfm_scores_differ('kept', 'rfm_bounds') }}
+        or kept.recency_days <> {{ dbt.datediff('kept.last_order_at', 'as_of.now_at', 'day') }}
+        or kept.days_since_first_order
+            <> {{ dbt.datediff('kept.first_order_at', 'as_of.now_at', 'day') }}
+        or kept.days_since_last_activity
+            <> {{ dbt.datediff('kept.last_activity_at', 'as_of.now_at', 'day') }}
+        or kept.promo_pressure_14d <> coalesce(activity.promo_pressure_14d, 0)
+        or kept.promo_pressure_30d <> coalesce(activity.promo_pressure_30d, 0)
+
+),
+
+{%- endif %}
 
 joined as (
 
@@ -123,9 +263,11 @@ joined as (
         coalesce(push.has_push_opt_in, false) as has_push_opt_in,
         push.push_unsubscribed_at,
         push.onsite_unsubscribed_at,
+        own.inputs_fingerprint,
         as_of.now_at as computed_at
     from customers
     cross join as_of
+    inner join own on customers.customer_id = own.customer_id
     left join orders on customers.customer_id = orders.customer_id
     left join activity on customers.customer_id = activity.customer_id
     left join consent on customers.customer_id = consent.customer_id
@@ -134,6 +276,9 @@ joined as (
     left join push on customers.customer_id = push.customer_id
     left join actions on customers.customer_id = actions.customer_id
     left join subscriptions on customers.customer_id = subscriptions.customer_id
+    {%- if marks %}
+    where customers.customer_id in (select customer_id from changed)
+    {%- endif %}
 
 ),
 
@@ -141,18 +286,16 @@ scored as (
 
     select
         *,
-        case
-            when has_ordered then {{ flowhouse.quintile_score('recency_days desc', 'has_ordered') }}
-        end as rfm_recency_score,
-        case
-            when has_ordered then {{ flowhouse.quintile_score('order_count', 'has_ordered') }}
-        end as rfm_frequency_score,
-        case
-            when has_ordered then {{ flowhouse.quintile_score('lifetime_revenue', 'has_ordered') }}
-        end as rfm_monetary_score,
+        {{ flowhouse.rfm_score('recency', 'recency_days', '<=', 'rfm_bounds') }}
+            as rfm_recency_score,
+        {{ flowhouse.rfm_score('frequency', 'order_count', '>=', 'rfm_bounds') }}
+            as rfm_frequency_score,
+        {{ flowhouse.rfm_score('monetary', 'lifetime_revenue', '>=', 'rfm_bounds') }}
+            as rfm_monetary_score,
         -- predicted LTV: purchase rate over the observed span (at least ltv_min_span_days)
         greatest(days_since_first_order, {{ var('ltv_min_span_days') }}) as ltv_span_days
     from joined
+    cross join rfm_bounds
 
 ),
 
@@ -288,14 +431,18 @@ final as (
         has_push_opt_in,
         push_unsubscribed_at,
         onsite_unsubscribed_at,
-        computed_at
+        inputs_fingerprint,
+        cast('{{ settings_fingerprint }}' as {{ dbt.type_string() }}) as settings_fingerprint,
+        computed_at,
+        computed_at as refreshed_at,
+        -- it reads no events itself (the inputs' refreshed_at say what changed): the build's now
+        computed_at as loaded_through
     from ltv
 
 )
 
 {#- A store's own attribute models (var flowhouse_attribute_models, keyed by customer_id) add their
     columns; see flowhouse.attribute_columns. -#}
-{%- set extras = var('flowhouse_attribute_models', none) or [] %}
 select
     final.*
     {%- for name in extras %}

@@ -17,56 +17,33 @@
 
 with
 
-{%- if marks %}
-
 changed as (
 
-    select customer_id
-    from ({{ flowhouse.changed_rows(
-        ref('stg_order_lines'), 'loaded_at', ['ordered_at'], marks
-    ) }}) as changed_lines
-    union
-    select customer_id
-    from ({{ flowhouse.changed_rows(
-        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
-        "event_type = 'product_viewed'"
-    ) }}) as changed_views
+    {{ flowhouse.changed_keys('customer_id', [
+        {'relation': ref('stg_order_lines'), 'loaded': 'loaded_at', 'times': ['ordered_at']},
+        {'relation': ref('stg_events'), 'loaded': 'loaded_at', 'times': ['occurred_at', 'loaded_at'],
+         'where': "event_type = 'product_viewed'"},
+    ], marks) }}
 
 ),
 
 order_lines as (
 
-    select * from {{ ref('stg_order_lines') }}
-    where customer_id in (select customer_id from changed)
+    -- the lines ordered by the build's now (of the changed customers, when incremental)
+    {{ flowhouse.rows_of_changed_keys(
+        ref('stg_order_lines'), 'customer_id', 'changed', marks,
+        'customer_id is not null and category is not null', known=['ordered_at']
+    ) }}
 
 ),
 
 events as (
 
-    select * from {{ ref('stg_events') }}
-    where customer_id in (select customer_id from changed)
-
-),
-
-{%- else %}
-
-order_lines as (
-
-    select * from {{ ref('stg_order_lines') }}
-
-),
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
-
-{%- endif %}
-
-as_of as (
-
-    select {{ now }} as now_at
+    -- the views known at the build's now (of the changed customers, when incremental)
+    {{ flowhouse.rows_of_changed_keys(
+        ref('stg_events'), 'customer_id', 'changed', marks,
+        "event_type = 'product_viewed'", known=['occurred_at', 'loaded_at']
+    ) }}
 
 ),
 
@@ -78,10 +55,6 @@ category_spend as (
         cast(sum(order_lines.line_value) as double precision) as score,
         1 as source_priority
     from order_lines
-    cross join as_of
-    where order_lines.customer_id is not null
-        and order_lines.category is not null
-        and order_lines.ordered_at <= as_of.now_at
     group by 1, 2
 
 ),
@@ -94,10 +67,6 @@ category_views as (
         cast(count(*) as double precision) as score,
         2 as source_priority
     from events
-    cross join as_of
-    where events.event_type = 'product_viewed'
-        and events.occurred_at <= as_of.now_at
-        and events.loaded_at <= as_of.now_at
     group by 1, 2
 
 ),

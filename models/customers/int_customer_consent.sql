@@ -22,31 +22,13 @@
 
 with
 
-consent_events as (
-
-    {%- if marks %}
-    {{ flowhouse.changed_rows(
-        ref('stg_consent_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks
-    ) }}
-    {%- else %}
-    select * from {{ ref('stg_consent_events') }}
-    {%- endif %}
-
-),
-
-as_of as (
-
-    select {{ now }} as now_at
-
-),
-
 known as (
 
-    select consent_events.*
-    from consent_events
-    cross join as_of
-    where consent_events.occurred_at <= as_of.now_at
-        and consent_events.loaded_at <= as_of.now_at
+    -- the consent events known at the build's now (those that changed, when incremental)
+    {{ flowhouse.changed_rows(
+        ref('stg_consent_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
+        known=['occurred_at', 'loaded_at']
+    ) }}
 
 ),
 

@@ -21,34 +21,13 @@
 
 with
 
-events as (
-
-    {%- if marks %}
-    {{ flowhouse.changed_rows(ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks) }}
-    {%- else %}
-    select * from {{ ref('stg_events') }}
-    {%- endif %}
-
-),
-
-as_of as (
-
-    select {{ now }} as now_at
-
-),
-
 known_events as (
 
-    select
-        events.customer_id,
-        events.event_type,
-        events.occurred_at,
-        as_of.now_at
-    from events
-    cross join as_of
-    where events.customer_id is not null
-        and events.occurred_at <= as_of.now_at
-        and events.loaded_at <= as_of.now_at
+    -- the events known at the build's now (those that changed, when incremental)
+    {{ flowhouse.changed_rows(
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
+        'customer_id is not null', known=['occurred_at', 'loaded_at']
+    ) }}
 
 ),
 
@@ -64,7 +43,7 @@ latest as (
         ) as last_activity_at,
         max(case when event_type = 'message_delivered' then occurred_at end)
             as last_message_delivered_at,
-        max(now_at) as refreshed_at
+        {{ now }} as refreshed_at
     from known_events
     group by customer_id
 

@@ -17,43 +17,28 @@
 
 with
 
-{%- if marks %}
-
 changed as (
 
-    select customer_id
-    from ({{ flowhouse.changed_rows(
-        ref('stg_orders'), 'last_loaded_at', ['ordered_at', 'loaded_at', 'refunded_at'], marks
-    ) }}) as changed_orders
+    {{ flowhouse.changed_keys('customer_id', [{
+        'relation': ref('stg_orders'), 'loaded': 'last_loaded_at',
+        'times': ['ordered_at', 'loaded_at', 'refunded_at'],
+    }], marks) }}
 
 ),
 
 orders as (
 
-    select * from {{ ref('stg_orders') }}
-    where customer_id in (select customer_id from changed)
-
-),
-
-{%- else %}
-
-orders as (
-
-    select * from {{ ref('stg_orders') }}
-
-),
-
-{%- endif %}
-
-as_of as (
-
-    select {{ now }} as now_at
+    -- the orders known at the build's now (of the changed customers, when incremental)
+    {{ flowhouse.rows_of_changed_keys(
+        ref('stg_orders'), 'customer_id', 'changed', marks,
+        'customer_id is not null', known=['ordered_at', 'loaded_at']
+    ) }}
 
 ),
 
 known_orders as (
 
-    -- orders known at the build's now; a refund counts once its latest part happened by then
+    -- a refund counts once its latest part happened by the build's now
     select
         orders.order_id,
         orders.customer_id,
@@ -61,14 +46,9 @@ known_orders as (
         orders.order_value,
         orders.is_discounted,
         case
-            when orders.refunded_at <= as_of.now_at then orders.refunded_amount else 0
-        end as refunded_amount,
-        as_of.now_at
+            when orders.refunded_at <= {{ now }} then orders.refunded_amount else 0
+        end as refunded_amount
     from orders
-    cross join as_of
-    where orders.customer_id is not null
-        and orders.ordered_at <= as_of.now_at
-        and orders.loaded_at <= as_of.now_at
 
 ),
 
@@ -101,7 +81,7 @@ final as (
         {{ flowhouse.money('sum(refunded_amount)') }} as refunded_amount,
         {{ flowhouse.money('sum(order_value) - sum(refunded_amount)') }} as net_revenue,
         cast(sum(case when is_discounted then 1 else 0 end) as integer) as discounted_order_count,
-        max(now_at) as refreshed_at,
+        {{ now }} as refreshed_at,
         {{ flowhouse.loaded_through(ref('stg_orders'), 'last_loaded_at', marks) }}
             as loaded_through
     from numbered

@@ -24,19 +24,11 @@ with
 
 events as (
 
-    {%- if marks %}
+    -- the bounces and complaints known at the build's now (those that changed, when incremental)
     {{ flowhouse.changed_rows(
-        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks, engagement
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
+        engagement ~ ' and customer_id is not null', known=['occurred_at', 'loaded_at']
     ) }}
-    {%- else %}
-    select * from {{ ref('stg_events') }}
-    {%- endif %}
-
-),
-
-as_of as (
-
-    select {{ now }} as now_at
 
 ),
 
@@ -49,11 +41,6 @@ known_engagement as (
         lower(trim({{ flowhouse.json_text('events.properties', 'bounce_type') }})) as bounce_type,
         events.occurred_at
     from events
-    cross join as_of
-    where events.event_type in ('message_bounced', 'message_complained')
-        and events.customer_id is not null
-        and events.occurred_at <= as_of.now_at
-        and events.loaded_at <= as_of.now_at
 
 ),
 

@@ -21,62 +21,41 @@
 
 with
 
-{%- if marks %}
-
 changed as (
 
-    select customer_id
-    from ({{ flowhouse.changed_rows(
-        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
-        "event_type in ('product_viewed', 'added_to_cart')"
-    ) }}) as changed_events
-    union
-    select customer_id
-    from ({{ flowhouse.changed_rows(
-        ref('stg_orders'), 'loaded_at', ['ordered_at', 'loaded_at'], marks
-    ) }}) as changed_orders
+    {{ flowhouse.changed_keys('customer_id', [
+        {'relation': ref('stg_events'), 'loaded': 'loaded_at', 'times': ['occurred_at', 'loaded_at'],
+         'where': "event_type in ('product_viewed', 'added_to_cart')"},
+        {'relation': ref('stg_orders'), 'loaded': 'loaded_at', 'times': ['ordered_at', 'loaded_at']},
+    ], marks) }}
 
 ),
 
 events as (
 
-    select * from {{ ref('stg_events') }}
-    where customer_id in (select customer_id from changed)
+    -- the views and cart additions known at the build's now (of the changed customers, when
+    -- incremental)
+    {{ flowhouse.rows_of_changed_keys(
+        ref('stg_events'), 'customer_id', 'changed', marks,
+        "event_type in ('product_viewed', 'added_to_cart') and customer_id is not null",
+        known=['occurred_at', 'loaded_at']
+    ) }}
 
 ),
 
 orders as (
 
-    select * from {{ ref('stg_orders') }}
-    where customer_id in (select customer_id from changed)
+    -- the orders placed and loaded by the build's now (of the changed customers, when incremental;
+    -- order lines carry no loaded_at: the order has it)
+    {{ flowhouse.rows_of_changed_keys(
+        ref('stg_orders'), 'customer_id', 'changed', marks, known=['ordered_at', 'loaded_at']
+    ) }}
 
 ),
-
-{%- else %}
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
-
-orders as (
-
-    select * from {{ ref('stg_orders') }}
-
-),
-
-{%- endif %}
 
 order_lines as (
 
     select * from {{ ref('stg_order_lines') }}
-
-),
-
-as_of as (
-
-    select {{ now }} as now_at
 
 ),
 
@@ -88,11 +67,6 @@ known_interest_events as (
         {{ flowhouse.json_text('events.properties', 'sku') }} as sku,
         events.occurred_at
     from events
-    cross join as_of
-    where events.event_type in ('product_viewed', 'added_to_cart')
-        and events.customer_id is not null
-        and events.occurred_at <= as_of.now_at
-        and events.loaded_at <= as_of.now_at
 
 ),
 
@@ -113,7 +87,6 @@ interest as (
 
 ordered as (
 
-    -- orders placed and loaded by now (order lines carry no loaded_at: the order has it)
     select
         order_lines.customer_id,
         order_lines.sku,
@@ -121,11 +94,8 @@ ordered as (
     from order_lines
     inner join orders
         on order_lines.order_id = orders.order_id
-    cross join as_of
     where order_lines.customer_id is not null
         and order_lines.sku is not null
-        and orders.ordered_at <= as_of.now_at
-        and orders.loaded_at <= as_of.now_at
     group by order_lines.customer_id, order_lines.sku
 
 ),

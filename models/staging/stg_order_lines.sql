@@ -17,19 +17,13 @@ with
 
 orders as (
 
-    select * from {{ ref('stg_orders') }}
-    {%- if marks %}
-    where loaded_at >= {{ marks.loaded }}
-    {%- endif %}
+    {{ flowhouse.changed_rows(ref('stg_orders'), 'loaded_at', [], marks) }}
 
 ),
 
 events as (
 
-    select * from {{ ref('stg_events') }}
-    {%- if marks %}
-    where loaded_at >= {{ marks.loaded }}
-    {%- endif %}
+    {{ flowhouse.changed_rows(ref('stg_events'), 'loaded_at', [], marks, "event_type = 'order_placed'") }}
 
 ),
 

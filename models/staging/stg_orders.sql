@@ -27,11 +27,9 @@ order_events as (
         occurred_at,
         loaded_at,
         properties
-    from {{ ref('stg_events') }}
-    where event_type in ('order_placed', 'order_refunded')
-        {%- if marks %}
-        and loaded_at >= {{ marks.loaded }}
-        {%- endif %}
+    from ({{ flowhouse.changed_rows(
+        ref('stg_events'), 'loaded_at', [], marks, "event_type in ('order_placed', 'order_refunded')"
+    ) }}) as changed_events
 
 ),
 

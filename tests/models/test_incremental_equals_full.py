@@ -18,6 +18,7 @@ import pytest
 from sqlglot import exp
 
 from flowhouse.core.build import build_models
+from flowhouse.core.sql import render, statement
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.corrections import retract
 from flowhouse.generate import continue_store, generate_store
@@ -47,8 +48,15 @@ STAMPS = {"refreshed_at", "loaded_through", "computed_at"}
 EVENT_COLUMNS = ["event_id", "customer_id", "event_type", "occurred_at", "loaded_at", "properties"]
 
 
-def build(location: Location, now: datetime, full_refresh: bool = False) -> None:
-    build_models(location, select=SELECT, full_refresh=full_refresh, tests=False, now=now)
+def build(
+    location: Location,
+    now: datetime,
+    full_refresh: bool = False,
+    dbt_vars: dict[str, Any] | None = None,
+) -> None:
+    build_models(
+        location, select=SELECT, full_refresh=full_refresh, tests=False, now=now, dbt_vars=dbt_vars
+    )
 
 
 def one(wh: Warehouse, sql: str) -> tuple[Any, ...]:
@@ -224,3 +232,69 @@ def test_incremental_builds_equal_a_full_rebuild(tmp_warehouse: Location) -> Non
 @pytest.mark.postgres
 def test_postgres_incremental_builds_equal_a_full_rebuild(pg_url: str) -> None:
     check(Location.parse(pg_url))
+
+
+#: builds on one day: the days since do not move, so only what changed is rewritten
+SAME_DAY = [T0 + timedelta(hours=h) for h in (2, 3, 5)]
+
+
+def same_day(location: Location) -> dict[str, Any]:
+    """customer_attributes within one day: a build with nothing new rewrites few rows; a first
+    order of a customer who never ordered moves every buyer's RFM percentile, and the rows whose
+    score it changes are rewritten with it (the bounds), matching a full rebuild; a customer gone
+    from the customers input loses their row; other settings rewrite every row."""
+    generate_store(location, customers=250, days=10, seed=5, start=START)
+    build(location, SAME_DAY[0])
+    build(location, SAME_DAY[1])
+    with Warehouse.open(location) as wh:
+        quiet = wh.scalar(
+            render(
+                statement(
+                    "select count(*) from core.customer_attributes where refreshed_at = :at",
+                    at=SAME_DAY[1],
+                ),
+                wh.dialect,
+            )
+        )
+        total = wh.scalar("select count(*) from core.customer_attributes")
+        (newcomer,) = one(
+            wh,
+            "select customer_id from core.customer_attributes where not has_ordered "
+            "order by customer_id limit 1",
+        )
+        placed = str(SAME_DAY[1] + timedelta(minutes=30))
+        order = {"order_id": "o-newcomer", "value": 5000, "lines": [{"sku": "s-1", "price": 5000}]}
+        row = ("x-newcomer", newcomer, "order_placed", placed, placed, json.dumps(order))
+        wh.execute(exp.insert(exp.values([row]), "raw.events", columns=EVENT_COLUMNS))
+        # a customer who leaves the customers input (a store's own relation may delete rows)
+        wh.execute(
+            "delete from raw.customers where customer_id = "
+            "(select max(customer_id) from raw.customers)"
+        )
+        wh.commit()
+    build(location, SAME_DAY[2])
+    snapshot(location, "same_day")
+    build(location, SAME_DAY[2], full_refresh=True)
+    found = {"quiet": (quiet, total), "differences": differences(location, "same_day")}
+    # other settings (the predicted LTV's horizon) at the same now, nothing new: every row
+    build(location, SAME_DAY[2], dbt_vars={"ltv_horizon_years": 5})
+    snapshot(location, "other_settings")
+    build(location, SAME_DAY[2], full_refresh=True, dbt_vars={"ltv_horizon_years": 5})
+    return {**found, "other settings": differences(location, "other_settings")}
+
+
+def check_same_day(location: Location) -> None:
+    found = same_day(location)
+    quiet, total = found["quiet"]
+    assert quiet * 10 < total, found["quiet"]
+    assert found["differences"] == {}
+    assert found["other settings"] == {}
+
+
+def test_customer_attributes_rewrites_what_changed_within_a_day(tmp_warehouse: Location) -> None:
+    check_same_day(tmp_warehouse)
+
+
+@pytest.mark.postgres
+def test_postgres_customer_attributes_rewrites_what_changed_within_a_day(pg_url: str) -> None:
+    check_same_day(Location.parse(pg_url))
