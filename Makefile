@@ -59,8 +59,9 @@ benchmark: install
 ##   make bench BENCH_SIZES=100000,1000000      # about half an hour, 4 GB
 ##   make bench BENCH_SIZES=1000000,10000000    # hours, ~100M events, tens of GB of disk
 BENCH_SIZES ?= 100000
+BENCH_ARGS ?= --latency
 bench: install
-	$(BIN)/python benchmarks/ticks.py --sizes $(BENCH_SIZES) --latency
+	$(BIN)/python benchmarks/ticks.py --sizes $(BENCH_SIZES) $(BENCH_ARGS)
 
 ## The Dagster UI on http://127.0.0.1:3000 over the demo warehouse (generated if absent).
 ui: prepare

@@ -183,6 +183,8 @@ def main() -> None:
             end = run_size(store, previous)
             if args.latency:
                 latencies.append(latency(store, end))
+            for row in store.rows:  # on the way, so a later size's failure keeps these
+                progress(table_row(row))
             if not args.keep:
                 store.path.unlink(missing_ok=True)
             previous = store
