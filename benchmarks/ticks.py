@@ -130,6 +130,7 @@ class Store:
         if cli[0] == "tick":
             row.tick_seconds, row.engine = self.tick_times(cli[cli.index("--now") + 1])
         self.rows.append(row)
+        progress(table_row(row))  # on the way, so a run stopped later keeps what it measured
         return row
 
     def tick(self, step: str, at: datetime, *extra: str, since: datetime) -> Row:
@@ -183,8 +184,6 @@ def main() -> None:
             end = run_size(store, previous)
             if args.latency:
                 latencies.append(latency(store, end))
-            for row in store.rows:  # on the way, so a later size's failure keeps these
-                progress(table_row(row))
             if not args.keep:
                 store.path.unlink(missing_ok=True)
             previous = store
@@ -276,6 +275,7 @@ def latency(store: Store, since: datetime) -> Latency:
     result.decided, result.enrolled, result.queued = int(decided), int(enrolled), int(queued)  # type: ignore[call-overload]
     result.to_enrollment = quantiles(to_enrollment)
     result.to_message = quantiles(to_message)
+    progress(f"latency: {result}")
     return result
 
 
