@@ -67,7 +67,7 @@ NOTHING = "tick with refresh, nothing new"
 NEW = "tick with refresh, 15 min of new events"
 SAME = "tick with refresh, the previous size's new events"
 NO_BUILD = "tick `--no-build`, 15 min of new events"
-LATENCY = "tick with refresh every 5 min (median, max)"
+LATENCY = "tick with refresh, 5-minute schedule"
 #: the flow and the first send steps whose messages the latency is measured on
 FLOW = "cart_abandonment"
 TRIGGER = "cart_abandoned"
