@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install prepare demo test test-postgres lint format benchmark ui clean
+.PHONY: install prepare demo test test-postgres lint format benchmark bench ui clean
 
 install: $(STAMP)
 
@@ -50,6 +50,18 @@ format: install
 ## Generate and build a 1M-customer store; prints wall time and peak memory (see BENCHMARKS.md).
 benchmark: install
 	$(BIN)/python benchmarks/generate.py --build
+
+## The tick benchmark (benchmarks/ticks.py, BENCHMARKS.md "Ticks"): a 100,000-customer store, its
+## initial build, refresh ticks with 15 minutes of new events and with nothing new, where each
+## tick's time goes (process start, dbt start, each model, engine) and its peak memory, and the
+## event-to-queue latency of cart_abandoned on a 5-minute schedule. Larger stores, with the ratio
+## of the largest size's tick to the previous size's for the same new events:
+##   make bench BENCH_SIZES=100000,1000000      # about half an hour, 4 GB
+##   make bench BENCH_SIZES=1000000,10000000    # hours, ~100M events, tens of GB of disk
+BENCH_SIZES ?= 100000
+BENCH_ARGS ?= --latency
+bench: install
+	$(BIN)/python benchmarks/ticks.py --sizes $(BENCH_SIZES) $(BENCH_ARGS)
 
 ## The Dagster UI on http://127.0.0.1:3000 over the demo warehouse (generated if absent).
 ui: prepare

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -91,34 +92,70 @@ def run(args: argparse.Namespace, flowhouse: str, warehouse: str, log: Path) -> 
     print("|---|---|---|---|---|---|---|")
     for n in range(args.ticks):
         at = first + timedelta(minutes=15 * (n + 1))
-        offset = log.stat().st_size if log.exists() else 0
+        offset = log_offset(log)
         started = time.perf_counter()
         step("tick", "--no-send", "--now", at.isoformat())
         wall = time.perf_counter() - started
-        with log.open(errors="replace") as handle:
-            handle.seek(offset)
-            text = handle.read()
-        report = json.loads(REPORT.findall(text)[-1])
-        models = float(FINISHED.findall(text)[-1])
-        dbt_wall = float(report["command_wall_clock_time"])
-        cpu = float(report["process_user_time"]) + float(report["process_kernel_time"])
-        reparsed = "yes" if "Unable to do partial parsing" in text else "no"
+        dbt = dbt_times(appended(log, offset))
         print(
-            f"| {at:%H:%M} | {wall:.1f} s | {dbt_wall:.1f} s | {cpu:.1f} s | {models:.1f} s "
-            f"| {dbt_wall - models:.1f} s | {reparsed} |"
+            f"| {at:%H:%M} | {wall:.1f} s | {dbt.wall:.1f} s | {dbt.cpu:.1f} s "
+            f"| {dbt.models:.1f} s | {dbt.fixed:.1f} s | {'yes' if dbt.reparsed else 'no'} |"
         )
 
 
-def logged(log: Path, step: Callable[..., object], *cli: str) -> str:
-    """What dbt appended to its log while ``step(*cli)`` ran (also across a rotation of the log, to
-    ``dbt.log.1``, past 10 MB)."""
-    offset = log.stat().st_size if log.exists() else 0
-    step(*cli)
+@dataclass(frozen=True)
+class DbtTimes:
+    """One dbt command as its log tells it: the command's wall and the process CPU at its end
+    (dbt's resource report), the wall of running the models ("Finished running ... in N s"),
+    each model's own time ("OK created ... in N s"), and whether dbt re-parsed the project."""
+
+    wall: float
+    cpu: float
+    models: float
+    per_model: dict[str, float]
+    reparsed: bool
+
+    @property
+    def fixed(self) -> float:
+        """dbt's fixed cost: its start, the parse, the graph and the relation cache."""
+        return self.wall - self.models
+
+
+def dbt_times(text: str) -> DbtTimes:
+    """The last dbt command in ``text`` (lines of dbt's log); exits when the log has none."""
+    reports, finished = REPORT.findall(text), FINISHED.findall(text)
+    if not reports or not finished:
+        sys.exit("no finished dbt command in dbt's log (logs/dbt.log of the project)")
+    report = json.loads(reports[-1])
+    return DbtTimes(
+        wall=float(report["command_wall_clock_time"]),
+        cpu=float(report["process_user_time"]) + float(report["process_kernel_time"]),
+        models=float(finished[-1]),
+        per_model={name.split(".")[-1]: float(s) for name, s in MODEL.findall(text)},
+        reparsed="Unable to do partial parsing" in text,
+    )
+
+
+def log_offset(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
+
+
+def appended(log: Path, offset: int) -> str:
+    """What dbt appended to its log since it was ``offset`` long (also across a rotation of the
+    log, to ``dbt.log.1``, past 10 MB)."""
     text = log.read_bytes()
     if len(text) >= offset:
         return text[offset:].decode(errors="replace")
     rotated = log.with_name(log.name + ".1").read_bytes()[offset:]
     return (rotated + text).decode(errors="replace")
+
+
+def logged(log: Path, step: Callable[..., object], *cli: str) -> str:
+    """What dbt appended to its log while ``step(*cli)`` ran (also across a rotation of the log, to
+    ``dbt.log.1``, past 10 MB)."""
+    offset = log_offset(log)
+    step(*cli)
+    return appended(log, offset)
 
 
 def per_model(args: argparse.Namespace, flowhouse: str, warehouse: str, log: Path) -> None:

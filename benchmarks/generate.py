@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -46,15 +47,31 @@ def main() -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What one command cost: wall seconds, CPU seconds (user and system) and peak RSS in MB."""
+
+    wall: float
+    cpu: float
+    peak_mb: float
+
+
 def measure(command: list[str]) -> tuple[float, float]:
     """Run one command; return (wall seconds, peak RSS in MB) as os.wait4 reports for it alone."""
+    usage = measure_usage(command)
+    return usage.wall, usage.peak_mb
+
+
+def measure_usage(command: list[str]) -> Usage:
+    """Run one command (its output discarded); its wall time, and its CPU time and peak RSS as
+    os.wait4 reports them for it alone. A failing command ends the benchmark."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"failed: {shlex.join(command)}")
-    return wall, usage.ru_maxrss / 1024
+    return Usage(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def build(warehouse: Path) -> None:
