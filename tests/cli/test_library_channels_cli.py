@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "activation"))
 
-from test_activation_cli import free_port, serve, wait_for
+from sending import fake_provider_running, free_port, serve, wait_for
 
 from flowhouse.activation.providers.onsite.token import sign
 from flowhouse.core.sql import render, statement
@@ -169,15 +169,8 @@ def people(location: Location) -> None:
 
 @pytest.fixture
 def fake_provider(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = serve("fake-provider", "--port", str(port), "--inbox", str(tmp_path / "inbox"))
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(f"{url}/_fake/stats", proc)
+    with fake_provider_running("--inbox", str(tmp_path / "inbox")) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) is not None
 
 
 def test_every_channel_from_the_library_reaches_the_fake_provider_or_the_storefront(
