@@ -9,13 +9,12 @@ from pathlib import Path
 
 import httpx
 from harness import flow
-from sending import deploy, sending_store
-from test_spree_push import SPREE_SETTINGS, _rows, _send, _spree, location, shop
+from sending import deploy, send, sending_store
+from test_spree_push import SPREE_SETTINGS, _rows, _spree
 
 from flowhouse.core.sql import render, statement
 from flowhouse.core.warehouse import Location, column_type
 
-__all__ = ["location", "shop"]  # the fixtures, used by name
 STEPS = [{"id": "tag", "action": {"type": "add_tag", "tag": "vip"}}]
 
 
@@ -56,7 +55,7 @@ def test_the_spree_user_id_comes_from_the_named_property(
     location: Location, tmp_path: Path, shop: str
 ) -> None:
     flows = queue(location, tmp_path)
-    output = _send(location, flows, shop, 3)
+    output = send(location, flows, shop, code=3)
     assert "1 sent, 1 failed" in output, output
     users = _spree(shop)["users"]
     assert set(users) == {"42"}, users  # never c1 or c2 by customer id
