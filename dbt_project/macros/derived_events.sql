@@ -69,6 +69,175 @@
 {%- endmacro %}
 
 
+{#- Marks of the derived models that read the event stream by what was loaded since their last build
+    (docs/engine.md "Incremental models"): each such model keeps, in a table of its own named
+    <model>_marks beside it (created by derived_marks_table, written by derived_record_marks as
+    a post-hook), one row stamped by its last build, whether or not it derived anything:
+    - built_at: that build's now;
+    - loaded_through: the newest loaded_at of the event stream it could read (at most its now).
+    `flowhouse events retract` empties the tables named derived_*, these included, so the next build
+    reads the whole stream again.
+
+    Why nothing is missed. A candidate is emitted by the first build whose now reaches its decision
+    moment D = greatest(occurred_at + window, loaded_at). One not emitted yet has D > L, the
+    loaded_through of the last build (which saw every row loaded up to L, and emitted every
+    candidate decided by then): so its loaded_at >= L (`>=`: rows loaded in the same instant as the
+    last one seen are read again, harmlessly), or it was loaded before L and occurred after
+    L - window. Those are the two selects of derived_window_rows, each a literal bound a warehouse
+    prunes on (raw.events is appended in load order, and occurred_at follows it closely). What a
+    verdict needs beyond the candidate rows is read by derived_lookback_rows: the rows that occurred
+    within the span the derivation looks at around the candidates (literals from their times), or a
+    customer's rows of any time where a derivation counts over the whole history. Assumed, as for
+    the models incremental by what changed: a row committed later never carries a loaded_at older
+    than one a build already saw. -#}
+
+
+{#- The marks table of the model being built (a relation), or none while parsing. -#}
+{% macro derived_marks_relation() -%}
+    {%- if not execute or this is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(api.Relation.create(
+        database=this.database, schema=this.schema, identifier=this.identifier ~ '_marks')) }}
+{%- endmacro %}
+
+
+{#- A pre-hook: the marks table, created when missing. -#}
+{% macro derived_marks_table() -%}
+    {%- set marks = flowhouse.derived_marks_relation() -%}
+    {%- if marks is none -%}
+        select 1
+    {%- else -%}
+        create table if not exists {{ marks }} (built_at timestamp, loaded_through timestamp)
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- A post-hook: the marks of this build (its now, and the newest loaded_at of the stream at most its
+    now; the previous mark when nothing newer was loaded), replacing the previous ones (two statements
+    in one hook: a hook is rendered just before it runs, and this one reads the previous marks). -#}
+{% macro derived_record_marks() -%}
+    {%- set marks = flowhouse.derived_marks_relation() -%}
+    {%- if marks is none -%}
+        select 1
+    {%- else -%}
+        {%- set previous = flowhouse.derived_marks() -%}
+        {%- set stream = flowhouse.input('events') -%}
+        {%- set now = flowhouse.flowhouse_now() -%}
+        delete from {{ marks }};
+        insert into {{ marks }} (built_at, loaded_through)
+        select
+            {{ now }},
+            {%- if previous is none %}
+            (select max(loaded_at) from {{ stream }} where loaded_at <= {{ now }})
+            {%- else %}
+            coalesce(
+                (select max(loaded_at) from {{ stream }}
+                 where loaded_at >= {{ previous.loaded }} and loaded_at <= {{ now }}),
+                {{ previous.loaded }}
+            )
+            {%- endif %}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The marks of the model's last build, as timestamp texts: {'loaded': literal, 'loaded_text': text,
+    'built_at': literal}; none for a full build (the first build, --full-refresh, a unit test, an
+    emptied marks table, a stream with no row yet): then the model reads the whole stream. -#}
+{% macro derived_marks() -%}
+    {%- set marks = flowhouse.derived_marks_relation() -%}
+    {%- if marks is none or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if adapter.get_relation(
+        database=marks.database, schema=marks.schema, identifier=marks.identifier) is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set query -%}
+        select
+            cast(max(loaded_through) as {{ dbt.type_string() }}),
+            cast(max(built_at) as {{ dbt.type_string() }})
+        from {{ marks }}
+    {%- endset -%}
+    {%- set row = run_query(query).rows[0] -%}
+    {%- if row[0] is none or row[1] is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return({
+        'loaded': "cast('" ~ row[0] ~ "' as timestamp)",
+        'loaded_text': row[0],
+        'built_at': "cast('" ~ row[1] ~ "' as timestamp)",
+    }) }}
+{%- endmacro %}
+
+
+{#- A timestamp text ('YYYY-MM-DD HH:MM:SS[.ffffff]') moved by `minutes`, as a timestamp literal. -#}
+{% macro derived_shifted(text, minutes) -%}
+    {%- set moment = modules.datetime.datetime.fromisoformat(text | string) -%}
+    {%- set moved = moment + modules.datetime.timedelta(minutes=minutes) -%}
+    {{ return("cast('" ~ moved.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as timestamp)") }}
+{%- endmacro %}
+
+
+{#- The candidate rows of a derivation whose decision moment is greatest(occurred_at + window,
+    loaded_at): the rows of stg_events that `where` keeps, loaded by the build's now, and with marks
+    only those that may decide after the last build's loaded_through L: loaded at or after L, or
+    loaded before it and occurred after L - window. Two disjoint selects, each pruned on its own
+    column; every row known at now on a full build. -#}
+{% macro derived_window_rows(where, window_minutes, marks, columns='*') -%}
+    select {{ columns }} from {{ ref('stg_events') }}
+    where {{ where }}
+        and loaded_at <= {{ flowhouse.flowhouse_now() }}
+    {%- if marks is not none %}
+        and loaded_at >= {{ marks.loaded }}
+    union all
+    select {{ columns }} from {{ ref('stg_events') }}
+    where {{ where }}
+        and loaded_at <= {{ flowhouse.flowhouse_now() }}
+        and loaded_at < {{ marks.loaded }}
+        and occurred_at > {{ flowhouse.derived_shifted(marks.loaded_text, -(window_minutes | int)) }}
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- The span of occurred_at the candidates of `where` (derived_window_rows) cover, widened by
+    `before_minutes` and `after_minutes`: {'from': literal, 'to': literal} for derived_lookback_rows;
+    none with no marks (a full build reads every row) and {'from': ..., 'to': ...} an empty span when
+    there is no candidate. -#}
+{% macro derived_candidate_span(where, window_minutes, marks, before_minutes, after_minutes) -%}
+    {%- if marks is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set query -%}
+        select cast(min(occurred_at) as {{ dbt.type_string() }}),
+            cast(max(occurred_at) as {{ dbt.type_string() }})
+        from ({{ flowhouse.derived_window_rows(where, window_minutes, marks, 'occurred_at') }}) as candidates
+    {%- endset -%}
+    {%- set row = run_query(query).rows[0] -%}
+    {%- if row[0] is none -%}
+        {{ return({'from': "cast('2999-01-01' as timestamp)", 'to': "cast('1900-01-01' as timestamp)"}) }}
+    {%- endif -%}
+    {{ return({
+        'from': flowhouse.derived_shifted(row[0], -(before_minutes | int)),
+        'to': flowhouse.derived_shifted(row[1], after_minutes | int),
+    }) }}
+{%- endmacro %}
+
+
+{#- The rows of stg_events that `where` keeps, loaded by the build's now, that occurred within `span`
+    (derived_candidate_span; every such row with none): what the verdicts of the candidates look at
+    around them. -#}
+{% macro derived_lookback_rows(where, span, columns='*') -%}
+    select {{ columns }} from {{ ref('stg_events') }}
+    where {{ where }}
+        and loaded_at <= {{ flowhouse.flowhouse_now() }}
+    {%- if span is not none %}
+        and occurred_at >= {{ span['from'] }}
+        and occurred_at <= {{ span['to'] }}
+    {%- endif %}
+{%- endmacro %}
+
+
 {#- The final select of a derived model: the standard columns of the `derived` relation, minus event ids
     the model already holds (an incremental build only appends), and built_at: the now of the build
     that first materialised the row, when it became visible to the engine (core.events.visible_at; the
@@ -227,9 +396,11 @@
 {%- endmacro %}
 
 
-{#- Catalog events (inventory_changed, price_changed) loaded since the re-read bound and decided by now:
-    event_id, occurred_at, decided_at (= greatest(occurred_at, loaded_at)), sku, plus `fields`
-    (an ordered mapping of column name -> SQL expression over `events.properties`). -#}
+{#- Catalog events (inventory_changed, price_changed) that may decide after the model's last build
+    (derived_window_rows) and are decided by now: event_id, occurred_at, decided_at
+    (= greatest(occurred_at, loaded_at)), sku, plus `fields` (an ordered mapping of column name -> SQL
+    expression over `events.properties`). A model using it records its marks
+    (derived_marks_table, derived_record_marks). -#}
 {% macro derived_catalog_changes(event_type, fields) -%}
     select
         events.event_id,
@@ -239,11 +410,12 @@
         {%- for name, expression in fields.items() %},
         {{ expression }} as {{ name }}
         {%- endfor %}
-    from {{ ref('stg_events') }} as events
+    from ({{ flowhouse.derived_window_rows(
+        "event_type = '" ~ event_type ~ "'", 0, flowhouse.derived_marks(),
+        'event_id, occurred_at, loaded_at, properties'
+    ) }}) as events
     cross join (select {{ flowhouse.flowhouse_now() }} as now_at) as as_of
-    where events.event_type = '{{ event_type }}'
-        and events.loaded_at > {{ flowhouse.derived_since(0) }}
-        and greatest(events.occurred_at, events.loaded_at) <= as_of.now_at
+    where greatest(events.occurred_at, events.loaded_at) <= as_of.now_at
 {%- endmacro %}
 
 

@@ -3,6 +3,8 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('browse_abandoned'),
+        pre_hook="{{ flowhouse.derived_marks_table() }}",
+        post_hook="{{ flowhouse.derived_record_marks() }}",
     )
 }}
 
@@ -10,17 +12,20 @@
     D = greatest(view + window, view loaded_at), the customer had no view, cart activity or order within
     (view, view + browse_abandon_after_minutes]. The burst is the run of the customer's views (known at D)
     up to this one with gaps of at most the window, reaching back at most browse_burst_max_hours.
-    Re-read bound: derived_since(window); the customers' earlier views are joined for the burst. -#}
-{%- set window_minutes = var('browse_abandon_after_minutes') %}
-{%- set burst_hours = var('browse_burst_max_hours') %}
+    An incremental build reads the views that may decide after its last one (derived_window_rows) and,
+    of their customers, the activity that occurred from browse_burst_max_hours before the earliest of
+    them to the window after the latest (derived_lookback_rows). -#}
+{%- set window_minutes = var('browse_abandon_after_minutes') | int %}
+{%- set burst_hours = var('browse_burst_max_hours') | int %}
+{%- set views_where = "event_type = 'product_viewed' and customer_id is not null" %}
+{%- set activity_where = "event_type in ('product_viewed', 'added_to_cart', 'checkout_started',"
+    ~ " 'order_placed') and customer_id is not null" %}
+{%- set columns = 'event_id, customer_id, event_type, occurred_at, loaded_at, properties' %}
+{%- set marks = flowhouse.derived_marks() %}
+{%- set span = flowhouse.derived_candidate_span(
+    views_where, window_minutes, marks, burst_hours * 60, window_minutes) %}
 
 with
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
 
 as_of as (
 
@@ -28,35 +33,17 @@ as_of as (
 
 ),
 
-known_events as (
-
-    select events.*
-    from events
-    cross join as_of
-    where events.loaded_at <= as_of.now_at
-
-),
-
-activity as (
-
-    select event_id, customer_id, event_type, occurred_at, loaded_at, properties
-    from known_events
-    where event_type in ('product_viewed', 'added_to_cart', 'checkout_started', 'order_placed')
-        and customer_id is not null
-
-),
-
 new_views as (
 
-    select * from activity
-    where event_type = 'product_viewed'
-        and loaded_at > {{ flowhouse.derived_since(window_minutes) }}
+    {{ flowhouse.derived_window_rows(views_where, window_minutes, marks, columns) }}
 
 ),
 
 affected_activity as (
 
-    select * from activity
+    select * from (
+        {{ flowhouse.derived_lookback_rows(activity_where, span, columns) }}
+    ) as nearby
     where customer_id in (select customer_id from new_views)
 
 ),

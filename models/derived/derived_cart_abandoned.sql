@@ -3,27 +3,33 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('cart_abandoned'),
+        pre_hook="{{ flowhouse.derived_marks_table() }}",
+        post_hook="{{ flowhouse.derived_record_marks() }}",
     )
 }}
 
 {#- A cart is abandoned cart_abandon_after_minutes after an activity (added_to_cart, checkout_started)
     when, among the rows loaded by the decision moment D = greatest(activity + window, activity loaded_at),
     the cart had no later activity and the customer placed no order within [activity, activity + window].
-    One event per cart: the candidate decided first. Re-read bound: derived_since(window).
+    One event per cart: the candidate decided first. Its contents are the cart's events of the customer
+    who abandoned it, known at the decision, up to and including the last activity.
+    An incremental build reads the cart activity that may decide after its last one
+    (derived_window_rows), the cart events and orders that occurred from the earliest of it to the
+    window after the latest (derived_lookback_rows: the later activity of the carts, the customers'
+    orders), and the contents of the abandoned carts from their customers' cart events of any time.
     margin_pct is the added lines' gross margin share at the catalog's current cost (the catalog keeps no
     history); unknown (null) when a line's cost or price is, or the lines are worth nothing. -#}
-{%- set window_minutes = var('cart_abandon_after_minutes') %}
+{%- set window_minutes = var('cart_abandon_after_minutes') | int %}
+{%- set cart_where = "event_type in ('added_to_cart', 'checkout_started') and customer_id is not null" %}
+{%- set orders_where = "event_type = 'order_placed' and customer_id is not null" %}
+{%- set columns = 'event_id, customer_id, event_type, occurred_at, loaded_at, properties' %}
+{%- set marks = flowhouse.derived_marks() %}
+{%- set span = flowhouse.derived_candidate_span(cart_where, window_minutes, marks, 0, window_minutes) %}
 {#- the contents come from the latest checkout unless items were added after it -#}
 {%- set checkout_wins = 'latest_checkout.checkout_started_at >= coalesce(added_lines.last_added_at,'
     ~ ' latest_checkout.checkout_started_at)' %}
 
 with
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
 
 products as (
 
@@ -37,52 +43,39 @@ as_of as (
 
 ),
 
-known_events as (
-
-    select events.*
-    from events
-    cross join as_of
-    where events.loaded_at <= as_of.now_at
-
-),
-
-cart_events as (
-
-    select
-        event_id,
-        customer_id,
-        event_type,
-        occurred_at,
-        loaded_at,
-        properties,
-        {{ flowhouse.json_text('properties', 'cart_id') }} as cart_id
-    from known_events
-    where event_type in ('added_to_cart', 'checkout_started')
-        and customer_id is not null
-        and {{ flowhouse.json_text('properties', 'cart_id') }} is not null
-
-),
-
 new_activity as (
 
-    select * from cart_events
-    where loaded_at > {{ flowhouse.derived_since(window_minutes) }}
+    select
+        activity.*,
+        {{ flowhouse.json_text('activity.properties', 'cart_id') }} as cart_id
+    from ({{ flowhouse.derived_window_rows(cart_where, window_minutes, marks, columns) }}) as activity
+    where {{ flowhouse.json_text('activity.properties', 'cart_id') }} is not null
+
+),
+
+nearby_cart_events as (
+
+    -- the cart events around the candidates: the later activity of their carts
+    select
+        nearby.*,
+        {{ flowhouse.json_text('nearby.properties', 'cart_id') }} as cart_id
+    from ({{ flowhouse.derived_lookback_rows(cart_where, span, columns) }}) as nearby
 
 ),
 
 affected_cart_events as (
 
-    select * from cart_events
+    select * from nearby_cart_events
     where cart_id in (select cart_id from new_activity)
 
 ),
 
 affected_orders as (
 
-    select customer_id, occurred_at, loaded_at
-    from known_events
-    where event_type = 'order_placed'
-        and customer_id in (select customer_id from new_activity)
+    select * from (
+        {{ flowhouse.derived_lookback_rows(orders_where, span, 'customer_id, occurred_at, loaded_at') }}
+    ) as nearby
+    where customer_id in (select customer_id from new_activity)
 
 ),
 
@@ -144,9 +137,23 @@ first_abandonment as (
 
 ),
 
+customer_cart_events as (
+
+    -- the cart events of any time of the customers with an abandoned cart
+    select
+        customer_events.*,
+        {{ flowhouse.json_text('customer_events.properties', 'cart_id') }} as cart_id
+    from {{ ref('stg_events') }} as customer_events
+    cross join as_of
+    where customer_events.event_type in ('added_to_cart', 'checkout_started')
+        and customer_events.loaded_at <= as_of.now_at
+        and customer_events.customer_id in (select customer_id from first_abandonment)
+
+),
+
 cart_contents as (
 
-    -- the cart's events known at the decision, up to and including its last activity
+    -- the cart's events of its customer known at the decision, up to and including its last activity
     select
         first_abandonment.cart_id,
         cart.event_id,
@@ -154,8 +161,9 @@ cart_contents as (
         cart.occurred_at,
         cart.properties
     from first_abandonment
-    inner join affected_cart_events as cart
+    inner join customer_cart_events as cart
         on cart.cart_id = first_abandonment.cart_id
+        and cart.customer_id = first_abandonment.customer_id
         and cart.loaded_at <= first_abandonment.decided_at
         and (
             cart.occurred_at < first_abandonment.last_activity_at

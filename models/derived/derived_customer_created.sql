@@ -41,29 +41,37 @@ last_recorded as (
 
 ),
 
+unrecorded as (
+
+    -- the customers this model holds no event for (an incremental build reads the stream only for them)
+    select customers.*
+    from customers
+    {%- if is_incremental() %}
+    where not exists (
+        select 1 from {{ this }} as known where known.customer_id = customers.customer_id
+    )
+    {%- endif %}
+
+),
+
 sent_raw as (
 
     select events.customer_id
     from {{ ref('stg_events') }} as events
     cross join observation
     where events.event_type = 'customer_created'
-        and events.customer_id is not null
+        and events.customer_id in (select customer_id from unrecorded)
         and events.loaded_at <= observation.observed_at
 
 ),
 
 new_customers as (
 
-    select customers.*
-    from customers
+    select unrecorded.*
+    from unrecorded
     where not exists (
-        select 1 from sent_raw where sent_raw.customer_id = customers.customer_id
+        select 1 from sent_raw where sent_raw.customer_id = unrecorded.customer_id
     )
-    {%- if is_incremental() %}
-        and not exists (
-            select 1 from {{ this }} as known where known.customer_id = customers.customer_id
-        )
-    {%- endif %}
 
 ),
 

@@ -3,12 +3,15 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('low_stock'),
+        pre_hook="{{ flowhouse.derived_marks_table() }}",
+        post_hook="{{ flowhouse.derived_record_marks() }}",
     )
 }}
 
 {#- An inventory_changed event that takes a sku's stock from above low_stock_threshold to at or below
     it (including to zero). A catalog event: no customer. occurred_at is the inventory change's, loaded_at =
-    greatest(occurred_at, its loaded_at). Re-read bound: derived_since(0). -#}
+    greatest(occurred_at, its loaded_at). An incremental build reads the changes that may decide after its
+    last one (derived_catalog_changes). -#}
 
 with
 

@@ -3,12 +3,15 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('price_dropped'),
+        pre_hook="{{ flowhouse.derived_marks_table() }}",
+        post_hook="{{ flowhouse.derived_record_marks() }}",
     )
 }}
 
 {#- A price_changed event that lowers a sku's price by at least price_drop_min_pct percent of the previous
     price (previous_price > 0). A catalog event: no customer. occurred_at is the price change's, loaded_at =
-    greatest(occurred_at, its loaded_at). Re-read bound: derived_since(0). -#}
+    greatest(occurred_at, its loaded_at). An incremental build reads the changes that may decide after its
+    last one (derived_catalog_changes). -#}
 
 with
 

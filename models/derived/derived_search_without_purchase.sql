@@ -3,22 +3,25 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('search_without_purchase'),
+        pre_hook="{{ flowhouse.derived_marks_table() }}",
+        post_hook="{{ flowhouse.derived_record_marks() }}",
     )
 }}
 
 {#- A search goes without purchase when, among the rows loaded by the decision moment
     D = greatest(search + window, search loaded_at), the customer neither added to a cart, started a
     checkout nor placed an order within (search, search + search_abandon_after_minutes].
-    Re-read bound: derived_since(window); the customers' later cart and order events are joined. -#}
-{%- set window_minutes = var('search_abandon_after_minutes') %}
+    An incremental build reads the searches that may decide after its last one (derived_window_rows)
+    and, of their customers, the cart and order events that occurred from the earliest of them to the
+    window after the latest (derived_lookback_rows). -#}
+{%- set window_minutes = var('search_abandon_after_minutes') | int %}
+{%- set searches_where = "event_type = 'searched' and customer_id is not null" %}
+{%- set steps_where = "event_type in ('added_to_cart', 'checkout_started', 'order_placed')"
+    ~ " and customer_id is not null" %}
+{%- set marks = flowhouse.derived_marks() %}
+{%- set span = flowhouse.derived_candidate_span(searches_where, window_minutes, marks, 0, window_minutes) %}
 
 with
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
 
 as_of as (
 
@@ -26,31 +29,20 @@ as_of as (
 
 ),
 
-known_events as (
-
-    select events.*
-    from events
-    cross join as_of
-    where events.loaded_at <= as_of.now_at
-
-),
-
 new_searches as (
 
-    select event_id, customer_id, occurred_at, loaded_at, properties
-    from known_events
-    where event_type = 'searched'
-        and customer_id is not null
-        and loaded_at > {{ flowhouse.derived_since(window_minutes) }}
+    {{ flowhouse.derived_window_rows(
+        searches_where, window_minutes, marks, 'event_id, customer_id, occurred_at, loaded_at, properties'
+    ) }}
 
 ),
 
 affected_purchase_steps as (
 
-    select event_id, customer_id, occurred_at, loaded_at
-    from known_events
-    where event_type in ('added_to_cart', 'checkout_started', 'order_placed')
-        and customer_id in (select customer_id from new_searches)
+    select * from (
+        {{ flowhouse.derived_lookback_rows(steps_where, span, 'event_id, customer_id, occurred_at, loaded_at') }}
+    ) as nearby
+    where customer_id in (select customer_id from new_searches)
 
 ),
 

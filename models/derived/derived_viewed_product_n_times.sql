@@ -3,23 +3,22 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('viewed_product_n_times'),
+        pre_hook="{{ flowhouse.derived_marks_table() }}",
+        post_hook="{{ flowhouse.derived_record_marks() }}",
     )
 }}
 
 {#- A customer's viewed_product_n-th view of one sku, counting their views of it in the order the
     warehouse learned of them (loaded_at, then occurred_at, then event_id), so the count is final when the
     view arrives. One event per customer and sku. occurred_at is the view's; loaded_at =
-    greatest(occurred_at, its loaded_at). Re-read bound: derived_since(0); the affected customer and sku
-    pairs' earlier views are joined. -#}
+    greatest(occurred_at, its loaded_at). An incremental build reads the views that may decide after its
+    last one (derived_window_rows), keeps the customer and sku pairs it has no event for yet, and counts
+    those pairs' views among their customers' views of any time. -#}
 {%- set n = var('viewed_product_n') | int %}
+{%- set marks = flowhouse.derived_marks() %}
+{%- set event_id = flowhouse.derived_event_id('viewed_product_n_times', ['new_views.customer_id', 'new_views.sku']) %}
 
 with
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
 
 as_of as (
 
@@ -27,12 +26,39 @@ as_of as (
 
 ),
 
-known_events as (
+new_views as (
 
-    select events.*
-    from events
+    select
+        candidates.customer_id,
+        {{ flowhouse.json_text('candidates.properties', 'sku') }} as sku
+    from ({{ flowhouse.derived_window_rows(
+        "event_type = 'product_viewed' and customer_id is not null", 0, marks, 'customer_id, properties'
+    ) }}) as candidates
+
+),
+
+new_pairs as (
+
+    select distinct customer_id, sku
+    from new_views
+    where sku is not null
+    {%- if marks is not none %}
+        and not exists (
+            select 1 from {{ this }} as known where known.event_id = {{ event_id }}
+        )
+    {%- endif %}
+
+),
+
+customer_views as (
+
+    -- the views of any time of the customers with a new pair
+    select events.event_id, events.customer_id, events.occurred_at, events.loaded_at, events.properties
+    from {{ ref('stg_events') }} as events
     cross join as_of
-    where events.loaded_at <= as_of.now_at
+    where events.event_type = 'product_viewed'
+        and events.loaded_at <= as_of.now_at
+        and events.customer_id in (select customer_id from new_pairs)
 
 ),
 
@@ -44,18 +70,7 @@ views as (
         occurred_at,
         loaded_at,
         {{ flowhouse.json_text('properties', 'sku') }} as sku
-    from known_events
-    where event_type = 'product_viewed'
-        and customer_id is not null
-        and {{ flowhouse.json_text('properties', 'sku') }} is not null
-
-),
-
-new_pairs as (
-
-    select distinct customer_id, sku
-    from views
-    where loaded_at > {{ flowhouse.derived_since(0) }}
+    from customer_views
 
 ),
 

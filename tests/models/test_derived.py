@@ -91,6 +91,23 @@ EVENTS: list[tuple[str, str | None, str, str, str | None, dict[str, Any]]] = [
     # purchase_anniversary of a first order on 29 February
     ("c12-o1", "c12", "order_placed", "2024-02-29 12:00", None, {"order_id": "o-c12-1", "value": 30.0, "lines": [line("s1", 30.0)]}),
 ]  # fmt: skip
+# what a build reading only what was loaded since its last one could get wrong (docs/engine.md
+# "Incremental models"): look-back partners read long after they occurred, late candidates, rare types
+EVENTS += [
+    # k13's contents reach back before its last build: the first addition was followed by an order
+    ("c13-add", "c13", "added_to_cart", "2026-09-03 10:00", None, {"cart_id": "k13", "sku": "s1", "quantity": 1, "price": 20.0}),
+    ("c13-order", "c13", "order_placed", "2026-09-03 10:30", None, {"order_id": "o-c13", "value": 20.0, "lines": [line("s1", 20.0)]}),
+    ("c13-add-2", "c13", "added_to_cart", "2026-09-09 10:00", None, {"cart_id": "k13", "sku": "s2", "quantity": 1, "price": 7.5}),
+    # c14's second view arrives days late: its burst reaches back to a view an earlier build read
+    ("c14-v1", "c14", "product_viewed", "2026-09-03 10:00", None, {"sku": "s1", "category": "apparel"}),
+    ("c14-v2", "c14", "product_viewed", "2026-09-03 10:30", "2026-09-06 08:00", {"sku": "s2", "category": "apparel"}),
+    # c15's search and cart arrive days late, the cart addition first: no search without purchase
+    ("c15-search", "c15", "searched", "2026-09-02 10:00", "2026-09-06 09:00", {"query": "hats", "results_count": 2}),
+    ("c15-add", "c15", "added_to_cart", "2026-09-02 10:20", "2026-09-06 08:59", {"cart_id": "k15", "sku": "s1", "quantity": 1, "price": 20.0}),
+    # back in stock after many builds without one; and a restock loaded before it takes effect
+    ("inv-s8", None, "inventory_changed", "2026-09-07 09:00", "2026-09-04 00:30", {"sku": "s8", "inventory_qty": 2, "previous_qty": 0}),
+    ("inv-s9", None, "inventory_changed", "2026-09-09 09:00", None, {"sku": "s9", "inventory_qty": 4, "previous_qty": 0}),
+]  # fmt: skip
 CUSTOMERS = [  # (customer_id, created_at, birthday)
     ("c1", "2024-06-01", "1992-02-29"),
     ("c2", "2026-01-01", "1985-09-04"),
@@ -138,6 +155,15 @@ EXPECTED = {
     ("subscription_renewal_due", "c11", "2026-09-05 00:00", "2026-09-05 00:00"),
     ("subscription_renewal_due", "c11", "2026-09-06 09:00", "2026-09-06 09:00"),
     ("viewed_product_n_times", "c10", D + "13:00", D + "13:01"),
+}
+EXPECTED |= {
+    ("cart_abandoned", "c13", "2026-09-09 11:00", "2026-09-09 11:00"),
+    ("first_purchase", "c13", "2026-09-03 10:30", "2026-09-03 10:31"),
+    ("browse_abandoned", "c14", "2026-09-03 11:00", "2026-09-03 11:00"),  # the late view not known
+    ("browse_abandoned", "c14", "2026-09-03 11:30", "2026-09-06 08:00"),
+    ("cart_abandoned", "c15", "2026-09-02 11:20", "2026-09-06 08:59"),
+    ("back_in_stock", None, "2026-09-07 09:00", "2026-09-07 09:00"),
+    ("back_in_stock", None, "2026-09-09 09:00", "2026-09-09 09:01"),
 }
 
 # event_id, customer_id, event_type, occurred_at, loaded_at, properties (sorted JSON text)
@@ -245,6 +271,16 @@ def test_properties(one_build: set[Row]) -> None:
     renewals = properties(one_build, "subscription_renewal_due", "c11")
     assert [p["subscription_id"] for p in renewals] == ["sub3", "sub1"]
     assert renewals[0]["next_renewal_at"] == "2026-09-08T00:00:00Z"
+
+
+def test_look_backs_reach_what_earlier_builds_read(one_build: set[Row]) -> None:
+    k13 = properties(one_build, "cart_abandoned", "c13")[0]
+    assert k13["lines"] == [
+        {"sku": "s1", "quantity": 1, "price": 20.0},
+        {"sku": "s2", "quantity": 1, "price": 7.5},
+    ]
+    assert k13["value"] == 27.5
+    assert [p["views"] for p in properties(one_build, "browse_abandoned", "c14")] == [1, 2]
 
 
 def test_builds_at_any_cadence_leave_the_rows_of_one_build(
