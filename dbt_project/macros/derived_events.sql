@@ -224,6 +224,34 @@
 {%- endmacro %}
 
 
+{#- A condition that `column` is one of the customers of the candidates of `where` (derived_window_rows),
+    written out as a list of literals, so that the warehouse filters while it scans and reads the
+    other columns of the matching rows only; `fallback` (a condition) with no marks, or when the
+    candidates have more than `limit` customers. -#}
+{% macro derived_candidate_customers(column, where, window_minutes, marks, fallback, limit=20000) -%}
+    {%- if marks is none -%}
+        {{ return(fallback) }}
+    {%- endif -%}
+    {%- set query -%}
+        select distinct customer_id
+        from ({{ flowhouse.derived_window_rows(where, window_minutes, marks, 'customer_id') }}) as candidates
+        where customer_id is not null
+        limit {{ limit + 1 }}
+    {%- endset -%}
+    {%- set customers = run_query(query).columns[0].values() -%}
+    {%- if customers | length > limit -%}
+        {{ return(fallback) }}
+    {%- elif customers | length == 0 -%}
+        {{ return('1 = 0') }}
+    {%- endif -%}
+    {%- set quoted = [] -%}
+    {%- for customer in customers | sort -%}
+        {%- do quoted.append("'" ~ (customer | string | replace("'", "''")) ~ "'") -%}
+    {%- endfor -%}
+    {{ return(column ~ ' in (' ~ quoted | join(', ') ~ ')') }}
+{%- endmacro %}
+
+
 {#- The rows of stg_events that `where` keeps, loaded by the build's now, that occurred within `span`
     (derived_candidate_span; every such row with none): what the verdicts of the candidates look at
     around them. -#}

@@ -25,6 +25,9 @@
 {%- set columns = 'event_id, customer_id, event_type, occurred_at, loaded_at, properties' %}
 {%- set marks = flowhouse.derived_marks() %}
 {%- set span = flowhouse.derived_candidate_span(cart_where, window_minutes, marks, 0, window_minutes) %}
+{%- set of_abandoners = flowhouse.derived_candidate_customers(
+    'customer_events.customer_id', cart_where, window_minutes, marks,
+    'customer_events.customer_id in (select customer_id from first_abandonment)') %}
 {#- the contents come from the latest checkout unless items were added after it -#}
 {%- set checkout_wins = 'latest_checkout.checkout_started_at >= coalesce(added_lines.last_added_at,'
     ~ ' latest_checkout.checkout_started_at)' %}
@@ -139,7 +142,8 @@ first_abandonment as (
 
 customer_cart_events as (
 
-    -- the cart events of any time of the customers with an abandoned cart
+    -- the cart events of any time of the customers with an abandoned cart (with a candidate, as a
+    -- list)
     select
         customer_events.*,
         {{ flowhouse.json_text('customer_events.properties', 'cart_id') }} as cart_id
@@ -147,7 +151,7 @@ customer_cart_events as (
     cross join as_of
     where customer_events.event_type in ('added_to_cart', 'checkout_started')
         and customer_events.loaded_at <= as_of.now_at
-        and customer_events.customer_id in (select customer_id from first_abandonment)
+        and {{ of_abandoners }}
 
 ),
 

@@ -17,6 +17,10 @@
 {%- set n = var('viewed_product_n') | int %}
 {%- set marks = flowhouse.derived_marks() %}
 {%- set event_id = flowhouse.derived_event_id('viewed_product_n_times', ['new_views.customer_id', 'new_views.sku']) %}
+{%- set views_where = "event_type = 'product_viewed' and customer_id is not null" %}
+{%- set of_new_pairs = flowhouse.derived_candidate_customers(
+    'events.customer_id', views_where, 0, marks,
+    'events.customer_id in (select customer_id from new_pairs)') %}
 
 with
 
@@ -31,9 +35,7 @@ new_views as (
     select
         candidates.customer_id,
         {{ flowhouse.json_text('candidates.properties', 'sku') }} as sku
-    from ({{ flowhouse.derived_window_rows(
-        "event_type = 'product_viewed' and customer_id is not null", 0, marks, 'customer_id, properties'
-    ) }}) as candidates
+    from ({{ flowhouse.derived_window_rows(views_where, 0, marks, 'customer_id, properties') }}) as candidates
 
 ),
 
@@ -52,13 +54,13 @@ new_pairs as (
 
 customer_views as (
 
-    -- the views of any time of the customers with a new pair
+    -- the views of any time of the customers with a new pair (with a candidate view, as a list)
     select events.event_id, events.customer_id, events.occurred_at, events.loaded_at, events.properties
     from {{ ref('stg_events') }} as events
     cross join as_of
     where events.event_type = 'product_viewed'
         and events.loaded_at <= as_of.now_at
-        and events.customer_id in (select customer_id from new_pairs)
+        and {{ of_new_pairs }}
 
 ),
 
