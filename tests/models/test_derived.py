@@ -20,6 +20,7 @@ from sqlglot import exp
 from flowhouse.core.build import build_models
 from flowhouse.core.dbt import run_dbt
 from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.corrections import retract
 
 pytestmark = pytest.mark.slow
 
@@ -296,6 +297,22 @@ def test_full_refresh_leaves_the_rows_of_the_incremental_builds(
 ) -> None:
     incremental, refreshed = cadence_builds
     assert refreshed == incremental
+
+
+def test_a_retraction_derives_again_without_the_retracted_rows(
+    tmp_warehouse: Location, one_build: set[Row]
+) -> None:
+    """A retraction empties the derived tables and their marks (core.<model>_marks): the next build
+    reads the whole stream again, not only what was loaded since the last build."""
+    load_store(tmp_warehouse)
+    build(tmp_warehouse, FINAL_NOW)
+    retract(tmp_warehouse, ["c14-v2"], "a correction", now=FINAL_NOW)
+    with Warehouse.open(tmp_warehouse) as wh:
+        assert wh.scalar("select count(*) from core.derived_browse_abandoned_marks") == 0
+    build(tmp_warehouse, FINAL_NOW)
+    gone = {r for r in one_build if r[1] == "c14" and r[4] == datetime(2026, 9, 6, 8)}
+    assert [r[2] for r in gone] == ["browse_abandoned"]
+    assert derived_rows(tmp_warehouse) == one_build - gone
 
 
 def test_switched_off_derivation_keeps_raw_events_of_its_type(tmp_warehouse: Location) -> None:
