@@ -249,20 +249,30 @@ def lagging_missing(wh: Warehouse) -> list[str]:
 # -- running the lanes ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Options:
+    """How a lane run invokes dbt: tests (``dbt build``) or not, a full refresh, artifacts."""
+
+    tests: bool = False
+    full_refresh: bool = False
+    artifacts: bool = False
+
+
 def run_lanes(
     location: Location,
     lanes: Sequence[Lane],
     now: datetime | None,
     dbt_vars: Mapping[str, Any],
     ran_by: str = "refresh",
-    tests: bool = False,
+    options: Options = Options(),
 ) -> RefreshReport:
-    """Run `lanes` in one dbt invocation as of `now` (None: as of the data) and record each
-    lane's run. A failed lane raises :class:`DbtError` once recorded, except the enrichment lane
-    of a tick (``ran_by="tick"``): that one is reported and the fast models dbt skipped behind it
-    run again without it."""
+    """Run `lanes` in one dbt invocation as of `now` (None: as of the data, as the models take
+    it) and record each lane's run. A failed lane raises :class:`DbtError` once recorded, except
+    the enrichment lane of a tick (``ran_by="tick"``): that one is reported, and the fast models
+    dbt skipped behind it run again without it."""
     with Warehouse.open(location) as wh:
         missing = lagging_missing(wh) if ENRICHMENT not in lanes else []
+        now_at = utc(now) if now is not None else data_now(wh)
     report = RefreshReport()
     started = utcnow()
     error: DbtError | None = None
@@ -270,14 +280,13 @@ def run_lanes(
         if missing:  # a fresh store: the fast lane reads what the enrichment lane builds
             report.results += _build(location, [f"+{m}" for m in missing], (), now, dbt_vars)
         select, exclude = _selection(lanes)
-        report.results += _build(location, select, exclude, now, dbt_vars, tests)
+        report.results += _build(location, select, exclude, now, dbt_vars, options)
     except DbtError as err:
         error = err
         report.results += err.results
         if FAST in lanes:
             report.results += _rerun_skipped_fast(location, report.results, now, dbt_vars)
     finished = utcnow()
-    now_at = utc(now) if now is not None else finished
     report.runs = [
         _lane_run(lane, report.results, error, now_at, started, finished, ran_by) for lane in lanes
     ]
@@ -287,6 +296,16 @@ def run_lanes(
     if fatal:
         raise error or DbtError(f"the {fatal[0].lane} lane failed: {fatal[0].error}")
     return report
+
+
+def data_now(wh: Warehouse) -> datetime:
+    """The `now` of a build given none (``dbt_project/macros/now.sql``): the newest loaded_at of
+    the raw events, never past the wall clock."""
+    wall = utcnow()
+    if not wh.table_exists("raw", "events"):
+        return wall
+    newest = wh.scalar(exp.select("max(loaded_at)").from_("raw.events"))
+    return min(newest, wall) if isinstance(newest, datetime) else wall
 
 
 def _selection(lanes: Sequence[Lane]) -> tuple[list[str], list[str]]:
@@ -302,11 +321,11 @@ def _build(
     exclude: Sequence[str],
     now: datetime | None,
     dbt_vars: Mapping[str, Any],
-    tests: bool = False,
+    options: Options = Options(),
 ) -> list[NodeResult]:
     summary = build_models(
-        location, select=select, exclude=exclude, tests=tests, now=now, dbt_vars=dbt_vars,
-        artifacts=False,
+        location, select=select, exclude=exclude, now=now, dbt_vars=dbt_vars,
+        tests=options.tests, full_refresh=options.full_refresh, artifacts=options.artifacts,
     )  # fmt: skip
     return summary.results
 
