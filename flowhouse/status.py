@@ -694,7 +694,7 @@ def lane_lines(
 ) -> list[LaneLine]:
     """Each lane's last success, its age at `now`, whether it is stale (older than twice its
     interval) and its last run when that failed."""
-    with Warehouse.open(location, read_only=True) as wh:
+    with Warehouse.open(location) as wh:
         states = lane_states(wh)
     out = []
     for name, state in states.items():
