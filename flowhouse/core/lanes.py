@@ -275,17 +275,22 @@ def run_lanes(
         now_at = utc(now) if now is not None else data_now(wh)
     report = RefreshReport()
     started = utcnow()
-    error: DbtError | None = None
-    try:
-        if missing:  # a fresh store: the fast lane reads what the enrichment lane builds
+    errors: list[DbtError] = []
+    if missing:  # a fresh store: the fast lane reads what the enrichment lane builds
+        try:
             report.results += _build(location, [f"+{m}" for m in missing], (), now, dbt_vars)
-        select, exclude = _selection(lanes)
+        except DbtError as err:
+            errors.append(err)
+            report.results += err.results
+    select, exclude = _selection(lanes)
+    try:
         report.results += _build(location, select, exclude, now, dbt_vars, options)
     except DbtError as err:
-        error = err
+        errors.append(err)
         report.results += err.results
         if FAST in lanes:
             report.results += _rerun_skipped_fast(location, report.results, now, dbt_vars)
+    error = errors[0] if errors else None
     finished = utcnow()
     report.runs = [
         _lane_run(lane, report.results, error, now_at, started, finished, ran_by) for lane in lanes

@@ -181,6 +181,8 @@ def test_ticks_run_the_enrichment_lane_when_due_and_go_on_when_it_fails(store: L
     assert _ran(location, t0) == {"fast": "succeeded", "enrichment": "succeeded"}
     assert first.refresh is not None and first.refresh.enrichment_skipped is None
     assert "fast lane:" in first.describe() and "enrichment lane:" in first.describe()
+    with Warehouse.open(location) as wh:  # a tick refreshes the marts too (none did before)
+        assert wh.table_exists("marts", "flow_daily") and wh.table_exists("marts", "message_facts")
 
     # 15 minutes later: the fast lane only, and the tick says why
     t1 = t0 + timedelta(minutes=15)
