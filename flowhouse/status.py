@@ -694,6 +694,8 @@ def lane_lines(
 ) -> list[LaneLine]:
     """Each lane's last success, its age at `now`, whether it is stale (older than twice its
     interval) and its last run when that failed."""
+    if location.path is not None and not location.path.exists():
+        raise ConfigError("no warehouse at this location", value=str(location))
     with Warehouse.open(location) as wh:
         states = lane_states(wh)
     out = []

@@ -28,6 +28,7 @@ from flowhouse.core.lanes import (
     run_lanes,
 )
 from flowhouse.core.paths import FLOWS
+from flowhouse.core.sql import render, statement
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.demo import DEMO_START
 from flowhouse.flows.settings import Settings, load_settings
@@ -209,7 +210,8 @@ def test_ticks_run_the_enrichment_lane_when_due_and_go_on_when_it_fails(store: L
     assert "enrichment lane FAILED" in failed.describe()
     assert "int_customer_category_affinity" in failed.describe()
     with Warehouse.open(location) as wh:
-        assert wh.scalar("select count(*) from flowhouse.ticks where tick_at = ?", [t3]) == 1
+        ticks = statement("select count(*) from flowhouse.ticks where tick_at = :at", at=t3)
+        assert wh.scalar(render(ticks, wh.dialect)) == 1
         attributes_at = wh.scalar("select max(refreshed_at) from core.customer_attributes")
         error = wh.scalar("select error from flowhouse.lane_runs where status = 'failed'")
     assert attributes_at == t3
@@ -268,6 +270,10 @@ def test_the_cli_refresh_status_and_a_failed_lane(tmp_path: Path) -> None:
     assert f"enrichment  last success as of {t0:%Y-%m-%d %H:%M}" in shown.output
     assert f"last run FAILED as of {at:%Y-%m-%d %H:%M} (refresh)" in shown.output
     assert "\x1b[" not in shown.output  # no colour when not on a terminal
+
+    missing = runner.invoke(cli, ["status", "--warehouse", str(tmp_path / "none.duckdb")])
+    assert missing.exit_code == 1 and "Error: no warehouse" in missing.output
+    assert not (tmp_path / "none.duckdb").exists()
 
     no_customer = runner.invoke(cli, ["status", "welcome", *base])
     assert no_customer.exit_code == 2 and "FLOW needs --customer ID" in no_customer.output
