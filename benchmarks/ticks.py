@@ -409,7 +409,7 @@ def table_row(row: Row) -> str:
     reparse = " (re-parsed)" if dbt and dbt.reparsed else ""
     split = ""
     if row.lanes is not None and row.step != BUILD:
-        split = f" (fast {row.lanes[0]:.2f} + enrichment {row.lanes[1]:.2f})"
+        split = f" (own time: fast {row.lanes[0]:.2f} + enrichment {row.lanes[1]:.2f})"
     if row.note == "reused":
         return (
             f"| {row.customers:,} | {row.step} | - (reused) | - | - | - | - | - | - | - | - | - |"
