@@ -174,6 +174,7 @@ class Store:
             )
         row = Row(self.customers, GENERATE, Usage(0.0, 0.0, 0.0), note="reused")
         self.rows.append(row)
+        progress(table_row(row))
         return row
 
     def append(self, until: datetime) -> None:
