@@ -5,23 +5,29 @@ new, where each tick's time goes, and how late a derived trigger's message is qu
     python benchmarks/ticks.py --sizes 100000,1000000   # two sizes in one run, and their ratio
     python benchmarks/ticks.py --sizes 1000000,10000000 --latency
     python benchmarks/ticks.py --customers 500 --latency --latency-ticks 2   # a smoke run
+    python benchmarks/ticks.py --sizes 1000000,10000000 --stores /data/stores  # generated once
 
 For each size, on a fresh DuckDB file, each step its own process (``flowhouse ...``, so Python's
 start is included; wall, CPU and peak RSS as ``os.wait4`` reports them for that process):
 
-1. ``flowhouse generate --customers N --days D --seed S``, then the initial build
-   (``flowhouse build --skip-tests``, the models as of the data);
+1. ``flowhouse generate --customers N --days D --seed S`` (with ``--stores DIR``: the store that
+   command wrote as ``DIR/store-N.duckdb``, copied to the work folder, the copy measured: the row
+   says "reused"), then the initial build (``flowhouse build --skip-tests``, the models as of the
+   data, recorded as a run of both refresh lanes);
 2. the first tick, at the newest ``loaded_at`` of the store (``--no-build``: the flows go live);
 3. a refresh tick with nothing new (``flowhouse tick --no-send`` at the end of the generated
    history: time moved on, no event arrived since the build);
-4. 15 minutes of new events appended (``flowhouse generate --continue-until``), then a refresh tick;
+4. 15 minutes of new events appended (``flowhouse generate --continue-until``), then a refresh tick
+   (the fast lane: the enrichment lane is not due, docs/engine.md "Refresh lanes");
 5. from the second size on: the previous size's new-event volume, then a refresh tick. The
    generator's event rate grows with the customers, so the window is 15 minutes times the
    previous size over this one (90 s at 1M after 100k): the new events are about as many as in
    the previous size's 15-minute tick (both counts are printed), and the ratio of the two ticks is
    the cost of the same new events over ten times the history;
-6. 15 minutes of new events, then a tick with ``--no-build`` (the engine alone, no refresh);
-7. with ``--latency``: ticks every 5 minutes of simulated time (``--latency-ticks`` of them), each
+6. 15 minutes of new events, then a refresh tick with the enrichment lane due (the flows folder's
+   settings with ``refresh.enrichment_every: 15m``, so both lanes run);
+7. 15 minutes of new events, then a tick with ``--no-build`` (the engine alone, no refresh);
+8. with ``--latency``: ticks every 5 minutes of simulated time (``--latency-ticks`` of them), each
    after appending its 5 minutes of events, each with the refresh; then, for ``cart_abandoned``,
    the time from each event's decision moment (its ``loaded_at``) to its enrollment and to its
    first message being queued (``flowhouse.messages.queued_at``), in minutes of simulated time.
@@ -33,12 +39,14 @@ cost (the dbt command's wall less the wall of running its models, from the lines
 "engine" the engine's transaction (``flowhouse.ticks``: ``finished_at - started_at``); "other" the
 rest of the tick's clock (the removal check, preparing the sources, taking the lock). Sending is not
 measured (``--no-send``; ``benchmarks/sending.py`` measures it). Each model's own time (dbt's "OK
-created ... in N s") follows in a second table.
+created ... in N s") follows in a second table; the "models" column splits the models' own time
+by lane (fast + enrichment, by the models' dbt tags).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shlex
@@ -54,6 +62,8 @@ import duckdb
 from dbt_ticks import DbtTimes, appended, dbt_times, log_offset
 from generate import Usage, measure_usage
 
+from flowhouse.core.lanes import ENRICHMENT_TAG
+from flowhouse.core.paths import FLOWS
 from flowhouse.core.project import current
 
 START = datetime(2026, 9, 1)
@@ -66,6 +76,7 @@ FIRST = "first tick, `--no-build` (flows go live)"
 NOTHING = "tick with refresh, nothing new"
 NEW = "tick with refresh, 15 min of new events"
 SAME = "tick with refresh, the previous size's new events"
+SLOW_DUE = "tick with refresh, slow lane due, 15 min of new events"
 NO_BUILD = "tick `--no-build`, 15 min of new events"
 LATENCY = "tick with refresh, 5-minute schedule"
 #: the flow and the first send steps whose messages the latency is measured on
@@ -85,6 +96,8 @@ class Row:
     tick_seconds: float | None = None
     engine: float | None = None
     note: str = ""
+    #: the models' own time by lane (fast, enrichment), for a command that ran dbt
+    lanes: tuple[float, float] | None = None
 
     @property
     def start(self) -> float | None:
@@ -127,6 +140,7 @@ class Store:
         row = Row(self.customers, step, usage, events)
         if cli[0] in {"build", "tick"} and "--no-build" not in cli:
             row.dbt = dbt_times(appended(self.log, offset))
+            row.lanes = by_lane(row.dbt)
         if cli[0] == "tick":
             row.tick_seconds, row.engine = self.tick_times(cli[cli.index("--now") + 1])
         self.rows.append(row)
@@ -136,6 +150,32 @@ class Store:
     def tick(self, step: str, at: datetime, *extra: str, since: datetime) -> Row:
         events = self.events(since, at)
         return self.run(step, "tick", "--no-send", "--now", at.isoformat(), *extra, events=events)
+
+    def reuse(self, stores: Path) -> Row:
+        """The store ``flowhouse generate`` wrote as ``stores/store-N.duckdb``, copied (not
+        timed), refused when it was built or ticked already."""
+        found = stores / self.path.name
+        if not found.exists():
+            a = self.args
+            sys.exit(
+                f"--stores {stores}: no {found.name} (flowhouse generate --customers "
+                f"{self.customers} --days {a.days} --seed {a.seed})"
+            )
+        progress(f"{self.customers:,} customers: copying {found}")
+        shutil.copyfile(found, self.path)
+        built = self.query(
+            "select count(*) from information_schema.tables "
+            "where table_schema in ('core', 'flowhouse')"
+        )
+        if built[0][0]:
+            sys.exit(
+                f"--stores: {found} was built or ticked already; give a store as "
+                "flowhouse generate left it"
+            )
+        row = Row(self.customers, GENERATE, Usage(0.0, 0.0, 0.0), note="reused")
+        self.rows.append(row)
+        progress(table_row(row))
+        return row
 
     def append(self, until: datetime) -> None:
         """The store's events up to `until` (not timed: the generator is not what is measured)."""
@@ -204,10 +244,14 @@ def starts() -> tuple[float, float]:
 def run_size(store: Store, previous: Store | None) -> datetime:
     """Steps 1-6 on one size; returns the time of its last tick."""
     args = store.args
-    store.run(
-        GENERATE, "generate",
-        "--customers", str(store.customers), "--days", str(args.days), "--seed", str(args.seed),
-    )  # fmt: skip
+    if args.stores is not None:
+        store.reuse(args.stores)
+    else:
+        store.run(
+            GENERATE, "generate",
+            "--customers", str(store.customers), "--days", str(args.days),
+            "--seed", str(args.seed),
+        )  # fmt: skip
     store.run(BUILD, "build", "--skip-tests")
     newest = store.query("select max(loaded_at) from raw.events")[0][0]
     assert isinstance(newest, datetime), "the generated store has no events"
@@ -225,8 +269,37 @@ def run_size(store: Store, previous: Store | None) -> datetime:
         row.note = f"{window.total_seconds():.0f} s of events"
         at += window
     store.append(at + TICK)
+    due = slow_lane_due(store.path.parent)
+    store.tick(SLOW_DUE, at + TICK, "--flows", str(due), since=at)
+    at += TICK
+    store.append(at + TICK)
     store.tick(NO_BUILD, at + TICK, "--no-build", since=at)
     return at + TICK
+
+
+def slow_lane_due(workdir: Path) -> Path:
+    """The shipped flows, with settings that make the enrichment lane due every 15 minutes (the
+    same dbt vars: no re-parse)."""
+    folder = workdir / "flows-slow-lane-due"
+    if not folder.exists():
+        shutil.copytree(FLOWS, folder)
+        settings = folder / "_settings.yml"
+        text = settings.read_text().replace("enrichment_every: 1h", "enrichment_every: 15m")
+        if "enrichment_every: 15m" not in text:
+            text += "\nrefresh:\n  enrichment_every: 15m\n"
+        settings.write_text(text)
+    return folder
+
+
+def by_lane(times: DbtTimes) -> tuple[float, float]:
+    """The models' own time in the fast lane and in the enrichment lane, by their dbt tags."""
+    manifest = current().dbt_dir / "target-duckdb" / "manifest.json"
+    enrichment: set[str] = set()
+    if manifest.exists():
+        nodes = json.loads(manifest.read_text())["nodes"].values()
+        enrichment = {n["name"] for n in nodes if ENRICHMENT_TAG in n.get("tags", [])}
+    slow = sum(s for name, s in times.per_model.items() if name in enrichment)
+    return sum(times.per_model.values()) - slow, slow
 
 
 def latency(store: Store, since: datetime) -> Latency:
@@ -335,10 +408,17 @@ def table_row(row: Row) -> str:
     dbt = row.dbt
     send = "not run" if row.step not in {GENERATE, BUILD} else "-"
     reparse = " (re-parsed)" if dbt and dbt.reparsed else ""
+    split = ""
+    if row.lanes is not None and row.step != BUILD:
+        split = f" (own time: fast {row.lanes[0]:.2f} + enrichment {row.lanes[1]:.2f})"
+    if row.note == "reused":
+        return (
+            f"| {row.customers:,} | {row.step} | - (reused) | - | - | - | - | - | - | - | - | - |"
+        )
     return (
         f"| {row.customers:,} | {row.step} | {events} | {row.usage.wall:.2f} s "
         f"| {row.usage.cpu:.2f} s | {row.usage.peak_mb:,.0f} MB | {s(row.start)} "
-        f"| {s(dbt.fixed if dbt else None)}{reparse} | {s(dbt.models if dbt else None)} "
+        f"| {s(dbt.fixed if dbt else None)}{reparse} | {s(dbt.models if dbt else None)}{split} "
         f"| {s(row.engine)} | {s(row.other)} | {send} |"
     )
 
@@ -366,7 +446,10 @@ def print_models(stores: Sequence[Store]) -> None:
 
 
 def short(step: str) -> str:
-    return {NOTHING: "nothing new", NEW: "15 min new", SAME: "previous size's new"}.get(step, step)
+    return {
+        NOTHING: "nothing new", NEW: "15 min new", SAME: "previous size's new",
+        SLOW_DUE: "15 min new, slow lane due",
+    }.get(step, step)  # fmt: skip
 
 
 def print_ratio(stores: Sequence[Store]) -> None:
@@ -428,6 +511,8 @@ def reproduce(args: argparse.Namespace) -> str:
     ]  # fmt: skip
     if args.latency:
         command += ["--latency", "--latency-ticks", str(args.latency_ticks)]
+    if args.stores is not None:
+        command += ["--stores", str(args.stores)]
     return shlex.join(command)
 
 
@@ -454,6 +539,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency", action="store_true", help="also the 5-minute latency run")
     parser.add_argument("--latency-ticks", type=int, default=12, help="ticks of the latency run")
     parser.add_argument("--dir", default=None, help="where the temporary warehouses go")
+    parser.add_argument(
+        "--stores", type=Path, default=None,
+        help="reuse DIR/store-N.duckdb as `flowhouse generate --customers N --days D --seed S` "
+        "wrote it (copied; the copy is measured)",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
     args = parser.parse_args()
     if args.customers is not None and args.sizes is not None:
@@ -462,6 +552,8 @@ def parse_args() -> argparse.Namespace:
         parser.error(f"--customers {args.customers}: expected at least 1")
     if args.latency_ticks < 1:
         parser.error(f"--latency-ticks {args.latency_ticks}: expected at least 1")
+    if args.stores is not None and not args.stores.is_dir():
+        parser.error(f"--stores {args.stores}: not a folder")
     args.sizes = args.sizes or [args.customers or 100_000]
     return args
 

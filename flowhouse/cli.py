@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import wraps
@@ -36,12 +36,14 @@ from flowhouse.activation.sync.run import SyncOptions, run_syncs
 from flowhouse.core.build import MARTS, build_models
 from flowhouse.core.clock import parse_now, utcnow
 from flowhouse.core.errors import ConfigError, FlowhouseError
+from flowhouse.core.lanes import LANE_CHOICES, lanes_of, run_lanes
+from flowhouse.core.lanes import Options as LaneOptions
 from flowhouse.core.paths import DBT_PACKAGE
 from flowhouse.core.project import ENV_VAR as PROJECT_ENV
 from flowhouse.core.project import Project, current, locate, use
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.corrections import read_ids, retract
-from flowhouse.cycle import cycle
+from flowhouse.cycle import CycleResult, cycle
 from flowhouse.demo import run_demo
 from flowhouse.erasure import erase as run_erase
 from flowhouse.flows.flowfile import parse_duration
@@ -58,7 +60,7 @@ from flowhouse.orchestration.engine.tick import load_deployment
 from flowhouse.preview import preview as make_preview
 from flowhouse.report import existing, marts_now, write_report
 from flowhouse.scaffolding import init_project
-from flowhouse.status import render_json, render_text, status_at
+from flowhouse.status import lane_lines, render_json, render_lanes, render_text, status_at
 from flowhouse.summary import render_summary
 from flowhouse.testsend import run_test_send
 
@@ -262,15 +264,42 @@ def build(
     with the store settings of the flows folder (time zone, raw event types, model settings)."""
 
     location = Location.parse(warehouse)
-    summary = build_models(
-        location,
-        select=select,
-        full_refresh=full_refresh,
-        tests=not skip_tests,
-        now=_timestamp(now, "--now"),
-        dbt_vars=load_settings(flows_dir or default_flows_dir()).dbt_vars(),
-    )
+    at = _timestamp(now, "--now")
+    dbt_vars = load_settings(flows_dir or default_flows_dir()).dbt_vars()
+    if select:
+        summary = build_models(
+            location, select=select, full_refresh=full_refresh, tests=not skip_tests, now=at,
+            dbt_vars=dbt_vars,
+        )  # fmt: skip
+    else:  # every model: a run of both lanes, recorded as such
+        options = LaneOptions(tests=not skip_tests, full_refresh=full_refresh, artifacts=True)
+        summary = run_lanes(location, lanes_of("all"), at, dbt_vars, "build", options).summary()
     click.echo(summary.describe())
+
+
+@cli.command()
+@warehouse_option
+@click.option(
+    "--lane",
+    type=click.Choice(LANE_CHOICES),
+    default="all",
+    show_default=True,
+    help="fast: what a tick decides on; enrichment: category affinity and the marts; all: both.",
+)
+@click.option("--now", "now", default=None, metavar="TS", help="The models' now (default: now).")
+@flows_option
+@handles_errors
+def refresh(warehouse: str, lane: str, now: str | None, flows_dir: Path | None) -> None:
+    """Refresh one lane of the models on its own at --now, without tests, and record the run in
+    flowhouse.lane_runs (a tick refreshes the fast lane, and the enrichment lane when
+    refresh.enrichment_every has passed; run `--lane enrichment` from cron when it is never)."""
+    location = Location.parse(warehouse)
+    dbt_vars = load_settings(flows_dir or default_flows_dir()).dbt_vars()
+    at = _timestamp(now, "--now") or utcnow()
+    report = run_lanes(location, lanes_of(lane), at, dbt_vars, "refresh")
+    click.echo(f"refresh at {at:%Y-%m-%d %H:%M:%S}:")
+    click.echo("\n".join(report.lines()))
+    click.echo(report.summary().describe())
 
 
 @cli.command()
@@ -419,19 +448,31 @@ def _progress(line: str) -> None:
     click.echo(line, err=True)
 
 
-#: The exit code of ``send`` and ``tick`` when messages failed for good in the run (1 is an
-#: error that stopped it, 2 a bad command line).
+#: The exit code of ``send`` and ``tick`` when messages failed for good in the run, or a tick's
+#: enrichment lane failed (1 is an error that stopped it, 2 a bad command line).
 EXIT_FAILED = 3
 
 
-def _exit_on_failures(failed: int) -> None:
+def _exit_on_failures(failed: int, lanes: Sequence[str] = ()) -> None:
     if failed:
         click.echo(
             f"{failed} message(s) failed (status failed, with the reason in failure_reason); "
             "flowhouse send --retry-failed requeues them",
             err=True,
         )
+    for lane in lanes:
+        click.echo(
+            f"the {lane} lane of the model refresh failed (see flowhouse.lane_runs and "
+            "`flowhouse status`); the fast lane and the engine ran, and the next tick tries again",
+            err=True,
+        )
+    if failed or lanes:
         sys.exit(EXIT_FAILED)
+
+
+def _lanes_failed(result: CycleResult) -> list[str]:
+    refreshed = result.tick.refresh
+    return [r.lane for r in refreshed.failed] if refreshed else []
 
 
 def tick_options(fn: F) -> F:
@@ -490,7 +531,7 @@ def tick(
         approval=Approval(everything=allow_removals),
     )
     click.echo(result.describe())
-    _exit_on_failures(result.sent.failed if result.sent else 0)
+    _exit_on_failures(result.sent.failed if result.sent else 0, _lanes_failed(result))
 
 
 @cli.command()
@@ -523,7 +564,7 @@ def apply(
     )
     click.echo(f"applied {plan_file}")
     click.echo(result.describe())
-    _exit_on_failures(result.sent.failed if result.sent else 0)
+    _exit_on_failures(result.sent.failed if result.sent else 0, _lanes_failed(result))
 
 
 @cli.command()
@@ -853,15 +894,34 @@ def backtest(
 
 @cli.command()
 @warehouse_option
-@click.argument("flow_id", metavar="FLOW")
-@click.option("--customer", "customer_id", required=True, metavar="ID", help="The customer.")
+@click.argument("flow_id", metavar="[FLOW]", required=False)
+@click.option("--customer", "customer_id", default=None, metavar="ID", help="The customer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same facts as JSON.")
+@click.option("--now", "now", default=None, metavar="TS", help="Ages as of TS (default: now).")
+@flows_option
 @handles_errors
-def status(warehouse: str, flow_id: str, customer_id: str, as_json: bool) -> None:
-    """Where a customer is in FLOW and every decision on the way, with its reason in words:
-    each trigger (enrolled or refused), the holdout group and split arms, the state now, and
-    each step's decision with its message's delivery and engagement. Addresses are masked."""
+def status(
+    warehouse: str,
+    flow_id: str | None,
+    customer_id: str | None,
+    as_json: bool,
+    now: str | None,
+    flows_dir: Path | None,
+) -> None:
+    """Without FLOW: the model refresh's lanes, each one's last success and its age (STALE when
+    older than twice its interval) and its last failure. With FLOW --customer ID: where the
+    customer is in FLOW and every decision on the way, with its reason in words: each trigger
+    (enrolled or refused), the holdout group and split arms, the state now, and each step's
+    decision with its message's delivery and engagement. Addresses are masked."""
 
+    if flow_id is None:
+        at = _timestamp(now, "--now") or utcnow()
+        every = load_settings(flows_dir or default_flows_dir()).refresh.enrichment_every
+        lanes = lane_lines(Location.parse(warehouse), every, at)
+        click.echo(render_lanes(lanes, at, color=sys.stdout.isatty()))
+        return
+    if customer_id is None:
+        raise click.UsageError("FLOW needs --customer ID (without FLOW: the refresh lanes)")
     found = status_at(Location.parse(warehouse), flow_id, customer_id)
     click.echo(render_json(found) if as_json else render_text(found))
 

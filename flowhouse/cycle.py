@@ -8,7 +8,9 @@ the sender's bucket, one cycle
 0. refuses, changing nothing, when the flow files remove flows or steps with enrollments in
    flight and ``approval`` does not cover it (:mod:`flowhouse.orchestration.engine.intent`),
 1. ingests the provider webhooks waiting in the inbox (so the refresh sees them),
-2. refreshes the dbt models as of ``now`` (unless told not to),
+2. refreshes the dbt models as of ``now`` (unless told not to): the fast lane, and the enrichment
+   lane when it is due (:mod:`flowhouse.core.lanes`; a failed enrichment lane is recorded and
+   shown, and the cycle goes on),
 3. runs the engine's transitions in one transaction
    (:func:`flowhouse.orchestration.engine.tick.run_tick`),
 4. sends the due messages (:func:`flowhouse.activation.deliver.send_open`).
@@ -23,8 +25,8 @@ from datetime import datetime
 from pathlib import Path
 
 from flowhouse.activation.deliver import Options, SendReport, ingest_inbox, lock_name, send_open
-from flowhouse.core.build import refresh
 from flowhouse.core.clock import utc, utcnow
+from flowhouse.core.lanes import RefreshReport, refresh
 from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import STATE_SCHEMA
 from flowhouse.core.state import ensure_state
@@ -62,18 +64,20 @@ def cycle(
     sent = None
     with tick_lock(location, schema), ExitStack() as stack:
         ingested = None
+        refreshed: RefreshReport | None = None
         if build or delivery is not None:
             preflight(location, schema, flows, approval)
         if delivery is not None:
             stack.enter_context(tick_lock(location, lock_name(schema, delivery.bucket)))
             ingested = ingest_inbox(location, delivery, now)
         if build:
-            refresh(location, now, settings.dbt_vars())
+            every = settings.refresh.enrichment_every
+            refreshed = refresh(location, now, settings.dbt_vars(), every)
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
             counts = run_tick(wh, schema, now, flows, settings, started, approval)
             if delivery is not None:
                 sent = send_open(wh, schema, now, flows, settings, flows_dir, delivery)
                 sent.ingested = ingested or sent.ingested
-    result = TickResult(now, time.perf_counter() - started, counts, not build)
+    result = TickResult(now, time.perf_counter() - started, counts, not build, refresh=refreshed)
     return CycleResult(result, sent)

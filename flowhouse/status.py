@@ -15,12 +15,14 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from sqlglot import exp
 
 from flowhouse.core.errors import ConfigError
+from flowhouse.core.lanes import LaneRun, lane_states
 from flowhouse.core.sql import STATE_SCHEMA, literal, render, statement
 from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.flows.channels import CHANNELS as REGISTRY
@@ -667,3 +669,109 @@ def message_lines(m: Message, decided: str | None = None) -> list[str]:
         )
         lines.append(f"engagement (first of each): {seen}")
     return lines
+
+
+# -- the refresh lanes (``flowhouse status`` without a flow) --------------------------------------
+
+
+@dataclass(frozen=True)
+class LaneLine:
+    """One lane as ``flowhouse status`` shows it."""
+
+    lane: str
+    last_success: datetime | None
+    age: timedelta | None
+    #: How often the lane should run: the setting (enrichment), the cadence of its recent runs
+    #: (fast); None when unknown or never.
+    interval: timedelta | None
+    stale: bool
+    note: str
+    last_failure: LaneRun | None
+
+
+def lane_lines(
+    location: Location, enrichment_every: timedelta | None, now: datetime
+) -> list[LaneLine]:
+    """Each lane's last success, its age at `now`, whether it is stale (older than twice its
+    interval) and its last run when that failed."""
+    if location.path is not None and not location.path.exists():
+        raise ConfigError("no warehouse at this location", value=str(location))
+    with Warehouse.open(location) as wh:
+        states = lane_states(wh)
+    out = []
+    for name, state in states.items():
+        interval = enrichment_every if name == "enrichment" else _cadence(state.recent)
+        age = now - state.last_success if state.last_success is not None else None
+        stale = age is None or (interval is not None and age > 2 * interval)
+        failed = state.last_run if state.last_run and not state.last_run.ok else None
+        out.append(
+            LaneLine(
+                name,
+                state.last_success,
+                age,
+                interval,
+                stale,
+                _note(name, enrichment_every, interval),
+                failed,
+            )
+        )
+    return out
+
+
+def _cadence(recent: Sequence[datetime]) -> timedelta | None:
+    """The median gap between a lane's recent successful runs (None with fewer than two)."""
+    gaps = sorted(a - b for a, b in pairwise(recent) if a > b)
+    return gaps[len(gaps) // 2] if gaps else None
+
+
+def _note(lane: str, every: timedelta | None, interval: timedelta | None) -> str:
+    if lane == "fast":
+        cadence = f"about every {_span(interval)}" if interval else "cadence unknown yet"
+        return f"every tick ({cadence})"
+    if every is None:
+        return (
+            "only on its own schedule (refresh.enrichment_every: never): flowhouse refresh "
+            "--lane enrichment, or the Dagster job flowhouse_enrichment"
+        )
+    return f"every {_span(every)} (refresh.enrichment_every), by the first tick after"
+
+
+def _span(value: timedelta) -> str:
+    seconds = max(int(value.total_seconds()), 0)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 2 * 3600:
+        return f"{seconds // 60} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def render_lanes(lines: Sequence[LaneLine], now: datetime, color: bool = True) -> str:
+    """The lanes for people: stale ones marked STALE (red on a terminal), failures with why."""
+    out = [f"model refresh lanes at {_when(now)} (flowhouse.lane_runs):"]
+    for line in lines:
+        if line.last_success is None:
+            said = "never refreshed"
+        else:
+            age = _span(line.age or timedelta())
+            said = f"last success as of {_when(line.last_success)}, {age} ago"
+        text = f"  {line.lane:<10}  {said}; {line.note}"
+        if line.stale:
+            limit = f" (older than twice {_span(line.interval)})" if line.interval else ""
+            text += f"  STALE{limit}"
+        out.append(_red(text, color) if line.stale else text)
+        if line.last_failure is not None:
+            run = line.last_failure
+            why = " / ".join(w.strip() for w in (run.error or "").splitlines()[:3] if w.strip())
+            out.append(
+                _red(
+                    f"  {'':<10}  last run FAILED as of {_when(run.now)} ({run.ran_by}): {why}",
+                    color,
+                )
+            )
+    return "\n".join(out)
+
+
+def _red(text: str, color: bool) -> str:
+    return f"\x1b[31m{text}\x1b[0m" if color else text

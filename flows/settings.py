@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import yaml
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
@@ -28,10 +29,20 @@ from pydantic import (
 
 from flowhouse.core.contract import EVENT_TYPES, PropertyType
 from flowhouse.core.errors import ConfigError, FileLocation
+from flowhouse.core.lanes import DEFAULT_ENRICHMENT_EVERY
 from flowhouse.flows.channels import CHANNELS, PacedChannel, QuietChannel
 from flowhouse.flows.dbtmodels import project_vars
 from flowhouse.flows.files import Lines, YamlSyntaxError, line_of, read_yaml, yaml_problem
-from flowhouse.flows.flowfile import ActionType, Cap, Duration, LocalTime, Model, Route, Share
+from flowhouse.flows.flowfile import (
+    ActionType,
+    Cap,
+    Duration,
+    LocalTime,
+    Model,
+    Route,
+    Share,
+    parse_duration,
+)
 from flowhouse.flows.modelvars import check_model_var, check_raw_type, model_vars
 
 SETTINGS_FILE = "_settings.yml"
@@ -84,6 +95,28 @@ def _custom_type(event_type: str) -> str:
     if not re.fullmatch(r"[a-z][a-z0-9_]*", event_type):
         raise ValueError(f"{event_type!r} is not a snake_case event type")
     return event_type
+
+
+def _every(value: Any) -> timedelta | None:
+    """A lane's interval: a duration, or ``0`` / ``never`` for none."""
+    if value in (0, "0", "never", None):
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        raise ValueError(f"{err}, or 0 / never (only when the lane is run on its own)") from None
+
+
+class Refresh(Model):
+    """How often the model refresh's lanes run (flowhouse/core/lanes.py, docs/engine.md)."""
+
+    enrichment_every: Annotated[timedelta | None, BeforeValidator(_every)] = Field(
+        default=DEFAULT_ENRICHMENT_EVERY,
+        description="How stale the enrichment lane (category affinity, performance marts) may "
+        "get before a tick refreshes it too, e.g. 1h; 0 or never: only when run on its own "
+        "(flowhouse refresh --lane enrichment)",
+        json_schema_extra={"type": "string"},
+    )
 
 
 class Events(Model):
@@ -231,6 +264,7 @@ class Settings(Model):
     caps: list[Cap] = Field(default_factory=list)
     coupon_pools: dict[str, CouponPool] = Field(default_factory=dict)
     events: Events = Events()
+    refresh: Refresh = Refresh()
     lists: list[str] = Field(
         default_factory=list,
         description="The lists customers join (list_joined events' list) that flows may name in "

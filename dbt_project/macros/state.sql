@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS flowhouse.onsite_messages (message_id TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS flowhouse.invalid_device_tokens (token TEXT NOT NULL, customer_id TEXT NOT NULL, provider TEXT NOT NULL, reason TEXT NOT NULL, message_id TEXT, invalidated_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.flow_skips (tick_at TIMESTAMP NOT NULL, flow_id TEXT NOT NULL, file TEXT, line INT, field TEXT, error TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.split_winners (flow_id TEXT NOT NULL, step_id TEXT NOT NULL, flow_version TEXT NOT NULL, winner TEXT NOT NULL, metric TEXT NOT NULL, min_sample BIGINT NOT NULL, confidence DOUBLE NOT NULL, units BIGINT NOT NULL, successes BIGINT NOT NULL, rate DOUBLE NOT NULL, p_value DOUBLE NOT NULL, figures TEXT NOT NULL, decided_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS flowhouse.lane_runs (lane TEXT NOT NULL, now_at TIMESTAMP NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL, status TEXT NOT NULL, models BIGINT NOT NULL, error TEXT, ran_by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.ticks (tick_at TIMESTAMP NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL, seconds DOUBLE NOT NULL, triggers BIGINT NOT NULL, enrolled BIGINT NOT NULL, refused BIGINT NOT NULL, decisions BIGINT NOT NULL, messages BIGINT NOT NULL);
 ALTER TABLE flowhouse.flows ADD COLUMN IF NOT EXISTS considered_until TIMESTAMP;
 ALTER TABLE flowhouse.flows ADD COLUMN IF NOT EXISTS removed_at TIMESTAMP;
@@ -101,6 +102,7 @@ ALTER TABLE flowhouse.invalid_device_tokens ADD COLUMN IF NOT EXISTS message_id 
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS file TEXT;
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS line INT;
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS field TEXT;
+ALTER TABLE flowhouse.lane_runs ADD COLUMN IF NOT EXISTS error TEXT;
 {%- else %}
 CREATE SCHEMA IF NOT EXISTS flowhouse;
 CREATE TABLE IF NOT EXISTS flowhouse.flows (flow_id TEXT NOT NULL, version TEXT NOT NULL, name TEXT NOT NULL, transactional BOOLEAN NOT NULL, holdout DOUBLE PRECISION NOT NULL, priority INT NOT NULL, goal_event TEXT NOT NULL, goal_within_seconds BIGINT NOT NULL, went_live_at TIMESTAMP NOT NULL, considered_until TIMESTAMP, updated_at TIMESTAMP NOT NULL, removed_at TIMESTAMP, paused_at TIMESTAMP);
@@ -121,6 +123,7 @@ CREATE TABLE IF NOT EXISTS flowhouse.onsite_messages (message_id TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS flowhouse.invalid_device_tokens (token TEXT NOT NULL, customer_id TEXT NOT NULL, provider TEXT NOT NULL, reason TEXT NOT NULL, message_id TEXT, invalidated_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.flow_skips (tick_at TIMESTAMP NOT NULL, flow_id TEXT NOT NULL, file TEXT, line INT, field TEXT, error TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.split_winners (flow_id TEXT NOT NULL, step_id TEXT NOT NULL, flow_version TEXT NOT NULL, winner TEXT NOT NULL, metric TEXT NOT NULL, min_sample BIGINT NOT NULL, confidence DOUBLE PRECISION NOT NULL, units BIGINT NOT NULL, successes BIGINT NOT NULL, rate DOUBLE PRECISION NOT NULL, p_value DOUBLE PRECISION NOT NULL, figures TEXT NOT NULL, decided_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS flowhouse.lane_runs (lane TEXT NOT NULL, now_at TIMESTAMP NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL, status TEXT NOT NULL, models BIGINT NOT NULL, error TEXT, ran_by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.ticks (tick_at TIMESTAMP NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL, seconds DOUBLE PRECISION NOT NULL, triggers BIGINT NOT NULL, enrolled BIGINT NOT NULL, refused BIGINT NOT NULL, decisions BIGINT NOT NULL, messages BIGINT NOT NULL);
 ALTER TABLE flowhouse.flows ADD COLUMN IF NOT EXISTS considered_until TIMESTAMP;
 ALTER TABLE flowhouse.flows ADD COLUMN IF NOT EXISTS removed_at TIMESTAMP;
@@ -198,5 +201,6 @@ ALTER TABLE flowhouse.invalid_device_tokens ADD COLUMN IF NOT EXISTS message_id 
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS file TEXT;
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS line INT;
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS field TEXT;
+ALTER TABLE flowhouse.lane_runs ADD COLUMN IF NOT EXISTS error TEXT;
 {%- endif %}
 {%- endmacro %}

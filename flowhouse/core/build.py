@@ -1,5 +1,6 @@
 """Build the dbt project: staging, customer attributes, derived events, segments and lists, and
-the performance marts (tag ``marts``, read by nothing the engine runs: a tick leaves them out)."""
+the performance marts (tag ``marts``, read by nothing the engine runs). A tick's refresh runs the
+models in two lanes: :mod:`flowhouse.core.lanes`."""
 
 from __future__ import annotations
 
@@ -78,11 +79,3 @@ def build_models(
         extra.append("--no-write-json")
     results = run_dbt("build" if tests else "run", location, extra, dbt_vars or None, now=now)
     return BuildSummary(results)
-
-
-def refresh(location: Location, now: datetime, dbt_vars: Mapping[str, Any]) -> BuildSummary:
-    """A tick's refresh: every model but the performance marts, as of ``now``, without tests and
-    without dbt's JSON artifacts (the CLI's tick and the engine's run the same)."""
-    return build_models(
-        location, tests=False, now=now, exclude=[MARTS], dbt_vars=dbt_vars, artifacts=False
-    )

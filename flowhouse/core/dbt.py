@@ -45,6 +45,8 @@ class NodeResult:
     status: str
     message: str | None
     seconds: float
+    #: The node's dbt tags (the lane of a model: :mod:`flowhouse.core.lanes`).
+    tags: tuple[str, ...] = ()
 
 
 @contextmanager
@@ -108,7 +110,7 @@ def run_dbt(
         failed = [r for r in results if r.status in {"error", "fail", "runtime error"}]
         detail = "\n".join(f"  {r.name}: {r.status}: {r.message}" for r in failed)
         cause = f"\n  {outcome.exception}" if outcome.exception else ""
-        raise DbtError(f"dbt {command} failed{cause}\n{detail}".rstrip())
+        raise DbtError(f"dbt {command} failed{cause}\n{detail}".rstrip(), results)
     return results
 
 
@@ -146,6 +148,7 @@ def _node_results(result: Any) -> list[NodeResult]:
             status=str(getattr(r.status, "value", r.status)),
             message=r.message,
             seconds=float(r.execution_time or 0.0),
+            tags=tuple(getattr(r.node, "tags", None) or ()),
         )
         for r in rows
     ]

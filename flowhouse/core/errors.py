@@ -12,7 +12,9 @@ exits non-zero (tracebacks only with ``--debug``)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class FlowhouseError(Exception):
@@ -62,4 +64,9 @@ class LoadError(FlowhouseError):
 
 
 class DbtError(FlowhouseError):
-    """dbt finished with failures; the message lists the failing nodes."""
+    """dbt finished with failures; the message lists the failing nodes, ``results`` holds every
+    node's result (``flowhouse.core.dbt.NodeResult``) when dbt got as far as running them."""
+
+    def __init__(self, message: str, results: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.results = list(results)

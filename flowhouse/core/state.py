@@ -17,6 +17,8 @@
   (the models read it into the customer's tags, loyalty points and tier override, which ends at
   its ``expires_at`` when the action gave ``expires_in``) |
 | ``ticks`` | tick: its time, how long it took, what it did |
+| ``lane_runs`` | run of a refresh lane (:mod:`flowhouse.core.lanes`): the lane, the ``now`` it
+  ran as of, when it started and finished, succeeded or failed and why, who ran it |
 | ``split_winners`` | split decided by its ``auto_winner`` rule: the winner, the metric, the figures
   it was decided on, when; final (a later tick never recomputes it) |
 | ``sync_state`` | row a sync's destination holds: key, hash and values of the fields it was told |
@@ -284,6 +286,16 @@ TABLES: dict[str, Columns] = {
         ("p_value", "double", True),
         ("figures", "text", True),
         ("decided_at", "timestamp", True),
+    ),
+    "lane_runs": (
+        ("lane", "text", True),
+        ("now_at", "timestamp", True),
+        ("started_at", "timestamp", True),
+        ("finished_at", "timestamp", True),
+        ("status", "text", True),
+        ("models", "bigint", True),
+        ("error", "text", False),
+        ("ran_by", "text", True),
     ),
     "ticks": (
         ("tick_at", "timestamp", True),

@@ -51,6 +51,7 @@ ENGINE_READS = (
 #: The members model a segment or a list source is joined to.
 SYNC_MEMBERS = {"segment": "core.segment_members", "list": "core.list_members"}
 CYCLE_JOB = "flowhouse_cycle"
+ENRICHMENT_JOB = "flowhouse_enrichment"
 
 _DESCRIPTIONS = {
     "enrollments": "flowhouse.enrollments: who is in which flow, at which step, until when.",

@@ -7,11 +7,14 @@ in the environment, :func:`flowhouse.core.dbt.now_env`, so a run at another time
 re-parse). It must exist before the definitions load:
 ``python -m flowhouse.orchestration.dagster.prepare`` writes it (``dbt parse``).
 
-Models are grouped by the schema they land in (``staging``, ``core``, ``marts``); the raw inputs
-and the sync logs dbt reads (``flowhouse.sync_*``) are external assets in the groups ``raw`` and
-``syncs``. The performance marts read the engine's journal and the outbox after delivery, so they
-are a second dbt multi-asset, ``dbt_marts``, downstream of ``sent_messages``: the sources of the
-engine's tables take the keys of the assets that write them.
+Models are grouped by the schema they land in (``staging``, ``core``), but for the enrichment
+lane's (:mod:`flowhouse.core.lanes`: the category affinity and the performance marts), which are
+the group ``enrichment``, a second dbt multi-asset, ``dbt_enrichment``, with its own job and
+schedule; the raw inputs and the sync logs dbt reads (``flowhouse.sync_*``) are external assets in
+the groups ``raw`` and ``syncs``. The performance marts read the engine's journal and the outbox
+after delivery, downstream of ``sent_messages``: the sources of the engine's tables take the keys
+of the assets that write them. Each multi-asset records its lane's run in
+``flowhouse.lane_runs`` when it builds the whole lane.
 """
 
 # No `from __future__ import annotations`: Dagster checks the `context` annotation at runtime.
@@ -30,17 +33,30 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from flowhouse.core.build import MARTS, prepare_sources
+from flowhouse.core.build import prepare_sources
+from flowhouse.core.clock import utcnow
 from flowhouse.core.dbt import environment, now_env, target_path
 from flowhouse.core.errors import ConfigError
+from flowhouse.core.lanes import (
+    ENRICHMENT,
+    ENRICHMENT_TAG,
+    FAST,
+    Lane,
+    LaneRun,
+    lagging_missing,
+    record,
+)
 from flowhouse.core.project import current
-from flowhouse.core.warehouse import Location
+from flowhouse.core.warehouse import Location, Warehouse
 from flowhouse.flows.settings import load_settings
 from flowhouse.orchestration.dagster.resources import POOL, FlowhouseResource, run_time
 
 PREPARE = "python -m flowhouse.orchestration.dagster.prepare"
 #: Groups of the dbt sources, by source name.
 SOURCE_GROUPS = {"raw": "raw", "flowhouse": "syncs"}
+#: The asset group of the enrichment lane's models (flowhouse/core/lanes.py): their own job and
+#: schedule (:mod:`flowhouse.orchestration.dagster.automation`), never the cycle's.
+ENRICHMENT_GROUP = "enrichment"
 #: flowhouse's own tables that dbt reads, by the asset that writes them (engine or activation).
 #: The others it reads (flows, steps, send_attempts, the sync logs) are external assets.
 STATE_ASSETS = {"enrollments": "enrollments", "decisions": "decisions", "messages": "sent_messages"}
@@ -85,6 +101,8 @@ class Translator(DagsterDbtTranslator):
         return super().get_asset_key(dbt_resource_props)
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if ENRICHMENT_TAG in (dbt_resource_props.get("tags") or ()):
+            return ENRICHMENT_GROUP
         if dbt_resource_props["resource_type"] == "source":
             if dbt_resource_props["name"] in ("flows", "steps", "send_attempts"):
                 return "engine"
@@ -127,12 +145,13 @@ def source_specs(manifest: Mapping[str, Any], dialect: str) -> list[AssetSpec]:
 
 
 def build_dbt_assets(project: DbtProject, manifest: Mapping[str, Any]) -> list[Any]:
-    """``dbt build`` at the run's time: ``dbt_models`` (staging, core) before the engine, and
-    ``dbt_marts`` (the performance marts, tag ``marts``) after delivery."""
+    """``dbt build`` at the run's time, one multi-asset per lane (:mod:`flowhouse.core.lanes`):
+    ``dbt_models`` (the fast lane: staging, core, before the engine) and ``dbt_enrichment`` (the
+    category affinity before the customer attributes, the performance marts after delivery)."""
     return [
-        _dbt_multi_asset(project, manifest, "dbt_models", Translator(), exclude=MARTS),
+        _dbt_multi_asset(project, manifest, "dbt_models", Translator(), FAST),
         # the raw inputs' tests are checks of dbt_models already
-        _dbt_multi_asset(project, manifest, "dbt_marts", Translator(False), select=MARTS),
+        _dbt_multi_asset(project, manifest, "dbt_enrichment", Translator(False), ENRICHMENT),
     ]
 
 
@@ -141,16 +160,15 @@ def _dbt_multi_asset(
     manifest: Mapping[str, Any],
     name: str,
     translator: Translator,
-    select: str = "fqn:*",
-    exclude: str = "",
+    lane: Lane,
 ) -> Any:
     @dbt_assets(
         manifest=manifest,
         project=project,
         dagster_dbt_translator=translator,
         name=name,
-        select=select,
-        exclude=exclude,
+        select=" ".join(lane.select) or "fqn:*",
+        exclude=" ".join(lane.exclude),
         pool=POOL,
     )
     def dbt_build(
@@ -163,8 +181,56 @@ def _dbt_multi_asset(
         # dbt subprocess keeps the partial parse of the CLI's builds and ticks
         dbt_vars = load_settings(flowhouse.flows()).dbt_vars()
         args = ["build", "--vars", json.dumps(dbt_vars)]
-        with environment({**location.dbt_env(), **now_env(now)}):
-            invocation = dbt.cli(args, context=context, target_path=project.manifest_path.parent)
-        yield from invocation.stream()
+        whole = set(context.selected_asset_keys) >= set(context.assets_def.keys)
+        started = utcnow()
+        try:
+            # a test runs with the lane that builds all it reads (the marts' singular tests read
+            # fast models too: they run with the enrichment lane)
+            buildable = {"DBT_INDIRECT_SELECTION": "buildable"}
+            with environment({**location.dbt_env(), **now_env(now), **buildable}):
+                if lane is FAST:
+                    _build_missing_inputs(context, dbt, project, location, args)
+                invocation = dbt.cli(
+                    args, context=context, target_path=project.manifest_path.parent
+                )
+                yield from invocation.stream()
+        except Exception as err:
+            if whole:
+                _record(
+                    location,
+                    LaneRun(lane.name, now, started, utcnow(), "failed", 0, str(err), "dagster"),
+                )
+            raise
+        if whole:  # the lane's run, as the CLI records it (a subset from the UI is no lane run)
+            models = sum(1 for k in context.selected_asset_keys if k in context.assets_def.keys)
+            _record(
+                location,
+                LaneRun(lane.name, now, started, utcnow(), "succeeded", models, None, "dagster"),
+            )
 
     return dbt_build
+
+
+def _build_missing_inputs(
+    context: AssetExecutionContext,
+    dbt: DbtCliResource,
+    project: DbtProject,
+    location: Location,
+    args: list[str],
+) -> None:
+    """On a fresh warehouse the fast lane reads enrichment models no run has built yet (the
+    category affinity): build them first (with their parents), as the CLI's fast lane does."""
+    with Warehouse.open(location) as wh:
+        missing = lagging_missing(wh)
+    if missing:
+        context.log.info(f"building {', '.join(missing)} first: the fast lane reads it")
+        select = ["--select", *[f"+{m}" for m in missing]]
+        target = project.manifest_path.parent
+        dbt.cli(
+            ["run", *args[1:], *select], target_path=target, manifest=project.manifest_path
+        ).wait()
+
+
+def _record(location: Location, run: LaneRun) -> None:
+    with Warehouse.open(location) as wh:
+        record(wh, [run])

@@ -27,8 +27,10 @@ from flowhouse.orchestration.dagster.assets import (
     sync_deps,
 )
 from flowhouse.orchestration.dagster.automation import (
+    build_enrichment_schedule,
     build_schedule,
     cycle_job,
+    enrichment_job,
     flowhouse_new_data,
     schedule_minutes,
 )
@@ -57,6 +59,7 @@ def build_definitions(
     keys = model_keys(manifest)
     dialect = location.dialect
     syncs = [s for s in load_syncs(flows_dir) if s.enabled]
+    every = minutes or schedule_minutes()
     return Definitions(
         assets=[
             *source_specs(manifest, dialect),
@@ -66,8 +69,8 @@ def build_definitions(
             *[build_sync_asset(s, sync_deps(s, keys), dialect) for s in syncs],
         ],
         asset_checks=[unique_message_ids, sent_messages_checks],
-        jobs=[cycle_job],
-        schedules=[build_schedule(minutes or schedule_minutes())],
+        jobs=[cycle_job, enrichment_job],
+        schedules=[build_schedule(every), build_enrichment_schedule(every)],
         sensors=[flowhouse_new_data],
         resources={"flowhouse": flowhouse, "dbt": dbt_cli(project)},
         # steps run one at a time even on an instance without the pool limit

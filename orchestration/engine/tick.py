@@ -1,6 +1,7 @@
 """One tick of the engine at time ``now``: a function of the warehouse state and ``now``.
 
-1. refresh the dbt models as of ``now`` (unless told not to);
+1. refresh the dbt models as of ``now`` (unless told not to): the fast lane, and the enrichment
+   lane when it is due (:mod:`flowhouse.core.lanes`);
 2. deploy the flow files: new flows go live now, new versions are recorded, flows are paused or
    resumed; draft flows are left out. A removal that would end enrollments in flight stops the
    tick unless it was approved (:mod:`flowhouse.orchestration.engine.intent`);
@@ -26,9 +27,9 @@ from datetime import datetime
 from pathlib import Path
 
 from flowhouse.core.bounds import Bounds, bounded
-from flowhouse.core.build import refresh
 from flowhouse.core.clock import utc, utcnow
 from flowhouse.core.errors import ConfigError, WarehouseError
+from flowhouse.core.lanes import RefreshReport, refresh
 from flowhouse.core.locks import tick_lock
 from flowhouse.core.sql import STATE_SCHEMA
 from flowhouse.core.state import ensure_state
@@ -54,15 +55,18 @@ class TickResult:
     skipped_build: bool = False
     #: Flows skipped this tick because a predicate of theirs failed.
     skips: list[Skip] = field(default_factory=list)
+    #: The model refresh's lanes, when the tick refreshed.
+    refresh: RefreshReport | None = None
 
     def describe(self) -> str:
         c = self.counts
         skipped = "".join(f"\n  skipped: {s}" for s in self.skips)
+        lanes = "".join(f"\n{line}" for line in self.refresh.lines()) if self.refresh else ""
         return (
             f"tick at {self.now:%Y-%m-%d %H:%M:%S}: {c.get('triggers', 0)} triggers, "
             f"{c.get('enrolled', 0)} enrolled, {c.get('refused', 0)} refused, "
             f"{c.get('decisions', 0)} decisions, {c.get('messages', 0)} messages and actions, "
-            f"{c.get('exited', 0)} exits in {self.seconds:.2f} s{skipped}{_winners(c)}"
+            f"{c.get('exited', 0)} exits in {self.seconds:.2f} s{skipped}{_winners(c)}{lanes}"
         )
 
 
@@ -86,15 +90,17 @@ def tick(
     now = utc(now or utcnow())
     flows, settings = load_deployment(flows_dir)
     started = time.perf_counter()
+    refreshed = None
     with tick_lock(location, schema):
         if build:
             preflight(location, schema, flows, approval)
-            refresh(location, now, settings.dbt_vars())
+            every = settings.refresh.enrichment_every
+            refreshed = refresh(location, now, settings.dbt_vars(), every)
         with Warehouse.open(location) as wh:
             ensure_state(wh, schema)
             counts = run_tick(wh, schema, now, flows, settings, started, approval)
             skips = skipped_at(wh, schema, now)
-    return TickResult(now, time.perf_counter() - started, counts, not build, skips)
+    return TickResult(now, time.perf_counter() - started, counts, not build, skips, refreshed)
 
 
 def load_deployment(flows_dir: Path) -> tuple[list[CompiledFlow], Settings]:

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from flowhouse.activation.providers.delivery import provider_configs
 from flowhouse.core.clock import parse_now, utcnow
 from flowhouse.core.dbt import target_path
 from flowhouse.core.errors import ConfigError
+from flowhouse.core.lanes import LaneRun, record
 from flowhouse.core.paths import CHECKOUT, DBT_PACKAGE, FLOWS
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
@@ -105,7 +106,9 @@ def test_the_graph_reads_as_the_pipeline(defs: Definitions, manifest: dict[str, 
     # one asset per model, each in the group of its schema
     assert dbt_keys <= materializable
     assert len(models) >= 40
-    assert {graph.get(k).group_name for k in dbt_keys} == {"staging", "core", "marts"}
+    assert {graph.get(k).group_name for k in dbt_keys} == {"staging", "core", "enrichment"}
+    affinity = AssetKey(["core", "int_customer_category_affinity"])
+    assert graph.get(affinity).group_name == "enrichment"
     assert graph.get(AssetKey(["core", "sync_health"])).group_name == "core"
     # raw inputs are external, upstream of staging
     raw_events = AssetKey(["raw", "events"])
@@ -127,6 +130,7 @@ def test_the_graph_reads_as_the_pipeline(defs: Definitions, manifest: dict[str, 
     # the performance marts after delivery: they read the journal and the outbox as it was sent
     marts = [k for k in dbt_keys if k.path[0] == "marts"]
     assert len(marts) >= 9
+    assert {graph.get(k).group_name for k in marts} == {"enrichment"}
     facts = graph.get(AssetKey(["marts", "message_facts"]))
     assert {AssetKey("sent_messages"), AssetKey("decisions")} <= facts.parent_keys
     assert AssetKey("enrollments") in graph.get(AssetKey(["marts", "enrollment_facts"])).parent_keys
@@ -162,7 +166,21 @@ def test_every_step_on_the_warehouse_shares_one_pool(defs: Definitions) -> None:
 def test_the_job_schedule_and_sensor(defs: Definitions) -> None:
     job = defs.resolve_job_def("flowhouse_cycle")
     graph = defs.resolve_asset_graph()
-    assert set(job.asset_layer.selected_asset_keys) == set(graph.materializable_asset_keys)
+    enrichment = {
+        k for k in graph.materializable_asset_keys if graph.get(k).group_name == "enrichment"
+    }
+    assert AssetKey(["marts", "flow_daily"]) in enrichment
+    # the cycle refreshes the fast lane only; the enrichment lane has its own job and schedule
+    cycle = set(job.asset_layer.selected_asset_keys)
+    assert cycle == set(graph.materializable_asset_keys) - enrichment
+    assert [n for n in job.graph.node_dict if n.startswith("dbt_")] == ["dbt_models"]
+    slow = defs.resolve_job_def("flowhouse_enrichment")
+    assert set(slow.asset_layer.selected_asset_keys) == enrichment
+    assert list(slow.graph.node_dict) == ["dbt_enrichment"]
+    assert defs.resolve_implicit_global_asset_job_def() is not None  # "materialize all"
+    lane = defs.resolve_schedule_def("flowhouse_enrichment_schedule")
+    assert lane.job_name == "flowhouse_enrichment" and lane.cron_schedule == "*/5 * * * *"
+    assert lane.default_status == DefaultScheduleStatus.STOPPED
     schedule = defs.resolve_schedule_def("flowhouse_cycle_schedule")
     assert schedule.cron_schedule == "*/5 * * * *"
     assert schedule.default_status == DefaultScheduleStatus.STOPPED
@@ -266,6 +284,40 @@ def test_schedule_requests_a_run_unless_one_is_active(
     assert not busy.run_requests and "in progress" in (busy.skip_message or "")
 
 
+def test_the_enrichment_schedule_runs_the_lane_when_due(
+    defs: Definitions, instance: DagsterInstance, tmp_path: Path
+) -> None:
+    schedule = defs.resolve_schedule_def("flowhouse_enrichment_schedule")
+    location = Location.parse(str(tmp_path / "warehouse.duckdb"))
+    at = datetime(2026, 9, 22, 10, 0, tzinfo=UTC)
+
+    def evaluate(flows: Path = FLOWS) -> Any:
+        resources = {"flowhouse": FlowhouseResource(warehouse=str(location), flows_dir=str(flows))}
+        context = build_schedule_context(
+            instance=instance, resources=resources, scheduled_execution_time=at
+        )
+        return schedule.evaluate_tick(context)
+
+    assert len(evaluate().run_requests or []) == 1  # never refreshed
+    with Warehouse.open(location) as wh:
+        ensure_state(wh, "flowhouse")
+        naive = at.replace(tzinfo=None)
+        record(
+            wh, [LaneRun("enrichment", naive - timedelta(minutes=20), naive, naive, "succeeded")]
+        )
+    waiting = evaluate()
+    assert not waiting.run_requests and "not due" in (waiting.skip_message or "")
+    assert "next at 2026-09-22 10:40:00" in (waiting.skip_message or "")
+    never = tmp_path / "flows"
+    shutil.copytree(FLOWS, never)
+    settings = never / "_settings.yml"
+    text = settings.read_text().replace("enrichment_every: 1h", "enrichment_every: never")
+    assert "enrichment_every: never" in text
+    settings.write_text(text)
+    off = evaluate(never)
+    assert not off.run_requests and "only on its own schedule" in (off.skip_message or "")
+
+
 def _add_events(location: Location, *loaded: datetime) -> None:
     with Warehouse.open(location) as wh:
         wh.ensure_raw_tables()
@@ -352,7 +404,9 @@ def test_the_cycle_materialises_and_sends_to_the_fake_provider(
             provider_url=fake.url,
             inbox=str(inbox),
         )
-        job = build_definitions(resource).resolve_job_def("flowhouse_cycle")
+        definitions = build_definitions(resource)
+        job = definitions.resolve_job_def("flowhouse_cycle")
+        lane = definitions.resolve_job_def("flowhouse_enrichment")
 
         def cycle(at: datetime) -> Any:
             fake.set_now(at)
@@ -364,15 +418,26 @@ def test_the_cycle_materialises_and_sends_to_the_fake_provider(
         continue_store(location, until=launch + timedelta(days=1))
         second = utcnow()
         result = cycle(launch + timedelta(days=1))
+        enriched = lane.execute_in_process(
+            instance=instance, tags={NOW_TAG: (launch + timedelta(days=1, minutes=1)).isoformat()}
+        )
+        assert enriched.success
         stats = fake.state.stats()
 
     # a run at another time keeps dbt's partial parse (its time is not a dbt var)
     names = _dbt_events_since(location, second)
-    assert names.count("MainReportVersion") == 2  # dbt_models and dbt_marts
+    assert names.count("MainReportVersion") == 2  # dbt_models, then dbt_enrichment on its own
     assert "UnableToPartialParse" not in names
 
     keys = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert {AssetKey([m["schema"], n]) for n, m in models.items()} <= keys
+    slow = {e.asset_key for e in enriched.get_asset_materialization_events()}
+    assert {AssetKey([m["schema"], n]) for n, m in models.items()} <= keys | slow
+    assert not keys & slow and AssetKey(["marts", "flow_daily"]) in slow
+    with Warehouse.open(location) as wh:
+        lanes = wh.query(
+            "select lane, status, ran_by from flowhouse.lane_runs order by finished_at"
+        )
+    assert lanes[-2:] == [("fast", "succeeded", "dagster"), ("enrichment", "succeeded", "dagster")]
     assert {*ENGINE, AssetKey("sent_messages")} <= keys
     assert {AssetKey(f"sync_{s.sync}") for s in load_syncs(FLOWS) if s.enabled} <= keys
 
