@@ -97,6 +97,18 @@
 {%- endmacro %}
 
 
+{#- A post-hook of int_customer_push: a customer left with no usable device token and no push or onsite
+    consent event loses the row, as a full build would leave them none. -#}
+{% macro forget_push_customers_gone() -%}
+    {%- if flowhouse.has_stamps() -%}
+        delete from {{ this }}
+        where push_token_count = 0 and last_consent_event_at is null
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
 {#- The input of a model incremental by what changed: the rows of `relation` (those `where` keeps) known
     at the build's now (each of `known` at most now) that changed since the marks: loaded at or after
     marks.loaded, or with one of `time_columns` (the times the model compares with now: occurred_at,
