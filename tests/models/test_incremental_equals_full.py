@@ -35,6 +35,7 @@ SELECT = ["+customer_attributes", "+product_interest"]
 MODELS = [
     "staging.stg_orders",
     "staging.stg_order_lines",
+    "staging.stg_order_refunds",
     "core.int_customer_orders",
     "core.int_customer_last_activity",
     "core.int_customer_activity",
