@@ -4,8 +4,16 @@
         unique_key='customer_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        pre_hook="{{ flowhouse.forget_when_now_went_back() }}",
-        post_hook="{{ flowhouse.forget_push_customers_gone() }}"
+        pre_hook=[
+            "{{ flowhouse.forget_when_now_went_back() }}",
+            "{{ flowhouse.marks_table() }}",
+            "{{ flowhouse.take_marks(ref('stg_consent_events'), 'loaded_at') }}",
+        ],
+        post_hook=[
+            "{{ flowhouse.forget_push_customers_gone() }}",
+            "{{ flowhouse.forget_kept_marks() }}",
+            "{{ flowhouse.keep_marks() }}",
+        ]
     )
 }}
 

@@ -4,7 +4,12 @@
         unique_key='customer_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        pre_hook="{{ flowhouse.forget_when_now_went_back() }}"
+        pre_hook=[
+            "{{ flowhouse.forget_when_now_went_back() }}",
+            "{{ flowhouse.marks_table() }}",
+            "{{ flowhouse.take_marks(ref('stg_events'), 'loaded_at') }}",
+        ],
+        post_hook=["{{ flowhouse.forget_kept_marks() }}", "{{ flowhouse.keep_marks() }}"]
     )
 }}
 
@@ -19,8 +24,10 @@
 
 {%- set marks = flowhouse.incremental_marks() %}
 {%- set now = flowhouse.flowhouse_now() %}
+{#- The range before the list is what DuckDB applies in the scan: it turns an IN list into a join after
+    the scan, which read every event (2 s at 1M customers against 0.8 s). -#}
 {%- set subscription_events -%}
-    event_type in (
+    event_type >= 'subscription_cancelled' and event_type <= 'subscription_started' and event_type in (
         'subscription_started', 'subscription_renewed', 'subscription_resumed',
         'subscription_paused', 'subscription_cancelled'
     ) and customer_id is not null
