@@ -24,7 +24,8 @@
     warehouses prune on them): {'loaded': ..., 'as_of': ..., 'now': ...}; none
     for a full build: the first build, --full-refresh, a unit test, a table built before the stamps
     existed (a changed model: every key is recomputed, and on_schema_change adds the stamp columns),
-    and a build at an earlier now than the table's (forget_when_now_went_back empties it first). -#}
+    and a build at an earlier now than the table's (forget_when_now_went_back empties it first). An empty
+    table takes the marks kept beside it (kept_marks), for the models whose hooks keep them. -#}
 {% macro incremental_marks() -%}
     {%- if not flowhouse.has_stamps() or flowhouse.now_went_back() -%}
         {{ return(none) }}
@@ -38,6 +39,9 @@
     {%- endset -%}
     {%- set row = run_query(query).rows[0] -%}
     {%- if row[0] is none or row[1] is none -%}
+        {%- set row = flowhouse.kept_marks() -%}
+    {%- endif -%}
+    {%- if row is none or row[0] is none or row[1] is none -%}
         {{ return(none) }}
     {%- endif -%}
     {{ return({
@@ -45,6 +49,74 @@
         'as_of': "cast('" ~ row[1] ~ "' as timestamp)",
         'now': "cast('" ~ row[2] ~ "' as timestamp)",
     }) }}
+{%- endmacro %}
+
+
+{#- The marks of a model whose table is empty (a store with no bounce, no subscription, no refund yet), from
+    the table <model>_marks its hooks keep (marks_table, take_marks, keep_marks): without them an
+    empty table would be built in full at every build. A row (loaded, as_of, now), or none (also when the
+    build's now is earlier than the kept one's). -#}
+{% macro kept_marks() -%}
+    {%- set kept = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier=this.identifier ~ '_marks') -%}
+    {%- if kept is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set query -%}
+        select
+            cast(max(loaded_through) as {{ dbt.type_string() }}),
+            cast(max(refreshed_at) as {{ dbt.type_string() }}),
+            cast({{ flowhouse.flowhouse_now() }} as {{ dbt.type_string() }})
+        from {{ kept }}
+        where refreshed_at is not null
+        having max(refreshed_at) <= {{ flowhouse.flowhouse_now() }}
+    {%- endset -%}
+    {%- set rows = run_query(query).rows -%}
+    {{ return(rows[0] if rows | length > 0 else none) }}
+{%- endmacro %}
+
+
+{#- Pre-hooks of a model that may hold no row: its table of kept marks, <model>_marks (one per model, so
+    that models built at once never write the same table; with a loaded_through column: `flowhouse
+    events retract` empties it with the models, and the next build is a full one), then, before the
+    model reads, the newest `column` of `relation` at or after the model's mark (a pruned read) as a
+    pending mark. The post-hooks make it the model's mark, with the build's now, once the build
+    succeeded. A row loaded during the build carries a loaded_at at or after it (the assumption above),
+    so the next build reads it. -#}
+{% macro marks_table() -%}
+    create table if not exists {{ this.schema }}.{{ this.identifier }}_marks (
+        loaded_through timestamp,
+        refreshed_at timestamp
+    )
+{%- endmacro %}
+
+
+{% macro take_marks(relation, column) -%}
+    {%- set marks = flowhouse.incremental_marks() -%}
+    insert into {{ this.schema }}.{{ this.identifier }}_marks (loaded_through)
+    select
+    {%- if marks %}
+        coalesce(
+            (select max({{ column }}) from {{ relation }} where {{ column }} >= {{ marks.loaded }}),
+            {{ marks.loaded }}
+        )
+    {%- else %}
+        (select max({{ column }}) from {{ relation }})
+    {%- endif %}
+{%- endmacro %}
+
+
+{#- The post-hooks of take_marks: the marks of earlier builds go, and the pending one becomes the
+    model's, with the build's now. -#}
+{% macro forget_kept_marks() -%}
+    delete from {{ this.schema }}.{{ this.identifier }}_marks where refreshed_at is not null
+{%- endmacro %}
+
+
+{% macro keep_marks() -%}
+    update {{ this.schema }}.{{ this.identifier }}_marks
+    set refreshed_at = {{ flowhouse.flowhouse_now() }}
+    where refreshed_at is null
 {%- endmacro %}
 
 
@@ -91,6 +163,18 @@
         where customer_id not in (
             select customer_id from {{ ref('stg_customers') }} where customer_id is not null
         )
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- A post-hook of int_customer_push: a customer left with no usable device token and no push or onsite
+    consent event loses the row, as a full build would leave them none. -#}
+{% macro forget_push_customers_gone() -%}
+    {%- if flowhouse.has_stamps() -%}
+        delete from {{ this }}
+        where push_token_count = 0 and last_consent_event_at is null
     {%- else -%}
         select 1
     {%- endif -%}

@@ -136,8 +136,9 @@
 {%- endmacro %}
 
 
-{#- quarantined_events' re-read bound: rows loaded after (the newest loaded_at the previous build saw) -
-    derive_lookback_hours, as a timestamp literal; everything on a full build. -#}
+{#- quarantined_events' re-read bound: the newest loaded_at of raw.events when the previous build started
+    (quarantined_events_checked), as a timestamp literal the scan prunes on; everything on a full
+    build. -#}
 {% macro quarantine_since() -%}
     {%- set everything = "cast('1900-01-01 00:00:00' as timestamp)" -%}
     {%- if not execute or not is_incremental() -%}
@@ -149,10 +150,7 @@
         {{ return(everything) }}
     {%- endif -%}
     {%- set query -%}
-        select cast(
-            max(checked_through) - {{ var('derive_lookback_hours') }} * 60 * interval '1 minute'
-            as {{ dbt.type_string() }}
-        ) from {{ watermark }}
+        select cast(max(checked_through) as {{ dbt.type_string() }}) from {{ watermark }}
     {%- endset -%}
     {%- set since = run_query(query).columns[0].values()[0] -%}
     {{ return(everything if since is none else "cast('" ~ since ~ "' as timestamp)") }}

@@ -1,4 +1,21 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        pre_hook=[
+            "{{ flowhouse.forget_when_now_went_back() }}",
+            "{{ flowhouse.marks_table() }}",
+            "{{ flowhouse.take_marks(ref('stg_consent_events'), 'loaded_at') }}",
+        ],
+        post_hook=[
+            "{{ flowhouse.forget_push_customers_gone() }}",
+            "{{ flowhouse.forget_kept_marks() }}",
+            "{{ flowhouse.keep_marks() }}",
+        ]
+    )
+}}
 
 {#- Per customer: the device tokens a push can use and push consent, and onsite opt-outs.
 
@@ -7,7 +24,22 @@
     withdraws it until a later `opted_in` with channel push; without either event, a usable token is the
     consent (the operating system asked the customer before the app could register it). Onsite needs no
     opt-in; an `unsubscribed` with channel onsite (or all), not followed by an `opted_in` with channel
-    onsite, opts the customer out. -#}
+    onsite, opts the customer out.
+
+    Incremental by what changed (macros/incremental.sql). The consent columns are latest times: a build
+    reads only the consent events that changed (loaded since its last build, or whose time its now
+    passed) and keeps, per customer, the later of the row it had and theirs. The device tokens carry no
+    load time and change in place (revoked_at, a token answered dead), so a build recomputes every
+    customer's usable tokens from the tokens table (one pass, no event) and writes the customers whose
+    newest token or token count differs from their row. A customer left with no usable token and no push
+    or onsite consent event loses the row (the post-hook), as a full build would leave them none. -#}
+
+{%- set marks = flowhouse.incremental_marks() %}
+{%- set now = flowhouse.flowhouse_now() %}
+{%- set times = [
+    'last_push_opted_in_at', 'last_push_unsubscribed_at', 'last_onsite_opted_in_at',
+    'last_onsite_unsubscribed_at', 'last_consent_event_at',
+] %}
 
 with
 
@@ -25,13 +57,11 @@ dead as (
 
 consent_events as (
 
-    select * from {{ ref('stg_consent_events') }}
-
-),
-
-as_of as (
-
-    select {{ flowhouse.flowhouse_now() }} as now_at
+    -- the consent events known at the build's now (those that changed, when incremental)
+    {{ flowhouse.changed_rows(
+        ref('stg_consent_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
+        "channel in ('push', 'onsite', 'all')", known=['occurred_at', 'loaded_at']
+    ) }}
 
 ),
 
@@ -46,11 +76,10 @@ usable as (
             partition by tokens.customer_id order by tokens.created_at desc, tokens.token
         ) as newest
     from tokens
-    cross join as_of
     left join dead on dead.token = tokens.token
     where dead.token is null
-        and tokens.created_at <= as_of.now_at
-        and (tokens.revoked_at is null or tokens.revoked_at > as_of.now_at)
+        and tokens.created_at <= {{ now }}
+        and (tokens.revoked_at is null or tokens.revoked_at > {{ now }})
 
 ),
 
@@ -65,23 +94,72 @@ devices as (
 
 ),
 
-consent as (
+consent_read as (
 
     select
-        consent_events.customer_id,
+        customer_id,
         max(case when is_opt_in and channel = 'push' then occurred_at end) as last_push_opted_in_at,
         max(case when not is_opt_in and channel in ('push', 'all') then occurred_at end)
             as last_push_unsubscribed_at,
         max(case when is_opt_in and channel = 'onsite' then occurred_at end)
             as last_onsite_opted_in_at,
         max(case when not is_opt_in and channel in ('onsite', 'all') then occurred_at end)
-            as last_onsite_unsubscribed_at
+            as last_onsite_unsubscribed_at,
+        max(occurred_at) as last_consent_event_at
     from consent_events
-    cross join as_of
-    where consent_events.occurred_at <= as_of.now_at
-        and consent_events.loaded_at <= as_of.now_at
-        and consent_events.channel in ('push', 'onsite', 'all')
-    group by consent_events.customer_id
+    group by customer_id
+
+),
+
+{%- if marks %}
+
+kept as (
+
+    select * from {{ this }}
+
+),
+
+device_changes as (
+
+    -- the customers whose usable tokens differ from their row
+    select coalesce(devices.customer_id, kept.customer_id) as customer_id
+    from devices
+    full outer join kept
+        on devices.customer_id = kept.customer_id
+    where kept.customer_id is null
+        or devices.push_token is distinct from kept.push_token
+        or coalesce(devices.push_token_count, 0) <> kept.push_token_count
+
+),
+
+customers as (
+
+    select customer_id from consent_read
+    union
+    select customer_id from device_changes where customer_id is not null
+
+),
+
+consent as (
+
+    -- per changed customer, the later of the row's times and the changed events'
+    select
+        customers.customer_id,
+        {%- for column in times %}
+        {{ flowhouse.later('consent_read.' ~ column, 'kept.' ~ column) }} as {{ column }}
+        {%- if not loop.last %},{% endif %}
+        {%- endfor %}
+    from customers
+    left join consent_read on consent_read.customer_id = customers.customer_id
+    left join kept on kept.customer_id = customers.customer_id
+
+),
+
+{%- else %}
+
+consent as (
+
+    select * from consent_read
 
 ),
 
@@ -92,6 +170,8 @@ customers as (
     select customer_id from consent
 
 ),
+
+{%- endif %}
 
 final as (
 
@@ -115,7 +195,13 @@ final as (
             when consent.last_onsite_unsubscribed_at >= coalesce(
                 consent.last_onsite_opted_in_at, consent.last_onsite_unsubscribed_at
             ) then consent.last_onsite_unsubscribed_at
-        end as onsite_unsubscribed_at
+        end as onsite_unsubscribed_at,
+        {%- for column in times %}
+        consent.{{ column }},
+        {%- endfor %}
+        {{ now }} as refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_consent_events'), 'loaded_at', marks) }}
+            as loaded_through
     from customers
     left join devices on devices.customer_id = customers.customer_id
     left join consent on consent.customer_id = customers.customer_id

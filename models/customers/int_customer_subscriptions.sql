@@ -1,23 +1,56 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        pre_hook=[
+            "{{ flowhouse.forget_when_now_went_back() }}",
+            "{{ flowhouse.marks_table() }}",
+            "{{ flowhouse.take_marks(ref('stg_events'), 'loaded_at') }}",
+        ],
+        post_hook=["{{ flowhouse.forget_kept_marks() }}", "{{ flowhouse.keep_marks() }}"]
+    )
+}}
 
 {#- Each customer's subscription state as of the build's now, from the subscription events of the contract
     (subscription_started, _renewed, _resumed: active; _paused: paused; _cancelled: cancelled; a failed
     payment changes nothing): per subscription_id the latest such event wins, and a customer is `active`
     when any of their subscriptions is, else `paused` when any is, else `cancelled`. Customers without a
-    subscription event have no row (customer_attributes says `none`). -#}
+    subscription event have no row (customer_attributes says `none`).
+    Incremental by what changed (macros/incremental.sql): a build recomputes the customers with a
+    subscription event loaded since its last one, or whose event time the build's now passed, from all of
+    their subscription events (a rare event type: the read keeps the other types out by event_type). -#}
+
+{%- set marks = flowhouse.incremental_marks() %}
+{%- set now = flowhouse.flowhouse_now() %}
+{#- The range before the list is what DuckDB applies in the scan: it turns an IN list into a join after
+    the scan, which read every event (2 s at 1M customers against 0.8 s). -#}
+{%- set subscription_events -%}
+    event_type >= 'subscription_cancelled' and event_type <= 'subscription_started' and event_type in (
+        'subscription_started', 'subscription_renewed', 'subscription_resumed',
+        'subscription_paused', 'subscription_cancelled'
+    ) and customer_id is not null
+{%- endset %}
 
 with
 
+changed as (
+
+    {{ flowhouse.changed_keys('customer_id', [
+        {'relation': ref('stg_events'), 'loaded': 'loaded_at', 'times': ['occurred_at', 'loaded_at'],
+         'where': subscription_events},
+    ], marks) }}
+
+),
+
 events as (
 
-    select * from {{ ref('stg_events') }}
-    where event_type in (
-        'subscription_started', 'subscription_renewed', 'subscription_resumed',
-        'subscription_paused', 'subscription_cancelled'
-    )
-        and customer_id is not null
-        and occurred_at <= {{ flowhouse.flowhouse_now() }}
-        and loaded_at <= {{ flowhouse.flowhouse_now() }}
+    -- the subscription events known at the build's now (of the changed customers, when incremental)
+    {{ flowhouse.rows_of_changed_keys(
+        ref('stg_events'), 'customer_id', 'changed', marks, subscription_events,
+        known=['occurred_at', 'loaded_at']
+    ) }}
 
 ),
 
@@ -47,7 +80,9 @@ final as (
             when sum(case when status = 'paused' then 1 else 0 end) > 0 then 'paused'
             else 'cancelled'
         end as subscription_status,
-        sum(case when status = 'active' then 1 else 0 end) as active_subscriptions
+        sum(case when status = 'active' then 1 else 0 end) as active_subscriptions,
+        {{ now }} as refreshed_at,
+        {{ flowhouse.loaded_through(ref('stg_events'), 'loaded_at', marks) }} as loaded_through
     from per_subscription
     where latest = 1
     group by customer_id

@@ -4,7 +4,12 @@
         unique_key='customer_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        pre_hook="{{ flowhouse.forget_when_now_went_back() }}"
+        pre_hook=[
+            "{{ flowhouse.forget_when_now_went_back() }}",
+            "{{ flowhouse.marks_table() }}",
+            "{{ flowhouse.take_marks(ref('stg_events'), 'loaded_at') }}",
+        ],
+        post_hook=["{{ flowhouse.forget_kept_marks() }}", "{{ flowhouse.keep_marks() }}"]
     )
 }}
 

@@ -12,34 +12,44 @@
     price_dropped, low_stock: no customer, properties.sku) are joined against to fan them out. One pass
     over the views and cart additions, grouped by customer and sku; orders only add last_ordered_at to
     those pairs (a purchase alone is not interest: docs/events.md fans out to who viewed or carted).
-    Incremental by what changed (macros/incremental.sql): a build recomputes every sku of the customers
-    with a view, a cart addition or an order loaded since its last one, or whose event or order time
-    the build's now passed, from all of their events and orders. -#}
+    Incremental by what changed (macros/incremental.sql): the view and cart times are latest times, so a
+    build reads only the views and cart additions that changed (loaded since its last build, or whose
+    time its now passed) and keeps, per customer and sku, the later of the row it had and theirs;
+    last_ordered_at is recomputed, for the customers with a changed row or a changed order (a replayed
+    order may move an order earlier), from their orders and order lines (per-order tables, read by
+    customer, never the event stream). -#}
 
 {%- set marks = flowhouse.incremental_marks() %}
 {%- set now = flowhouse.flowhouse_now() %}
 
 with
 
-changed as (
-
-    {{ flowhouse.changed_keys('customer_id', [
-        {'relation': ref('stg_events'), 'loaded': 'loaded_at', 'times': ['occurred_at', 'loaded_at'],
-         'where': "event_type in ('product_viewed', 'added_to_cart')"},
-        {'relation': ref('stg_orders'), 'loaded': 'loaded_at', 'times': ['ordered_at', 'loaded_at']},
-    ], marks) }}
-
-),
-
 events as (
 
-    -- the views and cart additions known at the build's now (of the changed customers, when
-    -- incremental)
-    {{ flowhouse.rows_of_changed_keys(
-        ref('stg_events'), 'customer_id', 'changed', marks,
+    -- the views and cart additions known at the build's now (those that changed, when incremental)
+    {{ flowhouse.changed_rows(
+        ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
         "event_type in ('product_viewed', 'added_to_cart') and customer_id is not null",
         known=['occurred_at', 'loaded_at']
     ) }}
+
+),
+
+changed_orders as (
+
+    -- the orders placed and loaded by the build's now that changed (every one, with no marks)
+    {{ flowhouse.changed_rows(
+        ref('stg_orders'), 'loaded_at', ['ordered_at', 'loaded_at'], marks,
+        'customer_id is not null', known=['ordered_at', 'loaded_at']
+    ) }}
+
+),
+
+changed as (
+
+    select customer_id from events
+    union
+    select customer_id from changed_orders
 
 ),
 
@@ -55,7 +65,7 @@ orders as (
 
 order_lines as (
 
-    select * from {{ ref('stg_order_lines') }}
+    {{ flowhouse.rows_of_changed_keys(ref('stg_order_lines'), 'customer_id', 'changed', marks) }}
 
 ),
 
@@ -70,7 +80,7 @@ known_interest_events as (
 
 ),
 
-interest as (
+interest_read as (
 
     select
         customer_id,
@@ -82,6 +92,29 @@ interest as (
     -- drops the events without a sku after grouping: a `sku is not null` before it would be pushed into
     -- the scan, where DuckDB evaluates the JSON ahead of event_type, over the whole stream
     having count(sku) > 0
+
+),
+
+interest as (
+
+    {%- if marks %}
+    -- the later of each pair's kept row and its changed events
+    select
+        customer_id,
+        sku,
+        max(last_viewed_at) as last_viewed_at,
+        max(last_carted_at) as last_carted_at
+    from (
+        select customer_id, sku, last_viewed_at, last_carted_at from interest_read
+        union all
+        select customer_id, sku, last_viewed_at, last_carted_at
+        from {{ this }}
+        where customer_id in (select customer_id from changed)
+    ) as merged
+    group by customer_id, sku
+    {%- else %}
+    select * from interest_read
+    {%- endif %}
 
 ),
 

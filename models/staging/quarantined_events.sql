@@ -2,12 +2,20 @@
     config(
         materialized='incremental',
         incremental_strategy='append',
-        pre_hook="create table if not exists {{ this.schema }}.quarantined_events_checked
-            (checked_through timestamp)",
+        pre_hook=[
+            "create table if not exists {{ this.schema }}.quarantined_events_checked
+                (checked_through timestamp)",
+            "create table if not exists {{ this.schema }}.quarantined_events_checking
+                (checking_through timestamp)",
+            "delete from {{ this.schema }}.quarantined_events_checking",
+            "insert into {{ this.schema }}.quarantined_events_checking
+                select max(loaded_at) from {{ flowhouse.input('events') }}
+                where loaded_at >= {{ flowhouse.quarantine_since() }}",
+        ],
         post_hook=[
             "delete from {{ this.schema }}.quarantined_events_checked",
             "insert into {{ this.schema }}.quarantined_events_checked
-                select max(loaded_at) from {{ flowhouse.input('events') }}",
+                select checking_through from {{ this.schema }}.quarantined_events_checking",
         ],
     )
 }}
@@ -17,9 +25,13 @@
     writing directly), so none is trusted to be well-formed: a property the contract types as a number,
     timestamp, boolean, list or object that holds something else ("12,50", "next tuesday"), properties
     that are not a JSON object, a missing type or time. Text properties take any value.
-    Set-based, and incremental: each build checks the rows loaded after the newest loaded_at the previous
-    build saw (kept in quarantined_events_checked by the post-hook) less derive_lookback_hours, so rows
-    committed during a build are checked by the next. -#}
+    Set-based, and incremental by what changed: each build checks the rows loaded at or after the newest
+    loaded_at the previous build saw (a timestamp literal, so the scan prunes on loaded_at; `>=`: a row
+    loaded in that same instant is read again, and one already quarantined is not written twice), and
+    the rows without a loaded_at. The mark is taken by a pre-hook, before the rows are read, into
+    quarantined_events_checking, and moved to quarantined_events_checked by the post-hook once the build
+    succeeded: a row committed during the build carries a loaded_at at or after the mark (the
+    assumption of macros/incremental.sql), so the next build reads it. -#}
 
 {%- set checked = flowhouse.quarantine_since() %}
 
@@ -35,7 +47,19 @@ events as (
         properties,
         {{ flowhouse.json_kind('properties') }} as properties_kind
     from {{ flowhouse.input('events') }}
-    where loaded_at > {{ checked }} or loaded_at is null
+    where loaded_at >= {{ checked }}
+
+    union all
+
+    select
+        event_id,
+        event_type,
+        occurred_at,
+        loaded_at,
+        properties,
+        {{ flowhouse.json_kind('properties') }} as properties_kind
+    from {{ flowhouse.input('events') }}
+    where loaded_at is null
 
 ),
 
@@ -147,8 +171,10 @@ final as (
     from problems
     {%- if is_incremental() %}
     where not exists (
+        -- an event read again (loaded in the instant of the mark) is quarantined once
         select 1 from {{ this }} as known
         where known.event_id = problems.event_id and known.field = problems.field
+            and (known.loaded_at >= {{ checked }} or known.loaded_at is null)
     )
     {%- endif %}
 

@@ -11,7 +11,7 @@
 {#- Incremental by what changed (macros/incremental.sql): a build re-reads the order events loaded since
     its last one; an order with a new placement (a replayed one too) or a new refund is rewritten, its
     first placement chosen between the row it had and the new events, its refunds summed over all of
-    its refund events. -#}
+    its refund events (stg_order_refunds, by order). -#}
 
 {%- set marks = flowhouse.incremental_marks() %}
 
@@ -100,23 +100,13 @@ orders as (
 
 refund_events as (
 
+    -- the refunds of the orders that changed (every refund, with no marks), however long ago they were
+    -- loaded: a lookup by order in stg_order_refunds, not a re-read of the event stream
+    select order_id, amount, occurred_at, loaded_at
+    from {{ ref('stg_order_refunds') }}
+    where order_id is not null
     {%- if marks %}
-    -- every refund of the orders that changed, however long ago it was loaded
-    select order_id, properties, occurred_at, loaded_at
-    from (
-        select
-            {{ flowhouse.json_text('properties', 'order_id') }} as order_id,
-            properties,
-            occurred_at,
-            loaded_at
-        from {{ ref('stg_events') }}
-        where event_type = 'order_refunded'
-    ) as refunds_read
-    where order_id in (select order_id from order_events)
-    {%- else %}
-    select order_id, properties, occurred_at, loaded_at
-    from order_events
-    where event_type = 'order_refunded'
+        and order_id in (select order_id from order_events)
     {%- endif %}
 
 ),
@@ -125,11 +115,10 @@ refunds as (
 
     select
         order_id,
-        sum(coalesce({{ flowhouse.json_money('properties', 'amount') }}, 0)) as refunded_amount,
+        sum(coalesce(amount, 0)) as refunded_amount,
         max(occurred_at) as refunded_at,
         max(loaded_at) as refunds_loaded_at
     from refund_events
-    where order_id is not null
     group by 1
 
 ),
