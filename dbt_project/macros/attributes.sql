@@ -9,3 +9,15 @@
         {%- endfor -%}
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- The build's now as a timestamp literal, for a view that must keep it (customer_attributes): the
+    given now, or the newest loaded_at (flowhouse_now()) read once when the model runs. -#}
+{% macro now_literal() -%}
+    {%- set now = flowhouse.flowhouse_now() -%}
+    {%- if not execute or (now | trim).startswith('cast(') -%}
+        {{ return(now) }}
+    {%- endif -%}
+    {%- set found = run_query('select cast(' ~ now ~ ' as ' ~ dbt.type_string() ~ ')').rows[0][0] -%}
+    {{ return("cast('" ~ found ~ "' as timestamp)") }}
+{%- endmacro %}

@@ -30,7 +30,7 @@ T0 = START + timedelta(days=10)  # the first build
 T1 = T0 + timedelta(days=1)  # the incremental build after new events
 T2 = T1 + timedelta(days=20)  # a build with nothing new: time-relative attributes move
 
-SELECT = ["+customer_attributes", "+product_interest"]
+SELECT = ["+customer_attributes", "+product_interest", "+int_customer_activity"]
 #: schema.model compared, less the stamps that say when a row was computed
 MODELS = [
     "staging.stg_orders",
@@ -42,6 +42,7 @@ MODELS = [
     "core.int_customer_suppression",
     "core.int_customer_category_affinity",
     "core.product_interest",
+    "core.int_customer_attributes",
     "core.customer_attributes",
 ]
 STAMPS = {"refreshed_at", "loaded_through", "computed_at"}
@@ -209,7 +210,7 @@ def check(location: Location) -> None:
     assert results == {"T1": {}, "T2": {}, "retracted": {}, "went back": {}}
     with Warehouse.open(location) as wh:
         # the cases happened: what the new events did is in the models
-        assert [wh.scalar(f"select count(*) from {where}") for where in HAPPENED] == [1, 1, 1, 1, 1]
+        assert [wh.scalar(f"select count(*) from {where}") for where in HAPPENED] == [1] * 6
 
 
 #: what the new events and the later now did, one row each (a `from` clause)
@@ -222,6 +223,9 @@ HAPPENED = [
     " limit 1) p",
     "(select 1 from incremental_t1.customer_attributes c join incremental_t2.customer_attributes"
     " d on c.customer_id = d.customer_id where c.recency_days <> d.recency_days limit 1) r",
+    "(select 1 from incremental_t1.int_customer_attributes c join incremental_t2."
+    "int_customer_attributes d on c.customer_id = d.customer_id"
+    " where c.promo_pressure_14d <> d.promo_pressure_14d limit 1) q",
 ]
 
 
@@ -236,6 +240,23 @@ def test_postgres_incremental_builds_equal_a_full_rebuild(pg_url: str) -> None:
 
 #: builds on one day: the days since do not move, so only what changed is rewritten
 SAME_DAY = [T0 + timedelta(hours=h) for h in (2, 3, 5)]
+#: the next day, nothing new: the days since move for every buyer, in the view alone
+NEXT_DAY = SAME_DAY[2] + timedelta(days=1)
+
+
+def rewritten(location: Location, at: datetime) -> tuple[int, int]:
+    """The rows of int_customer_attributes the build at `at` wrote, and all of them."""
+    with Warehouse.open(location) as wh:
+        written = wh.scalar(
+            render(
+                statement(
+                    "select count(*) from core.int_customer_attributes where refreshed_at = :at",
+                    at=at,
+                ),
+                wh.dialect,
+            )
+        )
+        return written, wh.scalar("select count(*) from core.int_customer_attributes")
 
 
 def same_day(location: Location) -> dict[str, Any]:
@@ -246,17 +267,8 @@ def same_day(location: Location) -> dict[str, Any]:
     generate_store(location, customers=250, days=10, seed=5, start=START)
     build(location, SAME_DAY[0])
     build(location, SAME_DAY[1])
+    quiet = rewritten(location, SAME_DAY[1])
     with Warehouse.open(location) as wh:
-        quiet = wh.scalar(
-            render(
-                statement(
-                    "select count(*) from core.customer_attributes where refreshed_at = :at",
-                    at=SAME_DAY[1],
-                ),
-                wh.dialect,
-            )
-        )
-        total = wh.scalar("select count(*) from core.customer_attributes")
         (newcomer,) = one(
             wh,
             "select customer_id from core.customer_attributes where not has_ordered "
@@ -275,11 +287,18 @@ def same_day(location: Location) -> dict[str, Any]:
     build(location, SAME_DAY[2])
     snapshot(location, "same_day")
     build(location, SAME_DAY[2], full_refresh=True)
-    found = {"quiet": (quiet, total), "differences": differences(location, "same_day")}
-    # other settings (the predicted LTV's horizon) at the same now, nothing new: every row
-    build(location, SAME_DAY[2], dbt_vars={"ltv_horizon_years": 5})
+    found = {"quiet": quiet, "differences": differences(location, "same_day")}
+    # the next day with nothing new: the days since move in the view, no row is rewritten for them
+    build(location, NEXT_DAY)
+    found["next day"] = rewritten(location, NEXT_DAY)
+    snapshot(location, "next_day")
+    build(location, NEXT_DAY, full_refresh=True)
+    found["next day differences"] = differences(location, "next_day")
+    # other settings (the tiers, the predicted LTV's horizon) at the same now, nothing new
+    settings = {"ltv_horizon_years": 5, "tiers": [{"name": "all", "min_revenue": 0}]}
+    build(location, NEXT_DAY, dbt_vars=settings)
     snapshot(location, "other_settings")
-    build(location, SAME_DAY[2], full_refresh=True, dbt_vars={"ltv_horizon_years": 5})
+    build(location, NEXT_DAY, full_refresh=True, dbt_vars=settings)
     return {**found, "other settings": differences(location, "other_settings")}
 
 
@@ -288,6 +307,9 @@ def check_same_day(location: Location) -> None:
     quiet, total = found["quiet"]
     assert quiet * 10 < total, found["quiet"]
     assert found["differences"] == {}
+    next_day, total = found["next day"]
+    assert next_day * 10 < total, found["next day"]
+    assert found["next day differences"] == {}
     assert found["other settings"] == {}
 
 
