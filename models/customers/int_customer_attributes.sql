@@ -109,7 +109,7 @@ own as (
     -- each customer's own columns (not from an incremental input), as one fingerprint
     select
         customers.customer_id,
-        {{ flowhouse.surrogate_key([
+        {{ flowhouse.fingerprint([
             'customers.email', 'customers.phone', 'customers.first_name',
             'customers.effective_timezone', 'customers.has_valid_timezone', 'customers.country',
             'customers.birthday', 'customers.properties', 'customers.created_at',

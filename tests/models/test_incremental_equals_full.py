@@ -30,7 +30,7 @@ T0 = START + timedelta(days=10)  # the first build
 T1 = T0 + timedelta(days=1)  # the incremental build after new events
 T2 = T1 + timedelta(days=20)  # a build with nothing new: time-relative attributes move
 
-SELECT = ["+customer_attributes", "+product_interest", "+int_customer_activity"]
+SELECT = ["+customer_attributes", "+product_interest", "+int_customer_activity", "+list_members"]
 #: schema.model compared, less the stamps that say when a row was computed
 MODELS = [
     "staging.stg_orders",
@@ -44,6 +44,8 @@ MODELS = [
     "core.product_interest",
     "core.int_customer_attributes",
     "core.customer_attributes",
+    "core.int_customer_lists",
+    "core.list_members",
 ]
 STAMPS = {"refreshed_at", "loaded_through", "computed_at"}
 EVENT_COLUMNS = ["event_id", "customer_id", "event_type", "occurred_at", "loaded_at", "properties"]
@@ -128,6 +130,14 @@ def new_events(wh: Warehouse) -> list[tuple[Any, ...]]:
         ("x-future-only", "c-future", "product_viewed", T1 + timedelta(days=3), loaded,
          {"sku": sku, "category": "future-category"}),
         ("x-new-order", viewer, "order_placed", loaded, loaded, order),
+        # lists: a join loaded late, left before T1 but loaded after it (a member at T1, not at
+        # T2), a join that occurs after T1, and a list name in another case
+        ("x-list-join", viewer, "list_joined", START + timedelta(days=1), loaded,
+         {"list": "newsletter"}),
+        ("x-list-left", viewer, "list_left", T1 - timedelta(hours=1), T1 + timedelta(hours=1),
+         {"list": "newsletter"}),
+        ("x-list-future", buyer, "list_joined", T1 + timedelta(days=3), loaded, {"list": "vip"}),
+        ("x-list-case", someone, "list_joined", loaded, loaded, {"list": " Wholesale "}),
     ]  # fmt: skip
 
 
@@ -210,7 +220,7 @@ def check(location: Location) -> None:
     assert results == {"T1": {}, "T2": {}, "retracted": {}, "went back": {}}
     with Warehouse.open(location) as wh:
         # the cases happened: what the new events did is in the models
-        assert [wh.scalar(f"select count(*) from {where}") for where in HAPPENED] == [1] * 6
+        assert [wh.scalar(f"select count(*) from {where}") for where in HAPPENED] == [1] * 7
 
 
 #: what the new events and the later now did, one row each (a `from` clause)
@@ -226,6 +236,8 @@ HAPPENED = [
     "(select 1 from incremental_t1.int_customer_attributes c join incremental_t2."
     "int_customer_attributes d on c.customer_id = d.customer_id"
     " where c.promo_pressure_14d <> d.promo_pressure_14d limit 1) q",
+    "(select 1 from incremental_t1.list_members m join incremental_t2.int_customer_lists l"
+    " on m.customer_id = l.customer_id and m.list_name = l.list_name where not l.is_member) l",
 ]
 
 
