@@ -1,10 +1,12 @@
 """Incremental equals full: the per-order and per-customer models a tick refreshes (stg_orders,
-stg_order_lines, int_customer_*, product_interest) recompute only what changed since their last build
+stg_order_lines, int_customer_*, product_interest, int_customer_lists, and the views over them,
+customer_attributes and list_members) recompute only what changed since their last build
 (docs/engine.md "Incremental models"); their rows must be those of a --full-refresh build of the same
 data at the same now, compared in SQL, as sets. The new data holds what an incremental model gets
 wrong first: late events, a refund of an old order, a replayed order (also one that now comes first),
-an unsubscribe, a bounce, an event loaded after the build's now and one that occurs after it; then a
-build at a later now with nothing new moves only the time-relative attributes; a retraction of
+an unsubscribe, a bounce, list events (late, left after the build's now), an event loaded after the
+build's now and one that occurs after it; then a build at a later now with nothing new moves only the
+time-relative attributes (and the pressure of the deliveries leaving its window); a retraction of
 events (flowhouse events retract) and a build at an earlier now are followed too."""
 
 from __future__ import annotations
