@@ -38,3 +38,14 @@
 {% macro duckdb__fingerprint(columns) -%}
     cast(hash({{ columns | join(', ') }}) as {{ dbt.type_string() }})
 {%- endmacro %}
+
+
+{#- int_customer_attributes: the rows of the CTE `relation` of the customers a build writes (those of
+    the CTE `changed`) when incremental (`marks`), else the CTE itself. -#}
+{% macro rows_of_written(relation, marks) -%}
+    {%- if marks -%}
+    (select * from {{ relation }} where customer_id in (select customer_id from changed))
+    {%- else -%}
+    {{ relation }}
+    {%- endif -%}
+{%- endmacro %}

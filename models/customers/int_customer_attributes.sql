@@ -292,21 +292,17 @@ joined as (
         push.onsite_unsubscribed_at,
         own.inputs_fingerprint,
         as_of.now_at as computed_at
-    from customers
+    {#- each input read for the written customers alone when incremental (a keyed semi-join, so
+        no hash table is built over a whole input) -#}
+    {%- set inputs = ['own', 'orders', 'last_activity', 'pressure', 'consent', 'suppression',
+                      'affinity', 'push', 'actions', 'subscriptions'] %}
+    from {{ flowhouse.rows_of_written('customers', marks) }} as customers
     cross join as_of
-    inner join own on customers.customer_id = own.customer_id
-    left join orders on customers.customer_id = orders.customer_id
-    left join last_activity on customers.customer_id = last_activity.customer_id
-    left join pressure on customers.customer_id = pressure.customer_id
-    left join consent on customers.customer_id = consent.customer_id
-    left join suppression on customers.customer_id = suppression.customer_id
-    left join affinity on customers.customer_id = affinity.customer_id
-    left join push on customers.customer_id = push.customer_id
-    left join actions on customers.customer_id = actions.customer_id
-    left join subscriptions on customers.customer_id = subscriptions.customer_id
-    {%- if marks %}
-    where customers.customer_id in (select customer_id from changed)
-    {%- endif %}
+    {%- for input in inputs %}
+    {{ 'inner' if input == 'own' else 'left' }} join
+        {{ flowhouse.rows_of_written(input, marks) }} as {{ input }}
+        on customers.customer_id = {{ input }}.customer_id
+    {%- endfor %}
 
 ),
 
