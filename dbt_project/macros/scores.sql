@@ -9,37 +9,29 @@
 {%- endmacro %}
 
 
-{#- A buyer's RFM score from the quintile bounds (customer_attributes' rfm_bounds): the highest score
-    whose bound `value` reaches (`reach`: '>=' for an ascending order, '<=' for a descending one);
-    null for a customer who never ordered. -#}
-{% macro rfm_score(measure, value, reach, bounds) -%}
+{#- A buyer's RFM score from the quintile bounds (int_customer_attributes' rfm_bounds): the highest
+    score whose bound `value` reaches (every measure ranks higher values higher: recency as the date
+    of the last order); null for a customer who never ordered. -#}
+{% macro rfm_score(measure, value, bounds, has_ordered='has_ordered') -%}
     case
-        when not has_ordered then null
+        when not {{ has_ordered }} then null
         {%- for k in [5, 4, 3, 2] %}
-        when {{ value }} {{ reach }} {{ bounds }}.{{ measure }}_{{ k }} then {{ k }}
+        when {{ value }} >= {{ bounds }}.{{ measure }}_{{ k }} then {{ k }}
         {%- endfor %}
         else 1
     end
 {%- endmacro %}
 
 
-{#- Whether a kept customer_attributes row's RFM scores differ from those of the current bounds. -#}
+{#- Whether a kept int_customer_attributes row's RFM scores differ from those of the current bounds. -#}
 {% macro rfm_scores_differ(kept, bounds) -%}
     {%- set scores = [
-        ('recency', 'recency_days', '<='), ('frequency', 'order_count', '>='),
-        ('monetary', 'lifetime_revenue', '>='),
+        ('recency', 'cast(' ~ kept ~ '.last_order_at as date)'),
+        ('frequency', kept ~ '.order_count'),
+        ('monetary', kept ~ '.lifetime_revenue'),
     ] -%}
-    {%- for measure, value, reach in scores %}
-    {%- set score -%}
-        case
-            when not {{ kept }}.has_ordered then null
-            {%- for k in [5, 4, 3, 2] %}
-            when {{ kept }}.{{ value }} {{ reach }} {{ bounds }}.{{ measure }}_{{ k }} then {{ k }}
-            {%- endfor %}
-            else 1
-        end
-    {%- endset %}
+    {%- for measure, value in scores %}
     {{ 'or ' if not loop.first }}coalesce({{ kept }}.rfm_{{ measure }}_score, 0)
-        <> coalesce({{ score }}, 0)
+        <> coalesce({{ flowhouse.rfm_score(measure, value, bounds, kept ~ '.has_ordered') }}, 0)
     {%- endfor %}
 {%- endmacro %}

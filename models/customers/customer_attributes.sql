@@ -1,311 +1,43 @@
-{{
-    config(
-        materialized='incremental',
-        unique_key='customer_id',
-        incremental_strategy='delete+insert',
-        on_schema_change='append_new_columns',
-        pre_hook="{{ flowhouse.forget_when_now_went_back() }}",
-        post_hook="{{ flowhouse.forget_customers_gone() }}"
-    )
-}}
+{#- One row per customer with everything flows, segments and audiences filter on, as of the build's now:
+    int_customer_attributes (a table, incremental by what changed) and the columns that move with now
+    alone, computed here from its times and the build's now (a literal, so a build at a later now with
+    nothing new rewrites no row): recency_days, days_since_first_order, days_since_last_activity and
+    predicted_ltv. Every other column is stored; the bookkeeping columns of the table (fingerprints,
+    stamps) are not shown. Each column is computed from its own row only, so a keyed read (the engine's
+    `left join core.customer_attributes`) reads only the rows it joins. -#}
 
-{#- One row per customer, as of the build's now. Incremental by what changed (macros/incremental.sql,
-    docs/engine.md "Incremental models"): a build rewrites only
-    - the customers whose row in an incremental input (orders, last activity, consent, suppression,
-      category affinity) was written since its last build (refreshed_at after the last build's now);
-    - the customers whose own columns changed: the profile, device tokens, flow actions and
-      subscriptions (tables rebuilt in full, so compared through inputs_fingerprint);
-    - every row when the settings the columns read changed (settings_fingerprint);
-    - the rows whose columns that move with now or with everyone else would change: the days since
-      (recency_days, days_since_first_order, days_since_last_activity, predicted_ltv), the marketing
-      pressure, and the RFM scores, which rank every buyer: they come from the quintile bounds
-      (`rfm_bounds`, one row computed over every buyer's three measures), the same on a full build,
-      so a row keeps its scores while the bounds do not move it to another quintile.
-    A customer no longer in the customers input loses their row (forget_customers_gone).
-    A store's own attribute models (var flowhouse_attribute_models) are not tracked: with any, every
-    build is a full one. -#}
-
--- depends_on: {{ ref('int_customer_last_activity') }}
 {%- set extras = var('flowhouse_attribute_models', none) or [] %}
-{%- set marks = none if extras else flowhouse.incremental_marks() %}
-{%- set now = flowhouse.flowhouse_now() %}
-{#- the settings the columns are computed with: a change rewrites every row -#}
-{%- set settings_fingerprint = local_md5(tojson({
-    'tiers': var('tiers', none), 'eu_countries': var('eu_countries', none),
-    'customer_properties': var('customer_properties', none),
-    'ltv_min_span_days': var('ltv_min_span_days'), 'ltv_horizon_years': var('ltv_horizon_years'),
-}, sort_keys=true)) %}
-{%- set upstream = [
-    'int_customer_orders', 'int_customer_last_activity', 'int_customer_consent',
-    'int_customer_suppression', 'int_customer_category_affinity',
-] %}
+{%- set now = flowhouse.now_literal() %}
 
 with
 
-customers as (
+attributes as (
 
-    select * from {{ ref('stg_customers') }}
-
-),
-
-orders as (
-
-    select * from {{ ref('int_customer_orders') }}
+    select * from {{ ref('int_customer_attributes') }}
 
 ),
 
-activity as (
-
-    select * from {{ ref('int_customer_activity') }}
-
-),
-
-consent as (
-
-    select * from {{ ref('int_customer_consent') }}
-
-),
-
-suppression as (
-
-    select * from {{ ref('int_customer_suppression') }}
-
-),
-
-affinity as (
-
-    select * from {{ ref('int_customer_category_affinity') }}
-
-),
-
-push as (
-
-    select * from {{ ref('int_customer_push') }}
-
-),
-
-actions as (
-
-    select * from {{ ref('int_customer_actions') }}
-
-),
-
-subscriptions as (
-
-    select * from {{ ref('int_customer_subscriptions') }}
-
-),
-
-as_of as (
-
-    select {{ now }} as now_at
-
-),
-
-own as (
-
-    -- each customer's own columns (not from an incremental input), as one fingerprint
-    select
-        customers.customer_id,
-        {{ flowhouse.surrogate_key([
-            'customers.email', 'customers.phone', 'customers.first_name',
-            'customers.effective_timezone', 'customers.has_valid_timezone', 'customers.country',
-            'customers.birthday', 'customers.properties', 'customers.created_at',
-            'customers.is_wholesale', 'customers.email_opt_in', 'customers.sms_opt_in',
-            'actions.flow_loyalty_points', 'actions.tags', 'actions.tier_override',
-            'actions.tier_override_at', 'subscriptions.subscription_status', 'push.push_token',
-            'push.push_token_count', 'push.has_push_consent', 'push.has_push_opt_in',
-            'push.push_unsubscribed_at', 'push.onsite_unsubscribed_at',
-        ]) }} as inputs_fingerprint
-    from customers
-    left join push on customers.customer_id = push.customer_id
-    left join actions on customers.customer_id = actions.customer_id
-    left join subscriptions on customers.customer_id = subscriptions.customer_id
-
-),
-
-buyers as (
-
-    -- the three RFM measures of every customer who ordered
-    select
-        {{ dbt.datediff('orders.last_order_at', 'as_of.now_at', 'day') }} as recency_days,
-        orders.order_count,
-        {{ flowhouse.money('coalesce(orders.net_revenue, 0)') }} as lifetime_revenue
-    from orders
-    cross join as_of
-    where orders.order_count > 0
-        and orders.customer_id in (select customer_id from customers)
-
-),
-
-quintiles as (
-
-    select
-        recency_days,
-        order_count,
-        lifetime_revenue,
-        {{ flowhouse.quintile_score('recency_days desc') }} as recency_score,
-        {{ flowhouse.quintile_score('order_count') }} as frequency_score,
-        {{ flowhouse.quintile_score('lifetime_revenue') }} as monetary_score
-    from buyers
-
-),
-
-rfm_bounds as (
-
-    -- per score, the first value in its order that has it: a buyer's score is the highest whose
-    -- bound the buyer's value reaches (scores only grow along the order; a score nobody has is null)
-    select
-        {%- for k in [2, 3, 4, 5] %}
-        max(case when recency_score = {{ k }} then recency_days end) as recency_{{ k }},
-        min(case when frequency_score = {{ k }} then order_count end) as frequency_{{ k }},
-        min(case when monetary_score = {{ k }} then lifetime_revenue end) as monetary_{{ k }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from quintiles
-
-),
-
-{%- if marks %}
-
-changed as (
-
-    {%- for model in upstream %}
-    select customer_id from {{ ref(model) }} where refreshed_at > {{ marks.as_of }}
-    union
-    {%- endfor %}
-    select own.customer_id
-    from own
-    left join {{ this }} as kept
-        on own.customer_id = kept.customer_id
-    where kept.inputs_fingerprint is null or kept.inputs_fingerprint <> own.inputs_fingerprint
-    union
-    -- every row, when the settings changed (tiers, EU countries, customer properties, LTV)
-    select customer_id from {{ this }}
-    where settings_fingerprint is null or settings_fingerprint <> '{{ settings_fingerprint }}'
-    union
-    -- the rows whose days since, pressure or scores would not be what they hold
-    select kept.customer_id
-    from {{ this }} as kept
-    cross join as_of
-    cross join rfm_bounds
-    left join activity on kept.customer_id = activity.customer_id
-    where {{ flowhouse.rfm_scores_differ('kept', 'rfm_bounds') }}
-        or kept.recency_days <> {{ dbt.datediff('kept.last_order_at', 'as_of.now_at', 'day') }}
-        or kept.days_since_first_order
-            <> {{ dbt.datediff('kept.first_order_at', 'as_of.now_at', 'day') }}
-        or kept.days_since_last_activity
-            <> {{ dbt.datediff('kept.last_activity_at', 'as_of.now_at', 'day') }}
-        or kept.promo_pressure_14d <> coalesce(activity.promo_pressure_14d, 0)
-        or kept.promo_pressure_30d <> coalesce(activity.promo_pressure_30d, 0)
-
-),
-
-{%- endif %}
-
-joined as (
-
-    select
-        customers.customer_id,
-        customers.email,
-        customers.phone,
-        customers.first_name,
-        customers.effective_timezone,
-        customers.has_valid_timezone,
-        customers.country,
-        {{ flowhouse.is_eu('customers.country') }} as is_eu,
-        customers.birthday,
-        customers.properties,
-        {{ flowhouse.json_number('customers.properties', 'loyalty_points') }} as store_loyalty_points,
-        coalesce(actions.flow_loyalty_points, 0) as flow_loyalty_points,
-        coalesce(actions.tags, {{ flowhouse.empty_text_list() }}) as tags,
-        actions.tier_override,
-        actions.tier_override_at,
-        coalesce(subscriptions.subscription_status, 'none') as subscription_status,
-        customers.created_at,
-        customers.is_wholesale,
-        customers.email_opt_in,
-        customers.sms_opt_in,
-        coalesce(orders.order_count, 0) as order_count,
-        coalesce(orders.order_count, 0) > 0 as has_ordered,
-        orders.first_order_at,
-        orders.first_order_value,
-        orders.last_order_at,
-        orders.last_order_value,
-        {{ flowhouse.money('coalesce(orders.gross_revenue, 0)') }} as gross_revenue,
-        {{ flowhouse.money('coalesce(orders.refunded_amount, 0)') }} as refunded_amount,
-        {{ flowhouse.money('coalesce(orders.net_revenue, 0)') }} as lifetime_revenue,
-        coalesce(orders.discounted_order_count, 0) as discounted_order_count,
-        {{ dbt.datediff('orders.last_order_at', 'as_of.now_at', 'day') }} as recency_days,
-        {{ dbt.datediff('orders.first_order_at', 'as_of.now_at', 'day') }} as days_since_first_order,
-        affinity.top_category,
-        affinity.top_category_source,
-        affinity.top_category_share,
-        coalesce(activity.promo_pressure_14d, 0) as promo_pressure_14d,
-        coalesce(activity.promo_pressure_30d, 0) as promo_pressure_30d,
-        activity.last_activity_at,
-        {{ dbt.datediff('activity.last_activity_at', 'as_of.now_at', 'day') }}
-            as days_since_last_activity,
-        consent.last_email_opted_in_at,
-        consent.last_email_unsubscribed_at,
-        consent.last_sms_opted_in_at,
-        consent.last_sms_unsubscribed_at,
-        consent.last_whatsapp_opted_in_at,
-        consent.last_whatsapp_unsubscribed_at,
-        consent.last_viber_opted_in_at,
-        consent.last_viber_unsubscribed_at,
-        suppression.email_suppressed_at,
-        suppression.sms_suppressed_at,
-        suppression.whatsapp_suppressed_at,
-        suppression.viber_suppressed_at,
-        push.push_token,
-        coalesce(push.push_token_count, 0) as push_token_count,
-        coalesce(push.has_push_consent, false) as has_push_consent,
-        coalesce(push.has_push_opt_in, false) as has_push_opt_in,
-        push.push_unsubscribed_at,
-        push.onsite_unsubscribed_at,
-        own.inputs_fingerprint,
-        as_of.now_at as computed_at
-    from customers
-    cross join as_of
-    inner join own on customers.customer_id = own.customer_id
-    left join orders on customers.customer_id = orders.customer_id
-    left join activity on customers.customer_id = activity.customer_id
-    left join consent on customers.customer_id = consent.customer_id
-    left join suppression on customers.customer_id = suppression.customer_id
-    left join affinity on customers.customer_id = affinity.customer_id
-    left join push on customers.customer_id = push.customer_id
-    left join actions on customers.customer_id = actions.customer_id
-    left join subscriptions on customers.customer_id = subscriptions.customer_id
-    {%- if marks %}
-    where customers.customer_id in (select customer_id from changed)
-    {%- endif %}
-
-),
-
-scored as (
+days_since as (
 
     select
         *,
-        {{ flowhouse.rfm_score('recency', 'recency_days', '<=', 'rfm_bounds') }}
-            as rfm_recency_score,
-        {{ flowhouse.rfm_score('frequency', 'order_count', '>=', 'rfm_bounds') }}
-            as rfm_frequency_score,
-        {{ flowhouse.rfm_score('monetary', 'lifetime_revenue', '>=', 'rfm_bounds') }}
-            as rfm_monetary_score,
-        -- predicted LTV: purchase rate over the observed span (at least ltv_min_span_days)
-        greatest(days_since_first_order, {{ var('ltv_min_span_days') }}) as ltv_span_days
-    from joined
-    cross join rfm_bounds
+        {{ dbt.datediff('last_order_at', now, 'day') }} as recency_days,
+        {{ dbt.datediff('first_order_at', now, 'day') }} as days_since_first_order,
+        {{ dbt.datediff('last_activity_at', now, 'day') }} as days_since_last_activity
+    from attributes
 
 ),
 
 ltv as (
 
+    -- predicted LTV: purchase rate over the observed span (at least ltv_min_span_days)
     select
         *,
-        order_count * 365.0 / ltv_span_days as orders_per_year,
-        ltv_span_days * 1.0 / nullif(order_count, 0) as expected_gap_days
-    from scored
+        order_count * 365.0
+            / greatest(days_since_first_order, {{ var('ltv_min_span_days') }}) as orders_per_year,
+        greatest(days_since_first_order, {{ var('ltv_min_span_days') }}) * 1.0
+            / nullif(order_count, 0) as expected_gap_days
+    from days_since
 
 ),
 
@@ -332,25 +64,14 @@ final as (
         gross_revenue,
         refunded_amount,
         lifetime_revenue,
-        {{ flowhouse.money('gross_revenue * 1.0 / nullif(order_count, 0)') }}
-            as average_order_value,
+        average_order_value,
         recency_days,
         days_since_first_order,
         rfm_recency_score,
         rfm_frequency_score,
         rfm_monetary_score,
-        cast(rfm_recency_score as {{ dbt.type_string() }})
-            || cast(rfm_frequency_score as {{ dbt.type_string() }})
-            || cast(rfm_monetary_score as {{ dbt.type_string() }}) as rfm_score,
-        case
-            when not has_ordered then null
-            when rfm_recency_score >= 4 and rfm_frequency_score >= 4 then 'champions'
-            when rfm_recency_score <= 2 and rfm_frequency_score >= 3 then 'at_risk'
-            when rfm_frequency_score >= 3 then 'loyal'
-            when rfm_recency_score >= 4 then 'recent'
-            when rfm_recency_score <= 2 then 'hibernating'
-            else 'needs_attention'
-        end as rfm_segment,
+        rfm_score,
+        rfm_segment,
         cast(
             coalesce(
                 cast(gross_revenue as double precision) / nullif(order_count, 0)
@@ -361,24 +82,22 @@ final as (
                 0
             ) as decimal(18, 2)
         ) as predicted_ltv,
-        coalesce(tier_override, {{ flowhouse.tier_name('lifetime_revenue') }}) as tier,
-        {{ flowhouse.tier_name('lifetime_revenue') }} as revenue_tier,
+        tier,
+        revenue_tier,
         tier_override,
         tier_override_at,
         tags,
-        cast(coalesce(store_loyalty_points, 0) + flow_loyalty_points as bigint) as loyalty_points,
+        loyalty_points,
         flow_loyalty_points,
         subscription_status,
         properties,
-        {%- for key, kind in (var('customer_properties', none) or {}).items() %}
-        {{ flowhouse.customer_property('properties', key, kind) }} as properties__{{ key }},
+        {%- for key in (var('customer_properties', none) or {}) %}
+        properties__{{ key }},
         {%- endfor %}
-        {{ flowhouse.next_tier_name('lifetime_revenue') }} as next_tier,
-        {{ flowhouse.money(flowhouse.revenue_to_next_tier('lifetime_revenue')) }}
-            as revenue_to_next_tier,
+        next_tier,
+        revenue_to_next_tier,
         discounted_order_count,
-        cast(discounted_order_count * 1.0 / nullif(order_count, 0) as decimal(5, 4))
-            as discount_sensitivity,
+        discount_sensitivity,
         top_category,
         top_category_source,
         top_category_share,
@@ -386,43 +105,18 @@ final as (
         promo_pressure_30d,
         last_activity_at,
         days_since_last_activity,
-        case
-            when last_email_unsubscribed_at is not null
-                and (
-                    last_email_opted_in_at is null
-                    or last_email_unsubscribed_at >= last_email_opted_in_at
-                ) then false
-            when last_email_opted_in_at is not null then true
-            else email_opt_in
-        end as has_email_consent,
-        case
-            when last_sms_unsubscribed_at is not null
-                and (
-                    last_sms_opted_in_at is null
-                    or last_sms_unsubscribed_at >= last_sms_opted_in_at
-                ) then false
-            when last_sms_opted_in_at is not null then true
-            else sms_opt_in
-        end as has_sms_consent,
-        coalesce(email_opt_in, false) or last_email_opted_in_at is not null as has_email_opt_in,
-        coalesce(sms_opt_in, false) or last_sms_opted_in_at is not null as has_sms_opt_in,
-        last_email_unsubscribed_at as email_unsubscribed_at,
-        last_sms_unsubscribed_at as sms_unsubscribed_at,
+        has_email_consent,
+        has_sms_consent,
+        has_email_opt_in,
+        has_sms_opt_in,
+        email_unsubscribed_at,
+        sms_unsubscribed_at,
         email_suppressed_at,
         sms_suppressed_at,
-        {#- WhatsApp and Viber: consent only from an opt-in on that channel (the customer row has
-            no column for them), withdrawn by a later unsubscribe from it or from all -#}
         {%- for chat in ['whatsapp', 'viber'] %}
-        coalesce(
-            last_{{ chat }}_opted_in_at is not null
-            and (
-                last_{{ chat }}_unsubscribed_at is null
-                or last_{{ chat }}_unsubscribed_at < last_{{ chat }}_opted_in_at
-            ),
-            false
-        ) as has_{{ chat }}_consent,
-        last_{{ chat }}_opted_in_at is not null as has_{{ chat }}_opt_in,
-        last_{{ chat }}_unsubscribed_at as {{ chat }}_unsubscribed_at,
+        has_{{ chat }}_consent,
+        has_{{ chat }}_opt_in,
+        {{ chat }}_unsubscribed_at,
         {{ chat }}_suppressed_at,
         {%- endfor %}
         push_token,
@@ -431,25 +125,12 @@ final as (
         has_push_opt_in,
         push_unsubscribed_at,
         onsite_unsubscribed_at,
-        inputs_fingerprint,
-        cast('{{ settings_fingerprint }}' as {{ dbt.type_string() }}) as settings_fingerprint,
-        computed_at,
-        computed_at as refreshed_at,
-        -- it reads no events itself (the inputs' refreshed_at say what changed): the build's now
-        computed_at as loaded_through
+        computed_at
+        {%- for name in extras %}
+        {{- flowhouse.attribute_columns(ref(name), 'ltv') }}
+        {%- endfor %}
     from ltv
 
 )
 
-{#- A store's own attribute models (var flowhouse_attribute_models, keyed by customer_id) add their
-    columns; see flowhouse.attribute_columns. -#}
-select
-    final.*
-    {%- for name in extras %}
-    {{- flowhouse.attribute_columns(ref(name), 'extra_' ~ loop.index) }}
-    {%- endfor %}
-from final
-{%- for name in extras %}
-left join {{ ref(name) }} as extra_{{ loop.index }}
-    on extra_{{ loop.index }}.customer_id = final.customer_id
-{%- endfor %}
+select * from final

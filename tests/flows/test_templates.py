@@ -61,6 +61,8 @@ BAD = [
      "t/x.txt.j2:1: unknown attribute customer.frist_name; did you mean first_name?"),
     ("unknown attribute by subscript", "t/x.txt.j2", "{{ customer['teir'] }}", False, "sms",
      "t/x.txt.j2:1: unknown attribute customer.teir; did you mean tier?"),
+    ("bookkeeping column of the attributes' table", "t/x.txt.j2", "{{ customer.loaded_through }}",
+     False, "sms", "t/x.txt.j2:1: unknown attribute customer.loaded_through"),
     ("unknown coupon attribute", "t/x.txt.j2", "{{ coupon.cod }}", True, "sms",
      "t/x.txt.j2:1: unknown attribute coupon.cod; did you mean code?"),
     ("unknown product attribute in a loop", "t/x.txt.j2",

@@ -1,10 +1,12 @@
 """Incremental equals full: the per-order and per-customer models a tick refreshes (stg_orders,
-stg_order_lines, int_customer_*, product_interest) recompute only what changed since their last build
+stg_order_lines, int_customer_*, product_interest, int_customer_lists, and the views over them,
+customer_attributes and list_members) recompute only what changed since their last build
 (docs/engine.md "Incremental models"); their rows must be those of a --full-refresh build of the same
 data at the same now, compared in SQL, as sets. The new data holds what an incremental model gets
 wrong first: late events, a refund of an old order, a replayed order (also one that now comes first),
-an unsubscribe, a bounce, an event loaded after the build's now and one that occurs after it; then a
-build at a later now with nothing new moves only the time-relative attributes; a retraction of
+an unsubscribe, a bounce, list events (late, left after the build's now), an event loaded after the
+build's now and one that occurs after it; then a build at a later now with nothing new moves only the
+time-relative attributes (and the pressure of the deliveries leaving its window); a retraction of
 events (flowhouse events retract) and a build at an earlier now are followed too."""
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ T0 = START + timedelta(days=10)  # the first build
 T1 = T0 + timedelta(days=1)  # the incremental build after new events
 T2 = T1 + timedelta(days=20)  # a build with nothing new: time-relative attributes move
 
-SELECT = ["+customer_attributes", "+product_interest"]
+SELECT = ["+customer_attributes", "+product_interest", "+int_customer_activity", "+list_members"]
 #: schema.model compared, less the stamps that say when a row was computed
 MODELS = [
     "staging.stg_orders",
@@ -46,7 +48,10 @@ MODELS = [
     "core.int_customer_subscriptions",
     "core.product_interest",
     "staging.quarantined_events",
+    "core.int_customer_attributes",
     "core.customer_attributes",
+    "core.int_customer_lists",
+    "core.list_members",
 ]
 STAMPS = {"refreshed_at", "loaded_through", "computed_at", "quarantined_at"}
 EVENT_COLUMNS = ["event_id", "customer_id", "event_type", "occurred_at", "loaded_at", "properties"]
@@ -140,6 +145,14 @@ def new_events(wh: Warehouse) -> list[tuple[Any, ...]]:
          {"subscription_id": "s-new"}),
         # breaks the event contract: quarantined, left out of every model
         ("x-bad-value", viewer, "order_placed", loaded, loaded, {"order_id": "o-bad", "value": "12,50"}),
+        # lists: a join loaded late, left before T1 but loaded after it (a member at T1, not at
+        # T2), a join that occurs after T1, and a list name in another case
+        ("x-list-join", viewer, "list_joined", START + timedelta(days=1), loaded,
+         {"list": "newsletter"}),
+        ("x-list-left", viewer, "list_left", T1 - timedelta(hours=1), T1 + timedelta(hours=1),
+         {"list": "newsletter"}),
+        ("x-list-future", buyer, "list_joined", T1 + timedelta(days=3), loaded, {"list": "vip"}),
+        ("x-list-case", someone, "list_joined", loaded, loaded, {"list": " Wholesale "}),
     ]  # fmt: skip
 
 
@@ -307,6 +320,11 @@ HAPPENED = [
     # a customer whose only token was revoked after T1 (no consent event) has no push row at T2
     "(select 1 from incremental_t1.int_customer_push c left join incremental_t2.int_customer_push d"
     " on c.customer_id = d.customer_id where d.customer_id is null limit 1) p",
+    "(select 1 from incremental_t1.int_customer_attributes c join incremental_t2."
+    "int_customer_attributes d on c.customer_id = d.customer_id"
+    " where c.promo_pressure_14d <> d.promo_pressure_14d limit 1) q",
+    "(select 1 from incremental_t1.list_members m join incremental_t2.int_customer_lists l"
+    " on m.customer_id = l.customer_id and m.list_name = l.list_name where not l.is_member) l",
 ]
 
 
@@ -321,6 +339,23 @@ def test_postgres_incremental_builds_equal_a_full_rebuild(pg_url: str) -> None:
 
 #: builds on one day: the days since do not move, so only what changed is rewritten
 SAME_DAY = [T0 + timedelta(hours=h) for h in (2, 3, 5)]
+#: the next day, nothing new: the days since move for every buyer, in the view alone
+NEXT_DAY = SAME_DAY[2] + timedelta(days=1)
+
+
+def rewritten(location: Location, at: datetime) -> tuple[int, int]:
+    """The rows of int_customer_attributes the build at `at` wrote, and all of them."""
+    with Warehouse.open(location) as wh:
+        written = wh.scalar(
+            render(
+                statement(
+                    "select count(*) from core.int_customer_attributes where refreshed_at = :at",
+                    at=at,
+                ),
+                wh.dialect,
+            )
+        )
+        return written, wh.scalar("select count(*) from core.int_customer_attributes")
 
 
 def same_day(location: Location) -> dict[str, Any]:
@@ -331,17 +366,8 @@ def same_day(location: Location) -> dict[str, Any]:
     generate_store(location, customers=250, days=10, seed=5, start=START)
     build(location, SAME_DAY[0])
     build(location, SAME_DAY[1])
+    quiet = rewritten(location, SAME_DAY[1])
     with Warehouse.open(location) as wh:
-        quiet = wh.scalar(
-            render(
-                statement(
-                    "select count(*) from core.customer_attributes where refreshed_at = :at",
-                    at=SAME_DAY[1],
-                ),
-                wh.dialect,
-            )
-        )
-        total = wh.scalar("select count(*) from core.customer_attributes")
         (newcomer,) = one(
             wh,
             "select customer_id from core.customer_attributes where not has_ordered "
@@ -360,11 +386,18 @@ def same_day(location: Location) -> dict[str, Any]:
     build(location, SAME_DAY[2])
     snapshot(location, "same_day")
     build(location, SAME_DAY[2], full_refresh=True)
-    found = {"quiet": (quiet, total), "differences": differences(location, "same_day")}
-    # other settings (the predicted LTV's horizon) at the same now, nothing new: every row
-    build(location, SAME_DAY[2], dbt_vars={"ltv_horizon_years": 5})
+    found = {"quiet": quiet, "differences": differences(location, "same_day")}
+    # the next day with nothing new: the days since move in the view, no row is rewritten for them
+    build(location, NEXT_DAY)
+    found["next day"] = rewritten(location, NEXT_DAY)
+    snapshot(location, "next_day")
+    build(location, NEXT_DAY, full_refresh=True)
+    found["next day differences"] = differences(location, "next_day")
+    # other settings (the tiers, the predicted LTV's horizon) at the same now, nothing new
+    settings = {"ltv_horizon_years": 5, "tiers": [{"name": "all", "min_revenue": 0}]}
+    build(location, NEXT_DAY, dbt_vars=settings)
     snapshot(location, "other_settings")
-    build(location, SAME_DAY[2], full_refresh=True, dbt_vars={"ltv_horizon_years": 5})
+    build(location, NEXT_DAY, full_refresh=True, dbt_vars=settings)
     return {**found, "other settings": differences(location, "other_settings")}
 
 
@@ -373,6 +406,9 @@ def check_same_day(location: Location) -> None:
     quiet, total = found["quiet"]
     assert quiet * 10 < total, found["quiet"]
     assert found["differences"] == {}
+    next_day, total = found["next day"]
+    assert next_day * 10 < total, found["next day"]
+    assert found["next day differences"] == {}
     assert found["other settings"] == {}
 
 
