@@ -3,6 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('birthday'),
+        post_hook=flowhouse.derived_mark_build(),
     )
 }}
 
@@ -15,7 +16,7 @@
     incremental build emits the birthdays after derived_since(0) (the lookback bound), a full build every
     one since the customer was created; as each birthday's verdict depends only on its own row, both
     leave the same rows. -#}
-{%- set since = flowhouse.derived_since(0) %}
+{%- set since = flowhouse.derived_window_since() %}
 
 with
 

@@ -3,6 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('subscription_renewal_due'),
+        post_hook=flowhouse.derived_mark_build(),
     )
 }}
 
@@ -95,7 +96,7 @@ undecided as (
     from candidates
     cross join as_of
     where candidates.decided_at <= as_of.now_at
-        and candidates.decided_at > {{ flowhouse.derived_since(0) }}
+        and candidates.decided_at > {{ flowhouse.derived_window_since() }}
 
 ),
 
