@@ -80,25 +80,50 @@
 {%- endmacro %}
 
 
-{#- The lower bound (exclusive) of the decision moments an incremental build judges, as a literal:
-    the later of derived_since(0) and the model's last build less derive_lookback_hours; everything
-    on a full build. -#}
-{% macro derived_window_since() -%}
-    {%- set since = flowhouse.derived_since(0) -%}
+{#- The model's last build recorded in derived_build_marks, as a string, or none (a full build, no
+    mark). -#}
+{% macro derived_last_build() -%}
     {%- if not execute or this is none or not is_incremental() -%}
-        {{ return(since) }}
+        {{ return(none) }}
     {%- endif -%}
     {%- set marks = adapter.get_relation(
         database=this.database, schema=this.schema, identifier='derived_build_marks') -%}
     {%- if marks is none -%}
-        {{ return(since) }}
+        {{ return(none) }}
     {%- endif -%}
     {%- set query -%}
         select cast(max(built_at) as {{ dbt.type_string() }})
         from {{ marks }}
         where model_name = '{{ this.identifier }}'
     {%- endset -%}
-    {%- set last = run_query(query).columns[0].values()[0] -%}
+    {{ return(run_query(query).columns[0].values()[0]) }}
+{%- endmacro %}
+
+
+{#- The marks of int_order_placements and int_subscription_events (incremental_marks): an empty
+    table has no stamps, so a store without such events would read the whole stream at every build;
+    then the events loaded since its last build (less derive_lookback_hours) are read instead. -#}
+{% macro derived_state_marks() -%}
+    {%- set marks = flowhouse.incremental_marks() -%}
+    {%- if marks is not none or not flowhouse.has_stamps() or flowhouse.now_went_back() -%}
+        {{ return(marks) }}
+    {%- endif -%}
+    {%- set last = flowhouse.derived_last_build() -%}
+    {%- if last is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set since = "cast('" ~ last ~ "' as timestamp) - "
+        ~ var('derive_lookback_hours') ~ " * interval '1 hour'" -%}
+    {{ return({'loaded': since, 'as_of': since, 'now': flowhouse.flowhouse_now()}) }}
+{%- endmacro %}
+
+
+{#- The lower bound (exclusive) of the decision moments an incremental build judges, as a literal:
+    the later of derived_since(0) and the model's last build less derive_lookback_hours; everything
+    on a full build. -#}
+{% macro derived_window_since() -%}
+    {%- set since = flowhouse.derived_since(0) -%}
+    {%- set last = flowhouse.derived_last_build() -%}
     {%- if last is none -%}
         {{ return(since) }}
     {%- endif -%}

@@ -3,7 +3,8 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='append_new_columns',
-        pre_hook="{{ flowhouse.forget_when_now_went_back() }}"
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}",
+        post_hook=flowhouse.derived_mark_build(),
     )
 }}
 
@@ -19,7 +20,7 @@
     loaded_at at or after the newest loaded_through, at most now), numbering the new orders after the
     customer's orders it holds; a build at an earlier now starts again from nothing. -#}
 
-{%- set marks = flowhouse.incremental_marks() %}
+{%- set marks = flowhouse.derived_state_marks() %}
 {%- set now = flowhouse.flowhouse_now() %}
 
 with
