@@ -1,15 +1,24 @@
 {#- The orders behind first_purchase, repeat_purchase, milestone_order and high_value_order: the rows of
     int_order_placements that are an order's first placement (order_number: the order's rank among the
     customer's orders in the order the warehouse learned of them, so the numbers are final and every
-    customer has exactly one first purchase even when an earlier order arrives late), loaded after
-    `since` and by the build's now. int_order_placements is appended in load order, so the bound on
-    loaded_at prunes. -#}
+    customer has exactly one first purchase even when an earlier order arrives late), decided after
+    `since` (loaded after it, or placed after it) and loaded by the build's now. int_order_placements
+    is appended in load order, so each bound prunes. -#}
 {% macro derived_numbered_orders(since) -%}
+    {%- set now = flowhouse.flowhouse_now() -%}
     select *
     from {{ ref('int_order_placements') }}
     where order_number is not null
         and loaded_at > {{ since }}
-        and loaded_at <= {{ flowhouse.flowhouse_now() }}
+        and loaded_at <= {{ now }}
+    union all
+    -- loaded earlier but placed after `since` (a clock ahead of the loader's): decided now
+    select *
+    from {{ ref('int_order_placements') }}
+    where order_number is not null
+        and occurred_at > {{ since }}
+        and occurred_at <= {{ now }}
+        and loaded_at <= {{ since }}
 {%- endmacro %}
 
 
@@ -50,8 +59,8 @@
     never: became_inactive in a store younger than its days), so the re-read would grow. Every build
     of the models below records its now in `derived_build_marks` (a post-hook, so only a build that
     succeeded), beside the derived tables: a build at now N judged every candidate decided by N, so
-    the next build re-reads from N less derive_lookback_hours (rows committed late). A full build
-    ignores the mark; `flowhouse events retract` empties the derived tables and this one alike. -#}
+    the next build judges those decided after N. A full build ignores the mark; `flowhouse events
+    retract` empties the derived tables and this one alike. -#}
 {% macro derived_build_marks() -%}
     {{ return(api.Relation.create(
         database=this.database, schema=this.schema, identifier='derived_build_marks')) }}
@@ -102,7 +111,7 @@
 
 {#- The marks of int_order_placements and int_subscription_events (incremental_marks): an empty
     table has no stamps, so a store without such events would read the whole stream at every build;
-    then the events loaded since its last build (less derive_lookback_hours) are read instead. -#}
+    then the events loaded since its last build are read instead. -#}
 {% macro derived_state_marks() -%}
     {%- set marks = flowhouse.incremental_marks() -%}
     {%- if marks is not none or not flowhouse.has_stamps() or flowhouse.now_went_back() -%}
@@ -112,23 +121,23 @@
     {%- if last is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set since = "cast('" ~ last ~ "' as timestamp) - "
-        ~ var('derive_lookback_hours') ~ " * interval '1 hour'" -%}
+    {%- set since = "cast('" ~ last ~ "' as timestamp)" -%}
     {{ return({'loaded': since, 'as_of': since, 'now': flowhouse.flowhouse_now()}) }}
 {%- endmacro %}
 
 
 {#- The lower bound (exclusive) of the decision moments an incremental build judges, as a literal:
-    the later of derived_since(0) and the model's last build less derive_lookback_hours; everything
-    on a full build. -#}
+    the later of derived_since(0) and the model's last build (its now: it judged every candidate
+    decided by then, on the rows loaded by then, which the watermark of the incremental models
+    assumes were all visible to it: docs/engine.md "Incremental models"); everything on a full
+    build. -#}
 {% macro derived_window_since() -%}
     {%- set since = flowhouse.derived_since(0) -%}
     {%- set last = flowhouse.derived_last_build() -%}
     {%- if last is none -%}
         {{ return(since) }}
     {%- endif -%}
-    {%- set marked = "cast('" ~ last ~ "' as timestamp) - "
-        ~ var('derive_lookback_hours') ~ " * interval '1 hour'" -%}
+    {%- set marked = "cast('" ~ last ~ "' as timestamp)" -%}
     {%- if since == flowhouse.derived_everything() -%}
         {{ return(marked) }}
     {%- endif -%}

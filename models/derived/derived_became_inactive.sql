@@ -12,7 +12,7 @@
     had no later activity within (activity, activity + days]. One event per inactive spell (keyed by the
     last activity).
 
-    An incremental build judges the activities whose D falls in (since, now] (since: derived_since(0)):
+    An incremental build judges the activities whose D falls in (since, now] (since: derived_window_since()):
     those loaded since (a late one) and those that occurred `days` before the window (a range of
     occurred_at, as literals), never the whole history. Each is judged by key: against the activities
     loaded since (read anyway), and the customer's latest activity known at now

@@ -10,7 +10,7 @@
 {#- An order (the first order_placed per order_id) whose value (properties.value) is at least
     high_value_order_threshold. occurred_at is the order's; loaded_at = greatest(occurred_at, the order's
     loaded_at). Reads the orders of int_order_placements loaded after
-    derived_since(0) (macros/derived_orders.sql). -#}
+    derived_window_since() (macros/derived_orders.sql). -#}
 
 with
 

@@ -11,7 +11,7 @@
     counting the customer's orders in the order the warehouse learned of them (derived_numbered_orders).
     occurred_at is the order's; loaded_at = greatest(occurred_at, the order's loaded_at): the orders
     numbering it were loaded before it. Reads the orders of int_order_placements loaded after
-    derived_since(0) (macros/derived_orders.sql). -#}
+    derived_window_since() (macros/derived_orders.sql). -#}
 
 {%- set milestones = var('order_milestones') | map('int') | list %}
 

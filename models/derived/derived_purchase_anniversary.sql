@@ -10,7 +10,7 @@
 {#- The yearly return of the day of a customer's first purchase (the order first_purchase fires for), at
     00:00 UTC; 29 February falls on 28 February in other years. loaded_at = greatest(the anniversary, the
     first order's loaded_at). An incremental build emits the anniversaries whose loaded_at falls after
-    derived_since(0) (the lookback bound) and by now; a full build every one since the first order. The
+    derived_window_since() and by now; a full build every one since the first order. The
     first orders are int_order_placements' rows with order_number 1 (one per buyer), never the stream. -#}
 
 {%- set since = flowhouse.derived_window_since() %}

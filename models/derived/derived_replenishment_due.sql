@@ -11,13 +11,15 @@
     replenishment `days` after the order when, among the rows loaded by the decision moment
     D = greatest(order + days, order loaded_at), the customer placed no later order with that sku within
     (order, order + days]. One event per order and sku. An incremental build judges the lines whose D
-    falls after derived_since(0) and by now: those of the orders loaded since that bound, and those of
+    falls after derived_window_since() and by now: those of the orders loaded since, and those of
     the orders placed `days` before the window (one range of occurred_at per number of days, as
     literals), read from int_order_placements, with every placement of their orders and the affected
     customers' orders (by key), never the whole stream. -#}
 {%- set days_by_category = flowhouse.derived_replenishment_days() %}
 {%- set since = flowhouse.derived_window_since() %}
 {%- set now = flowhouse.flowhouse_now() %}
+
+{%- set placements = ref('int_order_placements') %}
 
 with
 
@@ -27,24 +29,18 @@ as_of as (
 
 ),
 
-orders as (
-
-    select event_id, customer_id, occurred_at, loaded_at, properties, order_id
-    from {{ ref('int_order_placements') }}
-    where loaded_at <= {{ now }}
-
-),
-
 window_orders as (
 
-    -- the placements whose lines may be decided in (since, now]: loaded since, or placed `days` ago
-    select * from orders
-    where loaded_at > {{ since }}
+    -- the orders whose lines may be decided in (since, now]: a placement loaded since, or placed
+    -- `days` before the window (one select per range, so that each prunes)
+    select order_id from {{ placements }}
+    where loaded_at > {{ since }} and loaded_at <= {{ now }}
     {%- for days in days_by_category.values() | unique | sort %}
-        or (
-            occurred_at > {{ since }} - {{ days }} * interval '1 day'
-            and occurred_at <= {{ now }} - {{ days }} * interval '1 day'
-        )
+    union
+    select order_id from {{ placements }}
+    where occurred_at > {{ since }} - {{ days }} * interval '1 day'
+        and occurred_at <= {{ now }} - {{ days }} * interval '1 day'
+        and loaded_at <= {{ now }}
     {%- endfor %}
 
 ),
@@ -52,8 +48,10 @@ window_orders as (
 candidate_orders as (
 
     -- every placement of those orders (a replayed order is judged on its earliest line)
-    select * from orders
+    select event_id, customer_id, occurred_at, loaded_at, properties, order_id
+    from {{ placements }}
     where order_id in (select order_id from window_orders)
+        and loaded_at <= {{ now }}
 
 ),
 
@@ -110,8 +108,10 @@ undecided as (
 
 affected_orders as (
 
-    select * from orders
+    select customer_id, occurred_at, loaded_at, properties
+    from {{ placements }}
     where customer_id in (select customer_id from undecided)
+        and loaded_at <= {{ now }}
 
 ),
 

@@ -30,7 +30,12 @@ T0 = START + timedelta(days=10)  # the first build
 T1 = T0 + timedelta(days=1)  # the incremental build after new events
 T2 = T1 + timedelta(days=20)  # a build with nothing new: time-relative attributes move
 
-SELECT = ["+customer_attributes", "+product_interest"]
+SELECT = [
+    "+customer_attributes",
+    "+product_interest",
+    "+int_order_placements",
+    "+int_subscription_events",
+]
 #: schema.model compared, less the stamps that say when a row was computed
 MODELS = [
     "staging.stg_orders",
@@ -43,6 +48,9 @@ MODELS = [
     "core.int_customer_category_affinity",
     "core.product_interest",
     "core.customer_attributes",
+    # the state of the order- and time-driven derived events (models/derived)
+    "core.int_order_placements",
+    "core.int_subscription_events",
 ]
 STAMPS = {"refreshed_at", "loaded_through", "computed_at"}
 EVENT_COLUMNS = ["event_id", "customer_id", "event_type", "occurred_at", "loaded_at", "properties"]
