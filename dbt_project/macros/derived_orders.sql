@@ -70,17 +70,23 @@
 {#- The post-hooks of a derived model that records its builds (rendered when the model runs). -#}
 {% macro derived_mark_build() -%}
     {{ return([
-        "{{ flowhouse.derived_mark_statement('create') }}",
         "{{ flowhouse.derived_mark_statement('delete') }}",
         "{{ flowhouse.derived_mark_statement('insert') }}",
     ]) }}
 {%- endmacro %}
 
+{#- The table, created before any model runs (on-run-start: models running side by side must not
+    race to create it). -#}
+{% macro derived_build_marks_table() -%}
+    create schema if not exists core;
+    create table if not exists core.derived_build_marks (
+        model_name {{ dbt.type_string() }}, built_at timestamp
+    )
+{%- endmacro %}
+
 {% macro derived_mark_statement(step) -%}
     {%- set marks = flowhouse.derived_build_marks() -%}
-    {%- if step == 'create' -%}
-        create table if not exists {{ marks }} (model_name {{ dbt.type_string() }}, built_at timestamp)
-    {%- elif step == 'delete' -%}
+    {%- if step == 'delete' -%}
         delete from {{ marks }} where model_name = '{{ this.identifier }}'
     {%- else -%}
         insert into {{ marks }} (model_name, built_at)
