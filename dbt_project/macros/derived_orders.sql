@@ -58,9 +58,11 @@
     re-read by the newest derived event, which stays in the past while a type is rarely derived (or
     never: became_inactive in a store younger than its days), so the re-read would grow. Every build
     of the models below records its now in `derived_build_marks` (a post-hook, so only a build that
-    succeeded), beside the derived tables: a build at now N judged every candidate decided by N, so
-    the next build judges those decided after N. A full build ignores the mark; `flowhouse events
-    retract` empties the derived tables and this one alike. -#}
+    succeeded), beside the derived tables, with the newest loaded_at it saw, L (at most N): it
+    judged every candidate decided by L on the rows loaded by then, so the next build judges those
+    decided after L (rows loaded later than L are read whenever they were committed: a build at a
+    later now with nothing new, then events loaded before that now, misses nothing). A full build
+    ignores the mark; `flowhouse events retract` empties the derived tables and this one alike. -#}
 {% macro derived_build_marks() -%}
     {{ return(api.Relation.create(
         database=this.database, schema=this.schema, identifier='derived_build_marks')) }}
@@ -80,8 +82,9 @@
 {% macro derived_build_marks_table() -%}
     create schema if not exists core;
     create table if not exists core.derived_build_marks (
-        model_name {{ dbt.type_string() }}, built_at timestamp
-    )
+        model_name {{ dbt.type_string() }}, built_at timestamp, loaded_through timestamp
+    );
+    alter table core.derived_build_marks add column if not exists loaded_through timestamp
 {%- endmacro %}
 
 {% macro derived_mark_statement(step) -%}
@@ -89,14 +92,20 @@
     {%- if step == 'delete' -%}
         delete from {{ marks }} where model_name = '{{ this.identifier }}'
     {%- else -%}
-        insert into {{ marks }} (model_name, built_at)
-        select '{{ this.identifier }}', {{ flowhouse.flowhouse_now() }}
+        {%- set now = flowhouse.flowhouse_now() -%}
+        {%- set last = flowhouse.derived_last_build() -%}
+        insert into {{ marks }} (model_name, built_at, loaded_through)
+        select '{{ this.identifier }}', {{ now }}, (
+            select max(loaded_at) from {{ flowhouse.input('events') }}
+            where loaded_at <= {{ now }}
+            {%- if last is not none %} and loaded_at >= cast('{{ last }}' as timestamp){% endif %}
+        )
     {%- endif -%}
 {%- endmacro %}
 
 
-{#- The model's last build recorded in derived_build_marks, as a string, or none (a full build, no
-    mark). -#}
+{#- The newest loaded_at the model's last build saw (at most its now), recorded in
+    derived_build_marks, as a string, or none (a full build, no mark). -#}
 {% macro derived_last_build() -%}
     {%- if not execute or this is none or not is_incremental() -%}
         {{ return(none) }}
@@ -107,7 +116,7 @@
         {{ return(none) }}
     {%- endif -%}
     {%- set query -%}
-        select cast(max(built_at) as {{ dbt.type_string() }})
+        select cast(max(loaded_through) as {{ dbt.type_string() }})
         from {{ marks }}
         where model_name = '{{ this.identifier }}'
     {%- endset -%}
@@ -133,10 +142,10 @@
 
 
 {#- The lower bound (exclusive) of the decision moments an incremental build judges, as a literal:
-    the later of derived_since(0) and the model's last build (its now: it judged every candidate
-    decided by then, on the rows loaded by then, which the watermark of the incremental models
-    assumes were all visible to it: docs/engine.md "Incremental models"); everything on a full
-    build. -#}
+    the later of derived_since(0) and the newest loaded_at the model's last build saw (it judged
+    every candidate decided by then, on the rows loaded by then, which the watermark of the
+    incremental models assumes were all visible to it: docs/engine.md "Incremental models");
+    everything on a full build. -#}
 {% macro derived_window_since() -%}
     {%- set since = flowhouse.derived_since(0) -%}
     {%- set last = flowhouse.derived_last_build() -%}
