@@ -3,6 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('birthday'),
+        post_hook=flowhouse.derived_mark_build(),
     )
 }}
 
@@ -12,10 +13,11 @@
     birthday counts only when the row had not changed more than derive_lookback_hours after the day:
     otherwise the warehouse cannot tell it knew the birthday then (an import, a changed date), and a
     rebuild must not announce past birthdays anew. The incremental bound is on the birthday itself: an
-    incremental build emits the birthdays after derived_since(0) (the lookback bound), a full build every
-    one since the customer was created; as each birthday's verdict depends only on its own row, both
+    incremental build emits the birthdays after derived_window_since() less derive_lookback_hours (a
+    birthday is decided at most that long after the day), a full build every one since the customer
+    was created; as each birthday's verdict depends only on its own row, both
     leave the same rows. -#}
-{%- set since = flowhouse.derived_since(0) %}
+{%- set since = flowhouse.derived_window_since() %}
 
 with
 
@@ -44,7 +46,7 @@ year_bounds as (
     select
         greatest(
             min(extract(year from with_birthday.created_at)),
-            extract(year from {{ since }})
+            extract(year from {{ since }} - {{ var('derive_lookback_hours') }} * interval '1 hour')
         ) as first_year,
         extract(year from max(as_of.now_at)) as last_year
     from with_birthday
@@ -90,7 +92,8 @@ derived as (
     from birthdays
     cross join as_of
     where birthdays.birthday_at >= birthdays.created_at
-        and birthdays.birthday_at > {{ since }}
+        -- decided after since: on the day, or on a change of the row within the lookback after it
+        and birthdays.birthday_at > {{ since }} - {{ var('derive_lookback_hours') }} * interval '1 hour'
         -- known in time: the row did not change more than the lookback after the day
         and birthdays.updated_at
             <= birthdays.birthday_at + {{ var('derive_lookback_hours') }} * interval '1 hour'

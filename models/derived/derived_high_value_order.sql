@@ -3,20 +3,16 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('high_value_order'),
+        post_hook=flowhouse.derived_mark_build(),
     )
 }}
 
 {#- An order (the first order_placed per order_id) whose value (properties.value) is at least
     high_value_order_threshold. occurred_at is the order's; loaded_at = greatest(occurred_at, the order's
-    loaded_at). Re-read bound: derived_since(0). -#}
+    loaded_at). Reads the orders of int_order_placements loaded after
+    derived_window_since() (macros/derived_orders.sql). -#}
 
 with
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
 
 as_of as (
 
@@ -24,18 +20,9 @@ as_of as (
 
 ),
 
-known_events as (
-
-    select events.*
-    from events
-    cross join as_of
-    where events.loaded_at <= as_of.now_at
-
-),
-
 new_orders as (
 
-    {{ flowhouse.derived_numbered_orders('known_events', flowhouse.derived_since(0)) }}
+    {{ flowhouse.derived_numbered_orders(flowhouse.derived_window_since()) }}
 
 ),
 

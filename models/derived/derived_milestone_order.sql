@@ -3,23 +3,19 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('milestone_order'),
+        post_hook=flowhouse.derived_mark_build(),
     )
 }}
 
 {#- An order whose number reaches one of order_milestones (3rd, 5th, 10th, 25th order by default),
     counting the customer's orders in the order the warehouse learned of them (derived_numbered_orders).
     occurred_at is the order's; loaded_at = greatest(occurred_at, the order's loaded_at): the orders
-    numbering it were loaded before it. Re-read bound: derived_since(0). -#}
+    numbering it were loaded before it. Reads the orders of int_order_placements loaded after
+    derived_window_since() (macros/derived_orders.sql). -#}
 
 {%- set milestones = var('order_milestones') | map('int') | list %}
 
 with
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
 
 as_of as (
 
@@ -27,18 +23,9 @@ as_of as (
 
 ),
 
-known_events as (
-
-    select events.*
-    from events
-    cross join as_of
-    where events.loaded_at <= as_of.now_at
-
-),
-
 new_orders as (
 
-    {{ flowhouse.derived_numbered_orders('known_events', flowhouse.derived_since(0)) }}
+    {{ flowhouse.derived_numbered_orders(flowhouse.derived_window_since()) }}
 
 ),
 

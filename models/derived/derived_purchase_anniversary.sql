@@ -3,21 +3,19 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('purchase_anniversary'),
+        post_hook=flowhouse.derived_mark_build(),
     )
 }}
 
 {#- The yearly return of the day of a customer's first purchase (the order first_purchase fires for), at
     00:00 UTC; 29 February falls on 28 February in other years. loaded_at = greatest(the anniversary, the
     first order's loaded_at). An incremental build emits the anniversaries whose loaded_at falls after
-    derived_since(0) (the lookback bound) and by now; a full build every one since the first order. -#}
+    derived_window_since() and by now; a full build every one since the first order. The
+    first orders are int_order_placements' rows with order_number 1 (one per buyer), never the stream. -#}
+
+{%- set since = flowhouse.derived_window_since() %}
 
 with
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
 
 as_of as (
 
@@ -25,25 +23,17 @@ as_of as (
 
 ),
 
-known_events as (
-
-    select events.*
-    from events
-    cross join as_of
-    where events.loaded_at <= as_of.now_at
-
-),
-
 first_orders as (
 
+    -- each buyer's first order (int_order_placements: one row per customer, order_number 1)
     select
         customer_id,
         occurred_at as first_order_at,
         loaded_at as first_order_loaded_at
-    from (
-        {{ flowhouse.derived_numbered_orders('known_events', "cast('1900-01-01' as timestamp)") }}
-    ) as orders
+    from {{ ref('int_order_placements') }}
+    cross join as_of
     where order_number = 1
+        and loaded_at <= as_of.now_at
 
 ),
 
@@ -52,7 +42,7 @@ year_bounds as (
     select
         greatest(
             min(extract(year from first_orders.first_order_at)) + 1,
-            extract(year from {{ flowhouse.derived_since(0) }})
+            extract(year from {{ since }})
         ) as first_year,
         extract(year from max(as_of.now_at)) as last_year
     from first_orders
@@ -108,7 +98,7 @@ derived as (
     from due
     cross join as_of
     where due.decided_at <= as_of.now_at
-        and due.decided_at > {{ flowhouse.derived_since(0) }}
+        and due.decided_at > {{ since }}
 
 ),
 

@@ -3,21 +3,17 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('repeat_purchase'),
+        post_hook=flowhouse.derived_mark_build(),
     )
 }}
 
 {#- An order that is not the customer's first: order_number 2 or more, counting the customer's orders
     in the order the warehouse learned of them (derived_numbered_orders).
     occurred_at is the order's; loaded_at = greatest(occurred_at, the order's loaded_at): the orders
-    numbering it were loaded before it. Re-read bound: derived_since(0). -#}
+    numbering it were loaded before it. Reads the orders of int_order_placements loaded after
+    derived_window_since() (macros/derived_orders.sql). -#}
 
 with
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
 
 as_of as (
 
@@ -25,18 +21,9 @@ as_of as (
 
 ),
 
-known_events as (
-
-    select events.*
-    from events
-    cross join as_of
-    where events.loaded_at <= as_of.now_at
-
-),
-
 new_orders as (
 
-    {{ flowhouse.derived_numbered_orders('known_events', flowhouse.derived_since(0)) }}
+    {{ flowhouse.derived_numbered_orders(flowhouse.derived_window_since()) }}
 
 ),
 

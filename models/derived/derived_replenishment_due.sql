@@ -3,59 +3,55 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('replenishment_due'),
+        post_hook=flowhouse.derived_mark_build(),
     )
 }}
 
 {#- An ordered product of a consumable category (var replenishment_days: category -> days) is due for
     replenishment `days` after the order when, among the rows loaded by the decision moment
     D = greatest(order + days, order loaded_at), the customer placed no later order with that sku within
-    (order, order + days]. One event per order and sku. Re-read bound: derived_since(the longest days);
-    only lines decided after the previous builds are judged, against the affected customers' orders. -#}
+    (order, order + days]. One event per order and sku. An incremental build judges the lines whose D
+    falls after derived_window_since() and by now: those of the orders loaded since, and those of
+    the orders placed `days` before the window (one range of occurred_at per number of days, as
+    literals), read from int_order_placements, with every placement of their orders and the affected
+    customers' orders (by key), never the whole stream. -#}
 {%- set days_by_category = flowhouse.derived_replenishment_days() %}
-{%- set longest_days = (days_by_category.values() | list + [0]) | max %}
+{%- set since = flowhouse.derived_window_since() %}
+{%- set now = flowhouse.flowhouse_now() %}
+
+{%- set placements = ref('int_order_placements') %}
 
 with
 
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
-
 as_of as (
 
-    select {{ flowhouse.flowhouse_now() }} as now_at
+    select {{ now }} as now_at
 
 ),
 
-known_events as (
+window_orders as (
 
-    select events.*
-    from events
-    cross join as_of
-    where events.loaded_at <= as_of.now_at
-
-),
-
-orders as (
-
-    select
-        event_id,
-        customer_id,
-        occurred_at,
-        loaded_at,
-        properties,
-        coalesce({{ flowhouse.json_text('properties', 'order_id') }}, event_id) as order_id
-    from known_events
-    where event_type = 'order_placed'
-        and customer_id is not null
+    -- the orders whose lines may be decided in (since, now]: a placement loaded since, or placed
+    -- `days` before the window (one select per range, so that each prunes)
+    select order_id from {{ placements }}
+    where loaded_at > {{ since }} and loaded_at <= {{ now }}
+    {%- for days in days_by_category.values() | unique | sort %}
+    union
+    select order_id from {{ placements }}
+    where occurred_at > {{ since }} - {{ days }} * interval '1 day'
+        and occurred_at <= {{ now }} - {{ days }} * interval '1 day'
+        and loaded_at <= {{ now }}
+    {%- endfor %}
 
 ),
 
-recent_orders as (
+candidate_orders as (
 
-    select * from orders
-    where loaded_at > {{ flowhouse.derived_since(longest_days * 1440) }}
+    -- every placement of those orders (a replayed order is judged on its earliest line)
+    select event_id, customer_id, occurred_at, loaded_at, properties, order_id
+    from {{ placements }}
+    where order_id in (select order_id from window_orders)
+        and loaded_at <= {{ now }}
 
 ),
 
@@ -77,7 +73,7 @@ recent_lines as (
         cast(null as integer) as days
         {%- endif %}
     from {{ flowhouse.json_array_elements(
-        'recent_orders', 'properties', 'lines', ['order_id', 'customer_id', 'occurred_at', 'loaded_at']
+        'candidate_orders', 'properties', 'lines', ['order_id', 'customer_id', 'occurred_at', 'loaded_at']
     ) }} as lines
 
 ),
@@ -106,14 +102,16 @@ undecided as (
     from candidates
     cross join as_of
     where candidates.decided_at <= as_of.now_at
-        and candidates.decided_at > {{ flowhouse.derived_since(0) }}
+        and candidates.decided_at > {{ since }}
 
 ),
 
 affected_orders as (
 
-    select * from orders
+    select customer_id, occurred_at, loaded_at, properties
+    from {{ placements }}
     where customer_id in (select customer_id from undecided)
+        and loaded_at <= {{ now }}
 
 ),
 

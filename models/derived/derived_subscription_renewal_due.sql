@@ -3,6 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('subscription_renewal_due'),
+        post_hook=flowhouse.derived_mark_build(),
     )
 }}
 
@@ -10,18 +11,13 @@
     event, or occurred_at + interval_days of a subscription_started event. It fires at
     greatest(next renewal - notice, the event) when, among the rows loaded by the decision moment
     D = greatest(that moment, the event's loaded_at), the subscription was not renewed again, paused or
-    cancelled since the event. One event per subscription and renewal date. Re-read: every started or
-    renewed event whose D falls after derived_since(0) (a renewal can be months away, and these event
-    types are rare), judged against the affected subscriptions' events. -#}
+    cancelled since the event. One event per subscription and renewal date. Reads int_subscription_events
+    (the subscription events, once, with their renewal dates: a small table, never the stream): every
+    started or renewed event whose D falls after derived_window_since() (a renewal can be months away),
+    judged against the affected subscriptions' events, by key. -#}
 {%- set notice_days = var('renewal_notice_days') | int %}
 
 with
-
-events as (
-
-    select * from {{ ref('stg_events') }}
-
-),
 
 as_of as (
 
@@ -29,48 +25,19 @@ as_of as (
 
 ),
 
-known_events as (
-
-    select events.*
-    from events
-    cross join as_of
-    where events.loaded_at <= as_of.now_at
-
-),
-
 subscription_events as (
 
-    select
-        event_id,
-        customer_id,
-        event_type,
-        occurred_at,
-        loaded_at,
-        properties,
-        {{ flowhouse.json_text('properties', 'subscription_id') }} as subscription_id
-    from known_events
-    where event_type in (
-        'subscription_started', 'subscription_renewed', 'subscription_paused', 'subscription_cancelled'
-    )
-        and {{ flowhouse.json_text('properties', 'subscription_id') }} is not null
+    -- int_subscription_events: the subscription events, once, with the renewal date they announce
+    select subscription_events.*
+    from {{ ref('int_subscription_events') }} as subscription_events
+    cross join as_of
+    where subscription_events.loaded_at <= as_of.now_at
 
 ),
 
 renewals as (
 
-    select
-        event_id,
-        customer_id,
-        subscription_id,
-        occurred_at,
-        loaded_at,
-        case
-            when event_type = 'subscription_started'
-                then occurred_at
-                    + cast({{ flowhouse.json_number('properties', 'interval_days') }} as integer)
-                    * interval '1 day'
-            else {{ flowhouse.derived_json_timestamp('properties', 'next_renewal_at') }}
-        end as next_renewal_at
+    select event_id, customer_id, subscription_id, occurred_at, loaded_at, next_renewal_at
     from subscription_events
     where event_type in ('subscription_started', 'subscription_renewed')
         and customer_id is not null
@@ -95,7 +62,7 @@ undecided as (
     from candidates
     cross join as_of
     where candidates.decided_at <= as_of.now_at
-        and candidates.decided_at > {{ flowhouse.derived_since(0) }}
+        and candidates.decided_at > {{ flowhouse.derived_window_since() }}
 
 ),
 

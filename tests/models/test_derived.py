@@ -33,8 +33,12 @@ DERIVED_TYPES = (
 SELECT = tuple(f"+derived_{event_type}" for event_type in DERIVED_TYPES)
 FINAL_NOW = datetime(2026, 9, 10)
 # builds in between: after k8's abandonment but before its order arrives; after c9's burst ended and its
-# late view arrived; after c6 went inactive and its late visit arrived
-CADENCE = (datetime(2026, 9, 1, 11, 5), datetime(2026, 9, 1, 12, 45), datetime(2026, 9, 5, 12))
+# late view arrived; after c6 went inactive and its late visit arrived; then one at an earlier now (the
+# state tables of orders and subscriptions start again)
+CADENCE = (
+    datetime(2026, 9, 1, 11, 5), datetime(2026, 9, 1, 12, 45), datetime(2026, 9, 5, 12),
+    datetime(2026, 9, 2),
+)  # fmt: skip
 
 EVENT_COLUMNS = ["event_id", "customer_id", "event_type", "occurred_at", "loaded_at", "properties"]
 CUSTOMER_COLUMNS = ["customer_id", "email", "created_at", "birthday", "properties", "updated_at"]
@@ -109,6 +113,23 @@ EVENTS += [
     # back in stock after many builds without one; and a restock loaded before it takes effect
     ("inv-s8", None, "inventory_changed", "2026-09-07 09:00", "2026-09-04 00:30", {"sku": "s8", "inventory_qty": 2, "previous_qty": 0}),
     ("inv-s9", None, "inventory_changed", "2026-09-09 09:00", None, {"sku": "s9", "inventory_qty": 4, "previous_qty": 0}),
+# the order- and time-driven derivations judged by key and by a window (macros/derived_orders.sql)
+EVENTS += [
+    # replenishment: c33's coffee reorder happened in time but arrived late, before the first order's
+    # due time: that one is not due, the reorder is (a due time moved by a late order)
+    ("c33-o1", "c33", "order_placed", A + "05 09:00", None, {"order_id": "o-c33-1", "value": 25.0, "lines": [line("k1", 25.0, "coffee")]}),
+    ("c33-o2", "c33", "order_placed", A + "08 09:00", "2026-09-02 00:00", {"order_id": "o-c33-2", "value": 25.0, "lines": [line("k1", 25.0, "coffee")]}),
+    # became_inactive: c35 came back after its due time (judged on its history); c36 did nothing
+    # after its only activity (due between two builds with nothing new for it); c37's later activity,
+    # loaded long ago, keeps it active
+    ("c35-r1", "c35", "review_submitted", "2026-06-03 11:30", None, {}),
+    ("c35-r2", "c35", "review_submitted", D + "12:00", None, {}),
+    ("c36-r1", "c36", "review_submitted", "2026-06-04 12:00", None, {}),
+    ("c37-r1", "c37", "review_submitted", "2026-06-04 06:00", None, {}),
+    ("c37-r2", "c37", "review_submitted", "2026-07-01 10:00", None, {}),
+    # c38's order sent again later with an earlier time: still one order, numbered by arrival
+    ("c38-o1", "c38", "order_placed", D + "09:30", None, {"order_id": "o-c38", "value": 30.0, "lines": [line("s1", 30.0)]}),
+    ("c38-replay", "c38", "order_placed", D + "09:00", D + "12:00", {"order_id": "o-c38", "value": 30.0, "lines": [line("s1", 30.0)]}),
 ]  # fmt: skip
 CUSTOMERS = [  # (customer_id, created_at, birthday)
     ("c1", "2024-06-01", "1992-02-29"),
@@ -157,6 +178,13 @@ EXPECTED = {
     ("subscription_renewal_due", "c11", "2026-09-05 00:00", "2026-09-05 00:00"),
     ("subscription_renewal_due", "c11", "2026-09-06 09:00", "2026-09-06 09:00"),
     ("viewed_product_n_times", "c10", D + "13:00", D + "13:01"),
+    # the order- and time-driven cases
+    ("first_purchase", "c33", A + "05 09:00", A + "05 09:01"),
+    ("repeat_purchase", "c33", A + "08 09:00", "2026-09-02 00:00"),
+    ("replenishment_due", "c33", "2026-09-07 09:00", "2026-09-07 09:00"),
+    ("became_inactive", "c35", D + "11:30", D + "11:30"),
+    ("became_inactive", "c36", "2026-09-02 12:00", "2026-09-02 12:00"),
+    ("first_purchase", "c38", D + "09:30", D + "09:31"),
 }
 EXPECTED |= {
     ("cart_abandoned", "c13", "2026-09-09 11:00", "2026-09-09 11:00"),

@@ -32,7 +32,14 @@ T0 = START + timedelta(days=10)  # the first build
 T1 = T0 + timedelta(days=1)  # the incremental build after new events
 T2 = T1 + timedelta(days=20)  # a build with nothing new: time-relative attributes move
 
-SELECT = ["+customer_attributes", "+product_interest", "+int_customer_activity", "+list_members"]
+SELECT = [
+    "+customer_attributes",
+    "+product_interest",
+    "+int_customer_activity",
+    "+list_members",
+    "+int_order_placements",
+    "+int_subscription_events",
+]
 #: schema.model compared, less the stamps that say when a row was computed
 MODELS = [
     "staging.stg_orders",
@@ -52,6 +59,9 @@ MODELS = [
     "core.customer_attributes",
     "core.int_customer_lists",
     "core.list_members",
+    # the state of the order- and time-driven derived events (models/derived)
+    "core.int_order_placements",
+    "core.int_subscription_events",
 ]
 STAMPS = {"refreshed_at", "loaded_through", "computed_at", "quarantined_at"}
 EVENT_COLUMNS = ["event_id", "customer_id", "event_type", "occurred_at", "loaded_at", "properties"]
