@@ -113,6 +113,7 @@ EVENTS += [
     # back in stock after many builds without one; and a restock loaded before it takes effect
     ("inv-s8", None, "inventory_changed", "2026-09-07 09:00", "2026-09-04 00:30", {"sku": "s8", "inventory_qty": 2, "previous_qty": 0}),
     ("inv-s9", None, "inventory_changed", "2026-09-09 09:00", None, {"sku": "s9", "inventory_qty": 4, "previous_qty": 0}),
+]  # fmt: skip
 # the order- and time-driven derivations judged by key and by a window (macros/derived_orders.sql)
 EVENTS += [
     # replenishment: c33's coffee reorder happened in time but arrived late, before the first order's
