@@ -148,7 +148,7 @@ BAD = [
       "has_email_consent rather than customer.has_email_consent (got 'customer.has_email_consent')"]),
     ("unknown model", MODEL_SOURCE.replace("core.customer_attributes", "core.customer_atributes"),
      ["{f}:4: source.model: 'core.customer_atributes' is not a model of this project (models/) nor "
-      "a raw input (raw.customers, raw.device_tokens, raw.events, raw.products); did you mean core.customer_attributes?"]),
+      "a raw input (raw.customers, raw.device_tokens, raw.events, raw.products); did you mean core.customer_attributes, core.int_customer_attributes?"]),
     ("model in another schema", MODEL_SOURCE.replace("core.customer_attributes", "core.stg_customers"),
      ["{f}:4: source.model: 'core.stg_customers' is not a model of this project (models/) nor "
       "a raw input (raw.customers, raw.device_tokens, raw.events, raw.products); did you mean staging.stg_customers?"]),
