@@ -212,7 +212,7 @@ def test_ticks_run_the_enrichment_lane_when_due_and_go_on_when_it_fails(store: L
     with Warehouse.open(location) as wh:
         ticks = statement("select count(*) from flowhouse.ticks where tick_at = :at", at=t3)
         assert wh.scalar(render(ticks, wh.dialect)) == 1
-        attributes_at = wh.scalar("select max(refreshed_at) from core.customer_attributes")
+        attributes_at = wh.scalar("select max(refreshed_at) from core.int_customer_attributes")
         error = wh.scalar("select error from flowhouse.lane_runs where status = 'failed'")
     assert attributes_at == t3
     assert "model.flowhouse.int_customer_category_affinity: error" in error
