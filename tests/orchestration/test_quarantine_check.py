@@ -36,8 +36,10 @@ def test_a_bad_row_warns_and_the_cycle_goes_on(tmp_warehouse: Location) -> None:
     resource = FlowhouseResource(
         warehouse=str(tmp_warehouse.path), flows_dir=str(FLOWS), provider_url="http://127.0.0.1:9"
     )
-    job = build_definitions(resource).resolve_job_def("flowhouse_cycle")
+    # the definitions are loaded under the instance that runs them (Dagster keeps the current
+    # instance's state storage globally: one left by an earlier test may be gone)
     with instance_for_test() as instance:
+        job = build_definitions(resource).resolve_job_def("flowhouse_cycle")
         result = job.execute_in_process(
             instance=instance, tags={NOW_TAG: launch.isoformat()}, raise_on_error=False
         )
