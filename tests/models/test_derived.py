@@ -432,3 +432,9 @@ def test_postgres_derives_the_same_events(pg_url: str, one_build: set[Row]) -> N
     build(location, datetime(2026, 9, 2))
     build(location, FINAL_NOW)
     assert derived_rows(location) == one_build
+
+
+@pytest.mark.postgres
+def test_postgres_reads_rows_committed_while_a_model_reads(pg_url: str) -> None:
+    found = {(r[2], r[1]) for r in build_with_rows_committed_during(Location.parse(pg_url))}
+    assert {("cart_abandoned", "c40"), ("first_purchase", "c42")} <= found
