@@ -20,7 +20,7 @@
 {%- set activity_where = "event_type in ('product_viewed', 'added_to_cart', 'checkout_started',"
     ~ " 'order_placed') and customer_id is not null" %}
 {%- set columns = 'event_id, customer_id, event_type, occurred_at, loaded_at, properties' %}
-{%- set marks = flowhouse.take_marks(flowhouse.input('events'), through_now=true) %}
+{%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
 {%- set span = flowhouse.derived_candidate_span(
     views_where, window_minutes, marks, burst_hours * 60, window_minutes) %}
 

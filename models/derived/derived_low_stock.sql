@@ -12,7 +12,7 @@
     greatest(occurred_at, its loaded_at). An incremental build reads the changes that may decide after its
     last one (derived_catalog_changes). -#}
 
-{%- set marks = flowhouse.take_marks(flowhouse.input('events'), through_now=true) %}
+{%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
 
 with
 

@@ -14,7 +14,7 @@
     last one (derived_window_rows), keeps the customer and sku pairs it has no event for yet, and counts
     those pairs' views among their customers' views of any time. -#}
 {%- set n = var('viewed_product_n') | int %}
-{%- set marks = flowhouse.take_marks(flowhouse.input('events'), through_now=true) %}
+{%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
 {%- set event_id = flowhouse.derived_event_id('viewed_product_n_times', ['new_views.customer_id', 'new_views.sku']) %}
 {%- set views_where = "event_type = 'product_viewed' and customer_id is not null" %}
 {%- set of_new_pairs = flowhouse.derived_candidate_customers(
