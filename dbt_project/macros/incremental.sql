@@ -25,7 +25,7 @@
     for a full build: the first build, --full-refresh, a unit test, a table built before the stamps
     existed (a changed model: every key is recomputed, and on_schema_change adds the stamp columns),
     and a build at an earlier now than the table's (forget_when_now_went_back empties it first). An empty
-    table takes the marks kept beside it (kept_marks), for the models whose hooks keep them. -#}
+    table takes the marks kept beside it (kept_marks), for the models that take build marks (take_marks). -#}
 {% macro incremental_marks() -%}
     {%- if not flowhouse.has_stamps() or flowhouse.now_went_back() -%}
         {{ return(none) }}
