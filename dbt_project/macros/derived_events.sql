@@ -70,11 +70,13 @@
 
 
 {#- Marks of the derived models that read the event stream by what was loaded since their last build
-    (docs/engine.md "Incremental models"): each such model keeps, in a table of its own named
-    <model>_marks beside it (created by derived_marks_table, written by derived_record_marks as
-    a post-hook), one row stamped by its last build, whether or not it derived anything:
-    - built_at: that build's now;
-    - loaded_through: the newest loaded_at of the event stream it could read (at most its now).
+    (docs/engine.md "Incremental models"): each takes build marks (macros/incremental.sql,
+    take_marks, first thing in its SQL, before it reads anything, its candidates' customers and
+    spans included), kept in a table of its own named <model>_marks beside it, stamped by its last
+    successful build whether or not it derived anything:
+    - refreshed_at: that build's now;
+    - loaded_through: the newest loaded_at of the event stream it could read (at most its now),
+      taken before it read.
     `flowhouse events retract` empties the tables named derived_*, these included, so the next build
     reads the whole stream again.
 
@@ -90,85 +92,6 @@
     customer's rows of any time where a derivation counts over the whole history. Assumed, as for
     the models incremental by what changed: a row committed later never carries a loaded_at older
     than one a build already saw. -#}
-
-
-{#- The marks table of the model being built (a relation), or none while parsing. -#}
-{% macro derived_marks_relation() -%}
-    {%- if not execute or this is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {{ return(api.Relation.create(
-        database=this.database, schema=this.schema, identifier=this.identifier ~ '_marks')) }}
-{%- endmacro %}
-
-
-{#- A pre-hook: the marks table, created when missing. -#}
-{% macro derived_marks_table() -%}
-    {%- set marks = flowhouse.derived_marks_relation() -%}
-    {%- if marks is none -%}
-        select 1
-    {%- else -%}
-        create table if not exists {{ marks }} (built_at timestamp, loaded_through timestamp)
-    {%- endif -%}
-{%- endmacro %}
-
-
-{#- A post-hook: the marks of this build (its now, and the newest loaded_at of the stream at most its
-    now; the previous mark when nothing newer was loaded), replacing the previous ones (two statements
-    in one hook: a hook is rendered just before it runs, and this one reads the previous marks). -#}
-{% macro derived_record_marks() -%}
-    {%- set marks = flowhouse.derived_marks_relation() -%}
-    {%- if marks is none -%}
-        select 1
-    {%- else -%}
-        {%- set previous = flowhouse.derived_marks() -%}
-        {%- set stream = flowhouse.input('events') -%}
-        {%- set now = flowhouse.flowhouse_now() -%}
-        delete from {{ marks }};
-        insert into {{ marks }} (built_at, loaded_through)
-        select
-            {{ now }},
-            {%- if previous is none %}
-            (select max(loaded_at) from {{ stream }} where loaded_at <= {{ now }})
-            {%- else %}
-            coalesce(
-                (select max(loaded_at) from {{ stream }}
-                 where loaded_at >= {{ previous.loaded }} and loaded_at <= {{ now }}),
-                {{ previous.loaded }}
-            )
-            {%- endif %}
-    {%- endif -%}
-{%- endmacro %}
-
-
-{#- The marks of the model's last build, as timestamp texts: {'loaded': literal, 'loaded_text': text,
-    'built_at': literal}; none for a full build (the first build, --full-refresh, a unit test, an
-    emptied marks table, a stream with no row yet): then the model reads the whole stream. -#}
-{% macro derived_marks() -%}
-    {%- set marks = flowhouse.derived_marks_relation() -%}
-    {%- if marks is none or not is_incremental() -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- if adapter.get_relation(
-        database=marks.database, schema=marks.schema, identifier=marks.identifier) is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set query -%}
-        select
-            cast(max(loaded_through) as {{ dbt.type_string() }}),
-            cast(max(built_at) as {{ dbt.type_string() }})
-        from {{ marks }}
-    {%- endset -%}
-    {%- set row = run_query(query).rows[0] -%}
-    {%- if row[0] is none or row[1] is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {{ return({
-        'loaded': "cast('" ~ row[0] ~ "' as timestamp)",
-        'loaded_text': row[0],
-        'built_at': "cast('" ~ row[1] ~ "' as timestamp)",
-    }) }}
-{%- endmacro %}
 
 
 {#- A timestamp text ('YYYY-MM-DD HH:MM:SS[.ffffff]') moved by `minutes`, as a timestamp literal. -#}
@@ -427,9 +350,8 @@
 {#- Catalog events (inventory_changed, price_changed) that may decide after the model's last build
     (derived_window_rows) and are decided by now: event_id, occurred_at, decided_at
     (= greatest(occurred_at, loaded_at)), sku, plus `fields` (an ordered mapping of column name -> SQL
-    expression over `events.properties`). A model using it records its marks
-    (derived_marks_table, derived_record_marks). -#}
-{% macro derived_catalog_changes(event_type, fields) -%}
+    expression over `events.properties`); `marks`: what the model's take_marks returned. -#}
+{% macro derived_catalog_changes(event_type, fields, marks) -%}
     select
         events.event_id,
         events.occurred_at,
@@ -439,7 +361,7 @@
         {{ expression }} as {{ name }}
         {%- endfor %}
     from ({{ flowhouse.derived_window_rows(
-        "event_type = '" ~ event_type ~ "'", 0, flowhouse.derived_marks(),
+        "event_type = '" ~ event_type ~ "'", 0, marks,
         'event_id, occurred_at, loaded_at, properties'
     ) }}) as events
     cross join (select {{ flowhouse.flowhouse_now() }} as now_at) as as_of

@@ -56,89 +56,15 @@
 
 {#- The last build of a derived model, whether or not it derived anything. derived_since bounds the
     re-read by the newest derived event, which stays in the past while a type is rarely derived (or
-    never: became_inactive in a store younger than its days), so the re-read would grow. Every build
-    of the models below records its now in `derived_build_marks` (a post-hook, so only a build that
-    succeeded), beside the derived tables, with the newest loaded_at it saw, L (at most N): it
-    judged every candidate decided by L on the rows loaded by then, so the next build judges those
-    decided after L (rows loaded later than L are read whenever they were committed: a build at a
-    later now with nothing new, then events loaded before that now, misses nothing). A full build
-    ignores the mark; `flowhouse events retract` empties the derived tables and this one alike. -#}
-{% macro derived_build_marks() -%}
-    {{ return(api.Relation.create(
-        database=this.database, schema=this.schema, identifier='derived_build_marks')) }}
-{%- endmacro %}
-
-
-{#- The post-hooks of a derived model that records its builds (rendered when the model runs). -#}
-{% macro derived_mark_build() -%}
-    {{ return([
-        "{{ flowhouse.derived_mark_statement('delete') }}",
-        "{{ flowhouse.derived_mark_statement('insert') }}",
-    ]) }}
-{%- endmacro %}
-
-{#- The table, created before any model runs (on-run-start: models running side by side must not
-    race to create it). -#}
-{% macro derived_build_marks_table() -%}
-    create schema if not exists core;
-    create table if not exists core.derived_build_marks (
-        model_name {{ dbt.type_string() }}, built_at timestamp, loaded_through timestamp
-    );
-    alter table core.derived_build_marks add column if not exists loaded_through timestamp
-{%- endmacro %}
-
-{% macro derived_mark_statement(step) -%}
-    {%- set marks = flowhouse.derived_build_marks() -%}
-    {%- if step == 'delete' -%}
-        delete from {{ marks }} where model_name = '{{ this.identifier }}'
-    {%- else -%}
-        {%- set now = flowhouse.flowhouse_now() -%}
-        {%- set last = flowhouse.derived_last_build() -%}
-        insert into {{ marks }} (model_name, built_at, loaded_through)
-        select '{{ this.identifier }}', {{ now }}, (
-            select max(loaded_at) from {{ flowhouse.input('events') }}
-            where loaded_at <= {{ now }}
-            {%- if last is not none %} and loaded_at >= cast('{{ last }}' as timestamp){% endif %}
-        )
-    {%- endif -%}
-{%- endmacro %}
-
-
-{#- The newest loaded_at the model's last build saw (at most its now), recorded in
-    derived_build_marks, as a string, or none (a full build, no mark). -#}
-{% macro derived_last_build() -%}
-    {%- if not execute or this is none or not is_incremental() -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set marks = adapter.get_relation(
-        database=this.database, schema=this.schema, identifier='derived_build_marks') -%}
-    {%- if marks is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set query -%}
-        select cast(max(loaded_through) as {{ dbt.type_string() }})
-        from {{ marks }}
-        where model_name = '{{ this.identifier }}'
-    {%- endset -%}
-    {{ return(run_query(query).columns[0].values()[0]) }}
-{%- endmacro %}
-
-
-{#- The marks of int_order_placements and int_subscription_events (incremental_marks): an empty
-    table has no stamps, so a store without such events would read the whole stream at every build;
-    then the events loaded since its last build are read instead. -#}
-{% macro derived_state_marks() -%}
-    {%- set marks = flowhouse.incremental_marks() -%}
-    {%- if marks is not none or not flowhouse.has_stamps() or flowhouse.now_went_back() -%}
-        {{ return(marks) }}
-    {%- endif -%}
-    {%- set last = flowhouse.derived_last_build() -%}
-    {%- if last is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set since = "cast('" ~ last ~ "' as timestamp)" -%}
-    {{ return({'loaded': since, 'as_of': since, 'now': flowhouse.flowhouse_now()}) }}
-{%- endmacro %}
+    never: became_inactive in a store younger than its days), so the re-read would grow. Each of the
+    models below takes build marks (macros/incremental.sql, take_marks: first thing in its SQL, before
+    it reads) of the newest loaded_at it can see, L (at most its now; for the models of orders and
+    subscriptions the loaded_through of int_order_placements / int_subscription_events, what those
+    had read): it judges every candidate decided by L on the rows loaded by then, so the next build
+    judges those decided after L (rows loaded later than L are read whenever they were committed: a
+    build at a later now with nothing new, then events loaded before that now, misses nothing). A
+    full build ignores the mark; `flowhouse events retract` empties the derived tables and their
+    marks alike. -#}
 
 
 {#- The lower bound (exclusive) of the decision moments an incremental build judges, as a literal:
@@ -148,13 +74,12 @@
     everything on a full build. -#}
 {% macro derived_window_since() -%}
     {%- set since = flowhouse.derived_since(0) -%}
-    {%- set last = flowhouse.derived_last_build() -%}
+    {%- set last = flowhouse.build_marks() -%}
     {%- if last is none -%}
         {{ return(since) }}
     {%- endif -%}
-    {%- set marked = "cast('" ~ last ~ "' as timestamp)" -%}
     {%- if since == flowhouse.derived_everything() -%}
-        {{ return(marked) }}
+        {{ return(last.loaded) }}
     {%- endif -%}
-    {{ return("greatest(" ~ since ~ ", " ~ marked ~ ")") }}
+    {{ return("greatest(" ~ since ~ ", " ~ last.loaded ~ ")") }}
 {%- endmacro %}

@@ -25,7 +25,7 @@
     for a full build: the first build, --full-refresh, a unit test, a table built before the stamps
     existed (a changed model: every key is recomputed, and on_schema_change adds the stamp columns),
     and a build at an earlier now than the table's (forget_when_now_went_back empties it first). An empty
-    table takes the marks kept beside it (kept_marks), for the models whose hooks keep them. -#}
+    table takes the marks kept beside it (kept_marks), for the models that take build marks (take_marks). -#}
 {% macro incremental_marks() -%}
     {%- if not flowhouse.has_stamps() or flowhouse.now_went_back() -%}
         {{ return(none) }}
@@ -52,10 +52,119 @@
 {%- endmacro %}
 
 
-{#- The marks of a model whose table is empty (a store with no bounce, no subscription, no refund yet), from
-    the table <model>_marks its hooks keep (marks_table, take_marks, keep_marks): without them an
-    empty table would be built in full at every build. A row (loaded, as_of, now), or none (also when the
-    build's now is earlier than the kept one's). -#}
+{#- Build marks: the marks of a model's last successful build, kept beside it in a table of its own,
+    <model>_marks (loaded_through, refreshed_at), so that a model whose table says nothing of them (an
+    empty state table: a store with no bounce, no subscription, no refund yet; a derived event type
+    rarely or never derived) is not read in full again at every build. One mechanism for every model
+    that keeps them (docs/engine.md "Incremental models"):
+    - take_marks, called first thing in the model's SQL, so BEFORE the model reads anything (its
+      compile-time queries included: the candidates' customers and spans of the derived events are
+      read while the model compiles): it returns the previous marks, and records a pending mark, the
+      newest `column` of `relation` (at or after the previous mark, a pruned read; at most the
+      build's now for a model that reads only what was loaded by then), with no refreshed_at, in
+      the table it creates when missing (one per model, so that models built side by side never
+      create nor write the same table);
+    - the post-hooks (marks_post_hooks), once the model was built: the marks of earlier builds go and
+      the pending mark becomes the model's, with the build's now. A failed build leaves at most a
+      pending mark (rolled back with it where the warehouse does), which the next build deletes.
+    Taken before the read, a mark never claims a row the model did not read: a row a loader commits
+    while the model runs carries a loaded_at at or after the mark (the assumption above), so the next
+    build reads it. (A mark computed after the read would also cover the rows committed in between,
+    and the next build, reading from it, would skip those with an older loaded_at.)
+    The table has a loaded_through column: `flowhouse events retract` empties it with the models,
+    and the next build is a full one. A missing table (a store built before marks existed) or an
+    empty one means a full read. -#}
+{% macro marks_relation() -%}
+    {{ return(api.Relation.create(
+        database=this.database, schema=this.schema, identifier=this.identifier ~ '_marks')) }}
+{%- endmacro %}
+
+
+{#- The previous marks of the model being built (none for a full build): the table's own stamps
+    (incremental_marks) for a model that has them, else its kept marks (build_marks); and, on a
+    `dbt run` or `dbt build`, the pending mark of this build, taken now: call it before the model
+    reads anything. `relation` and `column`: what the mark is the newest of; `through_now`: at most
+    the build's now. -#}
+{% macro take_marks(relation, column='loaded_at', through_now=false) -%}
+    {%- if not execute or this is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set marks = flowhouse.incremental_marks() -%}
+    {%- if marks is none and not flowhouse.has_stamps() -%}
+        {%- set marks = flowhouse.build_marks() -%}
+    {%- endif -%}
+    {%- if flags.WHICH in ['run', 'build', 'retry'] -%}
+        {%- set bound -%}
+            {%- if through_now %} and {{ column }} <= {{ flowhouse.flowhouse_now() }}{% endif -%}
+        {%- endset -%}
+        {%- set pending -%}
+            insert into {{ flowhouse.marks_relation() }} (loaded_through)
+            select
+            {%- if marks %}
+                coalesce(
+                    (select max({{ column }}) from {{ relation }}
+                     where {{ column }} >= {{ marks.loaded }}{{ bound }}),
+                    {{ marks.loaded }}
+                )
+            {%- else %}
+                (select max({{ column }}) from {{ relation }} where 1 = 1{{ bound }})
+            {%- endif %}
+        {%- endset -%}
+        {%- do run_query(flowhouse.marks_table()) -%}
+        {%- do run_query('delete from ' ~ flowhouse.marks_relation() ~ ' where refreshed_at is null') -%}
+        {%- do run_query(pending) -%}
+    {%- endif -%}
+    {{ return(marks) }}
+{%- endmacro %}
+
+
+{#- The post-hooks of a model that takes marks, for its config. -#}
+{% macro marks_post_hooks() -%}
+    {{ return([
+        "{{ flowhouse.between_read_and_marks() }}",
+        "{{ flowhouse.forget_kept_marks() }}",
+        "{{ flowhouse.keep_marks() }}",
+    ]) }}
+{%- endmacro %}
+
+
+{% macro marks_table() -%}
+    create table if not exists {{ flowhouse.marks_relation() }} (
+        loaded_through timestamp,
+        refreshed_at timestamp
+    )
+{%- endmacro %}
+
+
+{#- A post-hook for tests only: the statement the dbt var `test_between_read_and_marks` (a mapping of
+    model name -> SQL) gives for the model being built, run after the model and before its marks are
+    kept (a loader committing rows while the model runs). -#}
+{% macro between_read_and_marks() -%}
+    {%- set statements = var('test_between_read_and_marks', none) or {} -%}
+    {%- if this is not none and this.identifier in statements -%}
+        {{ statements[this.identifier] }}
+    {%- else -%}
+        select 1
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- The post-hooks of take_marks: the marks of earlier builds go, and the pending one becomes the
+    model's, with the build's now. -#}
+{% macro forget_kept_marks() -%}
+    delete from {{ flowhouse.marks_relation() }} where refreshed_at is not null
+{%- endmacro %}
+
+
+{% macro keep_marks() -%}
+    update {{ flowhouse.marks_relation() }}
+    set refreshed_at = {{ flowhouse.flowhouse_now() }}
+    where refreshed_at is null
+{%- endmacro %}
+
+
+{#- The kept marks of the model's last successful build, as a row (loaded, as_of, now) of timestamp
+    texts, or none: no table, no mark, or a build at an earlier now than the kept one's. -#}
 {% macro kept_marks() -%}
     {%- set kept = adapter.get_relation(
         database=this.database, schema=this.schema, identifier=this.identifier ~ '_marks') -%}
@@ -76,47 +185,24 @@
 {%- endmacro %}
 
 
-{#- Pre-hooks of a model that may hold no row: its table of kept marks, <model>_marks (one per model, so
-    that models built at once never write the same table; with a loaded_through column: `flowhouse
-    events retract` empties it with the models, and the next build is a full one), then, before the
-    model reads, the newest `column` of `relation` at or after the model's mark (a pruned read) as a
-    pending mark. The post-hooks make it the model's mark, with the build's now, once the build
-    succeeded. A row loaded during the build carries a loaded_at at or after it (the assumption above),
-    so the next build reads it. -#}
-{% macro marks_table() -%}
-    create table if not exists {{ this.schema }}.{{ this.identifier }}_marks (
-        loaded_through timestamp,
-        refreshed_at timestamp
-    )
-{%- endmacro %}
-
-
-{% macro take_marks(relation, column) -%}
-    {%- set marks = flowhouse.incremental_marks() -%}
-    insert into {{ this.schema }}.{{ this.identifier }}_marks (loaded_through)
-    select
-    {%- if marks %}
-        coalesce(
-            (select max({{ column }}) from {{ relation }} where {{ column }} >= {{ marks.loaded }}),
-            {{ marks.loaded }}
-        )
-    {%- else %}
-        (select max({{ column }}) from {{ relation }})
-    {%- endif %}
-{%- endmacro %}
-
-
-{#- The post-hooks of take_marks: the marks of earlier builds go, and the pending one becomes the
-    model's, with the build's now. -#}
-{% macro forget_kept_marks() -%}
-    delete from {{ this.schema }}.{{ this.identifier }}_marks where refreshed_at is not null
-{%- endmacro %}
-
-
-{% macro keep_marks() -%}
-    update {{ this.schema }}.{{ this.identifier }}_marks
-    set refreshed_at = {{ flowhouse.flowhouse_now() }}
-    where refreshed_at is null
+{#- The kept marks of an incremental build of a model without stamps (the derived events), for its
+    select: {'loaded': literal, 'loaded_text': text, 'as_of': literal, 'now': literal}; none for a
+    full build (the first build, --full-refresh, a unit test, no mark kept, an earlier now): then the
+    model reads everything. -#}
+{% macro build_marks() -%}
+    {%- if not execute or this is none or not is_incremental() -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set row = flowhouse.kept_marks() -%}
+    {%- if row is none or row[0] is none or row[1] is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return({
+        'loaded': "cast('" ~ row[0] ~ "' as timestamp)",
+        'loaded_text': row[0],
+        'as_of': "cast('" ~ row[1] ~ "' as timestamp)",
+        'now': "cast('" ~ row[2] ~ "' as timestamp)",
+    }) }}
 {%- endmacro %}
 
 
@@ -253,15 +339,28 @@
 
 
 {#- The loaded_through stamp of a build: the newest `loaded_column` of `relation` (its rows at or after
-    the last mark on an incremental build, which warehouses prune on; the last mark when none is newer). -#}
-{% macro loaded_through(relation, loaded_column, marks) -%}
+    the last mark on an incremental build, which warehouses prune on; the last mark when none is newer);
+    with `through_now`, at most the build's now (a model that reads only the rows loaded by then). -#}
+{% macro loaded_through(relation, loaded_column, marks, through_now=false) -%}
+    {%- set bound -%}
+        {%- if through_now %} and {{ loaded_column }} <= {{ flowhouse.flowhouse_now() }}{% endif -%}
+    {%- endset -%}
     {%- if marks is none -%}
-        (select max({{ loaded_column }}) from {{ relation }})
+        (select max({{ loaded_column }}) from {{ relation }} where 1 = 1{{ bound }})
     {%- else -%}
         coalesce(
             (select max({{ loaded_column }}) from {{ relation }}
-             where {{ loaded_column }} >= {{ marks.loaded }}),
+             where {{ loaded_column }} >= {{ marks.loaded }}{{ bound }}),
             {{ marks.loaded }}
         )
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- The stamps of a build as a one-row select (refreshed_at: its now; loaded_through: loaded_through()),
+    for a model to cross join onto the rows it writes. -#}
+{% macro stamps(relation, loaded_column, marks, through_now=false) -%}
+    select
+        {{ flowhouse.flowhouse_now() }} as refreshed_at,
+        {{ flowhouse.loaded_through(relation, loaded_column, marks, through_now) }} as loaded_through
 {%- endmacro %}

@@ -4,16 +4,8 @@
         unique_key='customer_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        pre_hook=[
-            "{{ flowhouse.forget_when_now_went_back() }}",
-            "{{ flowhouse.marks_table() }}",
-            "{{ flowhouse.take_marks(ref('stg_consent_events'), 'loaded_at') }}",
-        ],
-        post_hook=[
-            "{{ flowhouse.forget_push_customers_gone() }}",
-            "{{ flowhouse.forget_kept_marks() }}",
-            "{{ flowhouse.keep_marks() }}",
-        ]
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}",
+        post_hook=["{{ flowhouse.forget_push_customers_gone() }}"] + flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -34,7 +26,7 @@
     newest token or token count differs from their row. A customer left with no usable token and no push
     or onsite consent event loses the row (the post-hook), as a full build would leave them none. -#}
 
-{%- set marks = flowhouse.incremental_marks() %}
+{%- set marks = flowhouse.take_marks(ref('stg_consent_events')) %}
 {%- set now = flowhouse.flowhouse_now() %}
 {%- set times = [
     'last_push_opted_in_at', 'last_push_unsubscribed_at', 'last_onsite_opted_in_at',

@@ -4,12 +4,8 @@
         unique_key='customer_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        pre_hook=[
-            "{{ flowhouse.forget_when_now_went_back() }}",
-            "{{ flowhouse.marks_table() }}",
-            "{{ flowhouse.take_marks(ref('stg_events'), 'loaded_at') }}",
-        ],
-        post_hook=["{{ flowhouse.forget_kept_marks() }}", "{{ flowhouse.keep_marks() }}"]
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}",
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -22,7 +18,7 @@
     subscription event loaded since its last one, or whose event time the build's now passed, from all of
     their subscription events (a rare event type: the read keeps the other types out by event_type). -#}
 
-{%- set marks = flowhouse.incremental_marks() %}
+{%- set marks = flowhouse.take_marks(ref('stg_events')) %}
 {%- set now = flowhouse.flowhouse_now() %}
 {#- The range before the list is what DuckDB applies in the scan: it turns an IN list into a join after
     the scan, which read every event (2 s at 1M customers against 0.8 s). -#}

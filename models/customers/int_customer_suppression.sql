@@ -4,12 +4,8 @@
         unique_key='customer_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        pre_hook=[
-            "{{ flowhouse.forget_when_now_went_back() }}",
-            "{{ flowhouse.marks_table() }}",
-            "{{ flowhouse.take_marks(ref('stg_events'), 'loaded_at') }}",
-        ],
-        post_hook=["{{ flowhouse.forget_kept_marks() }}", "{{ flowhouse.keep_marks() }}"]
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}",
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -21,7 +17,7 @@
     reads only the bounces and complaints that changed (loaded since its last build, or whose time its
     now passed) and keeps, per customer, the earlier of the row it had and theirs. -#}
 
-{%- set marks = flowhouse.incremental_marks() %}
+{%- set marks = flowhouse.take_marks(ref('stg_events')) %}
 {%- set now = flowhouse.flowhouse_now() %}
 {%- set engagement = "event_type in ('message_bounced', 'message_complained')" %}
 

@@ -3,8 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('back_in_stock'),
-        pre_hook="{{ flowhouse.derived_marks_table() }}",
-        post_hook="{{ flowhouse.derived_record_marks() }}",
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -13,6 +12,8 @@
     greatest(occurred_at, its loaded_at). An incremental build reads the changes that may decide after its
     last one (derived_catalog_changes). -#}
 
+{%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
+
 with
 
 inventory_changes as (
@@ -20,7 +21,7 @@ inventory_changes as (
     {{ flowhouse.derived_catalog_changes('inventory_changed', {
         'inventory_qty': flowhouse.json_number('events.properties', 'inventory_qty'),
         'previous_qty': flowhouse.json_number('events.properties', 'previous_qty'),
-    }) }}
+    }, marks) }}
 
 ),
 

@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('became_inactive'),
-        post_hook=flowhouse.derived_mark_build(),
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -22,6 +22,7 @@
     (customers active again since their due time, or a late activity) are judged against their
     activity history since the earliest candidate (macros/derived_orders.sql,
     derived_inactive_scan_since). A full build judges every activity against the whole history. -#}
+{%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
 -- depends_on: {{ ref('int_customer_last_activity') }}
 {%- set days = var('inactive_after_days') | int %}
 {%- set activity_types = var('activity_event_types') %}

@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('birthday'),
-        post_hook=flowhouse.derived_mark_build(),
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -17,6 +17,7 @@
     birthday is decided at most that long after the day), a full build every one since the customer
     was created; as each birthday's verdict depends only on its own row, both
     leave the same rows. -#}
+{%- set marks = flowhouse.take_marks(ref('stg_customers'), 'updated_at', through_now=true) %}
 {%- set since = flowhouse.derived_window_since() %}
 
 with

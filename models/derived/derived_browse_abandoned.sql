@@ -3,8 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('browse_abandoned'),
-        pre_hook="{{ flowhouse.derived_marks_table() }}",
-        post_hook="{{ flowhouse.derived_record_marks() }}",
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -21,7 +20,7 @@
 {%- set activity_where = "event_type in ('product_viewed', 'added_to_cart', 'checkout_started',"
     ~ " 'order_placed') and customer_id is not null" %}
 {%- set columns = 'event_id, customer_id, event_type, occurred_at, loaded_at, properties' %}
-{%- set marks = flowhouse.derived_marks() %}
+{%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
 {%- set span = flowhouse.derived_candidate_span(
     views_where, window_minutes, marks, burst_hours * 60, window_minutes) %}
 

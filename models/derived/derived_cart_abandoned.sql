@@ -3,8 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('cart_abandoned'),
-        pre_hook="{{ flowhouse.derived_marks_table() }}",
-        post_hook="{{ flowhouse.derived_record_marks() }}",
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -23,7 +22,7 @@
 {%- set cart_where = "event_type in ('added_to_cart', 'checkout_started') and customer_id is not null" %}
 {%- set orders_where = "event_type = 'order_placed' and customer_id is not null" %}
 {%- set columns = 'event_id, customer_id, event_type, occurred_at, loaded_at, properties' %}
-{%- set marks = flowhouse.derived_marks() %}
+{%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
 {%- set span = flowhouse.derived_candidate_span(cart_where, window_minutes, marks, 0, window_minutes) %}
 {%- set of_abandoners = flowhouse.derived_candidate_customers(
     'customer_events.customer_id', cart_where, window_minutes, marks,

@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('first_purchase'),
-        post_hook=flowhouse.derived_mark_build(),
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -12,6 +12,7 @@
     occurred_at is the order's; loaded_at = greatest(occurred_at, the order's loaded_at): the orders
     numbering it were loaded before it. Reads the orders of int_order_placements loaded after
     derived_window_since() (macros/derived_orders.sql). -#}
+{%- set marks = flowhouse.take_marks(ref('int_order_placements'), 'loaded_through', through_now=true) %}
 
 with
 

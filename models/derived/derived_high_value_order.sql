@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('high_value_order'),
-        post_hook=flowhouse.derived_mark_build(),
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -11,6 +11,7 @@
     high_value_order_threshold. occurred_at is the order's; loaded_at = greatest(occurred_at, the order's
     loaded_at). Reads the orders of int_order_placements loaded after
     derived_window_since() (macros/derived_orders.sql). -#}
+{%- set marks = flowhouse.take_marks(ref('int_order_placements'), 'loaded_through', through_now=true) %}
 
 with
 

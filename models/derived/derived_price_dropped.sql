@@ -3,8 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('price_dropped'),
-        pre_hook="{{ flowhouse.derived_marks_table() }}",
-        post_hook="{{ flowhouse.derived_record_marks() }}",
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -13,6 +12,8 @@
     greatest(occurred_at, its loaded_at). An incremental build reads the changes that may decide after its
     last one (derived_catalog_changes). -#}
 
+{%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
+
 with
 
 price_changes as (
@@ -20,7 +21,7 @@ price_changes as (
     {{ flowhouse.derived_catalog_changes('price_changed', {
         'price': flowhouse.json_money('events.properties', 'price'),
         'previous_price': flowhouse.json_money('events.properties', 'previous_price'),
-    }) }}
+    }, marks) }}
 
 ),
 

@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('purchase_anniversary'),
-        post_hook=flowhouse.derived_mark_build(),
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -12,6 +12,7 @@
     first order's loaded_at). An incremental build emits the anniversaries whose loaded_at falls after
     derived_window_since() and by now; a full build every one since the first order. The
     first orders are int_order_placements' rows with order_number 1 (one per buyer), never the stream. -#}
+{%- set marks = flowhouse.take_marks(ref('int_order_placements'), 'loaded_through', through_now=true) %}
 
 {%- set since = flowhouse.derived_window_since() %}
 

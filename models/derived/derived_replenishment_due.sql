@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('replenishment_due'),
-        post_hook=flowhouse.derived_mark_build(),
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -15,6 +15,7 @@
     the orders placed `days` before the window (one range of occurred_at per number of days, as
     literals), read from int_order_placements, with every placement of their orders and the affected
     customers' orders (by key), never the whole stream. -#}
+{%- set marks = flowhouse.take_marks(ref('int_order_placements'), 'loaded_through', through_now=true) %}
 {%- set days_by_category = flowhouse.derived_replenishment_days() %}
 {%- set since = flowhouse.derived_window_since() %}
 {%- set now = flowhouse.flowhouse_now() %}

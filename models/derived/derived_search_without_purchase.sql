@@ -3,8 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('search_without_purchase'),
-        pre_hook="{{ flowhouse.derived_marks_table() }}",
-        post_hook="{{ flowhouse.derived_record_marks() }}",
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -18,7 +17,7 @@
 {%- set searches_where = "event_type = 'searched' and customer_id is not null" %}
 {%- set steps_where = "event_type in ('added_to_cart', 'checkout_started', 'order_placed')"
     ~ " and customer_id is not null" %}
-{%- set marks = flowhouse.derived_marks() %}
+{%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
 {%- set span = flowhouse.derived_candidate_span(searches_where, window_minutes, marks, 0, window_minutes) %}
 
 with

@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('subscription_renewal_due'),
-        post_hook=flowhouse.derived_mark_build(),
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -15,6 +15,7 @@
     (the subscription events, once, with their renewal dates: a small table, never the stream): every
     started or renewed event whose D falls after derived_window_since() (a renewal can be months away),
     judged against the affected subscriptions' events, by key. -#}
+{%- set marks = flowhouse.take_marks(ref('int_subscription_events'), 'loaded_through', through_now=true) %}
 {%- set notice_days = var('renewal_notice_days') | int %}
 
 with

@@ -3,8 +3,7 @@
         materialized='incremental',
         incremental_strategy='append',
         enabled=flowhouse.derived_is_enabled('viewed_product_n_times'),
-        pre_hook="{{ flowhouse.derived_marks_table() }}",
-        post_hook="{{ flowhouse.derived_record_marks() }}",
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -15,7 +14,7 @@
     last one (derived_window_rows), keeps the customer and sku pairs it has no event for yet, and counts
     those pairs' views among their customers' views of any time. -#}
 {%- set n = var('viewed_product_n') | int %}
-{%- set marks = flowhouse.derived_marks() %}
+{%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
 {%- set event_id = flowhouse.derived_event_id('viewed_product_n_times', ['new_views.customer_id', 'new_views.sku']) %}
 {%- set views_where = "event_type = 'product_viewed' and customer_id is not null" %}
 {%- set of_new_pairs = flowhouse.derived_candidate_customers(

@@ -4,7 +4,7 @@
         incremental_strategy='append',
         on_schema_change='append_new_columns',
         pre_hook="{{ flowhouse.forget_when_now_went_back() }}",
-        post_hook=flowhouse.derived_mark_build(),
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -20,7 +20,7 @@
     loaded_at at or after the newest loaded_through, at most now), numbering the new orders after the
     customer's orders it holds; a build at an earlier now starts again from nothing. -#}
 
-{%- set marks = flowhouse.derived_state_marks() %}
+{%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
 {%- set now = flowhouse.flowhouse_now() %}
 
 with
@@ -100,18 +100,7 @@ numbered as (
 
 stamps as (
 
-    select
-        {{ now }} as refreshed_at,
-        {%- if marks %}
-        coalesce(
-            (select max(loaded_at) from {{ ref('stg_events') }}
-             where loaded_at >= {{ marks.loaded }} and loaded_at <= {{ now }}),
-            {{ marks.loaded }}
-        ) as loaded_through
-        {%- else %}
-        (select max(loaded_at) from {{ ref('stg_events') }} where loaded_at <= {{ now }})
-            as loaded_through
-        {%- endif %}
+    {{ flowhouse.stamps(ref('stg_events'), 'loaded_at', marks, through_now=true) }}
 
 ),
 

@@ -4,12 +4,8 @@
         unique_key='event_id',
         incremental_strategy='delete+insert',
         on_schema_change='append_new_columns',
-        pre_hook=[
-            "{{ flowhouse.forget_when_now_went_back() }}",
-            "{{ flowhouse.marks_table() }}",
-            "{{ flowhouse.take_marks(ref('stg_events'), 'loaded_at') }}",
-        ],
-        post_hook=["{{ flowhouse.forget_kept_marks() }}", "{{ flowhouse.keep_marks() }}"]
+        pre_hook="{{ flowhouse.forget_when_now_went_back() }}",
+        post_hook=flowhouse.marks_post_hooks(),
     )
 }}
 
@@ -18,7 +14,7 @@
     stream for each order that changed. Incremental by what changed (macros/incremental.sql): a build
     appends the refunds loaded since its last one (a refund read again replaces its row). -#}
 
-{%- set marks = flowhouse.incremental_marks() %}
+{%- set marks = flowhouse.take_marks(ref('stg_events')) %}
 
 with
 
