@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class NodeResult:
     seconds: float
     #: The node's dbt tags (the lane of a model: :mod:`flowhouse.core.lanes`).
     tags: tuple[str, ...] = ()
+    #: The unique ids of the nodes it reads (``model.flowhouse.stg_events``, ``source....``).
+    reads: tuple[str, ...] = ()
 
 
 @contextmanager
@@ -108,10 +111,52 @@ def run_dbt(
     results = _node_results(outcome.result)
     if not outcome.success:
         failed = [r for r in results if r.status in {"error", "fail", "runtime error"}]
-        detail = "\n".join(f"  {r.name}: {r.status}: {r.message}" for r in failed)
+        detail = "\n".join(f"  {failure(r)}" for r in failed)
         cause = f"\n  {outcome.exception}" if outcome.exception else ""
         raise DbtError(f"dbt {command} failed{cause}\n{detail}".rstrip(), results)
     return results
+
+
+#: How the warehouses say a statement read a relation that does not exist: DuckDB, PostgreSQL.
+_MISSING_RELATION = (
+    re.compile(r"Catalog Error: Table(?: or view)? with name (?P<name>[^\s!]+) does not exist"),
+    re.compile(r'relation "(?P<name>[^"]+)" does not exist'),
+)
+
+
+def missing_relation(message: str | None) -> str | None:
+    """The relation a failure's message says does not exist, in DuckDB's or PostgreSQL's words
+    (``int_customer_attributes``, ``core.int_customer_attributes``), or None."""
+    for pattern in _MISSING_RELATION:
+        found = pattern.search(message or "")
+        if found:
+            return found.group("name")
+    return None
+
+
+def failure(result: NodeResult) -> str:
+    """One failed node, said plainly: a model that reads a relation never built names it and the
+    fix; any other failure is dbt's own message."""
+    relation = missing_relation(result.message)
+    if relation is None or not result.name.startswith("model."):
+        return f"{result.name}: {result.status}: {result.message}"
+    model = result.name.split(".")[-1]
+    table = relation.split(".")[-1]
+    source = next(
+        (n for n in result.reads if n.startswith("source.") and n.endswith(f".{table}")), None
+    )
+    if source is not None:
+        name = ".".join(source.split(".")[2:])
+        return (
+            f"the model {model} reads {relation}, which does not exist in the warehouse: it is the "
+            f"source {name}, a table dbt does not build; create it, or point the source at the "
+            "table that holds it"
+        )
+    return (
+        f"the model {model} reads {relation}, which was never built in this warehouse (the "
+        f"relation does not exist): build {model} with the models it reads, `flowhouse build -s "
+        f"+{model}`, or every model, `flowhouse build`"
+    )
 
 
 def install_package(location: Location) -> None:
@@ -149,6 +194,7 @@ def _node_results(result: Any) -> list[NodeResult]:
             message=r.message,
             seconds=float(r.execution_time or 0.0),
             tags=tuple(getattr(r.node, "tags", None) or ()),
+            reads=tuple(getattr(getattr(r.node, "depends_on", None), "nodes", None) or ()),
         )
         for r in rows
     ]
