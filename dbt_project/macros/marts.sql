@@ -90,7 +90,7 @@
     union
     select customer_id from {{ ref('events') }}
     where loaded_at >= coalesce((select max(_events_watermark) from {{ this }}), cast('1900-01-01' as timestamp)) - {{ slack }}
-        and (event_type in ({{ "'" ~ marts_event_types() | join("', '") ~ "'" }})
+        and ({{ flowhouse.event_types_in('event_type', marts_event_types()) }}
             or event_type in (select goal_event from {{ source('flowhouse', 'flows') }}))
     {%- if open_column %}
     union

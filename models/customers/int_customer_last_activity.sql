@@ -38,7 +38,7 @@ latest as (
         customer_id,
         max(
             case
-                when event_type in ('{{ activity_types | join("', '") }}') then occurred_at
+                when {{ flowhouse.event_types_in('event_type', activity_types) }} then occurred_at
             end
         ) as last_activity_at,
         max(case when event_type = 'message_delivered' then occurred_at end)

@@ -19,7 +19,7 @@
 
 {%- set marks = flowhouse.take_marks(ref('stg_events')) %}
 {%- set now = flowhouse.flowhouse_now() %}
-{%- set engagement = "event_type in ('message_bounced', 'message_complained')" %}
+{%- set engagement = flowhouse.event_types_in('event_type', ['message_bounced', 'message_complained']) %}
 
 with
 

@@ -29,7 +29,8 @@ events as (
     -- the views and cart additions known at the build's now (those that changed, when incremental)
     {{ flowhouse.changed_rows(
         ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
-        "event_type in ('product_viewed', 'added_to_cart') and customer_id is not null",
+        flowhouse.event_types_in('event_type', ['product_viewed', 'added_to_cart'])
+        ~ " and customer_id is not null",
         known=['occurred_at', 'loaded_at']
     ) }}
 

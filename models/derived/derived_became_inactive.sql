@@ -26,7 +26,7 @@
 -- depends_on: {{ ref('int_customer_last_activity') }}
 {%- set days = var('inactive_after_days') | int %}
 {%- set activity_types = var('activity_event_types') %}
-{%- set activity = "event_type in ('" ~ (activity_types | join("', '")) ~ "') and customer_id is not null" %}
+{%- set activity = flowhouse.event_types_in('event_type', activity_types) ~ " and customer_id is not null" %}
 {%- set since = flowhouse.derived_window_since() %}
 {%- set now = flowhouse.flowhouse_now() %}
 {%- set by_key = is_incremental() and since != flowhouse.derived_everything() %}

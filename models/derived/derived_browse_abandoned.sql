@@ -17,8 +17,9 @@
 {%- set window_minutes = var('browse_abandon_after_minutes') | int %}
 {%- set burst_hours = var('browse_burst_max_hours') | int %}
 {%- set views_where = "event_type = 'product_viewed' and customer_id is not null" %}
-{%- set activity_where = "event_type in ('product_viewed', 'added_to_cart', 'checkout_started',"
-    ~ " 'order_placed') and customer_id is not null" %}
+{%- set activity_where = flowhouse.event_types_in(
+    'event_type', ['product_viewed', 'added_to_cart', 'checkout_started', 'order_placed']
+) ~ " and customer_id is not null" %}
 {%- set columns = 'event_id, customer_id, event_type, occurred_at, loaded_at, properties' %}
 {%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
 {%- set span = flowhouse.derived_candidate_span(

@@ -19,7 +19,8 @@
     margin_pct is the added lines' gross margin share at the catalog's current cost (the catalog keeps no
     history); unknown (null) when a line's cost or price is, or the lines are worth nothing. -#}
 {%- set window_minutes = var('cart_abandon_after_minutes') | int %}
-{%- set cart_where = "event_type in ('added_to_cart', 'checkout_started') and customer_id is not null" %}
+{%- set cart_where = flowhouse.event_types_in('event_type', ['added_to_cart', 'checkout_started'])
+    ~ " and customer_id is not null" %}
 {%- set orders_where = "event_type = 'order_placed' and customer_id is not null" %}
 {%- set columns = 'event_id, customer_id, event_type, occurred_at, loaded_at, properties' %}
 {%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
@@ -148,7 +149,7 @@ customer_cart_events as (
         {{ flowhouse.json_text('customer_events.properties', 'cart_id') }} as cart_id
     from {{ ref('stg_events') }} as customer_events
     cross join as_of
-    where customer_events.event_type in ('added_to_cart', 'checkout_started')
+    where {{ flowhouse.event_types_in('customer_events.event_type', ['added_to_cart', 'checkout_started']) }}
         and customer_events.loaded_at <= as_of.now_at
         and {{ of_abandoners }}
 

@@ -15,8 +15,8 @@
     window after the latest (derived_lookback_rows). -#}
 {%- set window_minutes = var('search_abandon_after_minutes') | int %}
 {%- set searches_where = "event_type = 'searched' and customer_id is not null" %}
-{%- set steps_where = "event_type in ('added_to_cart', 'checkout_started', 'order_placed')"
-    ~ " and customer_id is not null" %}
+{%- set steps_where = flowhouse.event_types_in(
+    'event_type', ['added_to_cart', 'checkout_started', 'order_placed']) ~ " and customer_id is not null" %}
 {%- set marks = flowhouse.take_marks(ref('stg_events'), through_now=true) %}
 {%- set span = flowhouse.derived_candidate_span(searches_where, window_minutes, marks, 0, window_minutes) %}
 

@@ -40,7 +40,7 @@ renewals as (
 
     select event_id, customer_id, subscription_id, occurred_at, loaded_at, next_renewal_at
     from subscription_events
-    where event_type in ('subscription_started', 'subscription_renewed')
+    where {{ flowhouse.event_types_in('event_type', ['subscription_started', 'subscription_renewed']) }}
         and customer_id is not null
 
 ),
@@ -82,7 +82,9 @@ due as (
         select 1
         from affected_events as later
         where later.subscription_id = undecided.subscription_id
-            and later.event_type in ('subscription_renewed', 'subscription_paused', 'subscription_cancelled')
+            and {{ flowhouse.event_types_in(
+                'later.event_type', ['subscription_renewed', 'subscription_paused', 'subscription_cancelled']
+            ) }}
             and later.loaded_at <= undecided.decided_at
             and later.occurred_at <= undecided.due_at
             and (

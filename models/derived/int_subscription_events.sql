@@ -31,8 +31,9 @@ changed_events as (
         {{ flowhouse.json_text('properties', 'subscription_id') }} as subscription_id
     from ({{ flowhouse.changed_rows(
         ref('stg_events'), 'loaded_at', [], marks,
-        "event_type in ('subscription_started', 'subscription_renewed', 'subscription_paused', "
-        ~ "'subscription_cancelled')",
+        flowhouse.event_types_in('event_type', [
+            'subscription_started', 'subscription_renewed', 'subscription_paused', 'subscription_cancelled'
+        ]),
         known=['loaded_at']
     ) }}) as changed
 

@@ -38,8 +38,10 @@ engagement as (
         min(case when event_type = 'message_dismissed' then occurred_at end) as dismissed_at,
         min(case when event_type = 'unsubscribed' then occurred_at end) as unsubscribed_at
     from {{ ref('stg_events') }}
-    where event_type in ('message_delivered', 'message_opened', 'message_clicked', 'message_bounced',
-            'message_complained', 'message_dismissed', 'unsubscribed')
+    where {{ flowhouse.event_types_in('event_type', [
+            'message_delivered', 'message_opened', 'message_clicked', 'message_bounced',
+            'message_complained', 'message_dismissed', 'unsubscribed'
+        ]) }}
         and customer_id in (select customer_id from messages)
     group by 1
 

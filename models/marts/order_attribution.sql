@@ -42,7 +42,7 @@ engagement as (
         case event_type when 'message_clicked' then 'click' else 'open' end as touch,
         {{ flowhouse.json_text('properties', 'message_id') }} as message_id
     from {{ ref('stg_events') }}
-    where event_type in ('message_opened', 'message_clicked')
+    where {{ flowhouse.event_types_in('event_type', ['message_opened', 'message_clicked']) }}
         and customer_id in (select customer_id from orders)
 
 ),

@@ -27,7 +27,7 @@ changed_events as (
     -- the list events known at the build's now (those that changed, when incremental)
     {{ flowhouse.changed_rows(
         ref('stg_events'), 'loaded_at', ['occurred_at', 'loaded_at'], marks,
-        "event_type in ('list_joined', 'list_left') and customer_id is not null",
+        flowhouse.event_types_in('event_type', ['list_joined', 'list_left']) ~ " and customer_id is not null",
         known=['occurred_at', 'loaded_at']
     ) }}
 

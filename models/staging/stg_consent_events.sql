@@ -16,7 +16,7 @@ consent as (
         occurred_at,
         loaded_at
     from events
-    where event_type in ('opted_in', 'unsubscribed')
+    where {{ flowhouse.event_types_in('event_type', ['opted_in', 'unsubscribed']) }}
         and customer_id is not null
 
 ),

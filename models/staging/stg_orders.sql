@@ -28,7 +28,8 @@ order_events as (
         loaded_at,
         properties
     from ({{ flowhouse.changed_rows(
-        ref('stg_events'), 'loaded_at', [], marks, "event_type in ('order_placed', 'order_refunded')"
+        ref('stg_events'), 'loaded_at', [], marks,
+        flowhouse.event_types_in('event_type', ['order_placed', 'order_refunded'])
     ) }}) as changed_events
 
 ),
