@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,6 +131,21 @@ def create_table(
 #: an ``occurred_at`` look-back): on PostgreSQL each raw table flowhouse creates gets a B-tree index
 #: on those of them it has, so a bound is an index range scan, not a scan of the whole table.
 BOUNDED_COLUMNS = ("loaded_at", "occurred_at")
+
+
+class IndexWarning(UserWarning):
+    """A raw table's bounded column has no index and flowhouse could not create one."""
+
+
+#: (table, column) of each index in the raw schema, by its leading column (PostgreSQL's catalog).
+_LEADING_COLUMNS = sqlglot.parse_one(
+    "select t.relname, a.attname from pg_index as i "
+    "join pg_class as t on t.oid = i.indrelid "
+    "join pg_namespace as n on n.oid = t.relnamespace "
+    "join pg_attribute as a on a.attrelid = i.indrelid and a.attnum = i.indkey[0] "
+    f"where n.nspname = '{RAW_SCHEMA}'",
+    read="postgres",
+)
 
 
 def bound_indexes(table: str, columns: Sequence[str]) -> list[exp.Create]:
@@ -341,11 +357,33 @@ class Warehouse:
         self.commit()
 
     def _index_bounds(self) -> None:
+        """The bound indexes that are missing: a raw table whose bounded column already leads an
+        index (flowhouse's, or one the store made under another name) gets none. Each missing one
+        in its own transaction, after the tables are committed: a role that may write the table but
+        does not own it cannot create one, and that only slows the reads, so it is a warning
+        (:class:`IndexWarning`, with the statement for the table's owner), not a failed load or
+        tick. Only missing ones, because ``create index`` takes a share lock on the table (it
+        would wait for a loader's open transaction) even when the index exists."""
+        self.commit()
+        indexed = {(str(table), str(column)) for table, column in self.query(_LEADING_COLUMNS)}
         columns = {spec.name: spec.column_names for spec in INPUTS.values()}
         columns["loads"] = [name for name, _, _ in LOADS_COLUMNS]
         for name, names in columns.items():
-            for index in bound_indexes(f"{RAW_SCHEMA}.{name}", names):
-                self.execute(index)
+            missing = [c for c in names if (name, c) not in indexed]
+            for index in bound_indexes(f"{RAW_SCHEMA}.{name}", missing):
+                try:
+                    self.execute(index)
+                    self.commit()
+                except WarehouseError as err:
+                    self._con.rollback()
+                    warnings.warn(
+                        f"{RAW_SCHEMA}.{name}: no index on a column the refresh bounds, and "
+                        f"flowhouse could not create it ({str(err).splitlines()[0]}); without "
+                        "it every refresh scans the whole table. Run as the table's owner: "
+                        f"{self.render(index)}",
+                        IndexWarning,
+                        stacklevel=2,
+                    )
 
     def count(self, table: str) -> int:
         return int(self.scalar(exp.select("count(*)").from_(table)) or 0)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from sqlglot import exp
 
-from flowhouse.core.warehouse import Location, Warehouse, bound_indexes
+from flowhouse.core import warehouse
+from flowhouse.core.warehouse import IndexWarning, Location, Warehouse, bound_indexes
 
 EXPECTED = {
     ("events", "events_loaded_at_idx", "loaded_at"),
@@ -79,3 +80,42 @@ def test_bounded_read_uses_the_index(pg_url: str, column: str, index: str) -> No
         plan = "\n".join(row[0] for row in wh.query(f"explain {bounded}"))
         assert index in plan, plan
         assert "Seq Scan" not in plan, plan
+
+
+@pytest.mark.postgres
+def test_an_index_the_store_made_is_kept_not_doubled(pg_url: str) -> None:
+    with Warehouse.open(pg_url) as wh:
+        wh.ensure_raw_tables()
+        wh.execute("drop index raw.events_loaded_at_idx")
+        wh.execute("create index store_events_by_load on raw.events (loaded_at, event_id)")
+        wh.commit()
+        wh.ensure_raw_tables()
+        on_loaded_at = {
+            name for _, name, columns in _indexes(wh) if columns.startswith("loaded_at")
+        }
+        assert on_loaded_at == {"store_events_by_load", "loads_loaded_at_idx"}
+
+
+@pytest.mark.postgres
+def test_an_index_it_cannot_create_is_a_warning_not_a_failure(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A role that writes the raw tables without owning them cannot create an index: the load,
+    build or tick goes on, and the warning says what the owner should run."""
+
+    def refused(table: str, columns: object) -> list[exp.Create]:
+        # an index PostgreSQL refuses (no such column), standing in for "must be owner of table"
+        return [exp.Create(
+            this=exp.Index(
+                this=exp.to_identifier("refused_idx"),
+                table=exp.to_table(table),
+                params=exp.IndexParameters(columns=[exp.Ordered(this=exp.column("no_such"))]),
+            ),
+            kind="INDEX",
+        )] if table == "raw.events" else []  # fmt: skip
+
+    monkeypatch.setattr(warehouse, "bound_indexes", refused)
+    with Warehouse.open(pg_url) as wh:
+        with pytest.warns(IndexWarning, match=r"raw\.events: no index .* Run as the table's owner"):
+            wh.ensure_raw_tables()
+        assert wh.count("raw.events") == 0  # the tables were made and the connection still works
