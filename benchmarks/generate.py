@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +63,12 @@ def measure(command: list[str]) -> tuple[float, float]:
     return usage.wall, usage.peak_mb
 
 
-def measure_usage(command: list[str]) -> Usage:
-    """Run one command (its output discarded); its wall time, and its CPU time and peak RSS as
-    os.wait4 reports them for it alone. A failing command ends the benchmark."""
+def measure_usage(command: list[str], env: Mapping[str, str] | None = None) -> Usage:
+    """Run one command (its output discarded; `env` added to this process's environment); its wall
+    time, and its CPU time and peak RSS as os.wait4 reports them for it alone. A failing command
+    ends the benchmark."""
     started = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:

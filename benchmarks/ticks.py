@@ -82,6 +82,8 @@ LATENCY = "tick with refresh, 5-minute schedule"
 #: the flow and the first send steps whose messages the latency is measured on
 FLOW = "cart_abandonment"
 TRIGGER = "cart_abandoned"
+#: the dbt profile's DuckDB memory limit (dbt_project/profiles.yml)
+MEMORY_LIMIT_VAR = "FLOWHOUSE_DUCKDB_MEMORY_LIMIT"
 
 
 @dataclass
@@ -133,10 +135,13 @@ class Store:
         self.log = current().work_dir / "logs" / "dbt.log"
         self.rows: list[Row] = []
 
-    def run(self, step: str, *cli: str, events: int | None = None) -> Row:
-        progress(f"{self.customers:,} customers: {step}: flowhouse {shlex.join(cli)}")
+    def run(
+        self, step: str, *cli: str, events: int | None = None, env: dict[str, str] | None = None
+    ) -> Row:
+        shown = "".join(f"{k}={v} " for k, v in (env or {}).items())
+        progress(f"{self.customers:,} customers: {step}: {shown}flowhouse {shlex.join(cli)}")
         offset = log_offset(self.log)
-        usage = measure_usage([self.flowhouse, *cli, "--warehouse", str(self.path)])
+        usage = measure_usage([self.flowhouse, *cli, "--warehouse", str(self.path)], env)
         row = Row(self.customers, step, usage, events)
         if cli[0] in {"build", "tick"} and "--no-build" not in cli:
             row.dbt = dbt_times(appended(self.log, offset))
@@ -252,7 +257,9 @@ def run_size(store: Store, previous: Store | None) -> datetime:
             "--customers", str(store.customers), "--days", str(args.days),
             "--seed", str(args.seed),
         )  # fmt: skip
-    store.run(BUILD, "build", "--skip-tests")
+    build = store.run(BUILD, "build", "--skip-tests", env=build_env(args))
+    if args.build_memory_limit is not None:
+        build.note = f"DuckDB memory_limit {args.build_memory_limit}"
     newest = store.query("select max(loaded_at) from raw.events")[0][0]
     assert isinstance(newest, datetime), "the generated store has no events"
     end = START + timedelta(days=args.days)
@@ -275,6 +282,14 @@ def run_size(store: Store, previous: Store | None) -> datetime:
     store.append(at + TICK)
     store.tick(NO_BUILD, at + TICK, "--no-build", since=at)
     return at + TICK
+
+
+def build_env(args: argparse.Namespace) -> dict[str, str]:
+    """The initial build's DuckDB memory limit, when --build-memory-limit gives one (the ticks
+    keep the profile's default)."""
+    if args.build_memory_limit is None:
+        return {}
+    return {MEMORY_LIMIT_VAR: args.build_memory_limit}
 
 
 def slow_lane_due(workdir: Path) -> Path:
@@ -513,6 +528,8 @@ def reproduce(args: argparse.Namespace) -> str:
         command += ["--latency", "--latency-ticks", str(args.latency_ticks)]
     if args.stores is not None:
         command += ["--stores", str(args.stores)]
+    if args.build_memory_limit is not None:
+        command += ["--build-memory-limit", args.build_memory_limit]
     return shlex.join(command)
 
 
@@ -545,6 +562,11 @@ def parse_args() -> argparse.Namespace:
         "wrote it (copied; the copy is measured)",
     )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
+    parser.add_argument(
+        "--build-memory-limit", default=None, metavar="SIZE",
+        help=f"DuckDB memory_limit of the initial build only, e.g. 14GB ({MEMORY_LIMIT_VAR}; "
+        "the ticks keep the profile's 4GB)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.customers is not None and args.sizes is not None:
         parser.error("give --customers or --sizes, not both")
