@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import uuid
@@ -21,7 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
-from flowhouse.core.errors import FlowhouseError
+from flowhouse.core.errors import ConfigError, FileLocation, FlowhouseError
+
+logger = logging.getLogger(__name__)
 
 
 class BadToken(FlowhouseError):
@@ -230,27 +233,83 @@ def customer_hash(customer_id: str) -> str:
     return hashlib.md5(customer_id.encode()).hexdigest()
 
 
-def erase(folder: Path, hashes: Collection[str]) -> int:
+@dataclass
+class LinkErasure:
+    """What :func:`erase` did: the links it removed, and the lines it could not read (left as
+    they are, since whose link a line holds cannot be told), each located."""
+
+    removed: int = 0
+    unreadable: list[ConfigError] = field(default_factory=list)
+
+
+def erase(folder: Path, hashes: Collection[str]) -> LinkErasure:
     """Remove from ``folder`` every short link of a customer whose id hashes to one of
-    ``hashes`` (each file rewritten atomically, deleted once empty); how many links went."""
+    ``hashes`` (each file rewritten atomically, deleted once empty). A line that is not a short
+    link is kept and reported: it stops nothing else."""
+    result = LinkErasure()
     if not folder.is_dir() or not hashes:
-        return 0
-    removed = 0
+        return result
     for path in sorted(folder.glob("*.jsonl")):
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        kept = [line for line in lines if customer_hash(_link(line).customer_id) not in hashes]
+        lines, problems = read_links(path)
+        result.unreadable += problems
+        kept = [
+            line for line, link in lines
+            if link is None or customer_hash(link.customer_id) not in hashes
+        ]  # fmt: skip
         if len(kept) == len(lines):
             continue
-        removed += len(lines) - len(kept)
+        result.removed += len(lines) - len(kept)
         if kept:
             _write(path, kept)
         else:
             path.unlink()
-    return removed
+    return result
 
 
-def _link(line: str) -> ShortLink:
-    return ShortLink(**json.loads(line))
+#: the fields of a line of a links file (a :class:`ShortLink` as JSON), with their JSON types
+_FIELDS: dict[str, type] = {
+    "token": str, "message_id": str, "customer_id": str, "channel": str, "position": int,
+    "url": str,
+}  # fmt: skip
+_EXPECTED = "a short link: a JSON object with " + ", ".join(
+    f"{name} ({'a whole number' if kind is int else 'text'})" for name, kind in _FIELDS.items()
+)
+
+
+def read_links(path: Path) -> tuple[list[tuple[str, ShortLink | None]], list[ConfigError]]:
+    """The non-blank lines of a links file, each with its link (None: not a short link), and a
+    located error for each line that is not one."""
+    lines: list[tuple[str, ShortLink | None]] = []
+    problems: list[ConfigError] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            lines.append((line, _link(line, FileLocation(str(path), number))))
+        except ConfigError as problem:
+            lines.append((line, None))
+            problems.append(problem)
+    return lines, problems
+
+
+def _link(line: str, where: FileLocation) -> ShortLink:
+    shown = line if len(line) <= 120 else line[:117] + "..."
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON ({exc.msg})", where, shown, _EXPECTED) from None
+    if not isinstance(data, dict):
+        raise ConfigError("not a JSON object", where, shown, _EXPECTED)
+    for name, kind in _FIELDS.items():
+        value = data.get(name)
+        if isinstance(value, kind) and not isinstance(value, bool):
+            continue
+        at = FileLocation(where.file, where.line, name)
+        if name not in data:
+            raise ConfigError(f"{name} is missing", at, shown, _EXPECTED)
+        raise ConfigError(f"{name} is not {'a whole number' if kind is int else 'text'}", at,
+                          value, _EXPECTED)  # fmt: skip
+    return ShortLink(**{name: data[name] for name in _FIELDS})
 
 
 def _utcnow() -> datetime:
@@ -299,14 +358,17 @@ class LinkRegistry:
                 self._read(name, key)
 
     def _read(self, name: str, key: tuple[int, int, int]) -> None:
+        """Register the links of one file; a line that is not a short link is left out and
+        logged (located), and the file's other links are served."""
         try:
-            text = (self.folder / name).read_text(encoding="utf-8")
+            lines, problems = read_links(self.folder / name)
         except FileNotFoundError:  # pruned or emptied since it was listed
             return
+        for problem in problems:
+            logger.warning("short links: %s; the line is left out", problem)
         tokens = []
-        for line in text.splitlines():
-            if line.strip():
-                link = _link(line)
+        for _, link in lines:
+            if link is not None:
                 self.links[link.token] = (name, link)
                 tokens.append(link.token)
         self.files[name] = (key, tokens)

@@ -1144,6 +1144,11 @@ def erase(
     ids = [*customer_ids, *(read_ids(file, "customer id") if file else [])]
     report = run_erase(Location.parse(warehouse), ids, utcnow(), inbox)
     click.echo(report.describe())
+    if report.unreadable_links:
+        raise FlowhouseError(
+            f"{len(report.unreadable_links)} line(s) of {inbox}/links/ could not be checked "
+            "for the erased customers (listed above); the rest is erased"
+        )
 
 
 @cli.command()

@@ -201,6 +201,9 @@ class ErasureReport:
     #: SMS short links of erased customers removed from ``<inbox>/links/`` (None: no inbox given,
     #: not looked at).
     short_links: int | None = None
+    #: Lines of ``<inbox>/links/`` that are not short links (located): left as they are, since
+    #: whose link they hold cannot be told.
+    unreadable_links: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         lines = [
@@ -215,6 +218,13 @@ class ErasureReport:
             )
         else:
             lines.append(f"  {self.short_links} SMS short link(s) removed from <inbox>/links/")
+        if self.unreadable_links:
+            lines.append(
+                f"  {len(self.unreadable_links)} line(s) of <inbox>/links/ are not short links, so "
+                "were not checked for the erased customers (left as they are: fix or delete "
+                "them, then run flowhouse erase --inbox again):"
+            )
+            lines += [f"    {where}" for where in self.unreadable_links]
         for sync_id, n in self.pending_removals.items():
             lines.append(f"  sync {sync_id}: {n} row(s) removed at the destination by its next run")
         for sync_id, n in self.left_at_destination.items():
@@ -241,7 +251,9 @@ def erase(
             str(r[0]) for r in rows(wh, "select customer_hash from flowhouse.erased_customers")
         }
     if inbox is not None:
-        report.short_links = erase_links(inbox / LINKS_FOLDER, hashes)
+        erased = erase_links(inbox / LINKS_FOLDER, hashes)
+        report.short_links = erased.removed
+        report.unreadable_links = [str(problem) for problem in erased.unreadable]
     return report
 
 

@@ -169,3 +169,68 @@ def test_erase_with_the_inbox_removes_the_customers_links(tmp_path: Path) -> Non
     assert answer.headers["location"] == HOME
     answer = client.get(f"/c/{tokens['c2']}", follow_redirects=False)
     assert answer.headers["location"] == "https://shop.example/c2"
+
+
+#: lines a links file can hold that are not short links: not JSON, not an object, a field missing,
+#: a field of the wrong type
+BAD_LINES = [
+    '{"token": "t1", "message_id"',
+    '["not", "an", "object"]',
+    '{"token": "t2", "message_id": "m", "channel": "sms", "position": 1, "url": "https://x"}',
+    '{"token": "t3", "message_id": "m", "customer_id": "c9", "channel": "sms", "position": "1", '
+    '"url": "https://x"}',
+]
+
+
+def spoil(folder: Path) -> Path:
+    """The (one) links file of ``folder``, with the bad lines between its good ones."""
+    [path] = folder.glob("*.jsonl")
+    good = path.read_text().splitlines()
+    path.write_text("\n".join([good[0], *BAD_LINES, *good[1:]]) + "\n")
+    return path
+
+
+def test_a_line_that_is_not_a_link_stops_no_other_click(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = tmp_path / "hooks"
+    folder = inbox / links.LINKS_FOLDER
+    spoilt = registered(folder, "c1", "c2")
+    path = spoil(folder)
+    later = registered(folder, "c3")  # a second file, read after the spoilt one
+    client = app(inbox)
+    with caplog.at_level("WARNING", logger=links.__name__):
+        for customer, token in [*spoilt.items(), *later.items()]:
+            answer = client.get(f"/c/{token}", follow_redirects=False)
+            assert answer.headers["location"] == f"https://shop.example/{customer}", customer
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == len(BAD_LINES), warned  # each once, located, with what was expected
+    assert (
+        f"{path}:2: not JSON" in warned[0] and "expected a short link: a JSON object" in warned[0]
+    )
+    assert f"{path}:3: not a JSON object" in warned[1]
+    assert f"{path}:4: customer_id: customer_id is missing" in warned[2]
+    assert f"{path}:5: position: position is not a whole number; got '1'" in warned[3]
+
+
+def test_erase_reads_past_a_line_that_is_not_a_link_and_names_it(tmp_path: Path) -> None:
+    location = Location.parse(str(tmp_path / "w.duckdb"))
+    with Warehouse.open(location) as wh:
+        wh.ensure_raw_tables()
+        ensure_state(wh, "flowhouse")
+        wh.commit()
+    inbox = tmp_path / "hooks"
+    folder = inbox / links.LINKS_FOLDER
+    registered(folder, "c1", "c2")
+    path = spoil(folder)
+    erase = ["erase", "--customer", "c1", "--warehouse", str(location.path), "--inbox", str(inbox)]
+    result = CliRunner().invoke(cli, erase)
+    assert result.exit_code == 1, result.output  # done for the rest, and said loudly
+    assert "1 SMS short link(s) removed from <inbox>/links/" in result.output
+    assert "4 line(s) of <inbox>/links/ are not short links" in result.output
+    assert f"    {path}:2: not JSON" in result.output
+    assert f"{path}:4: customer_id: customer_id is missing" in result.output
+    assert "Error: 4 line(s) of" in result.output and "the rest is erased" in result.output
+    left = path.read_text().splitlines()
+    assert left[: len(BAD_LINES)] == BAD_LINES  # kept as they were: whose they are is unknown
+    assert [json.loads(line)["customer_id"] for line in left[len(BAD_LINES) :]] == ["c2"]

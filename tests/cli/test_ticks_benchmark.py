@@ -53,7 +53,7 @@ def cells(line: str) -> list[str]:
 def test_every_row_of_the_table_is_printed(tmp_path: Path) -> None:
     out = run(
         "--sizes", "100,200", "--days", "2", "--latency", "--latency-ticks", "1",
-        tmp_path=tmp_path,
+        "--build-memory-limit", "1GB", tmp_path=tmp_path,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     rows = {(c[0], c[1]): c for c in map(cells, out.stdout.splitlines()) if len(c) == 12}
@@ -67,6 +67,9 @@ def test_every_row_of_the_table_is_printed(tmp_path: Path) -> None:
                 assert all(TIMED.fullmatch(c) for c in row[6:11]), row
                 assert row[11] == "not run", row
     assert ("100", SAME) not in rows, "the first size has no previous size"
+    for size in ("100", "200"):  # the initial build ran with the limit given; the ticks without
+        assert rows[size, STEPS[1]][2] == "- (DuckDB memory_limit 1GB)", rows[size, STEPS[1]]
+        assert "memory_limit" not in rows[size, STEPS[3]][2], rows[size, STEPS[3]]
     # the slow lane's models (the marts, the category affinity) ran in the tick where it was due,
     # not in the tick right after the initial build (which ran both lanes)
     assert rows["100", "tick with refresh, nothing new"][8].endswith("enrichment 0.00)"), rows
@@ -78,7 +81,7 @@ def test_every_row_of_the_table_is_printed(tmp_path: Path) -> None:
         assert f"\n| {size} | 1 | " in out.stdout, out.stdout
     assert (
         "reproduce: python benchmarks/ticks.py --sizes 100,200 --days 2 --seed 7 --latency "
-        "--latency-ticks 1" in out.stdout
+        "--latency-ticks 1 --build-memory-limit 1GB" in out.stdout
     )
     assert not list(tmp_path.iterdir()), "the temporary warehouses are removed"
 
