@@ -409,6 +409,7 @@ def report(
     print_ratio(stores)
     if latencies:
         print_latency(latencies)
+    print_build_models(stores)
     print()
     print(f"reproduce: {reproduce(args)}")
 
@@ -457,6 +458,32 @@ def print_models(stores: Sequence[Store]) -> None:
         print(f"| {name} | " + " | ".join("-" if c is None else f"{c:.2f}" for c in cells) + " |")
     totals = [sum(r.dbt.per_model.values()) for r in ticks]  # type: ignore[union-attr]
     print("| **sum** | " + " | ".join(f"{t:.2f}" for t in totals) + " |")
+    print()
+
+
+def print_build_models(stores: Sequence[Store], top: int = 15) -> None:
+    """The initial build's slowest models at each size (dbt's own time), slowest at the largest
+    size first: what a first build of a big history pays for."""
+    builds = [r for s in stores for r in s.rows if r.dbt is not None and r.step == BUILD]
+    if not builds:
+        return
+    last = builds[-1].dbt
+    assert last is not None
+    names = sorted(last.per_model, key=lambda n: -last.per_model[n])[:top]
+    print(f"The initial build's {len(names)} slowest models (dbt's own time, seconds):")
+    print()
+    print("| model | " + " | ".join(f"{r.customers:,}" for r in builds) + " |")
+    print("|---|" + "---|" * len(builds))
+    for name in names:
+        cells = [r.dbt.per_model.get(name) for r in builds]  # type: ignore[union-attr]
+        print(f"| {name} | " + " | ".join("-" if c is None else f"{c:.2f}" for c in cells) + " |")
+    totals = [sum(r.dbt.per_model.values()) for r in builds]  # type: ignore[union-attr]
+    counts = [len(r.dbt.per_model) for r in builds]  # type: ignore[union-attr]
+    print(
+        "| **sum of all models** | "
+        + " | ".join(f"{t:.2f} ({n} models)" for t, n in zip(totals, counts, strict=True))
+        + " |"
+    )
     print()
 
 

@@ -76,6 +76,8 @@ def test_every_row_of_the_table_is_printed(tmp_path: Path) -> None:
     assert not rows["100", SLOW_DUE][8].endswith("enrichment 0.00)"), rows
     assert "| model |" in out.stdout and "| **sum** |" in out.stdout
     assert "| stg_orders |" in out.stdout
+    assert "The initial build's 15 slowest models" in out.stdout
+    assert "| model | 100 | 200 |" in out.stdout and "| **sum of all models** | " in out.stdout
     assert "Same new events (" in out.stdout
     for size in ("100", "200"):  # the latency table: a row per size, after one 5-minute tick
         assert f"\n| {size} | 1 | " in out.stdout, out.stdout
