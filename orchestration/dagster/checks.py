@@ -8,7 +8,9 @@ On ``sent_messages``, over the marketing messages that went out (``sent``, ``del
 ``bounced``) in the last :data:`LOOKBACK` before the run's time:
 
 - ``no_send_after_unsubscribe``: no message went out after its customer unsubscribed from its
-  channel, unless they opted in again before it went out. Only what could be known is held
+  channel, unless they opted in again before it went out, on every channel whose unsubscribes
+  flowhouse keeps (:func:`unsubscribe_channels`: e-mail, SMS, WhatsApp, Viber and onsite, and
+  push when it goes to devices through FCM). Only what could be known is held
   against a message: consent events (``opted_in`` / ``unsubscribed`` in ``raw.events``, on the
   message's channel or ``all``, as ``staging.stg_consent_events`` reads them) that occurred and
   were loaded by the time its request went out (``in_flight_at``). Consent that comes only from
@@ -49,10 +51,13 @@ from sqlglot import exp
 
 from flowhouse.core.sql import literal, render, statement
 from flowhouse.core.warehouse import Warehouse
+from flowhouse.flows.channels import names
 from flowhouse.flows.compile import quiet_window
 from flowhouse.flows.load import load_flows
+from flowhouse.flows.settings import Settings, load_settings
 from flowhouse.orchestration.dagster.resources import POOL, FlowhouseResource, run_time
 from flowhouse.rules import timing
+from flowhouse.rules.sendtime import CONSENT_CHANNELS, native_push
 
 BACKLOG_ENV = "FLOWHOUSE_BACKLOG_MINUTES"
 DEFAULT_BACKLOG_MINUTES = 60
@@ -121,7 +126,7 @@ from (
             coalesce(m.in_flight_at, m.sent_at) as went_at
         from flowhouse.messages as m
         where m.kind = 'message' and m.is_marketing and m.status in :went_out
-            and m.channel in ('email', 'sms')
+            and m.channel in :channels
             and coalesce(m.in_flight_at, m.sent_at) > :since
     ) as s
     join raw.events as ev on ev.customer_id = s.customer_id
@@ -135,8 +140,19 @@ where known.unsubscribed_at is not null
 """
 
 
-def sent_after_unsubscribe(wh: Warehouse, now: datetime) -> Finding:
-    return _examples(wh, _AFTER_UNSUBSCRIBE, went_out=_in(WENT_OUT), since=now - LOOKBACK)
+def unsubscribe_channels(settings: Settings) -> tuple[str, ...]:
+    """The channels whose unsubscribes the send-time rules keep with these settings: those with
+    consent whatever their route, those with an opt-out only (onsite), and push when it goes to
+    devices (routed to FCM; the store's own push service keeps its own)."""
+    on_devices = names(consent=True) if native_push(settings) else CONSENT_CHANNELS
+    return tuple(dict.fromkeys([*on_devices, *names(opt_out=True)]))
+
+
+def sent_after_unsubscribe(wh: Warehouse, now: datetime, channels: tuple[str, ...]) -> Finding:
+    return _examples(
+        wh, _AFTER_UNSUBSCRIBE, went_out=_in(WENT_OUT), channels=_in(channels),
+        since=now - LOOKBACK,
+    )  # fmt: skip
 
 
 # -- quiet hours -----------------------------------------------------------------------------------
@@ -366,7 +382,8 @@ def sent_messages_checks(
 ) -> Iterator[AssetCheckResult]:
     now = run_time(context)
     with Warehouse.open(flowhouse.location(), read_only=True) as wh:
-        consent = sent_after_unsubscribe(wh, now)
+        channels = unsubscribe_channels(load_settings(flowhouse.flows()))
+        consent = sent_after_unsubscribe(wh, now, channels)
         quiet = sent_in_quiet_hours(wh, flowhouse.flows(), now)
         waiting = backlog(wh, now)
         failed = failed_messages(wh, now, failed_hours())

@@ -12,6 +12,7 @@ from dagster import AssetCheckSeverity
 from flowhouse.core.paths import FLOWS
 from flowhouse.core.state import ensure_state
 from flowhouse.core.warehouse import Location, Warehouse
+from flowhouse.flows.settings import load_settings
 from flowhouse.flows.sync.files import load_syncs
 from flowhouse.orchestration.dagster.assets import sync_due_at
 from flowhouse.orchestration.dagster.checks import (
@@ -25,6 +26,7 @@ from flowhouse.orchestration.dagster.checks import (
     quiet_windows,
     sent_after_unsubscribe,
     sent_in_quiet_hours,
+    unsubscribe_channels,
 )
 
 NOW = datetime(2026, 9, 23, 12, 0)
@@ -120,9 +122,23 @@ def test_sent_after_unsubscribe_as_known_when_it_went_out(location: Location) ->
         _message(wh, "to_all", "all", channel="sms")
         _message(wh, "long_ago", "unsub", sent_at=NOW - timedelta(days=30))
         _message(wh, "not_sent", "unsub", status="skipped", sent_at=None)
-        found = sent_after_unsubscribe(wh, NOW)
-    assert found.examples == ["to_all", "to_unsub"]
-    assert found.count == 2 and not found.passed
+        # every channel whose unsubscribes flowhouse keeps, not e-mail and SMS alone
+        _consent(wh, "u5", "chat", "unsubscribed", "whatsapp", day)
+        _message(wh, "to_whatsapp", "chat", channel="whatsapp")
+        _consent(wh, "u6", "site", "unsubscribed", "onsite", day)
+        _message(wh, "to_onsite", "site", channel="onsite")
+        _consent(wh, "u7", "phone", "unsubscribed", "push", day)
+        _message(wh, "to_push", "phone", channel="push")
+        settings = load_settings(FLOWS)
+        assert settings.delivery.routes["push"] == "fcm"
+        to_devices = sent_after_unsubscribe(wh, NOW, unsubscribe_channels(settings))
+        own_service = settings.model_copy(
+            update={"delivery": settings.delivery.model_copy(update={"routes": {}})}
+        )  # push to the store's own service (the webhook), which keeps its own unsubscribes
+        found = sent_after_unsubscribe(wh, NOW, unsubscribe_channels(own_service))
+    assert found.examples == ["to_all", "to_onsite", "to_unsub", "to_whatsapp"]
+    assert found.count == 4 and not found.passed
+    assert to_devices.examples == ["to_all", "to_onsite", "to_push", "to_unsub", "to_whatsapp"]
 
 
 def test_quiet_hours_in_the_customers_zone(location: Location) -> None:
