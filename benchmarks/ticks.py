@@ -470,6 +470,7 @@ def print_build_models(stores: Sequence[Store], top: int = 15) -> None:
     last = builds[-1].dbt
     assert last is not None
     names = sorted(last.per_model, key=lambda n: -last.per_model[n])[:top]
+    print()
     print(f"The initial build's {len(names)} slowest models (dbt's own time, seconds):")
     print()
     print("| model | " + " | ".join(f"{r.customers:,}" for r in builds) + " |")

@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS flowhouse.onsite_messages (message_id TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS flowhouse.invalid_device_tokens (token TEXT NOT NULL, customer_id TEXT NOT NULL, provider TEXT NOT NULL, reason TEXT NOT NULL, message_id TEXT, invalidated_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.flow_skips (tick_at TIMESTAMP NOT NULL, flow_id TEXT NOT NULL, file TEXT, line INT, field TEXT, error TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.split_winners (flow_id TEXT NOT NULL, step_id TEXT NOT NULL, flow_version TEXT NOT NULL, winner TEXT NOT NULL, metric TEXT NOT NULL, min_sample BIGINT NOT NULL, confidence DOUBLE NOT NULL, units BIGINT NOT NULL, successes BIGINT NOT NULL, rate DOUBLE NOT NULL, p_value DOUBLE NOT NULL, figures TEXT NOT NULL, decided_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS flowhouse.split_units (flow_id TEXT NOT NULL, step_id TEXT NOT NULL, arm TEXT NOT NULL, unit_id TEXT NOT NULL, enrollment_id TEXT NOT NULL, metric TEXT NOT NULL, since TIMESTAMP NOT NULL, until TIMESTAMP, success BOOLEAN NOT NULL);
+CREATE TABLE IF NOT EXISTS flowhouse.split_unit_marks (flow_id TEXT NOT NULL, step_id TEXT NOT NULL, rule_key TEXT NOT NULL, checked_through TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.lane_runs (lane TEXT NOT NULL, now_at TIMESTAMP NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL, status TEXT NOT NULL, models BIGINT NOT NULL, error TEXT, ran_by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.ticks (tick_at TIMESTAMP NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL, seconds DOUBLE NOT NULL, triggers BIGINT NOT NULL, enrolled BIGINT NOT NULL, refused BIGINT NOT NULL, decisions BIGINT NOT NULL, messages BIGINT NOT NULL);
 ALTER TABLE flowhouse.flows ADD COLUMN IF NOT EXISTS considered_until TIMESTAMP;
@@ -102,6 +104,7 @@ ALTER TABLE flowhouse.invalid_device_tokens ADD COLUMN IF NOT EXISTS message_id 
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS file TEXT;
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS line INT;
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS field TEXT;
+ALTER TABLE flowhouse.split_units ADD COLUMN IF NOT EXISTS until TIMESTAMP;
 ALTER TABLE flowhouse.lane_runs ADD COLUMN IF NOT EXISTS error TEXT;
 {%- else %}
 CREATE SCHEMA IF NOT EXISTS flowhouse;
@@ -123,6 +126,8 @@ CREATE TABLE IF NOT EXISTS flowhouse.onsite_messages (message_id TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS flowhouse.invalid_device_tokens (token TEXT NOT NULL, customer_id TEXT NOT NULL, provider TEXT NOT NULL, reason TEXT NOT NULL, message_id TEXT, invalidated_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.flow_skips (tick_at TIMESTAMP NOT NULL, flow_id TEXT NOT NULL, file TEXT, line INT, field TEXT, error TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.split_winners (flow_id TEXT NOT NULL, step_id TEXT NOT NULL, flow_version TEXT NOT NULL, winner TEXT NOT NULL, metric TEXT NOT NULL, min_sample BIGINT NOT NULL, confidence DOUBLE PRECISION NOT NULL, units BIGINT NOT NULL, successes BIGINT NOT NULL, rate DOUBLE PRECISION NOT NULL, p_value DOUBLE PRECISION NOT NULL, figures TEXT NOT NULL, decided_at TIMESTAMP NOT NULL);
+CREATE TABLE IF NOT EXISTS flowhouse.split_units (flow_id TEXT NOT NULL, step_id TEXT NOT NULL, arm TEXT NOT NULL, unit_id TEXT NOT NULL, enrollment_id TEXT NOT NULL, metric TEXT NOT NULL, since TIMESTAMP NOT NULL, until TIMESTAMP, success BOOLEAN NOT NULL);
+CREATE TABLE IF NOT EXISTS flowhouse.split_unit_marks (flow_id TEXT NOT NULL, step_id TEXT NOT NULL, rule_key TEXT NOT NULL, checked_through TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.lane_runs (lane TEXT NOT NULL, now_at TIMESTAMP NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL, status TEXT NOT NULL, models BIGINT NOT NULL, error TEXT, ran_by TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS flowhouse.ticks (tick_at TIMESTAMP NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP NOT NULL, seconds DOUBLE PRECISION NOT NULL, triggers BIGINT NOT NULL, enrolled BIGINT NOT NULL, refused BIGINT NOT NULL, decisions BIGINT NOT NULL, messages BIGINT NOT NULL);
 ALTER TABLE flowhouse.flows ADD COLUMN IF NOT EXISTS considered_until TIMESTAMP;
@@ -201,6 +206,7 @@ ALTER TABLE flowhouse.invalid_device_tokens ADD COLUMN IF NOT EXISTS message_id 
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS file TEXT;
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS line INT;
 ALTER TABLE flowhouse.flow_skips ADD COLUMN IF NOT EXISTS field TEXT;
+ALTER TABLE flowhouse.split_units ADD COLUMN IF NOT EXISTS until TIMESTAMP;
 ALTER TABLE flowhouse.lane_runs ADD COLUMN IF NOT EXISTS error TEXT;
 {%- endif %}
 {%- endmacro %}

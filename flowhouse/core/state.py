@@ -21,6 +21,10 @@
   ran as of, when it started and finished, succeeded or failed and why, who ran it |
 | ``split_winners`` | split decided by its ``auto_winner`` rule: the winner, the metric, the figures
   it was decided on, when; final (a later tick never recomputes it) |
+| ``split_units`` | unit an undecided ``auto_winner`` rule counts (a treatment enrollment past the
+  split, or a message of an arm's send step): its arm, its start, whether it succeeded |
+| ``split_unit_marks`` | ``auto_winner`` rule: what its units depend on, and the visibility time
+  its units were checked through |
 | ``sync_state`` | row a sync's destination holds: key, hash and values of the fields it was told |
 | ``sync_runs`` | sync run: when, mode, how many rows added, changed, removed, rejected |
 | ``sync_rows`` | row a sync run sent: the operation, accepted or rejected, and why |
@@ -286,6 +290,23 @@ TABLES: dict[str, Columns] = {
         ("p_value", "double", True),
         ("figures", "text", True),
         ("decided_at", "timestamp", True),
+    ),
+    "split_units": (
+        ("flow_id", "text", True),
+        ("step_id", "text", True),
+        ("arm", "text", True),
+        ("unit_id", "text", True),
+        ("enrollment_id", "text", True),
+        ("metric", "text", True),
+        ("since", "timestamp", True),
+        ("until", "timestamp", False),
+        ("success", "boolean", True),
+    ),
+    "split_unit_marks": (
+        ("flow_id", "text", True),
+        ("step_id", "text", True),
+        ("rule_key", "text", True),
+        ("checked_through", "timestamp", True),
     ),
     "lane_runs": (
         ("lane", "text", True),

@@ -18,12 +18,21 @@ two-proportion z test, the marts' test) below ``1 - confidence``. From then on n
 the split go to the winner, except the share of the holdout arms, which keep their weights;
 enrollments already past the split keep their arm. A decision is final: a later tick reads it,
 never recomputes it.
+
+The units are kept from tick to tick (``flowhouse.split_units``: per unit its arm and whether it
+succeeded, and in ``split_unit_marks`` per rule the visibility time it was checked through), so a
+tick reads the events that became visible since its rule's mark, and only for a unit new to it
+(a split assignment, a message that went out since) the events from its own start on: the work
+follows the new events, not the history of the split. A success is final once seen, as the
+events it rests on are. A rule whose definition changed (its metric, the flow's goal, the arms'
+send steps) starts its units again from the events.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlglot import exp
@@ -33,7 +42,7 @@ from flowhouse.core.state import TABLES
 from flowhouse.core.warehouse import Warehouse
 from flowhouse.flows.checks import arm_sends, candidates
 from flowhouse.flows.compile import CompiledFlow, CompiledPath, splits
-from flowhouse.flows.flowfile import METRIC_CHANNELS, AutoWinner, Split
+from flowhouse.flows.flowfile import METRIC_CHANNELS, AutoWinner, Goal, Split
 from flowhouse.rules.context import Context
 
 #: Outbox statuses of a message that went out.
@@ -48,35 +57,112 @@ join _fh_win_rules as r on r.flow_id = d.flow_id and r.step_id = d.step_id
 where d.step_kind = 'split' and d.outcome = 'split' and not e.is_holdout
 """
 
-_UNITS = """
-select a.flow_id, a.step_id, a.arm,
-    case when exists (
-        select 1 from core.events as x
-        where x.customer_id = a.customer_id and x.event_type = fl.goal_event
-            and x.occurred_at > a.split_at
-            and x.occurred_at <= a.split_at + fl.goal_within_seconds * interval 1 second
-            and x.visible_at <= :now
-    ) then 1 else 0 end as success
+#: Units of the pending rules whose success event became visible since their rule's mark: the
+#: events read are those visible in (the earliest mark, now], a pruned range.
+_SEEN = """
+select u.flow_id, u.step_id, u.unit_id
+from flowhouse.split_units as u
+join _fh_win_rules as r on r.flow_id = u.flow_id and r.step_id = u.step_id
+join flowhouse.split_unit_marks as k on k.flow_id = u.flow_id and k.step_id = u.step_id
+join flowhouse.enrollments as e on e.enrollment_id = u.enrollment_id
+join (
+    select customer_id, event_type, occurred_at, visible_at, json_text(properties, 'message_id')
+        as message_id
+    from core.events
+    where visible_at > :since and visible_at <= :now
+        and event_type in (select goal_event from _fh_win_rules where metric = 'goal'
+                           union all select 'message_clicked' union all select 'message_opened')
+) as x on x.customer_id = e.customer_id and x.visible_at > k.checked_through
+where not u.success
+    and case when r.metric = 'goal' then x.event_type = r.goal_event
+            and x.occurred_at > u.since and x.occurred_at <= u.until
+        else (x.event_type = 'message_clicked'
+              or (r.metric = 'open_rate' and x.event_type = 'message_opened'))
+            and x.message_id = u.unit_id
+        end
+group by u.flow_id, u.step_id, u.unit_id
+"""
+
+_SUCCEEDED = """
+update flowhouse.split_units set success = true
+where exists (
+    select 1 from _fh_win_seen as s
+    where s.flow_id = split_units.flow_id and s.step_id = split_units.step_id
+        and s.unit_id = split_units.unit_id
+)
+"""
+
+#: Units new to the state: treatment enrollments the split assigned to an arm (goal), messages
+#: of the arm's own send steps that went out (rates).
+_NEW = """
+select a.flow_id, a.step_id, a.arm, a.enrollment_id as unit_id, a.enrollment_id, a.customer_id,
+    'goal' as metric, a.split_at as since,
+    a.split_at + fl.goal_within_seconds * interval 1 second as until
 from _fh_win_assigned as a
 join _fh_win_rules as r on r.flow_id = a.flow_id and r.step_id = a.step_id
 join flowhouse.flows as fl on fl.flow_id = a.flow_id
 where r.metric = 'goal'
+    and not exists (
+        select 1 from flowhouse.split_units as u
+        where u.flow_id = a.flow_id and u.step_id = a.step_id and u.unit_id = a.enrollment_id
+    )
 union all
-select a.flow_id, a.step_id, a.arm,
-    case when exists (
-        select 1 from core.events as x
-        where x.customer_id = a.customer_id
-            and (x.event_type = 'message_clicked'
-                 or (r.metric = 'open_rate' and x.event_type = 'message_opened'))
-            and json_text(x.properties, 'message_id') = m.message_id
-            and x.visible_at <= :now
-    ) then 1 else 0 end as success
+select a.flow_id, a.step_id, a.arm, m.message_id, a.enrollment_id, a.customer_id, r.metric,
+    m.queued_at, null
 from _fh_win_assigned as a
 join _fh_win_rules as r on r.flow_id = a.flow_id and r.step_id = a.step_id
 join _fh_win_sends as s on s.flow_id = a.flow_id and s.step_id = a.step_id and s.arm = a.arm
 join flowhouse.messages as m
     on m.enrollment_id = a.enrollment_id and m.step_id = s.send_step_id
 where r.metric <> 'goal' and m.kind = 'message' and m.status in :went_out
+    and not exists (
+        select 1 from flowhouse.split_units as u
+        where u.flow_id = a.flow_id and u.step_id = a.step_id and u.unit_id = m.message_id
+    )
+"""
+
+#: The new units with their success as of now, from the events that occurred from :start on (an
+#: hour before the earliest of their starts: a message's engagement follows its queueing, give or
+#: take a provider's clock).
+_NEW_UNITS = """
+insert into flowhouse.split_units
+    (flow_id, step_id, arm, unit_id, enrollment_id, metric, since, until, success)
+select n.flow_id, n.step_id, n.arm, n.unit_id, n.enrollment_id, n.metric, n.since, n.until,
+    case when n.metric = 'goal' then exists (
+        select 1 from core.events as x
+        where x.customer_id = n.customer_id and x.event_type = r.goal_event
+            and x.occurred_at > n.since and x.occurred_at <= n.until
+            and x.occurred_at >= :start and x.visible_at <= :now
+    ) else exists (
+        select 1 from core.events as x
+        where x.customer_id = n.customer_id
+            and (x.event_type = 'message_clicked'
+                 or (n.metric = 'open_rate' and x.event_type = 'message_opened'))
+            and json_text(x.properties, 'message_id') = n.unit_id
+            and x.occurred_at >= :start and x.visible_at <= :now
+    ) end
+from _fh_win_new as n
+join _fh_win_rules as r on r.flow_id = n.flow_id and r.step_id = n.step_id
+"""
+
+#: Every unit of the pending rules, as the figures count them: a message only while it is one
+#: that went out.
+_UNITS = """
+select u.flow_id, u.step_id, u.arm, case when u.success then 1 else 0 end as success
+from flowhouse.split_units as u
+join _fh_win_rules as r on r.flow_id = u.flow_id and r.step_id = u.step_id
+where u.metric = 'goal' or exists (
+    select 1 from flowhouse.messages as m
+    where m.message_id = u.unit_id and m.status in :went_out
+)
+"""
+
+#: The units and marks of a rule whose definition changed since they were kept.
+_CHANGED = """
+select k.flow_id, k.step_id
+from flowhouse.split_unit_marks as k
+join _fh_win_rules as r on r.flow_id = k.flow_id and r.step_id = k.step_id
+where k.rule_key <> r.rule_key
 """
 
 _FIGURES = """
@@ -183,8 +269,8 @@ def decide(ctx: Context) -> int:
     if not pending:
         return 0
     _constants(ctx, pending)
-    ctx.temp("_fh_win_assigned", _ASSIGNED)
-    ctx.temp("_fh_win_units", _UNITS, now=ctx.now, went_out=_tuple(WENT_OUT))
+    _keep_units(ctx)
+    ctx.temp("_fh_win_units", _UNITS, went_out=_tuple(WENT_OUT))
     ctx.temp("_fh_win_figures", _FIGURES)
     ctx.temp("_fh_win_pairs", _PAIRS)
     found = ctx.temp("_fh_win_verdicts", _VERDICTS)
@@ -198,6 +284,38 @@ def decide(ctx: Context) -> int:
         n += 1
     ctx.add("winners", n)
     return n
+
+
+def _keep_units(ctx: Context) -> None:
+    """Bring ``split_units`` of the pending rules to now: the units whose success became visible
+    since their rule's mark, then the units new to it, then every pending rule's mark."""
+    if ctx.temp("_fh_win_changed", _CHANGED):
+        for table in ("split_units", "split_unit_marks"):
+            ctx.run(
+                f"delete from flowhouse.{table} where exists (select 1 from _fh_win_changed as c "
+                f"where c.flow_id = {table}.flow_id and c.step_id = {table}.step_id)"
+            )
+    since = ctx.value(
+        "select min(k.checked_through) from flowhouse.split_unit_marks as k "
+        "join _fh_win_rules as r on r.flow_id = k.flow_id and r.step_id = k.step_id"
+    )
+    seen = since is not None and since < ctx.now
+    if seen and ctx.temp("_fh_win_seen", _SEEN, since=since, now=ctx.now):
+        ctx.run(_SUCCEEDED)
+    ctx.temp("_fh_win_assigned", _ASSIGNED)
+    if ctx.temp("_fh_win_new", _NEW, went_out=_tuple(WENT_OUT)):
+        start = ctx.value("select min(since) from _fh_win_new")
+        start = ctx.now if start is None else min(start, ctx.now)
+        ctx.run(_NEW_UNITS, now=ctx.now, start=start - timedelta(hours=1))
+    ctx.run(
+        "delete from flowhouse.split_unit_marks where exists (select 1 from _fh_win_rules as r "
+        "where r.flow_id = split_unit_marks.flow_id and r.step_id = split_unit_marks.step_id)"
+    )
+    ctx.run(
+        "insert into flowhouse.split_unit_marks (flow_id, step_id, rule_key, checked_through) "
+        "select flow_id, step_id, rule_key, :now from _fh_win_rules",
+        now=ctx.now,
+    )
 
 
 def _figures(ctx: Context) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -219,9 +337,12 @@ def _figures(ctx: Context) -> dict[tuple[str, str], list[dict[str, Any]]]:
 def _constants(ctx: Context, pending: list[Rule]) -> None:
     """``_fh_win_rules``, ``_fh_win_arms`` (the candidates) and ``_fh_win_sends`` (the send
     steps whose messages count, per candidate arm)."""
+    goals = {f.id: f.flow.goal for f in ctx.flows}
     rules_rows = [
-        (r.flow_id, r.step_id, r.rule.metric, r.rule.min_sample, r.rule.confidence) for r in pending
-    ]
+        (r.flow_id, r.step_id, r.rule.metric, r.rule.min_sample, r.rule.confidence,
+         goals[r.flow_id].event, _rule_key(r, goals[r.flow_id]))
+        for r in pending
+    ]  # fmt: skip
     arms = [
         (r.flow_id, r.step_id, arm.name, r.split.split.index(arm) + 1)
         for r in pending
@@ -234,12 +355,24 @@ def _constants(ctx: Context, pending: list[Rule]) -> None:
         for send in arm_sends(arm)
         if send.send.channel in METRIC_CHANNELS.get(r.rule.metric, ())
     ]
-    _table(ctx, "_fh_win_rules", ("flow_id", "step_id", "metric", "min_sample", "confidence"),
-           ("text", "text", "text", "bigint", "double"), rules_rows)  # fmt: skip
+    _table(ctx, "_fh_win_rules",
+           ("flow_id", "step_id", "metric", "min_sample", "confidence", "goal_event", "rule_key"),
+           ("text", "text", "text", "bigint", "double", "text", "text"), rules_rows)  # fmt: skip
     _table(ctx, "_fh_win_arms", ("flow_id", "step_id", "arm", "position"),
            ("text", "text", "text", "bigint"), arms)  # fmt: skip
     _table(ctx, "_fh_win_sends", ("flow_id", "step_id", "arm", "send_step_id"),
            ("text", "text", "text", "text"), sends)  # fmt: skip
+
+
+def _rule_key(rule: Rule, goal: Goal) -> str:
+    """What a rule's units depend on: its metric, and the flow's goal (goal) or the send steps
+    of each candidate arm (rates)."""
+    if rule.rule.metric == "goal":
+        return f"goal:{goal.event}:{int(goal.within.total_seconds())}"
+    sends = [
+        f"{arm.name}={','.join(s.id for s in arm_sends(arm))}" for arm in candidates(rule.split)
+    ]
+    return f"{rule.rule.metric}:{';'.join(sends)}"
 
 
 def _table(

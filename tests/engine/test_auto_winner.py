@@ -197,3 +197,92 @@ def test_the_tick_says_when_it_decided_a_winner() -> None:
     result = TickResult(datetime(2026, 3, 1, 12), 0.1, {"winners": 1})
     assert "1 split winner(s) decided: see flowhouse.split_winners" in result.describe()
     assert "winner" not in TickResult(datetime(2026, 3, 1, 12), 0.1, {}).describe()
+
+
+def counted(store: Store) -> dict[tuple[str, str], tuple[bool, str, str]]:
+    """The kept units: (split, unit) -> (success, arm, metric)."""
+    return {(u["step_id"], u["unit_id"]): (bool(u["success"]), u["arm"], u["metric"])
+            for u in store.rows("split_units")}  # fmt: skip
+
+
+def recounted(store: Store, at: str) -> dict[tuple[str, str], tuple[bool, str, str]]:
+    """The units as a tick at ``at`` counts them with nothing kept: from every event."""
+    kept = counted(store)
+    for table in ("split_units", "split_unit_marks"):
+        store.wh.execute(f"delete from {store.schema}.{table}")
+    store.wh.commit()
+    store.tick(at)
+    again = counted(store)
+    assert set(again) == set(kept)
+    return again
+
+
+@pytest.mark.parametrize("metric", ["goal", "click_rate"])
+def test_the_kept_units_equal_a_count_from_every_event(store: Store, metric: str) -> None:
+    """Ticks read the events visible since their last one, and a unit new to them from its own
+    start: what they keep equals what a tick counts from every event, through late events,
+    events outside the goal window and events that arrive between ticks."""
+    store.flows(split_flow(f"{{metric: {metric}, min_sample: 5000, confidence: 0.95}}"))
+    store.tick("2026-03-01 00:00")
+    first = enroll(store, "c", 40, "2026-03-01 10:00")
+    store.tick("2026-03-01 10:00")
+    sent_out(store)
+    treated = [e for e in store.enrollments() if not e["is_holdout"] and e["variant"] != "h"]
+    assert len(treated) >= 20
+    people = [e["customer_id"] for e in treated]
+
+    def succeed(customer: str, at: str, loaded: str | None = None) -> None:
+        if metric == "goal":
+            store.event(customer, "order_placed", at=at, loaded=loaded, order_id=f"o_{customer}")
+            return
+        [m] = [m for m in store.messages() if m["customer_id"] == customer]
+        store.event(customer, "message_clicked", at=at, loaded=loaded,
+                    message_id=m["message_id"], channel="email")  # fmt: skip
+
+    for customer in people[:5]:
+        succeed(customer, "2026-03-01 11:00")
+    succeed(people[5], "2026-03-01 11:30", loaded="2026-03-01 13:00")  # late: seen at 14:00
+    if metric == "goal":  # before the split, and after the goal window: no conversion
+        store.event(people[6], "order_placed", at="2026-03-01 09:00", order_id="early")
+        store.event(people[7], "order_placed", at="2026-03-07 11:00", loaded="2026-03-01 12:30",
+                    order_id="past the window")  # fmt: skip
+    store.tick("2026-03-01 12:00")
+    at_noon = counted(store)
+    assert sum(s for s, _, _ in at_noon.values()) == 5
+    store.tick("2026-03-01 14:00")
+    later = enroll(store, "d", 10, "2026-03-01 15:00")  # units new to a later tick
+    store.tick("2026-03-01 15:00")
+    sent_out(store)
+    fresh = [e["customer_id"] for e in store.enrollments()
+             if e["customer_id"] in later and not e["is_holdout"] and e["variant"] != "h"]  # fmt: skip
+    for customer in fresh[:2]:
+        succeed(customer, "2026-03-01 15:30")
+    store.tick("2026-03-01 16:00")
+    kept = counted(store)
+    successes = {unit for unit, (s, _, _) in kept.items() if s}
+    assert len(successes) == 6 + min(2, len(fresh)), kept
+    assert {m for _, _, m in kept.values()} == {metric}
+    assert recounted(store, "2026-03-01 16:00") == kept
+    assert len(first) == 40
+
+
+def test_a_changed_goal_counts_its_units_again(store: Store) -> None:
+    rule = "{metric: goal, min_sample: 5000, confidence: 0.95}"
+    store.flows(split_flow(rule))
+    store.tick("2026-03-01 00:00")
+    enroll(store, "c", 30, "2026-03-01 10:00")
+    store.tick("2026-03-01 10:00")
+    treated = [(e["customer_id"], e["enrollment_id"]) for e in store.enrollments()
+               if e["variant"] in ("a", "b") and not e["is_holdout"]]  # fmt: skip
+    (buyer, bought), (reader, read) = treated[:2]
+    store.event(buyer, "order_placed", at="2026-03-01 11:00", order_id="o")
+    store.event(reader, "checkout_started", at="2026-03-01 11:00")
+    store.tick("2026-03-01 12:00")
+    assert {u for u, (s, _, _) in counted(store).items() if s} == {("subject", bought)}
+    store.flows(
+        split_flow(rule).replace("holdout: 0.2", "holdout: 0.2\ngoal: {event: checkout_started}")
+    )
+    store.tick("2026-03-01 13:00")
+    assert {u for u, (s, _, _) in counted(store).items() if s} == {("subject", read)}
+    [mark] = store.rows("split_unit_marks")
+    assert mark["rule_key"] == "goal:checkout_started:432000"
