@@ -140,14 +140,19 @@ def test_a_send_prunes_the_links_past_their_days(
     assert json.loads(kept.read_text())["customer_id"] == "c1"
 
 
-def test_erase_with_the_inbox_removes_the_customers_links(tmp_path: Path) -> None:
+def erasable(tmp_path: Path) -> tuple[Location, Path, Path]:
+    """A warehouse flowhouse erase can run on, the receiver's inbox and its links folder."""
     location = Location.parse(str(tmp_path / "w.duckdb"))
     with Warehouse.open(location) as wh:
         wh.ensure_raw_tables()
         ensure_state(wh, "flowhouse")
         wh.commit()
     inbox = tmp_path / "hooks"
-    folder = inbox / links.LINKS_FOLDER
+    return location, inbox, inbox / links.LINKS_FOLDER
+
+
+def test_erase_with_the_inbox_removes_the_customers_links(tmp_path: Path) -> None:
+    location, inbox, folder = erasable(tmp_path)
     tokens = registered(folder, "c1", "c2")
     only_c1 = registered(folder, "c1")["c1"]
     client = app(inbox)
@@ -214,13 +219,7 @@ def test_a_line_that_is_not_a_link_stops_no_other_click(
 
 
 def test_erase_reads_past_a_line_that_is_not_a_link_and_names_it(tmp_path: Path) -> None:
-    location = Location.parse(str(tmp_path / "w.duckdb"))
-    with Warehouse.open(location) as wh:
-        wh.ensure_raw_tables()
-        ensure_state(wh, "flowhouse")
-        wh.commit()
-    inbox = tmp_path / "hooks"
-    folder = inbox / links.LINKS_FOLDER
+    location, inbox, folder = erasable(tmp_path)
     registered(folder, "c1", "c2")
     path = spoil(folder)
     erase = ["erase", "--customer", "c1", "--warehouse", str(location.path), "--inbox", str(inbox)]
