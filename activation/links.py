@@ -281,7 +281,9 @@ def read_links(path: Path) -> tuple[list[tuple[str, ShortLink | None]], list[Con
     located error for each line that is not one."""
     lines: list[tuple[str, ShortLink | None]] = []
     problems: list[ConfigError] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # bytes that are not UTF-8 (a file cut short) read as U+FFFD: that line alone is not a link
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:

@@ -108,7 +108,7 @@ where r.metric = 'goal'
     )
 union all
 select a.flow_id, a.step_id, a.arm, m.message_id, a.enrollment_id, a.customer_id, r.metric,
-    m.queued_at, null
+    coalesce(m.queued_at, m.due_at), null
 from _fh_win_assigned as a
 join _fh_win_rules as r on r.flow_id = a.flow_id and r.step_id = a.step_id
 join _fh_win_sends as s on s.flow_id = a.flow_id and s.step_id = a.step_id and s.arm = a.arm

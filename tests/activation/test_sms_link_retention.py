@@ -188,10 +188,12 @@ BAD_LINES = [
 
 
 def spoil(folder: Path) -> Path:
-    """The (one) links file of ``folder``, with the bad lines between its good ones."""
+    """The (one) links file of ``folder``, with the bad lines between its good ones and, last, a
+    line cut short inside a character (bytes that are not UTF-8)."""
     [path] = folder.glob("*.jsonl")
     good = path.read_text().splitlines()
-    path.write_text("\n".join([good[0], *BAD_LINES, *good[1:]]) + "\n")
+    text = "\n".join([good[0], *BAD_LINES, *good[1:]]) + "\n"
+    path.write_bytes(text.encode() + '{"token": "t4", "url": "https://x/caf\u00e9'.encode()[:-1])
     return path
 
 
@@ -209,13 +211,14 @@ def test_a_line_that_is_not_a_link_stops_no_other_click(
             answer = client.get(f"/c/{token}", follow_redirects=False)
             assert answer.headers["location"] == f"https://shop.example/{customer}", customer
     warned = [r.getMessage() for r in caplog.records]
-    assert len(warned) == len(BAD_LINES), warned  # each once, located, with what was expected
+    assert len(warned) == len(BAD_LINES) + 1, warned  # each once, located, with what was expected
     assert (
         f"{path}:2: not JSON" in warned[0] and "expected a short link: a JSON object" in warned[0]
     )
     assert f"{path}:3: not a JSON object" in warned[1]
     assert f"{path}:4: customer_id: customer_id is missing" in warned[2]
     assert f"{path}:5: position: position is not a whole number; got '1'" in warned[3]
+    assert f"{path}:{len(BAD_LINES) + 3}: not JSON" in warned[4]
 
 
 def test_erase_reads_past_a_line_that_is_not_a_link_and_names_it(tmp_path: Path) -> None:
@@ -226,10 +229,11 @@ def test_erase_reads_past_a_line_that_is_not_a_link_and_names_it(tmp_path: Path)
     result = CliRunner().invoke(cli, erase)
     assert result.exit_code == 1, result.output  # done for the rest, and said loudly
     assert "1 SMS short link(s) removed from <inbox>/links/" in result.output
-    assert "4 line(s) of <inbox>/links/ are not short links" in result.output
+    assert "5 line(s) of <inbox>/links/ are not short links" in result.output
     assert f"    {path}:2: not JSON" in result.output
     assert f"{path}:4: customer_id: customer_id is missing" in result.output
-    assert "Error: 4 line(s) of" in result.output and "the rest is erased" in result.output
+    assert "Error: 5 line(s) of" in result.output and "the rest is erased" in result.output
     left = path.read_text().splitlines()
     assert left[: len(BAD_LINES)] == BAD_LINES  # kept as they were: whose they are is unknown
-    assert [json.loads(line)["customer_id"] for line in left[len(BAD_LINES) :]] == ["c2"]
+    assert json.loads(left[len(BAD_LINES)])["customer_id"] == "c2"
+    assert left[len(BAD_LINES) + 1 :] == ['{"token": "t4", "url": "https://x/caf\ufffd']
