@@ -56,8 +56,9 @@ benchmark: install
 ## tick's time goes (process start, dbt start, each model, engine) and its peak memory, and the
 ## event-to-queue latency of cart_abandoned on a 5-minute schedule. Larger stores, with the ratio
 ## of the largest size's tick to the previous size's for the same new events:
-##   make bench BENCH_SIZES=100000,1000000      # about half an hour, 4 GB
-##   make bench BENCH_SIZES=1000000,10000000    # hours, ~100M events, tens of GB of disk
+##   make bench BENCH_SIZES=100000,1000000      # about 15 minutes, 4 GB
+##   make bench BENCH_SIZES=1000000,10000000 BENCH_ARGS="--latency --build-memory-limit 14GB"
+##                                              # about an hour, 146M events, 14 GB and ~60 GB of disk
 BENCH_SIZES ?= 100000
 BENCH_ARGS ?= --latency
 bench: install
