@@ -200,7 +200,9 @@ def test_a_stopped_send_ends_its_workers_and_the_next_run_sends_the_rest_once(
         pytest.skip("one DuckDB file shared by the test and the sender it stops")
     folder = queue(store, 40, SMS)
     store.close()
-    fake.set_failures(latency_ms=150)
+    # slow enough that the stop lands mid-run on a busy machine (at 150 ms all 40 could go out
+    # before it did)
+    fake.set_failures(latency_ms=500)
     proc = _cli_send(store, folder, fake, "--workers", "1")
     children = _wait_for_children(proc.pid)
     _wait_until_sent(fake, 1)
